@@ -1,0 +1,32 @@
+// Package message holds the shapes of a message's jsonb columns. It is a leaf:
+// the generated db package maps the columns to these types, and everything
+// above reads and writes them without touching JSON by hand.
+package message
+
+// Direction says whether Twilio delivered a message to us or sent one for us.
+type Direction string
+
+// The values the messages.direction check constraint allows.
+const (
+	Inbound  Direction = "inbound"
+	Outbound Direction = "outbound"
+)
+
+// Metadata is the messages.metadata column. MessageSID is the idempotency key:
+// the unique index is on metadata->>'message_sid'.
+type Metadata struct {
+	// MessageSID is Twilio's id of the message, e.g. SM followed by 32 hex digits.
+	MessageSID string `json:"message_sid"`
+	// IdempotencyToken is the I-Twilio-Idempotency-Token header of the delivery
+	// that stored the row, kept for tracing retries; it is not the key.
+	IdempotencyToken string `json:"idempotency_token,omitempty"`
+	// Params is every form parameter Twilio sent, by name, exactly as sent.
+	Params map[string]string `json:"params"`
+}
+
+// Media is one item of the messages.media column: Twilio's MediaUrlN and
+// MediaContentTypeN for the same N.
+type Media struct {
+	URL         string `json:"url"`
+	ContentType string `json:"content_type"`
+}
