@@ -1,0 +1,111 @@
+// Package store is the boundary between the service and the sqlc-generated
+// db package. It calls each generated query, turns "no row" into a plain
+// result or ErrNotFound, and wraps every other error with the step that
+// failed, so that nothing above it needs pgx to learn what happened.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"inbox/db"
+)
+
+// ErrNotFound is returned when no message has the requested sid.
+var ErrNotFound = errors.New("message not found")
+
+// Store reads and writes messages through a connection pool.
+type Store struct {
+	pool *pgxpool.Pool
+	q    *db.Queries
+}
+
+// New returns a Store over pool. The caller keeps ownership of the pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, q: db.New(pool)}
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// InsertInboundMessage stores m unless a message with the same sid
+// (m.Metadata.MessageSID) is already stored. inserted is true, with the new
+// row's id, only for the one call that stored it; every other call for that
+// sid, concurrent or later, gets inserted == false and a nil error. The
+// database decides through its unique index: there is no lookup first.
+func (s *Store) InsertInboundMessage(ctx context.Context, m db.InsertInboundMessageParams) (id int64, inserted bool, err error) {
+	id, err = s.q.InsertInboundMessage(ctx, m)
+	switch {
+	case err == nil:
+		return id, true, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil
+	default:
+		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
+	}
+}
+
+// GetMessageBySID returns the message with Twilio sid sid, or ErrNotFound.
+func (s *Store) GetMessageBySID(ctx context.Context, sid string) (db.Message, error) {
+	m, err := s.q.GetMessageBySID(ctx, sid)
+	switch {
+	case err == nil:
+		return m, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return db.Message{}, fmt.Errorf("get message %s: %w", sid, ErrNotFound)
+	default:
+		return db.Message{}, fmt.Errorf("get message %s: %w", sid, err)
+	}
+}
+
+// Cursor marks where a page of ListMessages ended. The zero Cursor asks for
+// the first page.
+type Cursor struct {
+	ReceivedAt time.Time
+	ID         int64
+}
+
+// endOfTime is after every received_at a row can have, so the first page
+// needs no special case in SQL (and time.Time cannot carry 'infinity').
+var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// ListMessages returns up to limit messages received before the cursor,
+// newest first, and the cursor of the next page; next is nil on the last page.
+func (s *Store) ListMessages(ctx context.Context, after Cursor, limit int32) (page []db.Message, next *Cursor, err error) {
+	if after == (Cursor{}) {
+		after = Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
+	}
+	page, err = s.q.ListMessages(ctx, db.ListMessagesParams{
+		BeforeReceivedAt: after.ReceivedAt,
+		BeforeID:         after.ID,
+		MaxRows:          limit,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list messages: %w", err)
+	}
+	if len(page) < int(limit) {
+		return page, nil, nil
+	}
+	last := page[len(page)-1]
+	return page, &Cursor{ReceivedAt: last.ReceivedAt, ID: last.ID}, nil
+}
+
+// CountMessagesBySIDs returns how many stored messages have one of sids.
+func (s *Store) CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error) {
+	n, err := s.q.CountMessagesBySIDs(ctx, sids)
+	if err != nil {
+		return 0, fmt.Errorf("count messages: %w", err)
+	}
+	return n, nil
+}
