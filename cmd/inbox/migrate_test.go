@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"inbox/internal/dbtest"
+)
+
+// env returns a getenv that knows only vars.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// inbox runs the command in-process against databaseURL and returns stdout.
+func inbox(t *testing.T, databaseURL string, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), args, env(map[string]string{
+		"DATABASE_URL": databaseURL, "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
+	}), &stdout, &stderr)
+	if err != nil {
+		t.Logf("inbox %s: stderr:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	return stdout.String(), err
+}
+
+func mustInbox(t *testing.T, databaseURL string, args ...string) string {
+	t.Helper()
+	out, err := inbox(t, databaseURL, args...)
+	if err != nil {
+		t.Fatalf("inbox %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func TestMigrateUpDownUpReportsTheTruth(t *testing.T) {
+	t.Parallel()
+	url := dbtest.EmptyURL(t)
+
+	if v := mustInbox(t, url, "migrate", "version"); v != "0\n" {
+		t.Fatalf("version on a fresh database = %q, want 0", v)
+	}
+	status := mustInbox(t, url, "migrate", "status")
+	if strings.Count(status, "pending") != 3 || strings.Contains(status, "applied") {
+		t.Fatalf("status on a fresh database:\n%s\nwant 3 pending", status)
+	}
+
+	up := mustInbox(t, url, "migrate", "up")
+	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql"} {
+		if !strings.Contains(up, name) {
+			t.Fatalf("up output lacks %s:\n%s", name, up)
+		}
+	}
+	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
+		t.Fatalf("version after up = %q, want 3", v)
+	}
+	status = mustInbox(t, url, "migrate", "status")
+	if strings.Count(status, "applied") != 3 || strings.Contains(status, "pending") {
+		t.Fatalf("status after up:\n%s\nwant 3 applied", status)
+	}
+	if out := mustInbox(t, url, "migrate", "up"); !strings.Contains(out, "no pending migrations") {
+		t.Fatalf("second up = %q, want no pending migrations", out)
+	}
+
+	mustInbox(t, url, "migrate", "down")
+	if v := mustInbox(t, url, "migrate", "version"); v != "2\n" {
+		t.Fatalf("version after down = %q, want 2", v)
+	}
+	mustInbox(t, url, "migrate", "up")
+	mustInbox(t, url, "migrate", "redo")
+	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
+		t.Fatalf("version after redo = %q, want 3", v)
+	}
+
+	mustInbox(t, url, "migrate", "reset")
+	if v := mustInbox(t, url, "migrate", "version"); v != "0\n" {
+		t.Fatalf("version after reset = %q, want 0", v)
+	}
+	if out := mustInbox(t, url, "migrate", "down"); !strings.Contains(out, "no migration to roll back") {
+		t.Fatalf("down at zero = %q", out)
+	}
+
+	mustInbox(t, url, "migrate", "up")
+	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
+		t.Fatalf("version after up again = %q, want 3", v)
+	}
+	assertSchema(t, url)
+}
+
+func TestConcurrentMigrateUpLeavesOneSchema(t *testing.T) {
+	t.Parallel()
+	url := dbtest.EmptyURL(t)
+
+	const replicas = 2
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	start := make(chan struct{})
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = inbox(t, url, "migrate", "up")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	assertSchema(t, url)
+}
+
+// assertSchema checks the database is at the latest version, each migration
+// recorded once, with a valid unique sid index.
+func assertSchema(t *testing.T, url string) {
+	t.Helper()
+	pool := dbtest.Connect(t, url, 1)
+	ctx := context.Background()
+	var applied, distinct int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT version_id) FROM goose_db_version
+		WHERE version_id > 0 AND is_applied`).Scan(&applied, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	var valid bool
+	if err := pool.QueryRow(ctx, `SELECT indisvalid AND indisunique FROM pg_index
+		WHERE indexrelid = 'messages_message_sid_key'::regclass`).Scan(&valid); err != nil {
+		t.Fatal(err)
+	}
+	if !valid {
+		t.Fatal("messages_message_sid_key is not a valid unique index")
+	}
+	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
+		t.Fatalf("version = %q, want 3", v)
+	}
+	if applied != 3 || distinct != 3 {
+		t.Fatalf("goose_db_version records %d applied migrations (%d distinct), want each of 3 once", applied, distinct)
+	}
+}
+
+func TestConfigErrorsAreClear(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, []string{"migrate", "version"}, `invalid LOG_LEVEL "loud"`},
+		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, []string{"migrate", "version"}, `invalid LOG_FORMAT "xml"`},
+		{"bad database url", map[string]string{"DATABASE_URL": "postgres://[::1"}, []string{"migrate", "version"}, "invalid DATABASE_URL"},
+		{"unknown migrate command", nil, []string{"migrate", "sideways"}, "unknown command"},
+		{"unknown subcommand", nil, []string{"frobnicate"}, `unknown subcommand "frobnicate"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), c.args, env(c.env), &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+const usage = `inbox stores Twilio messaging webhooks exactly once in PostgreSQL.
+
+Usage:
+  inbox serve [flags]                  run the webhook server
+  inbox migrate up|down|status|version|redo|reset [flags]
+  inbox help
+
+Every subcommand reads its settings from the environment (DATABASE_URL, PG*,
+LOG_LEVEL, LOG_FORMAT, ...); flags override them. Run a subcommand with -h
+for its flags.
+`
+
+// run is the whole program: main only supplies the process's arguments,
+// environment, streams and a context cancelled on SIGINT/SIGTERM, so tests
+// can run any subcommand in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no subcommand given")
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown subcommand %q", cmd)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"inbox/api"
+	"inbox/store"
+)
+
+// serveConfig is the configuration of `inbox serve`.
+type serveConfig struct {
+	commonConfig
+	listenAddr      string
+	shutdownTimeout time.Duration
+}
+
+func (c *serveConfig) bind(fs *flag.FlagSet, getenv func(string) string) error {
+	c.commonConfig.bind(fs, getenv)
+	fs.StringVar(&c.listenAddr, "listen-addr", envOr(getenv, "LISTEN_ADDR", ":8080"), "address to listen on (env LISTEN_ADDR)")
+	d, err := durationEnv(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second)
+	if err != nil {
+		return err
+	}
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", d, "how long in-flight requests may take to finish on SIGTERM (env SHUTDOWN_TIMEOUT)")
+	return nil
+}
+
+func durationEnv(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
+	v := getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("invalid %s %q: want a positive duration such as 10s", key, v)
+	}
+	return d, nil
+}
+
+// runServe runs the HTTP server until ctx is cancelled, then shuts down in
+// order: stop accepting, let in-flight requests finish, close the pool last.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	if err := cfg.bind(fs, getenv); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	logger, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	poolCfg, err := cfg.poolConfig()
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("create database pool: %w", err)
+	}
+	defer pool.Close() // deferred first, so it runs after the server has drained
+	st := store.New(pool)
+
+	// A database that is down at start is not fatal: the pool reconnects on
+	// its own and /readyz says 503 until then.
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := st.Ping(pingCtx); err != nil {
+		logger.Error("database not reachable at start; serving anyway, /readyz reports 503 until it is", "err", err)
+	}
+	cancel()
+
+	srv := &http.Server{
+		Handler: api.NewServer(api.Config{Logger: logger, DB: st}),
+		// Twilio sends small requests and gives up after 15 s; nothing
+		// legitimate needs longer, and slow clients must not hold sockets.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      20 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.listenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: refusing new connections, finishing in-flight requests", "timeout", cfg.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
