@@ -48,7 +48,8 @@ pg_install() {
 # server: initdb and postgres refuse to run as root.
 pg_as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u "$PG_OS_USER" -- "$@"
+		# From / because the clone may be somewhere that user cannot enter.
+		(cd / && runuser -u "$PG_OS_USER" -- "$@")
 	else
 		"$@"
 	fi
