@@ -2,9 +2,10 @@ package api
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"time"
+
+	"inbox/store"
 )
 
 // handleHealthz answers GET /healthz: the process is alive and serving HTTP.
@@ -23,17 +24,15 @@ const readyTimeout = 2 * time.Second
 
 // handleReadyz answers GET /readyz: 200 when the database answers, else 503,
 // so a load balancer sends webhooks only to replicas that can store them.
-func handleReadyz(logger *slog.Logger, db Pinger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleReadyz(st *store.Store) http.Handler {
+	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := db.Ping(ctx); err != nil {
-			logger.WarnContext(ctx, "not ready: database does not answer", "err", err)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte("database unavailable\n"))
-			return
+		if err := st.Ping(ctx); err != nil {
+			return unavailable(err)
 		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ready\n"))
+		return nil
 	})
 }

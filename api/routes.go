@@ -9,7 +9,10 @@ import (
 // addRoutes lists every route the service answers.
 func addRoutes(cfg Config) *mux.Router {
 	r := mux.NewRouter()
+	r.Handle("/twilio/messages", handleInboundMessage(cfg)).Methods(http.MethodPost)
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/readyz", handleReadyz(cfg.Logger, cfg.DB)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", handleReadyz(cfg.Store)).Methods(http.MethodGet, http.MethodHead)
+	r.NotFoundHandler = handleNotFound()
+	r.MethodNotAllowedHandler = handleMethodNotAllowed(r)
 	return r
 }

@@ -1,29 +1,73 @@
-// Package api is the service's HTTP edge: the Twilio webhook and the health
-// endpoints. It depends on the data layer (package store), never the reverse;
-// cmd/inbox builds a Server from configuration and runs it.
+// Package api is the service's HTTP edge: the Twilio messaging webhook and
+// the health endpoints. It depends on the data layer (package store) and on
+// package twilio, never the reverse; cmd/inbox builds a Config from the
+// environment and runs the handler NewServer returns.
 package api
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
+
+	"inbox/db"
+	"inbox/store"
+	"inbox/twilio"
 )
 
-// Pinger reports whether the database answers; /readyz calls it.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
+// Defaults for the Config fields left zero.
+const (
+	// DefaultRequestTimeout bounds the database work of one webhook, well
+	// under the 15 s after which Twilio gives up (error 11205), so that a
+	// slow or absent database gets a 503 rather than a hung request.
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultMaxBodyBytes is four times Twilio's largest real request: a
+	// 1600-character body of four-byte characters, percent-encoded, is about
+	// 19 KiB; ten media URLs and the WhatsApp fields add a few more.
+	DefaultMaxBodyBytes = 64 << 10
+	// MaxParams bounds the number of form parameters: Twilio sends a few
+	// dozen; a request with more is refused before it is parsed.
+	MaxParams = 1000
+)
+
+// NewMessageFunc is called once for each message stored, with the new row's
+// id, after the insert has committed; never for a duplicate delivery. It runs
+// before Twilio gets its answer, so it should be quick (enqueue work, do not
+// do it). Its error is logged, and Twilio still gets 200: the message is
+// stored, and a retry would be ignored as a duplicate anyway.
+type NewMessageFunc func(ctx context.Context, id int64, m db.InsertInboundMessageParams) error
 
 // Config is everything NewServer needs.
 type Config struct {
 	// Logger receives one line per request and the reason for every refusal.
 	Logger *slog.Logger
-	// DB answers readiness checks.
-	DB Pinger
+	// Store is where messages go.
+	Store *store.Store
+	// Validator checks X-Twilio-Signature.
+	Validator *twilio.Validator
+	// PublicBaseURL is the scheme, host, port and any path prefix Twilio
+	// calls (https://hooks.example.com), without a trailing slash. The
+	// signed URL is PublicBaseURL followed by the request's path and query,
+	// because behind a proxy the URL this server sees is not the one Twilio
+	// signed.
+	PublicBaseURL string
+	// RequestTimeout bounds the database work of one request; zero means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// OnNewMessage, if not nil, runs for each newly stored message.
+	OnNewMessage NewMessageFunc
 }
 
-// NewServer returns the service's whole HTTP handler: the routes in routes.go
-// wrapped in request logging.
+// NewServer returns the service's whole HTTP handler: the routes in
+// routes.go, wrapped in request logging.
 func NewServer(cfg Config) http.Handler {
-	return addRoutes(cfg)
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return withRequestLog(cfg.Logger, addRoutes(cfg))
 }

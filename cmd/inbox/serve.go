@@ -9,30 +9,85 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/api"
 	"inbox/store"
+	"inbox/twilio"
 )
 
 // serveConfig is the configuration of `inbox serve`.
 type serveConfig struct {
 	commonConfig
-	listenAddr      string
-	shutdownTimeout time.Duration
+	listenAddr         string
+	publicBaseURL      string
+	authToken          string
+	authTokenSecondary string
+	requestTimeout     time.Duration
+	shutdownTimeout    time.Duration
 }
 
 func (c *serveConfig) bind(fs *flag.FlagSet, getenv func(string) string) error {
 	c.commonConfig.bind(fs, getenv)
 	fs.StringVar(&c.listenAddr, "listen-addr", envOr(getenv, "LISTEN_ADDR", ":8080"), "address to listen on (env LISTEN_ADDR)")
+	fs.StringVar(&c.publicBaseURL, "public-base-url", getenv("PUBLIC_BASE_URL"),
+		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (env PUBLIC_BASE_URL, required)")
+	// The tokens have no flags: a flag would put them in `ps` output.
+	c.authToken = getenv("TWILIO_AUTH_TOKEN")
+	c.authTokenSecondary = getenv("TWILIO_AUTH_TOKEN_SECONDARY")
+	rt, err := durationEnv(getenv, "REQUEST_TIMEOUT", api.DefaultRequestTimeout)
+	if err != nil {
+		return err
+	}
+	fs.DurationVar(&c.requestTimeout, "request-timeout", rt, "bound on one webhook's database work; past it, 503 (env REQUEST_TIMEOUT)")
 	d, err := durationEnv(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second)
 	if err != nil {
 		return err
 	}
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", d, "how long in-flight requests may take to finish on SIGTERM (env SHUTDOWN_TIMEOUT)")
 	return nil
+}
+
+// validate checks what the flags cannot: the service refuses to start
+// rather than accept unsigned webhooks or check signatures against the
+// wrong URL.
+func (c *serveConfig) validate() error {
+	if c.authToken == "" {
+		return errors.New("TWILIO_AUTH_TOKEN is not set: the service will not accept webhooks it cannot verify")
+	}
+	base, err := publicBaseURL(c.publicBaseURL)
+	if err != nil {
+		return err
+	}
+	c.publicBaseURL = base
+	if c.requestTimeout >= 15*time.Second {
+		return fmt.Errorf("REQUEST_TIMEOUT %s: must be under Twilio's 15 s, or Twilio gives up first", c.requestTimeout)
+	}
+	return nil
+}
+
+// publicBaseURL validates PUBLIC_BASE_URL and returns it without a trailing
+// slash, ready for a request path to be appended.
+func publicBaseURL(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("PUBLIC_BASE_URL is not set: it is the scheme, host and port Twilio calls (e.g. https://hooks.example.com), which signatures cover")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: %w", s, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: the scheme must be http or https", s)
+	case u.Host == "":
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: give only scheme, host, port and an optional path prefix", s)
+	}
+	return strings.TrimSuffix(s, "/"), nil
 }
 
 func durationEnv(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
@@ -62,6 +117,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if fs.NArg() != 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	validator, err := twilio.NewValidator(cfg.authToken, cfg.authTokenSecondary)
+	if err != nil {
+		return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
+	}
 	logger, err := cfg.logger(stderr)
 	if err != nil {
 		return err
@@ -86,7 +148,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cancel()
 
 	srv := &http.Server{
-		Handler: api.NewServer(api.Config{Logger: logger, DB: st}),
+		Handler: api.NewServer(api.Config{
+			Logger:         logger,
+			Store:          st,
+			Validator:      validator,
+			PublicBaseURL:  cfg.publicBaseURL,
+			RequestTimeout: cfg.requestTimeout,
+		}),
 		// Twilio sends small requests and gives up after 15 s; nothing
 		// legitimate needs longer, and slow clients must not hold sockets.
 		ReadHeaderTimeout: 5 * time.Second,
@@ -100,7 +168,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String())
+	logger.Info("listening", "addr", ln.Addr().String(), "webhook", cfg.publicBaseURL+"/twilio/messages",
+		"secondary_token", cfg.authTokenSecondary != "")
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -1,0 +1,513 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"inbox/api"
+	"inbox/db"
+	"inbox/internal/dbtest"
+	"inbox/simulate"
+	"inbox/store"
+	"inbox/twilio"
+)
+
+const token = "test-auth-token"
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type harness struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *store.Store
+	logs  *syncBuffer
+	hooks atomic.Int64 // calls of OnNewMessage
+}
+
+type option func(*api.Config)
+
+// setup serves the real handler over real HTTP, on a fresh database
+// reached at databaseURL (a new one when empty).
+func setup(t *testing.T, databaseURL string, opts ...option) *harness {
+	t.Helper()
+	if databaseURL == "" {
+		databaseURL = dbtest.URL(t)
+	}
+	h := &harness{t: t, logs: &syncBuffer{}}
+	h.store = store.New(dbtest.Connect(t, databaseURL, 8))
+	v, err := twilio.NewValidator(token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := api.Config{
+		Logger:    slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Store:     h.store,
+		Validator: v,
+		OnNewMessage: func(context.Context, int64, db.InsertInboundMessageParams) error {
+			h.hooks.Add(1)
+			return nil
+		},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	// The public URL is only known once the server listens.
+	var handler http.Handler
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.srv.Close)
+	cfg.PublicBaseURL = h.srv.URL
+	handler = api.NewServer(cfg)
+	return h
+}
+
+// post sends a request and returns its status and body.
+func (h *harness) post(req *http.Request) (int, string) {
+	h.t.Helper()
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatalf("post: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// signed builds a correctly signed delivery of form.
+func (h *harness) signed(form url.Values) *http.Request {
+	h.t.Helper()
+	u := h.srv.URL + "/twilio/messages"
+	req, err := simulate.NewRequest(context.Background(), u, u, token, form)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return req
+}
+
+// raw builds a delivery of a literal body, signed over the parameters it
+// decodes to (when it decodes).
+func (h *harness) raw(body string) *http.Request {
+	h.t.Helper()
+	u := h.srv.URL + "/twilio/messages"
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if form, err := url.ParseQuery(body); err == nil {
+		req.Header.Set(twilio.SignatureHeader, twilio.Sign(token, u, form))
+	}
+	return req
+}
+
+func (h *harness) rows(sids ...string) int64 {
+	h.t.Helper()
+	n, err := h.store.CountMessagesBySIDs(context.Background(), sids)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
+
+func assertTwiML(t *testing.T, status int, body string) {
+	t.Helper()
+	if status != http.StatusOK || body != twiml {
+		t.Fatalf("answer = %d %q, want 200 with empty TwiML", status, body)
+	}
+}
+
+func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	for _, kind := range simulate.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			sid := simulate.NewMessageSID(kind)
+			form := simulate.InboundForm(kind, sid, 7)
+			hooksBefore := h.hooks.Load()
+
+			resp, err := h.srv.Client().Do(h.signed(form))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assertTwiML(t, resp.StatusCode, string(body))
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/xml") {
+				t.Fatalf("content type %q, want text/xml", ct)
+			}
+			m, err := h.store.GetMessageBySID(context.Background(), sid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Body != form.Get("Body") || m.FromAddress != form.Get("From") || m.ToAddress != form.Get("To") ||
+				m.AccountSID != simulate.AccountSID || m.Direction != "inbound" || int(m.NumMedia) != len(m.Media) {
+				t.Fatalf("stored %+v from form %v", m, form)
+			}
+			for k := range form {
+				if m.Metadata.Params[k] != form.Get(k) {
+					t.Fatalf("metadata param %s = %q, want %q", k, m.Metadata.Params[k], form.Get(k))
+				}
+			}
+			if len(m.Metadata.Params) != len(form) || m.Metadata.IdempotencyToken == "" {
+				t.Fatalf("metadata %+v: want every parameter and the idempotency token", m.Metadata)
+			}
+			if kind == simulate.MMS && (len(m.Media) != 2 || m.Media[1].ContentType != "application/pdf") {
+				t.Fatalf("media %+v", m.Media)
+			}
+
+			// Twilio's retry: same form, new signature header value is the same, new idempotency token.
+			status, body2 := h.post(h.signed(form))
+			assertTwiML(t, status, body2)
+			if n := h.rows(sid); n != 1 {
+				t.Fatalf("rows after retry = %d, want 1", n)
+			}
+			after, _ := h.store.GetMessageBySID(context.Background(), sid)
+			if after.ID != m.ID || after.Metadata.IdempotencyToken != m.Metadata.IdempotencyToken {
+				t.Fatal("the retry changed the stored row")
+			}
+			if got := h.hooks.Load() - hooksBefore; got != 1 {
+				t.Fatalf("new-message hook ran %d times, want once", got)
+			}
+		})
+	}
+	if !strings.Contains(h.logs.String(), `"msg":"duplicate delivery ignored"`) || !strings.Contains(h.logs.String(), `"msg":"stored new message"`) {
+		t.Fatalf("logs lack the stored and duplicate lines:\n%s", h.logs)
+	}
+	if strings.Contains(h.logs.String(), "Pedido") || strings.Contains(h.logs.String(), token) {
+		t.Fatalf("the info log carries a message body or the auth token:\n%s", h.logs)
+	}
+}
+
+func TestConcurrentIdenticalDeliveriesStoreOneRow(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	sid := simulate.NewMessageSID(simulate.SMS)
+	form := simulate.InboundForm(simulate.SMS, sid, 1)
+	const n = 200
+
+	// Enough idle connections that all 200 requests are really in flight.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
+	t.Cleanup(client.CloseIdleConnections)
+	statuses := make([]int, n)
+	bodies := make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := h.signed(form)
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("delivery %d: %v", i, err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			statuses[i], bodies[i] = resp.StatusCode, string(b)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if statuses[i] != http.StatusOK || bodies[i] != twiml {
+			t.Fatalf("delivery %d answered %d %q", i, statuses[i], bodies[i])
+		}
+	}
+	if rows := h.rows(sid); rows != 1 {
+		t.Fatalf("rows = %d, want 1", rows)
+	}
+	if hooks := h.hooks.Load(); hooks != 1 {
+		t.Fatalf("new-message hook ran %d times, want once", hooks)
+	}
+	if got := strings.Count(h.logs.String(), `"msg":"duplicate delivery ignored"`); got != n-1 {
+		t.Fatalf("%d duplicate lines logged, want %d", got, n-1)
+	}
+}
+
+func TestSignatureFailuresAre403AndWriteNothing(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	sid := simulate.NewMessageSID(simulate.SMS)
+	form := simulate.InboundForm(simulate.SMS, sid, 1)
+
+	missing := h.signed(form)
+	missing.Header.Del(twilio.SignatureHeader)
+
+	forged := h.signed(form)
+	forged.Header.Set(twilio.SignatureHeader, twilio.Sign("not-the-token", h.srv.URL+"/twilio/messages", form))
+
+	tamperedForm := url.Values{}
+	for k, v := range form {
+		tamperedForm[k] = v
+	}
+	tamperedForm.Set("Body", "send the money elsewhere")
+	tampered := h.signed(tamperedForm)
+	tampered.Header.Set(twilio.SignatureHeader, h.signed(form).Header.Get(twilio.SignatureHeader))
+
+	otherURL := h.signed(form)
+	otherURL.Header.Set(twilio.SignatureHeader, twilio.Sign(token, "https://elsewhere.example.com/twilio/messages", form))
+
+	for name, req := range map[string]*http.Request{
+		"missing": missing, "forged": forged, "tampered": tampered, "signed for another URL": otherURL,
+	} {
+		if status, body := h.post(req); status != http.StatusForbidden {
+			t.Fatalf("%s signature: %d %q, want 403", name, status, body)
+		}
+	}
+	if n := h.rows(sid); n != 0 || h.hooks.Load() != 0 {
+		t.Fatalf("rows = %d, hooks = %d after refused deliveries, want 0", n, h.hooks.Load())
+	}
+	if !strings.Contains(h.logs.String(), "X-Twilio-Signature does not match") || !strings.Contains(h.logs.String(), "no X-Twilio-Signature header") {
+		t.Fatalf("logs do not say why:\n%s", h.logs)
+	}
+}
+
+func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	sid := simulate.NewMessageSID(simulate.SMS)
+	valid := simulate.InboundForm(simulate.SMS, sid, 1)
+	with := func(k, v string) string {
+		f := url.Values{}
+		for key, vals := range valid {
+			f[key] = vals
+		}
+		f.Set(k, v)
+		return f.Encode()
+	}
+	without := func(k string) string {
+		f := url.Values{}
+		for key, vals := range valid {
+			f[key] = vals
+		}
+		f.Del(k)
+		return f.Encode()
+	}
+	var many strings.Builder
+	many.WriteString(valid.Encode())
+	for i := range 10_000 {
+		many.WriteString("&p" + strings.Repeat("x", i%3) + "=" + "1")
+	}
+
+	cases := []struct {
+		name   string
+		req    func() *http.Request
+		status int
+		reason string
+	}{
+		{"GET", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/twilio/messages", nil)
+			return r
+		}, 405, "method GET not allowed"},
+		{"JSON content type", func() *http.Request {
+			r := h.signed(valid)
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}, 415, "is not application/x-www-form-urlencoded"},
+		{"no content type", func() *http.Request {
+			r := h.signed(valid)
+			r.Header.Del("Content-Type")
+			return r
+		}, 415, "is not application/x-www-form-urlencoded"},
+		{"body over the limit", func() *http.Request { return h.raw(with("Body", strings.Repeat("a", api.DefaultMaxBodyBytes))) }, 413, "over the"},
+		{"body over the limit, chunked", func() *http.Request {
+			r := h.raw(with("Body", strings.Repeat("a", api.DefaultMaxBodyBytes)))
+			r.ContentLength = -1 // no Content-Length: only reading finds out
+			return r
+		}, 413, "over the"},
+		{"malformed encoding", func() *http.Request { return h.raw(valid.Encode() + "&Body=%zz") }, 400, "malformed form encoding"},
+		{"semicolon separator", func() *http.Request { return h.raw(valid.Encode() + ";x=1") }, 400, "malformed form encoding"},
+		{"10 000 parameters", func() *http.Request { return h.raw(many.String()) }, 400, "form parameters, more than"},
+		{"no MessageSid", func() *http.Request { return h.raw(without("MessageSid")) }, 400, "MessageSid is missing"},
+		{"MessageSid of the wrong shape", func() *http.Request { return h.raw(with("MessageSid", "SM123")) }, 400, "is not a message sid"},
+		{"MessageSid that is SQL", func() *http.Request { return h.raw(with("MessageSid", "'; DROP TABLE messages; --")) }, 400, "is not a message sid"},
+		{"invalid UTF-8", func() *http.Request { return h.raw(valid.Encode() + "&Extra=%FF%FE") }, 400, "not valid UTF-8"},
+		{"NUL byte", func() *http.Request { return h.raw(with("Body", "a\x00b")) }, 400, "not valid UTF-8 text"},
+		{"repeated parameter", func() *http.Request { return h.raw(valid.Encode() + "&Body=again") }, 400, `parameter "Body" is repeated`},
+		{"NumMedia not a number", func() *http.Request { return h.raw(with("NumMedia", "two")) }, 400, "NumMedia"},
+		{"NumMedia without MediaUrl", func() *http.Request { return h.raw(with("NumMedia", "1")) }, 400, "MediaUrl0 is missing"},
+		{"negative NumSegments", func() *http.Request { return h.raw(with("NumSegments", "-1")) }, 400, "NumSegments"},
+		{"unknown path", func() *http.Request { return h.raw("") }, 404, "no route"},
+	}
+	cases[len(cases)-1].req = func() *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/twilio/nope", nil)
+		return r
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := h.post(c.req())
+			if status != c.status || !strings.Contains(body, c.reason) {
+				t.Fatalf("answer %d %q, want %d with %q", status, body, c.status, c.reason)
+			}
+			if reason, _ := json.Marshal(c.reason); !strings.Contains(h.logs.String(), strings.Trim(string(reason), `"`)) {
+				t.Fatalf("no log line says %q", c.reason)
+			}
+			if n := h.rows(sid); n != 0 {
+				t.Fatalf("%d rows written for a refused request", n)
+			}
+		})
+	}
+	// The server keeps serving, and the valid message is stored once.
+	status, body := h.post(h.signed(valid))
+	assertTwiML(t, status, body)
+	if n := h.rows(sid); n != 1 {
+		t.Fatalf("rows = %d after the valid delivery, want 1", n)
+	}
+}
+
+func TestStrangeButValidInputIsStoredExactly(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	for name, body := range map[string]string{
+		"sql":                "'); DELETE FROM messages; --",
+		"control characters": "bell\a tab\t cr\r lf\n esc\x1b del\x7f",
+		"unicode":            "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ‮reversed‬ 👩‍👩‍👧 \u2028",
+		"empty":              "",
+		"1600 characters":    strings.Repeat("ação 🚚 !", 200),
+	} {
+		t.Run(name, func(t *testing.T) {
+			sid := simulate.NewMessageSID(simulate.SMS)
+			form := simulate.InboundForm(simulate.SMS, sid, 3)
+			form.Set("Body", body)
+			form.Set("X-Unknown-Twilio-Field", "kept")
+			status, resp := h.post(h.signed(form))
+			assertTwiML(t, status, resp)
+			m, err := h.store.GetMessageBySID(context.Background(), sid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Body != body || m.Metadata.Params["Body"] != body || m.Metadata.Params["X-Unknown-Twilio-Field"] != "kept" {
+				t.Fatalf("stored body %q, metadata %q; want %q", m.Body, m.Metadata.Params["Body"], body)
+			}
+		})
+	}
+}
+
+func TestDatabaseDownThenBackWithoutRestart(t *testing.T) {
+	t.Parallel()
+	proxy, viaProxy := dbtest.NewProxy(t, dbtest.URL(t))
+	const timeout = 500 * time.Millisecond
+	h := setup(t, viaProxy, func(c *api.Config) { c.RequestTimeout = timeout })
+	ctx := context.Background()
+
+	first := simulate.NewMessageSID(simulate.SMS)
+	status, body := h.post(h.signed(simulate.InboundForm(simulate.SMS, first, 1)))
+	assertTwiML(t, status, body)
+
+	proxy.SetDown(true)
+	down := simulate.NewMessageSID(simulate.SMS)
+	began := time.Now()
+	if status, body := h.post(h.signed(simulate.InboundForm(simulate.SMS, down, 2))); status != http.StatusServiceUnavailable {
+		t.Fatalf("with the database down: %d %q, want 503", status, body)
+	}
+	// Bounded: the request deadline, plus slack for a loaded CI machine.
+	if took := time.Since(began); took > timeout+5*time.Second {
+		t.Fatalf("503 took %s; the request deadline is %s", took, timeout)
+	}
+	if status, _ := h.post(mustGet(t, h.srv.URL+"/readyz")); status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the database down = %d, want 503", status)
+	}
+	if status, _ := h.post(mustGet(t, h.srv.URL+"/healthz")); status != http.StatusOK {
+		t.Fatalf("/healthz with the database down = %d, want 200: the process is fine", status)
+	}
+	if !strings.Contains(h.logs.String(), "database unavailable") {
+		t.Fatalf("no log line says the database is unavailable:\n%s", h.logs)
+	}
+
+	proxy.SetDown(false)
+	// Twilio's retry of the refused delivery now lands; no restart in between.
+	status, body = h.post(h.signed(simulate.InboundForm(simulate.SMS, down, 2)))
+	assertTwiML(t, status, body)
+	if n, err := h.store.CountMessagesBySIDs(ctx, []string{first, down}); err != nil || n != 2 {
+		t.Fatalf("rows = %d (%v), want 2", n, err)
+	}
+}
+
+func TestSlowDatabaseIs503WithNoPartialWrite(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	const timeout = 300 * time.Millisecond
+	h := setup(t, databaseURL, func(c *api.Config) { c.RequestTimeout = timeout })
+	ctx := context.Background()
+
+	// Another session holds the table: the insert waits past its deadline.
+	locker := dbtest.Connect(t, databaseURL, 1)
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	sid := simulate.NewMessageSID(simulate.SMS)
+	form := simulate.InboundForm(simulate.SMS, sid, 1)
+	if status, body := h.post(h.signed(form)); status != http.StatusServiceUnavailable {
+		t.Fatalf("with the table locked: %d %q, want 503", status, body)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.rows(sid); n != 0 || h.hooks.Load() != 0 {
+		t.Fatalf("rows = %d, hooks = %d after a timed-out insert, want 0", n, h.hooks.Load())
+	}
+	status, body := h.post(h.signed(form))
+	assertTwiML(t, status, body)
+	if n := h.rows(sid); n != 1 || h.hooks.Load() != 1 {
+		t.Fatalf("rows = %d, hooks = %d after the retry, want 1 and 1", n, h.hooks.Load())
+	}
+}
+
+func TestHookErrorStillAnswers200(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "", func(c *api.Config) {
+		c.OnNewMessage = func(context.Context, int64, db.InsertInboundMessageParams) error { return io.ErrUnexpectedEOF }
+	})
+	sid := simulate.NewMessageSID(simulate.SMS)
+	status, body := h.post(h.signed(simulate.InboundForm(simulate.SMS, sid, 1)))
+	assertTwiML(t, status, body)
+	if !strings.Contains(h.logs.String(), "new-message hook failed") {
+		t.Fatalf("hook failure not logged:\n%s", h.logs)
+	}
+}
+
+func mustGet(t *testing.T, u string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

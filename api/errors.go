@@ -1,0 +1,94 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/mux"
+)
+
+// httpError is a refusal with the status it earns and a reason that says
+// why, for the log and the response body.
+type httpError struct {
+	status int
+	reason string
+	err    error // the underlying cause, if any; logged, never sent
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.reason + ": " + e.err.Error()
+	}
+	return e.reason
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func refuse(status int, format string, args ...any) error {
+	return &httpError{status: status, reason: fmt.Sprintf(format, args...)}
+}
+
+// unavailable marks a failure of the database: the client should retry.
+func unavailable(err error) error {
+	return &httpError{status: http.StatusServiceUnavailable, reason: "database unavailable", err: err}
+}
+
+// handle adapts a handler that returns an error, so that errors become
+// responses in one place: respondError.
+func handle(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			respondError(w, r, err)
+		}
+	})
+}
+
+// respondError is the one place an error becomes an HTTP status. Refusals
+// of bad input are logged at warn with their reason; a database failure, or
+// anything unexpected, at error.
+func respondError(w http.ResponseWriter, r *http.Request, err error) {
+	logger := requestLogger(r.Context())
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{status: http.StatusInternalServerError, reason: "internal error", err: err}
+	}
+	if he.status >= 500 {
+		logger.ErrorContext(r.Context(), "request failed", "status", he.status, "reason", he.reason, "err", he.err)
+	} else {
+		logger.WarnContext(r.Context(), "request refused", "status", he.status, "reason", he.reason)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(he.status)
+	fmt.Fprintln(w, he.reason)
+}
+
+// handleNotFound answers any path the router does not know.
+func handleNotFound() http.Handler {
+	return handle(func(w http.ResponseWriter, r *http.Request) error {
+		return refuse(http.StatusNotFound, "no route for %s", r.URL.Path)
+	})
+}
+
+// handleMethodNotAllowed answers a known path with the wrong method, naming
+// the methods it takes in Allow, as RFC 9110 asks.
+func handleMethodNotAllowed(router *mux.Router) http.Handler {
+	return handle(func(w http.ResponseWriter, r *http.Request) error {
+		var allowed []string
+		router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+			var m mux.RouteMatch
+			if route.Match(r, &m) || errors.Is(m.MatchErr, mux.ErrMethodMismatch) {
+				methods, _ := route.GetMethods()
+				allowed = append(allowed, methods...)
+			}
+			return nil
+		})
+		slices.Sort(allowed)
+		allowed = slices.Compact(allowed)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		return refuse(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+	})
+}

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"inbox/db"
+	"inbox/message"
+	"inbox/twilio"
+)
+
+// emptyTwiML tells Twilio the message was received and needs no reply. An
+// empty body has produced error 11200 on inbound webhooks; plain text would
+// be sent back to the sender as a message.
+const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
+
+// IdempotencyHeader is the header in which Twilio distinguishes its retries.
+// It is kept in metadata for tracing; the message sid stays the key.
+const IdempotencyHeader = "I-Twilio-Idempotency-Token"
+
+// handleInboundMessage answers POST /twilio/messages, the webhook Twilio calls
+// for every inbound SMS, MMS and WhatsApp message. A signed, well-formed
+// delivery is stored once, however often it arrives; the first and every
+// repeat get 200 with empty TwiML, so Twilio neither retries nor replies.
+// OnNewMessage runs only for the delivery that stored the message.
+func handleInboundMessage(cfg Config) http.Handler {
+	return handle(func(w http.ResponseWriter, r *http.Request) error {
+		form, err := readSignedForm(cfg, w, r)
+		if err != nil {
+			return err
+		}
+		msg, err := inboundParams(form, r.Header.Get(IdempotencyHeader))
+		if err != nil {
+			return err
+		}
+		ctx, sid := r.Context(), msg.Metadata.MessageSID
+		setSID(ctx, sid)
+		logger := requestLogger(ctx)
+		logger.DebugContext(ctx, "inbound message", "sid", sid, "body", msg.Body)
+
+		dbCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+		id, inserted, err := cfg.Store.InsertInboundMessage(dbCtx, msg)
+		cancel()
+		if err != nil {
+			return unavailable(err)
+		}
+		if inserted {
+			logger.InfoContext(ctx, "stored new message", "id", id, "sid", sid)
+			if cfg.OnNewMessage != nil {
+				// The row is committed: the hook finishes even if Twilio hangs up.
+				if err := cfg.OnNewMessage(context.WithoutCancel(ctx), id, msg); err != nil {
+					logger.ErrorContext(ctx, "new-message hook failed", "id", id, "sid", sid, "err", err)
+				}
+			}
+		} else {
+			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
+		}
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.Write([]byte(emptyTwiML))
+		return nil
+	})
+}
+
+// Bounds on Twilio's counts: it sends at most 10 media and 10 segments; the
+// headroom keeps a future increase from being refused.
+const (
+	maxMedia    = 100
+	maxSegments = 1000
+)
+
+// inboundParams turns a verified inbound-message form into the insert's
+// parameters. It refuses (400) what it cannot store exactly: a missing or
+// malformed MessageSid, counts that are not small non-negative integers,
+// NumMedia without its MediaUrlN, a repeated parameter, and any name or
+// value that is not valid UTF-8 or holds a NUL (PostgreSQL's text cannot).
+// Every parameter is kept, as sent, in the metadata.
+func inboundParams(form url.Values, idempotencyToken string) (db.InsertInboundMessageParams, error) {
+	params := make(map[string]string, len(form))
+	for name, values := range form {
+		if len(values) > 1 {
+			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(name))
+		}
+		if !storable(name) || !storable(values[0]) {
+			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(name, "?")))
+		}
+		params[name] = values[0]
+	}
+	if !storable(idempotencyToken) {
+		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "%s is not valid UTF-8 text", IdempotencyHeader)
+	}
+
+	sid := params["MessageSid"]
+	if sid == "" {
+		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "MessageSid is missing")
+	}
+	if !twilio.IsMessageSID(sid) {
+		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "MessageSid %q is not a message sid (SM or MM and 32 hex digits)", truncate(sid))
+	}
+	numMedia, err := count(params, "NumMedia", 0, maxMedia)
+	if err != nil {
+		return db.InsertInboundMessageParams{}, err
+	}
+	numSegments, err := count(params, "NumSegments", 1, maxSegments)
+	if err != nil {
+		return db.InsertInboundMessageParams{}, err
+	}
+	media := make([]message.Media, numMedia)
+	for i := range media {
+		n := strconv.Itoa(i)
+		u, ok := params["MediaUrl"+n]
+		if !ok || u == "" {
+			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "NumMedia is %d but MediaUrl%d is missing", numMedia, i)
+		}
+		media[i] = message.Media{URL: u, ContentType: params["MediaContentType"+n]}
+	}
+	var service *string
+	if s := params["MessagingServiceSid"]; s != "" {
+		service = &s
+	}
+	return db.InsertInboundMessageParams{
+		AccountSID:          params["AccountSid"],
+		MessagingServiceSID: service,
+		FromAddress:         params["From"],
+		ToAddress:           params["To"],
+		Body:                params["Body"],
+		NumMedia:            int32(numMedia),
+		NumSegments:         int32(numSegments),
+		Media:               media,
+		Metadata: message.Metadata{
+			MessageSID:       sid,
+			IdempotencyToken: idempotencyToken,
+			Params:           params,
+		},
+	}, nil
+}
+
+// count parses params[name] as an integer in [0, max], or def when absent.
+func count(params map[string]string, name string, def, max int) (int, error) {
+	s, ok := params[name]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > max {
+		return 0, refuse(http.StatusBadRequest, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
+	}
+	return n, nil
+}
+
+// storable reports whether s can be stored exactly in a text column and a
+// jsonb string: valid UTF-8 (json.Marshal would silently replace the rest)
+// and no NUL (PostgreSQL rejects it).
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
