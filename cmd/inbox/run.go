@@ -12,6 +12,7 @@ const usage = `inbox stores Twilio messaging webhooks exactly once in PostgreSQL
 
 Usage:
   inbox serve [flags]                  run the webhook server
+  inbox simulate [flags]               send signed test webhooks to a running server
   inbox migrate up|down|status|version|redo|reset [flags]
   inbox help
 
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		err = runServe(ctx, rest, getenv, stdout, stderr)
+	case "simulate":
+		err = runSimulate(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
