@@ -1,0 +1,236 @@
+// Package bench measures the service under load: a load generator that
+// posts signed inbound-message webhooks over keep-alive connections in three
+// mixes, and the latency and status figures it reports. bench/run drives it,
+// beside pgbench, into the README's table.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"inbox/simulate"
+	"inbox/twilio"
+)
+
+// Mix is what share of the requests repeat a message.
+type Mix string
+
+// The mixes.
+const (
+	// AllNew sends every message once.
+	AllNew Mix = "new"
+	// Repeat30 makes 30% of requests repeats of a recent message, as
+	// Twilio's retries are.
+	Repeat30 Mix = "repeat30"
+	// Storm sends each message Concurrency times at once, all identical.
+	Storm Mix = "storm"
+)
+
+// Load says what to send.
+type Load struct {
+	BaseURL     string // where the service listens; also what is signed
+	Token       string
+	Mix         Mix
+	Concurrency int
+	Duration    time.Duration // how long to send for (storms: at least one)
+	Storms      int           // Storm: how many storms at most; 0 means until Duration
+}
+
+// Result is what a load run saw.
+type Result struct {
+	Mix         Mix
+	Concurrency int
+	Requests    int
+	Elapsed     time.Duration
+	Statuses    map[int]int
+	Failures    int // no answer at all
+	FirstError  error
+	P50, P99    time.Duration
+	Max         time.Duration
+	SIDs        []string // distinct sids sent
+}
+
+// RPS is requests answered per second.
+func (r Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// OK reports whether every request was answered 200.
+func (r Result) OK() bool { return r.Failures == 0 && r.Statuses[http.StatusOK] == r.Requests }
+
+type request struct {
+	sid  string
+	body string
+	sig  string
+}
+
+// prepared builds signed requests before the clock starts, so the load
+// generator spends its CPU (shared with the service on a small machine) on
+// sending, not signing.
+func prepare(l Load, sid string, n int) request {
+	form := simulate.InboundForm(simulate.Kinds[n%len(simulate.Kinds)], sid, n)
+	return request{sid: sid, body: form.Encode(), sig: twilio.Sign(l.Token, l.BaseURL+"/twilio/messages", form)}
+}
+
+// Run sends l and returns what the service answered.
+func Run(ctx context.Context, l Load) (Result, error) {
+	if l.Concurrency < 1 {
+		return Result{}, fmt.Errorf("concurrency %d: want at least 1", l.Concurrency)
+	}
+	client := &http.Client{
+		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns: l.Concurrency, MaxIdleConnsPerHost: l.Concurrency, MaxConnsPerHost: l.Concurrency,
+			IdleConnTimeout: time.Minute,
+		},
+	}
+	defer client.CloseIdleConnections()
+	if l.Mix == Storm {
+		return runStorms(ctx, client, l)
+	}
+	return runStream(ctx, client, l)
+}
+
+// runStream keeps Concurrency requests in flight for Duration.
+func runStream(ctx context.Context, client *http.Client, l Load) (Result, error) {
+	// Enough prepared requests for a fast service; the run stops early,
+	// and says so, if they run out.
+	n := 40_000 + 400*l.Concurrency
+	reqs := make([]request, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range reqs {
+		if l.Mix == Repeat30 && i >= 100 && rng.IntN(10) < 3 {
+			reqs[i] = reqs[i-1-rng.IntN(100)] // a recent message, again
+			continue
+		}
+		reqs[i] = prepare(l, simulate.NewMessageSID(simulate.SMS), i)
+	}
+
+	var next atomic.Int64
+	var mu sync.Mutex
+	res := Result{Mix: l.Mix, Concurrency: l.Concurrency, Statuses: map[int]int{}}
+	lat := make([][]time.Duration, l.Concurrency)
+	ctx, cancel := context.WithTimeout(ctx, l.Duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range l.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if int(i) >= len(reqs) {
+					return
+				}
+				d, status, err := send(client, l.BaseURL, reqs[i])
+				mu.Lock()
+				res.record(status, err)
+				mu.Unlock()
+				lat[w] = append(lat[w], d)
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	sent := int(min(next.Load(), int64(len(reqs))))
+	res.SIDs = distinctSIDs(reqs[:sent])
+	res.latencies(slices.Concat(lat...))
+	return res, nil
+}
+
+// runStorms fires Concurrency identical requests at once, storm after storm.
+func runStorms(ctx context.Context, client *http.Client, l Load) (Result, error) {
+	res := Result{Mix: l.Mix, Concurrency: l.Concurrency, Statuses: map[int]int{}}
+	var all []time.Duration
+	var mu sync.Mutex
+	start := time.Now()
+	for s := 0; ; s++ {
+		if (l.Storms > 0 && s >= l.Storms) || (l.Storms == 0 && s > 0 && time.Since(start) >= l.Duration) || ctx.Err() != nil {
+			break
+		}
+		sid := simulate.NewMessageSID(simulate.SMS)
+		res.SIDs = append(res.SIDs, sid)
+		req := prepare(l, sid, s)
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for range l.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				d, status, err := send(client, l.BaseURL, req)
+				mu.Lock()
+				res.record(status, err)
+				all = append(all, d)
+				mu.Unlock()
+			}()
+		}
+		close(gate)
+		wg.Wait()
+	}
+	res.Elapsed = time.Since(start)
+	res.latencies(all)
+	return res, nil
+}
+
+func send(client *http.Client, base string, r request) (time.Duration, int, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/twilio/messages", strings.NewReader(r.body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(twilio.SignatureHeader, r.sig)
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return time.Since(start), 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return time.Since(start), resp.StatusCode, nil
+}
+
+func (r *Result) record(status int, err error) {
+	r.Requests++
+	if err != nil {
+		r.Failures++
+		if r.FirstError == nil {
+			r.FirstError = err
+		}
+		return
+	}
+	r.Statuses[status]++
+}
+
+func (r *Result) latencies(d []time.Duration) {
+	r.P50, r.P99, r.Max = Percentiles(d)
+}
+
+// Percentiles sorts d and returns its median, 99th percentile and maximum.
+func Percentiles(d []time.Duration) (p50, p99, max time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	return d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)], d[len(d)-1]
+}
+
+// distinctSIDs returns the sids of the requests sent, each once.
+func distinctSIDs(sent []request) []string {
+	seen := make(map[string]bool, len(sent))
+	var out []string
+	for _, r := range sent {
+		if !seen[r.sid] {
+			seen[r.sid] = true
+			out = append(out, r.sid)
+		}
+	}
+	return out
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"inbox/bench"
+)
+
+// row is one line of the table: a service run and pgbench at the same
+// concurrency.
+type row struct {
+	res bench.Result
+	pg  pgResult
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+func (r row) ratio() float64 {
+	if r.pg.tps == 0 {
+		return 0
+	}
+	return r.res.RPS() / r.pg.tps
+}
+
+func (r row) non200() int { return r.res.Requests - r.res.Statuses[200] }
+
+func (r row) line() string {
+	ratio := "-"
+	if r.pg.tps > 0 {
+		ratio = fmt.Sprintf("%.2f", r.ratio())
+	}
+	pg, pgp99 := "-", "-"
+	if r.pg.tps > 0 && r.res.Mix == bench.AllNew {
+		pg, pgp99 = fmt.Sprintf("%.0f", r.pg.tps), ms(r.pg.p99)
+	}
+	return fmt.Sprintf("| %s | %d | %d | %.0f | %s | %s | %s | %d | %d = %d | %s | %s | %s |",
+		r.res.Mix, r.res.Concurrency, r.res.Requests, r.res.RPS(), ms(r.res.P50), ms(r.res.P99), ms(r.res.Max),
+		r.non200(), len(r.res.SIDs), len(r.res.SIDs), pg, pgp99, ratio)
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s; load generator, service and PostgreSQL on the same machine", runtime.NumCPU(), model, runtime.Version())
+}
+
+func render(cfg config, rows []row, storm, rss row, rssMB float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Machine: %s. Each run: %s on a fresh database; pgbench on a fresh database at the same concurrency, in the same run.\n\n", machine(), cfg.duration)
+	b.WriteString("| mix | conc | requests | req/s | p50 ms | p99 ms | max ms | non-200 | rows = distinct sids | pgbench tps | pgbench p99 ms | service / pgbench |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		b.WriteString(r.line() + "\n")
+	}
+	s := storm.res
+	fmt.Fprintf(&b, "\nStorm of %d identical requests at once, %d storms: %d requests, %d answered 200, %d rows for %d sids, p50 %s ms, p99 %s ms, max %s ms.\n",
+		s.Concurrency, len(s.SIDs), s.Requests, s.Statuses[200], len(s.SIDs), len(s.SIDs), ms(s.P50), ms(s.P99), ms(s.Max))
+	fmt.Fprintf(&b, "\nPeak RSS (VmHWM) of `inbox serve` under %d connections (all-new mix, %s): %.1f MiB; %.0f req/s, p99 %s ms.\n",
+		rss.res.Concurrency, cfg.duration, rssMB, rss.res.RPS(), ms(rss.res.P99))
+	b.WriteString("\npgbench runs the statement sqlc generated for InsertInboundMessage (`-M prepared`), each transaction preceded by a `SELECT … \\gset` that makes its fresh sid (pgbench variables are numeric only), so pgbench makes two round trips per insert where the service makes one.\n")
+	return b.String()
+}
+
+// chart draws throughput and p99 against concurrency, for the service's
+// mixes and pgbench, as a dependency-free SVG.
+func chart(rows []row) string {
+	type series struct {
+		name  string
+		color string
+		rps   map[int]float64
+		p99   map[int]float64
+	}
+	mk := func(name, color string) *series {
+		return &series{name: name, color: color, rps: map[int]float64{}, p99: map[int]float64{}}
+	}
+	all := []*series{mk("service, all new", "#1f77b4"), mk("service, 30% repeats", "#2ca02c"), mk("service, storms", "#9467bd"), mk("pgbench, same statement", "#d62728")}
+	var levels []int
+	for _, r := range rows {
+		i := map[bench.Mix]int{bench.AllNew: 0, bench.Repeat30: 1, bench.Storm: 2}[r.res.Mix]
+		all[i].rps[r.res.Concurrency] = r.res.RPS()
+		all[i].p99[r.res.Concurrency] = float64(r.res.P99) / 1e6
+		if r.res.Mix == bench.AllNew {
+			levels = append(levels, r.res.Concurrency)
+			all[3].rps[r.res.Concurrency] = r.pg.tps
+			all[3].p99[r.res.Concurrency] = float64(r.pg.p99) / 1e6
+		}
+	}
+	const w, h, pad = 460, 300, 55
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", 2*w, h+60)
+	panel := func(x0 int, title string, get func(*series) map[int]float64) {
+		maxY := 0.0
+		for _, s := range all {
+			for _, v := range get(s) {
+				maxY = math.Max(maxY, v)
+			}
+		}
+		maxY *= 1.1
+		if maxY == 0 {
+			maxY = 1
+		}
+		px := func(i int) float64 {
+			return float64(x0+pad) + float64(i)*float64(w-2*pad)/float64(max(1, len(levels)-1))
+		}
+		py := func(v float64) float64 { return float64(h-pad) - v/maxY*float64(h-2*pad) + 20 }
+		fmt.Fprintf(&b, `<text x="%d" y="16" font-size="13" font-weight="bold">%s</text>`+"\n", x0+pad, title)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#333"/>`+"\n", x0+pad, py(0), x0+w-pad, py(0))
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#333"/>`+"\n", x0+pad, py(0), x0+pad, py(maxY))
+		for k := 0; k <= 4; k++ {
+			v := maxY * float64(k) / 4
+			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%.0f</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
+				x0+pad-4, py(v)+4, v, x0+pad, py(v), x0+w-pad, py(v))
+		}
+		for i, c := range levels {
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d</text>`+"\n", px(i), py(0)+14, c)
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="middle">concurrency</text>`+"\n", x0+w/2, py(0)+28)
+		for _, s := range all {
+			var pts []string
+			for i, c := range levels {
+				if v, ok := get(s)[c]; ok {
+					pts = append(pts, fmt.Sprintf("%.0f,%.0f", px(i), py(v)))
+				}
+			}
+			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
+		}
+	}
+	panel(0, "throughput (requests or transactions / s)", func(s *series) map[int]float64 { return s.rps })
+	panel(w, "p99 latency (ms)", func(s *series) map[int]float64 { return s.p99 })
+	for i, s := range all {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="3" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", pad+i*210, h+42, s.color, pad+i*210+16, h+46, s.name)
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
