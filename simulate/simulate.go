@@ -67,8 +67,8 @@ func InboundForm(kind Kind, sid string, n int) url.Values {
 	f := url.Values{
 		"MessageSid": {sid}, "SmsSid": {sid}, "SmsMessageSid": {sid},
 		"AccountSid": {AccountSID}, "From": {from}, "To": {"+5511987650000"},
-		"Body":       {fmt.Sprintf("Olá! Pedido #%d está pronto? 🚚 100%% + \"aspas\" & <tags>", n)},
-		"NumMedia":   {"0"}, "NumSegments": {"1"}, "SmsStatus": {"received"},
+		"Body":     {fmt.Sprintf("Olá! Pedido #%d está pronto? 🚚 100%% + \"aspas\" & <tags>", n)},
+		"NumMedia": {"0"}, "NumSegments": {"1"}, "SmsStatus": {"received"},
 		"ApiVersion": {"2010-04-01"}, "FromCity": {"SAO PAULO"}, "FromState": {"SP"},
 		"FromCountry": {"BR"}, "FromZip": {""}, "ToCity": {"SAO PAULO"}, "ToState": {"SP"},
 		"ToCountry": {"BR"}, "ToZip": {""},

@@ -104,4 +104,3 @@ func countRows(ctx context.Context, cfg *pgxpool.Config, sids []string) (int64, 
 	}
 	return n, nil
 }
-
