@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -78,16 +77,16 @@ const (
 // NumMedia without its MediaUrlN, a repeated parameter, and any name or
 // value that is not valid UTF-8 or holds a NUL (PostgreSQL's text cannot).
 // Every parameter is kept, as sent, in the metadata.
-func inboundParams(form url.Values, idempotencyToken string) (db.InsertInboundMessageParams, error) {
+func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundMessageParams, error) {
 	params := make(map[string]string, len(form))
-	for name, values := range form {
-		if len(values) > 1 {
-			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(name))
+	for i, p := range form {
+		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
+			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
-		if !storable(name) || !storable(values[0]) {
-			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(name, "?")))
+		if !storable(p.Name) || !storable(p.Value) {
+			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
-		params[name] = values[0]
+		params[p.Name] = p.Value
 	}
 	if !storable(idempotencyToken) {
 		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "%s is not valid UTF-8 text", IdempotencyHeader)
@@ -109,13 +108,14 @@ func inboundParams(form url.Values, idempotencyToken string) (db.InsertInboundMe
 		return db.InsertInboundMessageParams{}, err
 	}
 	media := make([]message.Media, numMedia)
+	var key [32]byte // "MediaContentType" and up to 3 digits, built without allocating
 	for i := range media {
-		n := strconv.Itoa(i)
-		u, ok := params["MediaUrl"+n]
+		u, ok := params[string(strconv.AppendInt(append(key[:0], "MediaUrl"...), int64(i), 10))]
 		if !ok || u == "" {
 			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "NumMedia is %d but MediaUrl%d is missing", numMedia, i)
 		}
-		media[i] = message.Media{URL: u, ContentType: params["MediaContentType"+n]}
+		ct := params[string(strconv.AppendInt(append(key[:0], "MediaContentType"...), int64(i), 10))]
+		media[i] = message.Media{URL: u, ContentType: ct}
 	}
 	var service *string
 	if s := params["MessagingServiceSid"]; s != "" {

@@ -20,11 +20,12 @@ func FuzzInboundParams(f *testing.F) {
 	f.Add("MessageSid=SM0123456789abcdef0123456789abcdef&Body=%FF%00&Body=x", "\xff")
 	f.Add("a=1&a=2&=&&%zz", "")
 	f.Fuzz(func(t *testing.T, body, token string) {
-		form, err := url.ParseQuery(body)
+		raw, err := twilio.ParseForm([]byte(body))
 		if err != nil {
 			return
 		}
-		p, err := inboundParams(form, token)
+		form, _ := url.ParseQuery(body)
+		p, err := inboundParams(raw, token)
 		if err != nil {
 			return
 		}

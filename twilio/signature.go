@@ -1,5 +1,6 @@
-// Package twilio knows Twilio's webhook conventions: how a request is signed
-// and what its ids look like. It depends only on the standard library.
+// Package twilio knows Twilio's webhook conventions: how a request's form is
+// encoded and signed, and what its ids look like. It depends only on the
+// standard library.
 package twilio
 
 import (
@@ -9,16 +10,25 @@ import (
 	"errors"
 	"hash"
 	"net/url"
-	"slices"
 	"strings"
+	"sync"
 )
 
 // SignatureHeader is the header Twilio puts its signature in.
 const SignatureHeader = "X-Twilio-Signature"
 
-// Validator checks X-Twilio-Signature against an account's auth tokens.
+// Validator checks X-Twilio-Signature against an account's auth tokens. It is
+// safe for concurrent use.
 type Validator struct {
-	tokens [][]byte
+	tokens  [][]byte
+	scratch sync.Pool // *scratch: reused buffers and HMACs, one set per call
+}
+
+type scratch struct {
+	data []byte      // URL followed by the parameters, as signed
+	alt  []byte      // the same with the URL's default port added or removed
+	macs []hash.Hash // an HMAC-SHA1 per token
+	sum  [sha1.Size]byte
 }
 
 // NewValidator returns a Validator that accepts signatures made with primary
@@ -32,11 +42,18 @@ func NewValidator(primary, secondary string) (*Validator, error) {
 	if secondary != "" {
 		v.tokens = append(v.tokens, []byte(secondary))
 	}
+	v.scratch.New = func() any {
+		s := &scratch{}
+		for _, t := range v.tokens {
+			s.macs = append(s.macs, hmac.New(sha1.New, t))
+		}
+		return s
+	}
 	return v, nil
 }
 
-// Valid reports whether signature is Twilio's signature of a POST to
-// fullURL with form params, under one of the Validator's tokens.
+// Valid reports whether signature is Twilio's signature of a POST of form to
+// fullURL, under one of the Validator's tokens.
 //
 // fullURL is the URL Twilio called: scheme, host, optional port, path and
 // query, exactly as configured in Twilio. Like Twilio's helper libraries,
@@ -45,7 +62,7 @@ func NewValidator(primary, secondary string) (*Validator, error) {
 // Twilio's callers differ in that; a non-default port must match. A #fragment
 // (Twilio's connection overrides) is not signed and is ignored. The
 // comparison takes the same time whatever the signature's bytes.
-func (v *Validator) Valid(fullURL string, params url.Values, signature string) bool {
+func (v *Validator) Valid(fullURL string, form Form, signature string) bool {
 	// A SHA-1 MAC is 20 bytes: 28 characters of padded base64, which
 	// decode into at most 21 bytes.
 	var got [sha1.Size + 1]byte
@@ -56,13 +73,28 @@ func (v *Validator) Valid(fullURL string, params url.Values, signature string) b
 	if err != nil || n != sha1.Size {
 		return false
 	}
-	keys := sortedKeys(params)
-	var sum [sha1.Size]byte
-	for _, u := range urlVariants(fullURL) {
-		for _, token := range v.tokens {
-			if hmac.Equal(mac(sum[:0], token, u, keys, params), got[:sha1.Size]) {
-				return true
-			}
+	s := v.scratch.Get().(*scratch)
+	defer v.scratch.Put(s)
+
+	fullURL, _, _ = strings.Cut(fullURL, "#")
+	s.data = appendSigned(append(s.data[:0], fullURL...), form)
+	if s.matches(s.data, got[:sha1.Size]) {
+		return true
+	}
+	alt, ok := alternateURL(fullURL)
+	if !ok {
+		return false
+	}
+	s.alt = append(append(s.alt[:0], alt...), s.data[len(fullURL):]...)
+	return s.matches(s.alt, got[:sha1.Size])
+}
+
+func (s *scratch) matches(data, want []byte) bool {
+	for _, mac := range s.macs {
+		mac.Reset()
+		mac.Write(data)
+		if hmac.Equal(mac.Sum(s.sum[:0]), want) {
+			return true
 		}
 	}
 	return false
@@ -74,46 +106,29 @@ func (v *Validator) Valid(fullURL string, params url.Values, signature string) b
 // values are de-duplicated and sorted first, as twilio-node does.
 func Sign(token, fullURL string, params url.Values) string {
 	u, _, _ := strings.Cut(fullURL, "#")
-	sum := mac(nil, []byte(token), u, sortedKeys(params), params)
-	return base64.StdEncoding.EncodeToString(sum)
+	mac := hmac.New(sha1.New, []byte(token))
+	mac.Write(appendSigned([]byte(u), FormFromValues(params)))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func sortedKeys(params url.Values) []string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
+// appendSigned appends what Twilio signs of a sorted form: name then value
+// of each parameter, an exact repeat of a name and value counted once.
+func appendSigned(dst []byte, form Form) []byte {
+	for i, p := range form {
+		if i > 0 && p == form[i-1] {
+			continue
+		}
+		dst = append(append(dst, p.Name...), p.Value...)
 	}
-	slices.Sort(keys)
-	return keys
+	return dst
 }
 
-func mac(dst, token []byte, fullURL string, keys []string, params url.Values) []byte {
-	h := hmac.New(sha1.New, token)
-	h.Write([]byte(fullURL))
-	for _, k := range keys {
-		writeParam(h, k, params[k])
-	}
-	return h.Sum(dst)
-}
-
-func writeParam(h hash.Hash, name string, values []string) {
-	if len(values) > 1 {
-		values = slices.Compact(slices.Sorted(slices.Values(values)))
-	}
-	for _, v := range values {
-		h.Write([]byte(name))
-		h.Write([]byte(v))
-	}
-}
-
-// urlVariants returns fullURL without its fragment and, when its port is
-// absent or the scheme's default, the same URL with the default port added
-// or removed.
-func urlVariants(fullURL string) []string {
-	fullURL, _, _ = strings.Cut(fullURL, "#")
+// alternateURL returns fullURL with the scheme's default port added, when it
+// has no port, or removed, when it has the default one.
+func alternateURL(fullURL string) (string, bool) {
 	scheme, rest, ok := strings.Cut(fullURL, "://")
 	if !ok {
-		return []string{fullURL}
+		return "", false
 	}
 	var def string
 	switch strings.ToLower(scheme) {
@@ -122,7 +137,7 @@ func urlVariants(fullURL string) []string {
 	case "http":
 		def = "80"
 	default:
-		return []string{fullURL}
+		return "", false
 	}
 	end := strings.IndexAny(rest, "/?")
 	if end < 0 {
@@ -135,10 +150,10 @@ func urlVariants(fullURL string) []string {
 	}
 	switch port {
 	case "":
-		return []string{fullURL, scheme + "://" + host + ":" + def + tail}
+		return scheme + "://" + host + ":" + def + tail, true
 	case def:
-		return []string{fullURL, scheme + "://" + host + tail}
+		return scheme + "://" + host + tail, true
 	default:
-		return []string{fullURL}
+		return "", false
 	}
 }

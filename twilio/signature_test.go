@@ -58,10 +58,14 @@ func TestTwilioNodeVectors(t *testing.T) {
 			if got := twilio.Sign(c.Token, c.URL, params); got != c.Signature {
 				t.Errorf("Sign = %s, twilio-node says %s", got, c.Signature)
 			}
-			if !mustValidator(t, c.Token, "").Valid(c.URL, params, c.Signature) {
+			form, err := twilio.ParseForm([]byte(c.Body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !mustValidator(t, c.Token, "").Valid(c.URL, form, c.Signature) {
 				t.Error("Valid rejects twilio-node's signature")
 			}
-			if mustValidator(t, c.Token+"x", "").Valid(c.URL, params, c.Signature) {
+			if mustValidator(t, c.Token+"x", "").Valid(c.URL, form, c.Signature) {
 				t.Error("Valid accepts the signature under another token")
 			}
 		})
@@ -79,7 +83,7 @@ func TestDocumentedExample(t *testing.T) {
 	if got := twilio.Sign("12345", u, params); got != sig {
 		t.Fatalf("Sign = %s, want %s", got, sig)
 	}
-	if !mustValidator(t, "12345", "").Valid(u, params, sig) {
+	if !mustValidator(t, "12345", "").Valid(u, twilio.FormFromValues(params), sig) {
 		t.Fatal("Valid rejects Twilio's documented example")
 	}
 }
@@ -120,7 +124,7 @@ func TestValidVariantsAndRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := v.Valid(c.serverURL, c.params, c.signature); got != c.want {
+			if got := v.Valid(c.serverURL, twilio.FormFromValues(c.params), c.signature); got != c.want {
 				t.Fatalf("Valid = %v, want %v", got, c.want)
 			}
 		})
@@ -160,16 +164,20 @@ func FuzzValid(f *testing.F) {
 	}
 	f.Add("t", "https://[::1:443/x#", "a=%zz", "====")
 	f.Fuzz(func(t *testing.T, token, u, body, sig string) {
-		params, err := url.ParseQuery(body)
+		form, err := twilio.ParseForm([]byte(body))
 		if err != nil {
 			return
+		}
+		params, err := url.ParseQuery(body)
+		if err != nil {
+			t.Fatalf("ParseForm accepted what ParseQuery refuses: %v", err)
 		}
 		v, err := twilio.NewValidator(token, "")
 		if err != nil {
 			return
 		}
-		v.Valid(u, params, sig)
-		if !v.Valid(u, params, twilio.Sign(token, u, params)) {
+		v.Valid(u, form, sig)
+		if !v.Valid(u, form, twilio.Sign(token, u, params)) {
 			t.Fatalf("Valid rejects Sign's own signature for %q %q", u, body)
 		}
 	})

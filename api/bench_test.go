@@ -1,0 +1,74 @@
+package api
+
+import (
+	"testing"
+
+	"inbox/simulate"
+	"inbox/twilio"
+)
+
+// benchRequest returns the body and signature of a realistic delivery.
+func benchRequest(b *testing.B, kind simulate.Kind) (Config, string, string) {
+	b.Helper()
+	v, err := twilio.NewValidator("bench-token", "secondary-token")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{Validator: v, PublicBaseURL: "https://hooks.example.com", MaxBodyBytes: DefaultMaxBodyBytes}
+	form := simulate.InboundForm(kind, simulate.NewMessageSID(kind), 1)
+	return cfg, form.Encode(), twilio.Sign("bench-token", cfg.PublicBaseURL+"/twilio/messages", form)
+}
+
+// BenchmarkInboundCPUPath is the per-request work without the database:
+// parse the form, check the signature, build the insert's parameters.
+func BenchmarkInboundCPUPath(b *testing.B) {
+	for _, kind := range simulate.Kinds {
+		b.Run(string(kind), func(b *testing.B) {
+			cfg, body, sig := benchRequest(b, kind)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				form, err := verifyForm(cfg, []byte(body), "/twilio/messages", sig)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := inboundParams(form, "token"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseForm(b *testing.B) {
+	_, body, _ := benchRequest(b, simulate.WhatsApp)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := twilio.ParseForm([]byte(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSignatureCheck(b *testing.B) {
+	cfg, body, sig := benchRequest(b, simulate.WhatsApp)
+	form, _ := twilio.ParseForm([]byte(body))
+	u := cfg.PublicBaseURL + "/twilio/messages"
+	b.ReportAllocs()
+	for b.Loop() {
+		if !cfg.Validator.Valid(u, form, sig) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
+func BenchmarkBuildInsertParams(b *testing.B) {
+	_, body, _ := benchRequest(b, simulate.MMS)
+	form, _ := twilio.ParseForm([]byte(body))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := inboundParams(form, "token"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
