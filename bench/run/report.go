@@ -58,7 +58,7 @@ func machine() string {
 
 func render(cfg config, rows []row, storm, rss row, rssMB float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Machine: %s. Each run: %s on a fresh database; pgbench on a fresh database at the same concurrency, in the same run.\n\n", machine(), cfg.duration)
+	fmt.Fprintf(&b, "Machine: %s. Each run: %s on a fresh database. At each level pgbench and the all-new mix alternate %d times (the medians are shown); the ratio column divides each row's rate by that median pgbench rate.\n\n", machine(), cfg.duration, max(1, cfg.rounds))
 	b.WriteString("| mix | conc | requests | req/s | p50 ms | p99 ms | max ms | non-200 | rows = distinct sids | pgbench tps | pgbench p99 ms | service / pgbench |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
