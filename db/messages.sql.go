@@ -29,7 +29,7 @@ func (q *Queries) CountMessagesBySIDs(ctx context.Context, sids []string) (int64
 
 const getMessageBySID = `-- name: GetMessageBySID :one
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
 FROM messages
 WHERE metadata->>'message_sid' = $1::text
 `
@@ -52,6 +52,7 @@ func (q *Queries) GetMessageBySID(ctx context.Context, sid string) (Message, err
 		&i.Status,
 		&i.ReceivedAt,
 		&i.Metadata,
+		&i.ErrorCode,
 	)
 	return i, err
 }
@@ -104,7 +105,7 @@ func (q *Queries) InsertInboundMessage(ctx context.Context, arg InsertInboundMes
 
 const listMessages = `-- name: ListMessages :many
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
 FROM messages
 WHERE (received_at, id) < ($1::timestamptz, $2::bigint)
 ORDER BY received_at DESC, id DESC
@@ -144,6 +145,7 @@ func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]M
 			&i.Status,
 			&i.ReceivedAt,
 			&i.Metadata,
+			&i.ErrorCode,
 		); err != nil {
 			return nil, err
 		}

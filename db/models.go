@@ -24,6 +24,7 @@ type Message struct {
 	Status              string
 	ReceivedAt          time.Time
 	Metadata            message.Metadata
+	ErrorCode           *string
 }
 
 type MessageDuplicate struct {
@@ -42,4 +43,13 @@ type MessageDuplicate struct {
 	ReceivedAt          time.Time
 	Metadata            message.Metadata
 	ArchivedAt          time.Time
+}
+
+type MessageStatusEvent struct {
+	ID         int64
+	MessageSID string
+	Status     string
+	ErrorCode  *string
+	ReceivedAt time.Time
+	Params     message.Params
 }

@@ -20,11 +20,21 @@ type Querier interface {
 	// row means it was a duplicate. The conflict target must match that index's
 	// expression exactly, or PostgreSQL rejects the statement at planning time.
 	InsertInboundMessage(ctx context.Context, arg InsertInboundMessageParams) (int64, error)
+	// Records that Twilio reported this status for this message, once: a
+	// returned id means this callback is the first to say so, no row a repeat.
+	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)
 	// Newest first, a page at a time. The cursor is the (received_at, id) of the
 	// last row of the previous page; the first page passes a time after every row
 	// and the largest id, so one statement, with no OR on a NULL cursor, always
 	// uses the (received_at, id) index.
 	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
+	// The statuses reported for a message, in the order they arrived.
+	ListStatusEvents(ctx context.Context, arg ListStatusEventsParams) ([]MessageStatusEvent, error)
+	// Creates the outbound message on its first callback, or moves its status
+	// forward: the update happens only when the new status outranks the stored
+	// one, decided on the row's latest version under any concurrency. No row
+	// back means nothing changed (a repeat or a regression).
+	UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error)
 }
 
 var _ Querier = (*Queries)(nil)

@@ -21,8 +21,12 @@ type Metadata struct {
 	// that stored the row, kept for tracing retries; it is not the key.
 	IdempotencyToken string `json:"idempotency_token,omitempty"`
 	// Params is every form parameter Twilio sent, by name, exactly as sent.
-	Params map[string]string `json:"params"`
+	Params Params `json:"params"`
 }
+
+// Params is a webhook's form parameters by name, exactly as Twilio sent
+// them; message_status_events.params holds one too.
+type Params map[string]string
 
 // Media is one item of the messages.media column: Twilio's MediaUrlN and
 // MediaContentTypeN for the same N.

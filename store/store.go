@@ -109,3 +109,55 @@ func (s *Store) CountMessagesBySIDs(ctx context.Context, sids []string) (int64, 
 	}
 	return n, nil
 }
+
+// StatusResult says what a status callback changed.
+type StatusResult struct {
+	// NewEvent is true when this callback is the first to report its status
+	// for its message; false for a repeat.
+	NewEvent bool
+	// Moved is true when the message's current status became this status
+	// (or the outbound row was created with it); false for a repeat or a
+	// status that ranks below the current one.
+	Moved bool
+}
+
+// RecordStatus stores a delivery status callback in one transaction: the
+// (sid, status) event at most once, and the message's current status moved
+// only forward (see message_status_rank), creating the outbound message on
+// its first callback. Concurrent and out-of-order callbacks for the same
+// message end in the same state whatever their order.
+func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams, msg db.UpsertOutboundStatusParams) (StatusResult, error) {
+	var res StatusResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		_, err := q.InsertStatusEvent(ctx, ev)
+		switch {
+		case err == nil:
+			res.NewEvent = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("insert status event: %w", err)
+		}
+		_, err = q.UpsertOutboundStatus(ctx, msg)
+		switch {
+		case err == nil:
+			res.Moved = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("upsert outbound status: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return StatusResult{}, fmt.Errorf("record status %s of %s: %w", ev.Status, ev.MessageSID, err)
+	}
+	return res, nil
+}
+
+// ListStatusEvents returns up to limit status events of a message, in the
+// order they arrived.
+func (s *Store) ListStatusEvents(ctx context.Context, sid string, limit int32) ([]db.MessageStatusEvent, error) {
+	evs, err := s.q.ListStatusEvents(ctx, db.ListStatusEventsParams{MessageSID: sid, MaxRows: limit})
+	if err != nil {
+		return nil, fmt.Errorf("list status events of %s: %w", sid, err)
+	}
+	return evs, nil
+}

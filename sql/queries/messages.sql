@@ -17,7 +17,7 @@ RETURNING id;
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
 FROM messages
 WHERE metadata->>'message_sid' = @sid::text;
 
@@ -27,7 +27,7 @@ WHERE metadata->>'message_sid' = @sid::text;
 -- and the largest id, so one statement, with no OR on a NULL cursor, always
 -- uses the (received_at, id) index.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
 FROM messages
 WHERE (received_at, id) < (@before_received_at::timestamptz, @before_id::bigint)
 ORDER BY received_at DESC, id DESC

@@ -1,0 +1,34 @@
+-- name: InsertStatusEvent :one
+-- Records that Twilio reported this status for this message, once: a
+-- returned id means this callback is the first to say so, no row a repeat.
+INSERT INTO message_status_events (message_sid, status, error_code, params)
+VALUES (@message_sid, @status, sqlc.narg('error_code'), @params)
+ON CONFLICT (message_sid, status) DO NOTHING
+RETURNING id;
+
+-- name: UpsertOutboundStatus :one
+-- Creates the outbound message on its first callback, or moves its status
+-- forward: the update happens only when the new status outranks the stored
+-- one, decided on the row's latest version under any concurrency. No row
+-- back means nothing changed (a repeat or a regression).
+INSERT INTO messages (
+    direction, account_sid, messaging_service_sid, from_address, to_address,
+    status, error_code, metadata
+) VALUES (
+    'outbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
+    @status, sqlc.narg('error_code'), @metadata
+)
+ON CONFLICT ((metadata->>'message_sid')) DO UPDATE
+SET status = EXCLUDED.status,
+    error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
+WHERE messages.direction = 'outbound'
+  AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
+RETURNING id, status;
+
+-- name: ListStatusEvents :many
+-- The statuses reported for a message, in the order they arrived.
+SELECT id, message_sid, status, error_code, received_at, params
+FROM message_status_events
+WHERE message_sid = @message_sid
+ORDER BY id
+LIMIT @max_rows::integer;
