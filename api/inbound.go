@@ -71,33 +71,42 @@ const (
 	maxSegments = 1000
 )
 
-// inboundParams turns a verified inbound-message form into the insert's
-// parameters. It refuses (400) what it cannot store exactly: a missing or
-// malformed MessageSid, counts that are not small non-negative integers,
-// NumMedia without its MediaUrlN, a repeated parameter, and any name or
-// value that is not valid UTF-8 or holds a NUL (PostgreSQL's text cannot).
-// Every parameter is kept, as sent, in the metadata.
-func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundMessageParams, error) {
-	params := make(map[string]string, len(form))
+// formParams checks what every webhook must be to be stored exactly and
+// returns its parameters by name, and its MessageSid. It refuses (400) a
+// repeated parameter, any name or value that is not valid UTF-8 or holds a
+// NUL (PostgreSQL's text cannot), and a missing or malformed MessageSid.
+func formParams(form twilio.Form) (params map[string]string, sid string, err error) {
+	params = make(map[string]string, len(form))
 	for i, p := range form {
 		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
-			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		if !storable(p.Name) || !storable(p.Value) {
-			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		params[p.Name] = p.Value
 	}
+	sid = params["MessageSid"]
+	if sid == "" {
+		return nil, "", refuse(http.StatusBadRequest, "MessageSid is missing")
+	}
+	if !twilio.IsMessageSID(sid) {
+		return nil, "", refuse(http.StatusBadRequest, "MessageSid %q is not a message sid (SM or MM and 32 hex digits)", truncate(sid))
+	}
+	return params, sid, nil
+}
+
+// inboundParams turns a verified inbound-message form into the insert's
+// parameters. Beyond formParams' checks it refuses (400) counts that are not
+// small non-negative integers and NumMedia without its MediaUrlN. Every
+// parameter is kept, as sent, in the metadata.
+func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundMessageParams, error) {
 	if !storable(idempotencyToken) {
 		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "%s is not valid UTF-8 text", IdempotencyHeader)
 	}
-
-	sid := params["MessageSid"]
-	if sid == "" {
-		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "MessageSid is missing")
-	}
-	if !twilio.IsMessageSID(sid) {
-		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "MessageSid %q is not a message sid (SM or MM and 32 hex digits)", truncate(sid))
+	params, sid, err := formParams(form)
+	if err != nil {
+		return db.InsertInboundMessageParams{}, err
 	}
 	numMedia, err := count(params, "NumMedia", 0, maxMedia)
 	if err != nil {

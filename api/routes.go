@@ -10,6 +10,7 @@ import (
 func addRoutes(cfg Config) *mux.Router {
 	r := mux.NewRouter()
 	r.Handle("/twilio/messages", handleInboundMessage(cfg)).Methods(http.MethodPost)
+	r.Handle("/twilio/status", handleStatusCallback(cfg)).Methods(http.MethodPost)
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(cfg.Store)).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = handleNotFound()

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -143,27 +144,84 @@ type Result struct {
 	Elapsed time.Duration
 }
 
-// Run delivers opts.Messages messages, each opts.Repeats times, with the
-// repeats of one message sent back to back so that they race each other.
+// Run delivers opts.Messages inbound messages, each opts.Repeats times,
+// with the repeats of one message sent back to back so that they race each
+// other.
 func Run(ctx context.Context, opts Options) (Result, error) {
-	if opts.Messages < 1 || opts.Repeats < 1 || opts.Concurrency < 1 {
-		return Result{}, errors.New("messages, repeats and concurrency must each be at least 1")
+	if err := opts.check(); err != nil {
+		return Result{}, err
 	}
-	if opts.PublicBaseURL == "" {
-		opts.PublicBaseURL = opts.BaseURL
+	var sids []string
+	var ds []delivery
+	for i := range opts.Messages {
+		kind := opts.Kinds[i%len(opts.Kinds)]
+		sid := NewMessageSID(kind)
+		sids = append(sids, sid)
+		form := InboundForm(kind, sid, i)
+		for range opts.Repeats {
+			ds = append(ds, delivery{"/twilio/messages", form})
+		}
 	}
-	if len(opts.Kinds) == 0 {
-		opts.Kinds = Kinds
-	}
-	client := opts.Client
-	if client == nil {
-		client = &http.Client{Timeout: 15 * time.Second}
-	}
-	const path = "/twilio/messages"
-	target := strings.TrimSuffix(opts.BaseURL, "/") + path
-	signed := strings.TrimSuffix(opts.PublicBaseURL, "/") + path
+	res := deliverAll(ctx, opts, ds)
+	res.SIDs = sids
+	return res, ctx.Err()
+}
 
-	type delivery struct{ form url.Values }
+// RunStatuses plays the status callbacks of opts.Messages outbound messages,
+// cycling through Sequences: every callback opts.Repeats times, all of them
+// shuffled together, as Twilio's unordered retries arrive. Final maps each
+// sid to the status it must end in.
+func RunStatuses(ctx context.Context, opts Options) (res Result, final map[string]string, err error) {
+	if err := opts.check(); err != nil {
+		return Result{}, nil, err
+	}
+	final = map[string]string{}
+	var ds []delivery
+	for i := range opts.Messages {
+		seq := Sequences[i%len(Sequences)]
+		sid := NewMessageSID(SMS)
+		res.SIDs = append(res.SIDs, sid)
+		final[sid] = seq.Final
+		for _, st := range seq.Statuses {
+			code := ""
+			if st == seq.Final {
+				code = seq.ErrorCode
+			}
+			for range opts.Repeats {
+				ds = append(ds, delivery{"/twilio/status", StatusForm(sid, st, code)})
+			}
+		}
+	}
+	mrand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	sids := res.SIDs
+	res = deliverAll(ctx, opts, ds)
+	res.SIDs = sids
+	return res, final, ctx.Err()
+}
+
+func (o *Options) check() error {
+	if o.Messages < 1 || o.Repeats < 1 || o.Concurrency < 1 {
+		return errors.New("messages, repeats and concurrency must each be at least 1")
+	}
+	if o.PublicBaseURL == "" {
+		o.PublicBaseURL = o.BaseURL
+	}
+	if len(o.Kinds) == 0 {
+		o.Kinds = Kinds
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 15 * time.Second}
+	}
+	return nil
+}
+
+type delivery struct {
+	path string
+	form url.Values
+}
+
+// deliverAll sends every delivery, opts.Concurrency at a time.
+func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
 	res := Result{Statuses: map[int]int{}}
 	jobs := make(chan delivery)
 	var mu sync.Mutex
@@ -174,7 +232,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		go func() {
 			defer wg.Done()
 			for d := range jobs {
-				status, err := deliver(ctx, client, target, signed, opts.Token, d.form)
+				target := strings.TrimSuffix(opts.BaseURL, "/") + d.path
+				signed := strings.TrimSuffix(opts.PublicBaseURL, "/") + d.path
+				status, err := deliver(ctx, opts.Client, target, signed, opts.Token, d.form)
 				mu.Lock()
 				if err != nil {
 					res.Failures++
@@ -189,23 +249,17 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}()
 	}
 send:
-	for i := range opts.Messages {
-		kind := opts.Kinds[i%len(opts.Kinds)]
-		sid := NewMessageSID(kind)
-		res.SIDs = append(res.SIDs, sid)
-		form := InboundForm(kind, sid, i)
-		for range opts.Repeats {
-			select {
-			case jobs <- delivery{form}:
-			case <-ctx.Done():
-				break send
-			}
+	for _, d := range ds {
+		select {
+		case jobs <- d:
+		case <-ctx.Done():
+			break send
 		}
 	}
 	close(jobs)
 	wg.Wait()
 	res.Elapsed = time.Since(start)
-	return res, ctx.Err()
+	return res
 }
 
 func deliver(ctx context.Context, client *http.Client, target, signed, token string, form url.Values) (int, error) {
@@ -220,4 +274,38 @@ func deliver(ctx context.Context, client *http.Client, target, signed, token str
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body) // let the connection be reused
 	return resp.StatusCode, nil
+}
+
+// StatusForm returns the form of Twilio's status callback reporting status
+// for the outbound message sid; errorCode is sent when not empty, as Twilio
+// does for failed and undelivered.
+func StatusForm(sid, status, errorCode string) url.Values {
+	f := url.Values{
+		"MessageSid": {sid}, "SmsSid": {sid}, "MessageStatus": {status}, "SmsStatus": {status},
+		"AccountSid": {AccountSID}, "From": {"+5511987650000"}, "To": {"+5511912340000"},
+		"ApiVersion": {"2010-04-01"},
+	}
+	if errorCode != "" {
+		f.Set("ErrorCode", errorCode)
+	}
+	if status == "delivered" || status == "undelivered" {
+		f.Set("RawDlrDoneDate", "2611241530")
+	}
+	return f
+}
+
+// Sequence is the statuses Twilio reports for one outbound message, in the
+// order they happen, and the status the message must end in.
+type Sequence struct {
+	Statuses  []string
+	ErrorCode string // sent with the failure status, if any
+	Final     string
+}
+
+// Sequences are realistic status histories: an SMS delivered, a WhatsApp
+// message read, and an SMS the carrier could not deliver.
+var Sequences = []Sequence{
+	{Statuses: []string{"queued", "sending", "sent", "delivered"}, Final: "delivered"},
+	{Statuses: []string{"queued", "sent", "delivered", "read"}, Final: "read"},
+	{Statuses: []string{"queued", "sent", "undelivered"}, ErrorCode: "30003", Final: "undelivered"},
 }

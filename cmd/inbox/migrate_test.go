@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
 	"inbox/internal/dbtest"
 )
+
+// latest is the number of migrations in sql/schema.
+const latest = 4
 
 // env returns a getenv that knows only vars.
 func env(vars map[string]string) func(string) string {
@@ -45,35 +49,35 @@ func TestMigrateUpDownUpReportsTheTruth(t *testing.T) {
 		t.Fatalf("version on a fresh database = %q, want 0", v)
 	}
 	status := mustInbox(t, url, "migrate", "status")
-	if strings.Count(status, "pending") != 3 || strings.Contains(status, "applied") {
-		t.Fatalf("status on a fresh database:\n%s\nwant 3 pending", status)
+	if strings.Count(status, "pending") != latest || strings.Contains(status, "applied") {
+		t.Fatalf("status on a fresh database:\n%s\nwant %d pending", status, latest)
 	}
 
 	up := mustInbox(t, url, "migrate", "up")
-	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql"} {
+	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql", "00004_message_status.sql"} {
 		if !strings.Contains(up, name) {
 			t.Fatalf("up output lacks %s:\n%s", name, up)
 		}
 	}
-	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
-		t.Fatalf("version after up = %q, want 3", v)
+	if v := mustInbox(t, url, "migrate", "version"); v != fmt.Sprintln(latest) {
+		t.Fatalf("version after up = %q, want %d", v, latest)
 	}
 	status = mustInbox(t, url, "migrate", "status")
-	if strings.Count(status, "applied") != 3 || strings.Contains(status, "pending") {
-		t.Fatalf("status after up:\n%s\nwant 3 applied", status)
+	if strings.Count(status, "applied") != latest || strings.Contains(status, "pending") {
+		t.Fatalf("status after up:\n%s\nwant %d applied", status, latest)
 	}
 	if out := mustInbox(t, url, "migrate", "up"); !strings.Contains(out, "no pending migrations") {
 		t.Fatalf("second up = %q, want no pending migrations", out)
 	}
 
 	mustInbox(t, url, "migrate", "down")
-	if v := mustInbox(t, url, "migrate", "version"); v != "2\n" {
-		t.Fatalf("version after down = %q, want 2", v)
+	if v := mustInbox(t, url, "migrate", "version"); v != fmt.Sprintln(latest-1) {
+		t.Fatalf("version after down = %q, want %d", v, latest-1)
 	}
 	mustInbox(t, url, "migrate", "up")
 	mustInbox(t, url, "migrate", "redo")
-	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
-		t.Fatalf("version after redo = %q, want 3", v)
+	if v := mustInbox(t, url, "migrate", "version"); v != fmt.Sprintln(latest) {
+		t.Fatalf("version after redo = %q, want %d", v, latest)
 	}
 
 	mustInbox(t, url, "migrate", "reset")
@@ -85,8 +89,8 @@ func TestMigrateUpDownUpReportsTheTruth(t *testing.T) {
 	}
 
 	mustInbox(t, url, "migrate", "up")
-	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
-		t.Fatalf("version after up again = %q, want 3", v)
+	if v := mustInbox(t, url, "migrate", "version"); v != fmt.Sprintln(latest) {
+		t.Fatalf("version after up again = %q, want %d", v, latest)
 	}
 	assertSchema(t, url)
 }
@@ -136,11 +140,11 @@ func assertSchema(t *testing.T, url string) {
 	if !valid {
 		t.Fatal("messages_message_sid_key is not a valid unique index")
 	}
-	if v := mustInbox(t, url, "migrate", "version"); v != "3\n" {
-		t.Fatalf("version = %q, want 3", v)
+	if v := mustInbox(t, url, "migrate", "version"); v != fmt.Sprintln(latest) {
+		t.Fatalf("version = %q, want %d", v, latest)
 	}
-	if applied != 3 || distinct != 3 {
-		t.Fatalf("goose_db_version records %d applied migrations (%d distinct), want each of 3 once", applied, distinct)
+	if applied != latest || distinct != latest {
+		t.Fatalf("goose_db_version records %d applied migrations (%d distinct), want each of %d once", applied, distinct, latest)
 	}
 }
 

@@ -225,6 +225,12 @@ func TestSimulateAgainstServe(t *testing.T) {
 		}
 	}
 
+	stdout.Reset()
+	err = run(context.Background(), []string{"simulate", "-status", "-n", "9", "-repeats", "3", "-concurrency", "12"}, env(vars), &stdout, io.Discard)
+	if err != nil || !strings.Contains(stdout.String(), "messages in their final status: 9 of 9") {
+		t.Fatalf("simulate -status: %v\n%s", err, stdout.String())
+	}
+
 	// Signed with the wrong token, every delivery is refused and simulate says so.
 	vars["TWILIO_AUTH_TOKEN"] = "wrong"
 	stdout.Reset()

@@ -29,6 +29,7 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	repeats := fs.Int("repeats", 3, "how many times each message is delivered, at once")
 	concurrency := fs.Int("concurrency", 8, "how many deliveries in flight at once")
 	kind := fs.String("kind", "mixed", "sms, mms, whatsapp or mixed")
+	statuses := fs.Bool("status", false, "send delivery status callbacks for outbound messages instead: realistic sequences, every callback -repeats times, all shuffled")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,27 +53,21 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 
-	res, err := simulate.Run(ctx, simulate.Options{
+	opts := simulate.Options{
 		BaseURL: *target, PublicBaseURL: *public, Token: token,
 		Messages: *n, Repeats: *repeats, Concurrency: *concurrency, Kinds: kinds,
-	})
+	}
+	if *statuses {
+		return simulateStatuses(ctx, opts, poolCfg, stdout)
+	}
+	res, err := simulate.Run(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
 	deliveries := *n * *repeats
 	fmt.Fprintf(stdout, "sent %d deliveries of %d messages (%d each, %d at once) to %s in %s\n",
 		deliveries, *n, *repeats, *concurrency, *target, res.Elapsed.Round(time.Millisecond))
-	codes := make([]int, 0, len(res.Statuses))
-	for c := range res.Statuses {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
-	for _, c := range codes {
-		fmt.Fprintf(stdout, "  answered %d: %d\n", c, res.Statuses[c])
-	}
-	if res.Failures > 0 {
-		fmt.Fprintf(stdout, "  no answer: %d (first: %v)\n", res.Failures, res.Errors[0])
-	}
+	printAnswers(stdout, res)
 
 	rows, err := countRows(ctx, poolCfg, res.SIDs)
 	if err != nil {
@@ -103,4 +98,58 @@ func countRows(ctx context.Context, cfg *pgxpool.Config, sids []string) (int64, 
 		return 0, fmt.Errorf("%w (set DATABASE_URL to the service's database)", err)
 	}
 	return n, nil
+}
+
+func printAnswers(stdout io.Writer, res simulate.Result) {
+	codes := make([]int, 0, len(res.Statuses))
+	for c := range res.Statuses {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	for _, c := range codes {
+		fmt.Fprintf(stdout, "  answered %d: %d\n", c, res.Statuses[c])
+	}
+	if res.Failures > 0 {
+		fmt.Fprintf(stdout, "  no answer: %d (first: %v)\n", res.Failures, res.Errors[0])
+	}
+}
+
+// simulateStatuses plays shuffled, repeated status callbacks and checks
+// that every message ends in the status its sequence ends in.
+func simulateStatuses(ctx context.Context, opts simulate.Options, poolCfg *pgxpool.Config, stdout io.Writer) error {
+	res, final, err := simulate.RunStatuses(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	sent := 0
+	for _, n := range res.Statuses {
+		sent += n
+	}
+	fmt.Fprintf(stdout, "sent %d status callbacks for %d outbound messages (each %d times, shuffled, %d at once) in %s\n",
+		sent+res.Failures, opts.Messages, opts.Repeats, opts.Concurrency, res.Elapsed.Round(time.Millisecond))
+	printAnswers(stdout, res)
+
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("connect to the database (set DATABASE_URL to the service's): %w", err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	wrong := 0
+	for sid, want := range final {
+		m, err := st.GetMessageBySID(ctx, sid)
+		if err != nil || m.Status != want {
+			wrong++
+			if wrong <= 3 {
+				fmt.Fprintf(stdout, "  %s: status %q (%v), want %q\n", sid, m.Status, err, want)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "messages in their final status: %d of %d\n", len(final)-wrong, len(final))
+	if wrong > 0 || res.Failures > 0 || res.Statuses[200] != sent {
+		return fmt.Errorf("simulate: %d messages not in their final status; answers %v", wrong, res.Statuses)
+	}
+	return nil
 }
