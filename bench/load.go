@@ -1,17 +1,21 @@
 // Package bench measures the service under load: a load generator that
-// posts signed inbound-message webhooks over keep-alive connections in three
-// mixes, and the latency and status figures it reports. bench/run drives it,
+// posts signed inbound-message webhooks over keep-alive connections (one per
+// worker, requests pre-built, as wrk does) in three mixes, and the latency and status figures it reports. bench/run drives it,
 // beside pgbench, into the README's table.
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,17 +69,103 @@ func (r Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds()
 func (r Result) OK() bool { return r.Failures == 0 && r.Statuses[http.StatusOK] == r.Requests }
 
 type request struct {
-	sid  string
-	body string
-	sig  string
+	sid string
+	raw []byte // the whole HTTP/1.1 request, headers and body
 }
 
-// prepared builds signed requests before the clock starts, so the load
-// generator spends its CPU (shared with the service on a small machine) on
-// sending, not signing.
+// prepare builds a signed request, as bytes on the wire, before the clock
+// starts: the load generator shares the CPU with the service and
+// PostgreSQL, so it should spend it sending, not signing or formatting.
 func prepare(l Load, sid string, n int) request {
 	form := simulate.InboundForm(simulate.Kinds[n%len(simulate.Kinds)], sid, n)
-	return request{sid: sid, body: form.Encode(), sig: twilio.Sign(l.Token, l.BaseURL+"/twilio/messages", form)}
+	body := form.Encode()
+	u, _ := url.Parse(l.BaseURL)
+	raw := fmt.Sprintf("POST /twilio/messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		"%s: %s\r\nContent-Length: %d\r\n\r\n%s",
+		u.Host, twilio.SignatureHeader, twilio.Sign(l.Token, l.BaseURL+"/twilio/messages", form), len(body), body)
+	return request{sid: sid, raw: []byte(raw)}
+}
+
+// conn is one keep-alive connection, owned by one worker: like wrk, and
+// unlike net/http's client, it costs little CPU per request.
+type conn struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+}
+
+func (c *conn) do(req []byte) (int, error) {
+	if c.c == nil {
+		nc, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			return 0, err
+		}
+		c.c, c.r = nc, bufio.NewReader(nc)
+	}
+	if _, err := c.c.Write(req); err != nil {
+		c.close()
+		return 0, err
+	}
+	status, err := c.readResponse()
+	if err != nil {
+		c.close()
+	}
+	return status, err
+}
+
+// readResponse reads one HTTP/1.1 response: the status, and a body of
+// Content-Length bytes, discarded. The service always sends a length; a
+// response without one, or with Connection: close, ends the connection.
+func (c *conn) readResponse() (int, error) {
+	line, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	length, keep := -1, true
+	for {
+		h, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		h = bytes.TrimRight(h, "\r\n")
+		if len(h) == 0 {
+			break
+		}
+		name, value, _ := bytes.Cut(h, []byte(":"))
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(value)); err != nil {
+				return 0, fmt.Errorf("bad Content-Length %q", value)
+			}
+		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")):
+			keep = false
+		}
+	}
+	if length < 0 {
+		return status, errors.New("response without Content-Length")
+	}
+	if _, err := c.r.Discard(length); err != nil {
+		return 0, err
+	}
+	if !keep {
+		c.close()
+	}
+	return status, nil
+}
+
+func (c *conn) close() {
+	if c.c != nil {
+		c.c.Close()
+		c.c = nil
+	}
 }
 
 // Run sends l and returns what the service answered.
@@ -83,22 +173,23 @@ func Run(ctx context.Context, l Load) (Result, error) {
 	if l.Concurrency < 1 {
 		return Result{}, fmt.Errorf("concurrency %d: want at least 1", l.Concurrency)
 	}
-	client := &http.Client{
-		Timeout: 15 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConns: l.Concurrency, MaxIdleConnsPerHost: l.Concurrency, MaxConnsPerHost: l.Concurrency,
-			IdleConnTimeout: time.Minute,
-		},
+	u, err := url.Parse(l.BaseURL)
+	if err != nil || u.Scheme != "http" {
+		return Result{}, fmt.Errorf("base url %q: want http://host:port", l.BaseURL)
 	}
-	defer client.CloseIdleConnections()
+	conns := make([]*conn, l.Concurrency)
+	for i := range conns {
+		conns[i] = &conn{addr: u.Host}
+		defer conns[i].close()
+	}
 	if l.Mix == Storm {
-		return runStorms(ctx, client, l)
+		return runStorms(ctx, conns, l)
 	}
-	return runStream(ctx, client, l)
+	return runStream(ctx, conns, l)
 }
 
 // runStream keeps Concurrency requests in flight for Duration.
-func runStream(ctx context.Context, client *http.Client, l Load) (Result, error) {
+func runStream(ctx context.Context, conns []*conn, l Load) (Result, error) {
 	// Enough prepared requests for a fast service; the run stops early,
 	// and says so, if they run out.
 	n := 40_000 + 400*l.Concurrency
@@ -129,7 +220,7 @@ func runStream(ctx context.Context, client *http.Client, l Load) (Result, error)
 				if int(i) >= len(reqs) {
 					return
 				}
-				d, status, err := send(client, l.BaseURL, reqs[i])
+				d, status, err := send(conns[w], reqs[i])
 				mu.Lock()
 				res.record(status, err)
 				mu.Unlock()
@@ -146,7 +237,7 @@ func runStream(ctx context.Context, client *http.Client, l Load) (Result, error)
 }
 
 // runStorms fires Concurrency identical requests at once, storm after storm.
-func runStorms(ctx context.Context, client *http.Client, l Load) (Result, error) {
+func runStorms(ctx context.Context, conns []*conn, l Load) (Result, error) {
 	res := Result{Mix: l.Mix, Concurrency: l.Concurrency, Statuses: map[int]int{}}
 	var all []time.Duration
 	var mu sync.Mutex
@@ -160,12 +251,12 @@ func runStorms(ctx context.Context, client *http.Client, l Load) (Result, error)
 		req := prepare(l, sid, s)
 		var wg sync.WaitGroup
 		gate := make(chan struct{})
-		for range l.Concurrency {
+		for _, c := range conns {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-gate
-				d, status, err := send(client, l.BaseURL, req)
+				d, status, err := send(c, req)
 				mu.Lock()
 				res.record(status, err)
 				all = append(all, d)
@@ -180,21 +271,10 @@ func runStorms(ctx context.Context, client *http.Client, l Load) (Result, error)
 	return res, nil
 }
 
-func send(client *http.Client, base string, r request) (time.Duration, int, error) {
-	req, err := http.NewRequest(http.MethodPost, base+"/twilio/messages", strings.NewReader(r.body))
-	if err != nil {
-		return 0, 0, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set(twilio.SignatureHeader, r.sig)
+func send(c *conn, r request) (time.Duration, int, error) {
 	start := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		return time.Since(start), 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return time.Since(start), resp.StatusCode, nil
+	status, err := c.do(r.raw)
+	return time.Since(start), status, err
 }
 
 func (r *Result) record(status int, err error) {

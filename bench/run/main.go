@@ -224,10 +224,13 @@ func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, floa
 	}
 
 	l.BaseURL, l.Token = "http://"+addr, token
+	serveBefore, selfBefore := procCPU(cmd.Process.Pid), selfCPU()
 	res, err := bench.Run(ctx, l)
 	if err != nil {
 		return res, 0, err
 	}
+	fmt.Fprintf(os.Stderr, "  %s at %d: service used %.2f CPU-seconds per second, the load generator %.2f\n", l.Mix, l.Concurrency,
+		(procCPU(cmd.Process.Pid)-serveBefore).Seconds()/res.Elapsed.Seconds(), (selfCPU()-selfBefore).Seconds()/res.Elapsed.Seconds())
 	rss := peakRSS(cmd.Process.Pid)
 
 	pool, err := pgxpool.New(ctx, dbURL)
@@ -384,4 +387,27 @@ func peakRSS(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// procCPU returns the user and system CPU time a process has used.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// selfCPU returns the CPU time this process (the load generator) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
