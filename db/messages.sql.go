@@ -77,7 +77,7 @@ type InsertInboundMessageParams struct {
 	Body                string
 	NumMedia            int32
 	NumSegments         int32
-	Media               []message.Media
+	Media               message.MediaList
 	Metadata            message.Metadata
 }
 

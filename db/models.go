@@ -20,7 +20,7 @@ type Message struct {
 	Body                string
 	NumMedia            int32
 	NumSegments         int32
-	Media               []message.Media
+	Media               message.MediaList
 	Status              string
 	ReceivedAt          time.Time
 	Metadata            message.Metadata
@@ -38,7 +38,7 @@ type MessageDuplicate struct {
 	Body                string
 	NumMedia            int32
 	NumSegments         int32
-	Media               []message.Media
+	Media               message.MediaList
 	Status              string
 	ReceivedAt          time.Time
 	Metadata            message.Metadata

@@ -28,6 +28,10 @@ type Metadata struct {
 // them; message_status_events.params holds one too.
 type Params map[string]string
 
+// MediaList is the messages.media column: a message's media in Twilio's
+// MediaUrlN order.
+type MediaList []Media
+
 // Media is one item of the messages.media column: Twilio's MediaUrlN and
 // MediaContentTypeN for the same N.
 type Media struct {
