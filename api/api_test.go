@@ -102,6 +102,34 @@ func (h *harness) post(req *http.Request) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// burst sends n requests at once, each on its own connection, released
+// together once all are built, and returns each one's status and body.
+func (h *harness) burst(n int, build func() *http.Request) (statuses []int, bodies []string) {
+	h.t.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
+	defer client.CloseIdleConnections()
+	statuses, bodies = make([]int, n), make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		req := build()
+		wg.Go(func() {
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				h.t.Errorf("request %d: %v", i, err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			statuses[i], bodies[i] = resp.StatusCode, string(b)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return statuses, bodies
+}
+
 // signed builds a correctly signed delivery of form.
 func (h *harness) signed(form url.Values) *http.Request {
 	h.t.Helper()
@@ -216,31 +244,7 @@ func TestConcurrentIdenticalDeliveriesStoreOneRow(t *testing.T) {
 	form := simulate.InboundForm(simulate.SMS, sid, 1)
 	const n = 200
 
-	// Enough idle connections that all 200 requests are really in flight.
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
-	t.Cleanup(client.CloseIdleConnections)
-	statuses := make([]int, n)
-	bodies := make([]string, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := h.signed(form)
-			<-start
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Errorf("delivery %d: %v", i, err)
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			statuses[i], bodies[i] = resp.StatusCode, string(b)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	statuses, bodies := h.burst(n, func() *http.Request { return h.signed(form) })
 	for i := range n {
 		if statuses[i] != http.StatusOK || bodies[i] != twiml {
 			t.Fatalf("delivery %d answered %d %q", i, statuses[i], bodies[i])

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -146,29 +145,7 @@ func TestConcurrentIdenticalCallbacksStoreOneEvent(t *testing.T) {
 	sid := simulate.NewMessageSID(simulate.SMS)
 	form := simulate.StatusForm(sid, "delivered", "")
 	const n = 100
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
-	t.Cleanup(client.CloseIdleConnections)
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := h.status(form)
-			<-start
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Errorf("callback %d: %v", i, err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			statuses[i] = resp.StatusCode
-		}()
-	}
-	close(start)
-	wg.Wait()
+	statuses, _ := h.burst(n, func() *http.Request { return h.status(form) })
 	for i, s := range statuses {
 		if s != http.StatusOK {
 			t.Fatalf("callback %d answered %d", i, s)
