@@ -130,15 +130,20 @@ func (h *harness) burst(n int, build func() *http.Request) (statuses []int, bodi
 	return statuses, bodies
 }
 
-// signed builds a correctly signed delivery of form.
-func (h *harness) signed(form url.Values) *http.Request {
+// request builds a correctly signed POST of form to path.
+func (h *harness) request(path string, form url.Values) *http.Request {
 	h.t.Helper()
-	u := h.srv.URL + "/twilio/messages"
+	u := h.srv.URL + path
 	req, err := simulate.NewRequest(context.Background(), u, u, token, form)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return req
+}
+
+// signed builds a correctly signed inbound-message delivery of form.
+func (h *harness) signed(form url.Values) *http.Request {
+	return h.request("/twilio/messages", form)
 }
 
 // raw builds a delivery of a literal body, signed over the parameters it

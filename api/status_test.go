@@ -14,13 +14,7 @@ import (
 
 // status builds a correctly signed status callback.
 func (h *harness) status(form url.Values) *http.Request {
-	h.t.Helper()
-	u := h.srv.URL + "/twilio/status"
-	req, err := simulate.NewRequest(context.Background(), u, u, token, form)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return req
+	return h.request("/twilio/status", form)
 }
 
 // deliverStatuses posts the callbacks in order; each must get 200 and an
