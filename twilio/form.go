@@ -106,12 +106,3 @@ func FormFromValues(values url.Values) Form {
 	})
 	return form
 }
-
-// Get returns the value of the first parameter called name.
-func (f Form) Get(name string) (string, bool) {
-	i, found := slices.BinarySearchFunc(f, name, func(p Param, name string) int { return strings.Compare(p.Name, name) })
-	if !found {
-		return "", false
-	}
-	return f[i].Value, true
-}
