@@ -403,7 +403,7 @@ func TestStrangeButValidInputIsStoredExactly(t *testing.T) {
 	for name, body := range map[string]string{
 		"sql":                "'); DELETE FROM messages; --",
 		"control characters": "bell\a tab\t cr\r lf\n esc\x1b del\x7f",
-		"unicode":            "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ‮reversed‬ 👩‍👩‍👧 \u2028",
+		"unicode":            "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \u202ereversed\u202c 👩\u200d👩\u200d👧 \u2028",
 		"empty":              "",
 		"1600 characters":    strings.Repeat("ação 🚚 !", 200),
 	} {
