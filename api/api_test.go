@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -134,7 +135,7 @@ func (h *harness) burst(n int, build func() *http.Request) (statuses []int, bodi
 func (h *harness) request(path string, form url.Values) *http.Request {
 	h.t.Helper()
 	u := h.srv.URL + path
-	req, err := simulate.NewRequest(context.Background(), u, u, token, form)
+	req, err := simulate.NewRequest(h.t.Context(), u, u, token, form)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func (h *harness) raw(body string) *http.Request {
 
 func (h *harness) rows(sids ...string) int64 {
 	h.t.Helper()
-	n, err := h.store.CountMessagesBySIDs(context.Background(), sids)
+	n, err := h.store.CountMessagesBySIDs(h.t.Context(), sids)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/xml") {
 				t.Fatalf("content type %q, want text/xml", ct)
 			}
-			m, err := h.store.GetMessageBySID(context.Background(), sid)
+			m, err := h.store.GetMessageBySID(t.Context(), sid)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +226,7 @@ func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
 			if n := h.rows(sid); n != 1 {
 				t.Fatalf("rows after retry = %d, want 1", n)
 			}
-			after, _ := h.store.GetMessageBySID(context.Background(), sid)
+			after, _ := h.store.GetMessageBySID(t.Context(), sid)
 			if after.ID != m.ID || after.Metadata.IdempotencyToken != m.Metadata.IdempotencyToken {
 				t.Fatal("the retry changed the stored row")
 			}
@@ -278,10 +279,7 @@ func TestSignatureFailuresAre403AndWriteNothing(t *testing.T) {
 	forged := h.signed(form)
 	forged.Header.Set(twilio.SignatureHeader, twilio.Sign("not-the-token", h.srv.URL+"/twilio/messages", form))
 
-	tamperedForm := url.Values{}
-	for k, v := range form {
-		tamperedForm[k] = v
-	}
+	tamperedForm := maps.Clone(form)
 	tamperedForm.Set("Body", "send the money elsewhere")
 	tampered := h.signed(tamperedForm)
 	tampered.Header.Set(twilio.SignatureHeader, h.signed(form).Header.Get(twilio.SignatureHeader))
@@ -310,18 +308,12 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 	sid := simulate.NewMessageSID(simulate.SMS)
 	valid := simulate.InboundForm(simulate.SMS, sid, 1)
 	with := func(k, v string) string {
-		f := url.Values{}
-		for key, vals := range valid {
-			f[key] = vals
-		}
+		f := maps.Clone(valid)
 		f.Set(k, v)
 		return f.Encode()
 	}
 	without := func(k string) string {
-		f := url.Values{}
-		for key, vals := range valid {
-			f[key] = vals
-		}
+		f := maps.Clone(valid)
 		f.Del(k)
 		return f.Encode()
 	}
@@ -369,11 +361,20 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 		{"NumMedia not a number", func() *http.Request { return h.raw(with("NumMedia", "two")) }, 400, "NumMedia"},
 		{"NumMedia without MediaUrl", func() *http.Request { return h.raw(with("NumMedia", "1")) }, 400, "MediaUrl0 is missing"},
 		{"negative NumSegments", func() *http.Request { return h.raw(with("NumSegments", "-1")) }, 400, "NumSegments"},
-		{"unknown path", func() *http.Request { return h.raw("") }, 404, "no route"},
-	}
-	cases[len(cases)-1].req = func() *http.Request {
-		r, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/twilio/nope", nil)
-		return r
+		{"MessageSid in upper-case hex", func() *http.Request { return h.raw(with("MessageSid", strings.ToUpper(sid[:2])+strings.ToUpper(sid[2:]))) }, 400, "is not a message sid"},
+		{"no AccountSid", func() *http.Request { return h.raw(without("AccountSid")) }, 400, "is not an account sid"},
+		{"AccountSid of the wrong shape", func() *http.Request { return h.raw(with("AccountSid", "AC123")) }, 400, "is not an account sid"},
+		{"empty From", func() *http.Request { return h.raw(with("From", "")) }, 400, "From, To and ApiVersion must all be present"},
+		{"no To", func() *http.Request { return h.raw(without("To")) }, 400, "From, To and ApiVersion must all be present"},
+		{"no ApiVersion", func() *http.Request { return h.raw(without("ApiVersion")) }, 400, "From, To and ApiVersion must all be present"},
+		{"SmsSid differs from MessageSid", func() *http.Request { return h.raw(with("SmsSid", simulate.NewMessageSID(simulate.SMS))) }, 400, "SmsSid"},
+		{"SmsMessageSid differs from MessageSid", func() *http.Request {
+			return h.raw(with("SmsMessageSid", simulate.NewMessageSID(simulate.SMS)))
+		}, 400, "SmsMessageSid"},
+		{"unknown path", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/twilio/nope", nil)
+			return r
+		}, 404, "no route"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -414,7 +415,7 @@ func TestStrangeButValidInputIsStoredExactly(t *testing.T) {
 			form.Set("X-Unknown-Twilio-Field", "kept")
 			status, resp := h.post(h.signed(form))
 			assertTwiML(t, status, resp)
-			m, err := h.store.GetMessageBySID(context.Background(), sid)
+			m, err := h.store.GetMessageBySID(t.Context(), sid)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -430,7 +431,7 @@ func TestDatabaseDownThenBackWithoutRestart(t *testing.T) {
 	proxy, viaProxy := dbtest.NewProxy(t, dbtest.URL(t))
 	const timeout = 500 * time.Millisecond
 	h := setup(t, viaProxy, func(c *api.Config) { c.RequestTimeout = timeout })
-	ctx := context.Background()
+	ctx := t.Context()
 
 	first := simulate.NewMessageSID(simulate.SMS)
 	status, body := h.post(h.signed(simulate.InboundForm(simulate.SMS, first, 1)))
@@ -470,7 +471,7 @@ func TestSlowDatabaseIs503WithNoPartialWrite(t *testing.T) {
 	databaseURL := dbtest.URL(t)
 	const timeout = 300 * time.Millisecond
 	h := setup(t, databaseURL, func(c *api.Config) { c.RequestTimeout = timeout })
-	ctx := context.Background()
+	ctx := t.Context()
 
 	// Another session holds the table: the insert waits past its deadline.
 	locker := dbtest.Connect(t, databaseURL, 1)
@@ -520,3 +521,82 @@ func mustGet(t *testing.T, u string) *http.Request {
 	}
 	return r
 }
+
+// TestResplitSignedFormIsRefused replays the attack Twilio's separator-free
+// signature allows: a captured, signed delivery whose Body was crafted to
+// hold "MessageSid"+another sid is re-split into a form with that sid, and
+// the signature still matches. The re-split form lacks what every real
+// webhook carries (here a non-empty From), so it is refused and stores
+// nothing.
+func TestResplitSignedFormIsRefused(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	forgedSID := "SM" + strings.Repeat("f", 32)
+	captured := simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), 1)
+	captured.Set("Body", "hiFromMessageSid"+forgedSID+"Na")
+
+	// What Twilio signed after Body's value: the rest of the captured form,
+	// names and values run together, becomes the value of a parameter "Na".
+	var rest strings.Builder
+	for _, p := range twilio.FormFromValues(captured) {
+		if p.Name > "Body" {
+			rest.WriteString(p.Name + p.Value)
+		}
+	}
+	forged := url.Values{
+		"AccountSid": captured["AccountSid"], "ApiVersion": captured["ApiVersion"],
+		"Body": {"hi"}, "From": {""}, "MessageSid": {forgedSID}, "Na": {rest.String()},
+	}
+	u := h.srv.URL + "/twilio/messages"
+	sig := twilio.Sign(token, u, captured)
+	if twilio.Sign(token, u, forged) != sig {
+		t.Fatal("the forged form does not sign like the captured one: the test does not test the attack")
+	}
+
+	req := h.signed(forged)
+	req.Header.Set(twilio.SignatureHeader, sig)
+	if status, body := h.post(req); status != http.StatusBadRequest {
+		t.Fatalf("re-split form answered %d %q, want 400", status, body)
+	}
+	if n := h.rows(forgedSID); n != 0 {
+		t.Fatalf("the re-split form stored %d rows", n)
+	}
+	status, body := h.post(h.signed(captured))
+	assertTwiML(t, status, body)
+	if n := h.rows(captured.Get("MessageSid")); n != 1 {
+		t.Fatalf("the captured delivery itself stored %d rows, want 1", n)
+	}
+}
+
+// TestIdempotencyTokenIsBoundedAndInformational: the header is not signed,
+// so an oversized or non-ASCII value is dropped (the message is still
+// stored) and a valid one is kept as sent.
+func TestIdempotencyTokenIsBoundedAndInformational(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	for name, c := range map[string]struct{ header, kept string }{
+		"twilio's shape": {"9f4b2c1d-0000-4000-8000-1234567890ab", "9f4b2c1d-0000-4000-8000-1234567890ab"},
+		"128 characters": {strings.Repeat("a", 128), strings.Repeat("a", 128)},
+		"60 KB":          {strings.Repeat("a", 60_000), ""},
+		"129 characters": {strings.Repeat("a", 129), ""},
+		"not ASCII":      {"tökén", ""},
+		"a space":        {"a b", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sid := simulate.NewMessageSID(simulate.SMS)
+			req := h.signed(simulate.InboundForm(simulate.SMS, sid, 1))
+			req.Header.Set(twilio.IdempotencyHeader, c.header)
+			status, body := h.post(req)
+			assertTwiML(t, status, body)
+			m, err := h.store.GetMessageBySID(t.Context(), sid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Metadata.IdempotencyToken != c.kept {
+				t.Fatalf("kept token of %d bytes, want %q", len(m.Metadata.IdempotencyToken), truncated(c.kept))
+			}
+		})
+	}
+}
+
+func truncated(s string) string { return s[:min(len(s), 20)] }

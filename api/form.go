@@ -6,8 +6,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	"inbox/message"
 	"inbox/twilio"
 )
 
@@ -52,6 +55,80 @@ func verifyForm(cfg Config, body []byte, requestURI, sig string) (twilio.Form, e
 		return nil, refuse(http.StatusForbidden, "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
 	}
 	return form, nil
+}
+
+// formParams checks what every messaging webhook (inbound message or status
+// callback) must be to be stored exactly, and returns its parameters by name
+// and its MessageSid. It refuses (400):
+//   - a repeated parameter, or a name or value that is not valid UTF-8 or
+//     holds a NUL (PostgreSQL's text cannot);
+//   - a missing or malformed MessageSid (lower-case hex, as Twilio writes it);
+//   - what every real messaging webhook carries, missing or malformed: an
+//     AccountSid, non-empty From and To, an ApiVersion, and SmsSid and
+//     SmsMessageSid equal to MessageSid when present.
+//
+// The last rule is not pedantry. Twilio's signature concatenates names and
+// values with no separator, so the text of a signed request can be re-split
+// into other parameters with the same signature: a Body of
+// "hiMessageSidSM…Na" signs like a MessageSid of its own. A re-split form
+// loses the parameters every real webhook has, or makes them disagree.
+func formParams(form twilio.Form) (params message.Params, sid string, err error) {
+	params = make(message.Params, len(form))
+	for i, p := range form {
+		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
+			return nil, "", refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
+		}
+		if !storable(p.Name) || !storable(p.Value) {
+			return nil, "", refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
+		}
+		params[p.Name] = p.Value
+	}
+	sid = params["MessageSid"]
+	switch {
+	case sid == "":
+		return nil, "", refuse(http.StatusBadRequest, "MessageSid is missing")
+	case !twilio.IsMessageSID(sid):
+		return nil, "", refuse(http.StatusBadRequest, "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", truncate(sid))
+	case !twilio.IsAccountSID(params["AccountSid"]):
+		return nil, "", refuse(http.StatusBadRequest, "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", truncate(params["AccountSid"]))
+	case params["From"] == "" || params["To"] == "" || params["ApiVersion"] == "":
+		return nil, "", refuse(http.StatusBadRequest, "From, To and ApiVersion must all be present and non-empty")
+	}
+	for _, alias := range [...]string{"SmsSid", "SmsMessageSid"} {
+		if v, ok := params[alias]; ok && v != sid {
+			return nil, "", refuse(http.StatusBadRequest, "%s %q differs from MessageSid %q", alias, truncate(v), sid)
+		}
+	}
+	return params, sid, nil
+}
+
+// optional returns params[name], or nil when it is absent or empty: the
+// nullable columns store NULL rather than "".
+func optional(params message.Params, name string) *string {
+	if v := params[name]; v != "" {
+		return &v
+	}
+	return nil
+}
+
+// count parses params[name] as an integer in [0, max], or def when absent.
+func count(params message.Params, name string, def, max int) (int, error) {
+	s, ok := params[name]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > max {
+		return 0, refuse(http.StatusBadRequest, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
+	}
+	return n, nil
+}
+
+// storable reports whether s can be stored exactly in a text column and a
+// jsonb string: valid UTF-8 (json.Marshal would silently replace the rest)
+// and no NUL (PostgreSQL rejects it).
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // truncate shortens a client-supplied string for a log line or a reason.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"inbox/db"
 	"inbox/message"
@@ -16,10 +14,6 @@ import (
 // empty body has produced error 11200 on inbound webhooks; plain text would
 // be sent back to the sender as a message.
 const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
-
-// IdempotencyHeader is the header in which Twilio distinguishes its retries.
-// It is kept in metadata for tracing; the message sid stays the key.
-const IdempotencyHeader = "I-Twilio-Idempotency-Token"
 
 // handleInboundMessage answers POST /twilio/messages, the webhook Twilio calls
 // for every inbound SMS, MMS and WhatsApp message. A signed, well-formed
@@ -32,7 +26,8 @@ func handleInboundMessage(cfg Config) http.Handler {
 		if err != nil {
 			return err
 		}
-		msg, err := inboundParams(form, r.Header.Get(IdempotencyHeader))
+		token, tokenOK := idempotencyToken(r.Header.Get(twilio.IdempotencyHeader))
+		msg, err := inboundParams(form, token)
 		if err != nil {
 			return err
 		}
@@ -40,6 +35,9 @@ func handleInboundMessage(cfg Config) http.Handler {
 		setSID(ctx, sid)
 		logger := requestLogger(ctx)
 		logger.DebugContext(ctx, "inbound message", "sid", sid, "body", msg.Body)
+		if !tokenOK {
+			logger.DebugContext(ctx, "idempotency token ignored: not 1 to 128 printable ASCII characters", "sid", sid)
+		}
 
 		dbCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 		id, inserted, err := cfg.Store.InsertInboundMessage(dbCtx, msg)
@@ -71,39 +69,11 @@ const (
 	maxSegments = 1000
 )
 
-// formParams checks what every webhook must be to be stored exactly and
-// returns its parameters by name, and its MessageSid. It refuses (400) a
-// repeated parameter, any name or value that is not valid UTF-8 or holds a
-// NUL (PostgreSQL's text cannot), and a missing or malformed MessageSid.
-func formParams(form twilio.Form) (params map[string]string, sid string, err error) {
-	params = make(map[string]string, len(form))
-	for i, p := range form {
-		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
-			return nil, "", refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
-		}
-		if !storable(p.Name) || !storable(p.Value) {
-			return nil, "", refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
-		}
-		params[p.Name] = p.Value
-	}
-	sid = params["MessageSid"]
-	if sid == "" {
-		return nil, "", refuse(http.StatusBadRequest, "MessageSid is missing")
-	}
-	if !twilio.IsMessageSID(sid) {
-		return nil, "", refuse(http.StatusBadRequest, "MessageSid %q is not a message sid (SM or MM and 32 hex digits)", truncate(sid))
-	}
-	return params, sid, nil
-}
-
 // inboundParams turns a verified inbound-message form into the insert's
 // parameters. Beyond formParams' checks it refuses (400) counts that are not
 // small non-negative integers and NumMedia without its MediaUrlN. Every
 // parameter is kept, as sent, in the metadata.
 func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundMessageParams, error) {
-	if !storable(idempotencyToken) {
-		return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "%s is not valid UTF-8 text", IdempotencyHeader)
-	}
 	params, sid, err := formParams(form)
 	if err != nil {
 		return db.InsertInboundMessageParams{}, err
@@ -126,13 +96,9 @@ func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundM
 		ct := params[string(strconv.AppendInt(append(key[:0], "MediaContentType"...), int64(i), 10))]
 		media[i] = message.Media{URL: u, ContentType: ct}
 	}
-	var service *string
-	if s := params["MessagingServiceSid"]; s != "" {
-		service = &s
-	}
 	return db.InsertInboundMessageParams{
 		AccountSID:          params["AccountSid"],
-		MessagingServiceSID: service,
+		MessagingServiceSID: optional(params, "MessagingServiceSid"),
 		FromAddress:         params["From"],
 		ToAddress:           params["To"],
 		Body:                params["Body"],
@@ -147,22 +113,24 @@ func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundM
 	}, nil
 }
 
-// count parses params[name] as an integer in [0, max], or def when absent.
-func count(params map[string]string, name string, def, max int) (int, error) {
-	s, ok := params[name]
-	if !ok {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > max {
-		return 0, refuse(http.StatusBadRequest, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
-	}
-	return n, nil
-}
+// maxIdempotencyToken bounds the unsigned I-Twilio-Idempotency-Token kept in
+// metadata: Twilio's are a few dozen characters.
+const maxIdempotencyToken = 128
 
-// storable reports whether s can be stored exactly in a text column and a
-// jsonb string: valid UTF-8 (json.Marshal would silently replace the rest)
-// and no NUL (PostgreSQL rejects it).
-func storable(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+// idempotencyToken returns the header's value when it is 1 to 128 printable
+// ASCII characters, else "" and false: the header is not signed, so anyone
+// can set it, and it is kept for tracing only.
+func idempotencyToken(h string) (string, bool) {
+	if h == "" {
+		return "", true
+	}
+	if len(h) > maxIdempotencyToken {
+		return "", false
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] < 0x21 || h[i] > 0x7e {
+			return "", false
+		}
+	}
+	return h, true
 }

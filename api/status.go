@@ -58,18 +58,11 @@ func statusParams(form twilio.Form) (db.InsertStatusEventParams, db.UpsertOutbou
 	if !isStatus(status) {
 		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, refuse(http.StatusBadRequest, "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
 	}
-	var errorCode *string
-	if c := params["ErrorCode"]; c != "" {
-		errorCode = &c
-	}
-	var service *string
-	if s := params["MessagingServiceSid"]; s != "" {
-		service = &s
-	}
+	errorCode := optional(params, "ErrorCode")
 	ev := db.InsertStatusEventParams{MessageSID: sid, Status: status, ErrorCode: errorCode, Params: params}
 	msg := db.UpsertOutboundStatusParams{
 		AccountSID:          params["AccountSid"],
-		MessagingServiceSID: service,
+		MessagingServiceSID: optional(params, "MessagingServiceSid"),
 		FromAddress:         params["From"],
 		ToAddress:           params["To"],
 		Status:              status,

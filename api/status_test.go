@@ -1,11 +1,11 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,7 +35,7 @@ func (h *harness) deliverStatuses(t *testing.T, sid, errorCode string, statuses 
 // current returns the stored status, error code and direction of sid.
 func (h *harness) current(t *testing.T, sid string) (status, errorCode, direction string) {
 	t.Helper()
-	m, err := h.store.GetMessageBySID(context.Background(), sid)
+	m, err := h.store.GetMessageBySID(t.Context(), sid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func (h *harness) current(t *testing.T, sid string) (status, errorCode, directio
 // events returns the statuses recorded for sid, sorted.
 func (h *harness) events(t *testing.T, sid string) []string {
 	t.Helper()
-	evs, err := h.store.ListStatusEvents(context.Background(), sid, 100)
+	evs, err := h.store.ListStatusEvents(t.Context(), sid, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestCallbackForUnknownSIDCreatesOutboundRow(t *testing.T) {
 	h := setup(t, "")
 	sid := simulate.NewMessageSID(simulate.SMS)
 	h.deliverStatuses(t, sid, "", "sent")
-	m, err := h.store.GetMessageBySID(context.Background(), sid)
+	m, err := h.store.GetMessageBySID(t.Context(), sid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +178,12 @@ func TestStatusCallbackRefusesBadInput(t *testing.T) {
 		"no MessageStatus":  {h.status(noStatus), 400},
 		"odd MessageStatus": {h.status(simulate.StatusForm(sid, "Delivered!", "")), 400},
 		"bad sid":           {h.status(simulate.StatusForm("SM1", "sent", "")), 400},
+		"upper-case sid":    {h.status(simulate.StatusForm(strings.ToUpper(sid), "sent", "")), 400},
+		"no AccountSid": {func() *http.Request {
+			f := simulate.StatusForm(sid, "sent", "")
+			f.Del("AccountSid")
+			return h.status(f)
+		}(), 400},
 		"unsigned": {func() *http.Request {
 			r := h.status(simulate.StatusForm(sid, "sent", ""))
 			r.Header.Del("X-Twilio-Signature")
@@ -193,7 +199,7 @@ func TestStatusCallbackRefusesBadInput(t *testing.T) {
 			t.Fatalf("%s: %d %q, want %d", name, got, body, c.status)
 		}
 	}
-	if n := h.rows(sid); n != 0 || len(h.events(t, sid)) != 0 {
+	if n := h.rows(sid, strings.ToUpper(sid)); n != 0 || len(h.events(t, sid)) != 0 || len(h.events(t, strings.ToUpper(sid))) != 0 {
 		t.Fatal("a refused callback wrote something")
 	}
 }
@@ -203,7 +209,7 @@ func TestStatusCallbackRefusesBadInput(t *testing.T) {
 func TestInboundAndStatusesInterleavedUnderLoad(t *testing.T) {
 	t.Parallel()
 	h := setup(t, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	opts := simulate.Options{BaseURL: h.srv.URL, Token: token, Messages: 30, Repeats: 3, Concurrency: 16}
 	var inbound, outbound simulate.Result
 	var final map[string]string

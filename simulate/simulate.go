@@ -105,7 +105,7 @@ func NewRequest(ctx context.Context, target, signedURL, token string, form url.V
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(twilio.SignatureHeader, twilio.Sign(token, signedURL, form))
-	req.Header.Set("I-Twilio-Idempotency-Token", NewMessageSID(SMS)[2:])
+	req.Header.Set(twilio.IdempotencyHeader, NewMessageSID(SMS)[2:])
 	return req, nil
 }
 

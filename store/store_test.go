@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -54,7 +53,7 @@ func smsParams(sid, body string) db.InsertInboundMessageParams {
 
 func TestInsertInboundMessageNewThenDuplicate(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	s := setup(t, 4)
 	sid := newSID(t)
 
@@ -89,7 +88,7 @@ func TestInsertInboundMessageNewThenDuplicate(t *testing.T) {
 
 func TestInsertInboundMessageConcurrentSameSID(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	// Enough connections that the inserts really race inside PostgreSQL,
 	// not in the pool's queue; fewer than a default max_connections of 100
 	// so parallel tests still fit.
@@ -141,7 +140,7 @@ func TestInsertInboundMessageConcurrentSameSID(t *testing.T) {
 
 func TestMessagesRoundTripExactly(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	s := setup(t, 4)
 
 	long := strings.Repeat("ação 🚚 !", 200) // Twilio's 1600-character maximum
@@ -202,7 +201,7 @@ func TestMessagesRoundTripExactly(t *testing.T) {
 
 func TestGetMessageBySIDNotFound(t *testing.T) {
 	t.Parallel()
-	_, err := setup(t, 2).GetMessageBySID(context.Background(), newSID(t))
+	_, err := setup(t, 2).GetMessageBySID(t.Context(), newSID(t))
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
@@ -210,7 +209,7 @@ func TestGetMessageBySIDNotFound(t *testing.T) {
 
 func TestListMessagesPagesNewestFirst(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	s := setup(t, 4)
 	var sids []string
 	for range 7 {

@@ -17,6 +17,16 @@ import (
 // SignatureHeader is the header Twilio puts its signature in.
 const SignatureHeader = "X-Twilio-Signature"
 
+// IdempotencyHeader is the header in which Twilio tells its retries of one
+// webhook apart. It is not signed, so it is informational only: the message
+// sid stays the key.
+const IdempotencyHeader = "I-Twilio-Idempotency-Token"
+
+// strictBase64 refuses the encodings that differ from the canonical one only
+// in the unused low bits of the last character: without it, four header
+// values would validate one signature.
+var strictBase64 = base64.StdEncoding.Strict()
+
 // Validator checks X-Twilio-Signature against an account's auth tokens. It is
 // safe for concurrent use.
 type Validator struct {
@@ -61,7 +71,8 @@ func NewValidator(primary, secondary string) (*Validator, error) {
 // port added (when fullURL has none) or removed (when fullURL has it), since
 // Twilio's callers differ in that; a non-default port must match. A #fragment
 // (Twilio's connection overrides) is not signed and is ignored. The
-// comparison takes the same time whatever the signature's bytes.
+// comparison takes the same time whatever the signature's bytes. Only the
+// canonical base64 encoding of a signature is accepted.
 func (v *Validator) Valid(fullURL string, form Form, signature string) bool {
 	// A SHA-1 MAC is 20 bytes: 28 characters of padded base64, which
 	// decode into at most 21 bytes.
@@ -69,7 +80,7 @@ func (v *Validator) Valid(fullURL string, form Form, signature string) bool {
 	if len(signature) != base64.StdEncoding.EncodedLen(sha1.Size) {
 		return false
 	}
-	n, err := base64.StdEncoding.Decode(got[:], []byte(signature))
+	n, err := strictBase64.Decode(got[:], []byte(signature))
 	if err != nil || n != sha1.Size {
 		return false
 	}

@@ -1,9 +1,11 @@
 package twilio_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"inbox/twilio"
@@ -142,7 +144,9 @@ func TestIsMessageSID(t *testing.T) {
 	t.Parallel()
 	for s, want := range map[string]bool{
 		"SM0123456789abcdef0123456789abcdef":  true,
-		"MM0123456789ABCDEF0123456789abcdef":  true,
+		"MM0123456789abcdef0123456789abcdef":  true,
+		"MM0123456789ABCDEF0123456789abcdef":  false, // Twilio writes lower case; SMAB… would be a second message
+		"SM0123456789abcdef0123456789abcdeF":  false,
 		"SM0123456789abcdef0123456789abcde":   false, // 31 digits
 		"SM0123456789abcdef0123456789abcdef0": false,
 		"AC0123456789abcdef0123456789abcdef":  false,
@@ -153,6 +157,59 @@ func TestIsMessageSID(t *testing.T) {
 		if got := twilio.IsMessageSID(s); got != want {
 			t.Errorf("IsMessageSID(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestIsAccountSID(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"AC0123456789abcdef0123456789abcdef":  true,
+		"AC0123456789ABCDEF0123456789abcdef":  false,
+		"SM0123456789abcdef0123456789abcdef":  false,
+		"AC0123456789abcdef0123456789abcde":   false,
+		"AC0123456789abcdef0123456789abcdef0": false,
+		"":                                    false,
+	} {
+		if got := twilio.IsAccountSID(s); got != want {
+			t.Errorf("IsAccountSID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestOnlyTheCanonicalEncodingValidates: a 20-byte MAC is 27 base64
+// characters and a pad; the 27th carries two unused bits, so four header
+// strings decode to the same bytes. Only the one Twilio sends is accepted.
+func TestOnlyTheCanonicalEncodingValidates(t *testing.T) {
+	t.Parallel()
+	const u = "https://h.example.com/twilio/messages"
+	params := url.Values{"MessageSid": {"SM0123456789abcdef0123456789abcdef"}, "Body": {"hi"}}
+	v, err := twilio.NewValidator("token", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := twilio.Sign("token", u, params)
+	if !v.Valid(u, twilio.FormFromValues(params), sig) {
+		t.Fatal("the canonical signature does not validate")
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	last := strings.IndexByte(alphabet, sig[26])
+	variants := 0
+	for low := range 4 {
+		c := alphabet[last&^3|low]
+		if c == sig[26] {
+			continue
+		}
+		variant := sig[:26] + string(c) + sig[27:]
+		if b, err := base64.StdEncoding.DecodeString(variant); err != nil || base64.StdEncoding.EncodeToString(b) != sig {
+			t.Fatalf("%q is not a variant of %q", variant, sig)
+		}
+		variants++
+		if v.Valid(u, twilio.FormFromValues(params), variant) {
+			t.Errorf("non-canonical %q validates like %q", variant, sig)
+		}
+	}
+	if variants != 3 {
+		t.Fatalf("built %d variants, want 3", variants)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ func env(vars map[string]string) func(string) string {
 func inbox(t *testing.T, databaseURL string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), args, env(map[string]string{
+	err := run(t.Context(), args, env(map[string]string{
 		"DATABASE_URL": databaseURL, "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
 	}), &stdout, &stderr)
 	if err != nil {
@@ -126,7 +125,7 @@ func TestConcurrentMigrateUpLeavesOneSchema(t *testing.T) {
 func assertSchema(t *testing.T, url string) {
 	t.Helper()
 	pool := dbtest.Connect(t, url, 1)
-	ctx := context.Background()
+	ctx := t.Context()
 	var applied, distinct int
 	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT version_id) FROM goose_db_version
 		WHERE version_id > 0 AND is_applied`).Scan(&applied, &distinct); err != nil {
@@ -165,7 +164,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), c.args, env(c.env), &stdout, &stderr)
+			err := run(t.Context(), c.args, env(c.env), &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}

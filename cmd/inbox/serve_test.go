@@ -114,7 +114,7 @@ func TestServeRefusesToStartWithoutWhatSignaturesNeed(t *testing.T) {
 				vars[k] = v
 			}
 			vars[c.key] = c.value
-			err := run(context.Background(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+			err := run(t.Context(), []string{"serve"}, env(vars), io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}
@@ -129,7 +129,7 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
 	s := startServe(t, databaseURL)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	// Hold the table so the request's insert waits, in flight.
 	admin := dbtest.Connect(t, databaseURL, 2)
@@ -215,7 +215,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	s := startServe(t, databaseURL)
 	var stdout bytes.Buffer
 	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr}
-	err := run(context.Background(), []string{"simulate", "-n", "12", "-repeats", "5", "-concurrency", "10"}, env(vars), &stdout, io.Discard)
+	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-concurrency", "10"}, env(vars), &stdout, io.Discard)
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, stdout.String())
 	}
@@ -226,7 +226,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	}
 
 	stdout.Reset()
-	err = run(context.Background(), []string{"simulate", "-status", "-n", "9", "-repeats", "3", "-concurrency", "12"}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-status", "-n", "9", "-repeats", "3", "-concurrency", "12"}, env(vars), &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "messages in their final status: 9 of 9") {
 		t.Fatalf("simulate -status: %v\n%s", err, stdout.String())
 	}
@@ -234,7 +234,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	// Signed with the wrong token, every delivery is refused and simulate says so.
 	vars["TWILIO_AUTH_TOKEN"] = "wrong"
 	stdout.Reset()
-	err = run(context.Background(), []string{"simulate", "-n", "2"}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-n", "2"}, env(vars), &stdout, io.Discard)
 	if err == nil || !strings.Contains(stdout.String(), "answered 403: 6") {
 		t.Fatalf("simulate with a wrong token: %v\n%s", err, stdout.String())
 	}

@@ -1,7 +1,6 @@
 package schema_test
 
 import (
-	"context"
 	"database/sql"
 	"reflect"
 	"testing"
@@ -23,7 +22,7 @@ func migratedTo(t *testing.T, version int64) (*sql.DB, *goose.Provider) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(context.Background(), version); err != nil {
+	if _, err := p.UpTo(t.Context(), version); err != nil {
 		t.Fatalf("migrate to %d: %v", version, err)
 	}
 	return db, p
@@ -54,7 +53,7 @@ func ids(t *testing.T, db *sql.DB, query string) [][2]int64 {
 // version stores, at the schema version before the fold, and migrates up.
 func TestFoldDuplicatesThenUniqueIndex(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	db, p := migratedTo(t, 1)
 
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
