@@ -19,6 +19,7 @@ import (
 	"inbox/api"
 	"inbox/db"
 	"inbox/internal/dbtest"
+	"inbox/message"
 	"inbox/simulate"
 	"inbox/store"
 	"inbox/twilio"
@@ -205,7 +206,7 @@ func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
 				t.Fatal(err)
 			}
 			if m.Body != form.Get("Body") || m.FromAddress != form.Get("From") || m.ToAddress != form.Get("To") ||
-				m.AccountSID != simulate.AccountSID || m.Direction != "inbound" || int(m.NumMedia) != len(m.Media) {
+				m.AccountSID != simulate.AccountSID || m.Direction != message.Inbound || int(m.NumMedia) != len(m.Media) {
 				t.Fatalf("stored %+v from form %v", m, form)
 			}
 			for k := range form {
@@ -361,7 +362,9 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 		{"NumMedia not a number", func() *http.Request { return h.raw(with("NumMedia", "two")) }, 400, "NumMedia"},
 		{"NumMedia without MediaUrl", func() *http.Request { return h.raw(with("NumMedia", "1")) }, 400, "MediaUrl0 is missing"},
 		{"negative NumSegments", func() *http.Request { return h.raw(with("NumSegments", "-1")) }, 400, "NumSegments"},
-		{"MessageSid in upper-case hex", func() *http.Request { return h.raw(with("MessageSid", strings.ToUpper(sid[:2])+strings.ToUpper(sid[2:]))) }, 400, "is not a message sid"},
+		{"MessageSid in upper-case hex", func() *http.Request {
+			return h.raw(with("MessageSid", strings.ToUpper(sid[:2])+strings.ToUpper(sid[2:])))
+		}, 400, "is not a message sid"},
 		{"no AccountSid", func() *http.Request { return h.raw(without("AccountSid")) }, 400, "is not an account sid"},
 		{"AccountSid of the wrong shape", func() *http.Request { return h.raw(with("AccountSid", "AC123")) }, 400, "is not an account sid"},
 		{"empty From", func() *http.Request { return h.raw(with("From", "")) }, 400, "From, To and ApiVersion must all be present"},

@@ -42,7 +42,7 @@ func (h *harness) current(t *testing.T, sid string) (status, errorCode, directio
 	if m.ErrorCode != nil {
 		errorCode = *m.ErrorCode
 	}
-	return m.Status, errorCode, m.Direction
+	return m.Status, errorCode, string(m.Direction)
 }
 
 // events returns the statuses recorded for sid, sorted.

@@ -7,7 +7,6 @@ package db
 
 import (
 	"context"
-	"time"
 
 	"inbox/message"
 )
@@ -101,58 +100,4 @@ func (q *Queries) InsertInboundMessage(ctx context.Context, arg InsertInboundMes
 	var id int64
 	err := row.Scan(&id)
 	return id, err
-}
-
-const listMessages = `-- name: ListMessages :many
-SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
-FROM messages
-WHERE (received_at, id) < ($1::timestamptz, $2::bigint)
-ORDER BY received_at DESC, id DESC
-LIMIT $3::integer
-`
-
-type ListMessagesParams struct {
-	BeforeReceivedAt time.Time
-	BeforeID         int64
-	MaxRows          int32
-}
-
-// Newest first, a page at a time. The cursor is the (received_at, id) of the
-// last row of the previous page; the first page passes a time after every row
-// and the largest id, so one statement, with no OR on a NULL cursor, always
-// uses the (received_at, id) index.
-func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error) {
-	rows, err := q.db.Query(ctx, listMessages, arg.BeforeReceivedAt, arg.BeforeID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Message
-	for rows.Next() {
-		var i Message
-		if err := rows.Scan(
-			&i.ID,
-			&i.Direction,
-			&i.AccountSID,
-			&i.MessagingServiceSID,
-			&i.FromAddress,
-			&i.ToAddress,
-			&i.Body,
-			&i.NumMedia,
-			&i.NumSegments,
-			&i.Media,
-			&i.Status,
-			&i.ReceivedAt,
-			&i.Metadata,
-			&i.ErrorCode,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

@@ -12,7 +12,7 @@ import (
 
 type Message struct {
 	ID                  int64
-	Direction           string
+	Direction           message.Direction
 	AccountSID          string
 	MessagingServiceSID *string
 	FromAddress         string

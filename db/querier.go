@@ -23,11 +23,6 @@ type Querier interface {
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)
-	// Newest first, a page at a time. The cursor is the (received_at, id) of the
-	// last row of the previous page; the first page passes a time after every row
-	// and the largest id, so one statement, with no OR on a NULL cursor, always
-	// uses the (received_at, id) index.
-	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
 	// The statuses reported for a message, in the order they arrived.
 	ListStatusEvents(ctx context.Context, arg ListStatusEventsParams) ([]MessageStatusEvent, error)
 	// Creates the outbound message on its first callback, or moves its status

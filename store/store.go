@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -67,38 +65,6 @@ func (s *Store) GetMessageBySID(ctx context.Context, sid string) (db.Message, er
 	default:
 		return db.Message{}, fmt.Errorf("get message %s: %w", sid, err)
 	}
-}
-
-// Cursor marks where a page of ListMessages ended. The zero Cursor asks for
-// the first page.
-type Cursor struct {
-	ReceivedAt time.Time
-	ID         int64
-}
-
-// endOfTime is after every received_at a row can have, so the first page
-// needs no special case in SQL (and time.Time cannot carry 'infinity').
-var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-
-// ListMessages returns up to limit messages received before the cursor,
-// newest first, and the cursor of the next page; next is nil on the last page.
-func (s *Store) ListMessages(ctx context.Context, after Cursor, limit int32) (page []db.Message, next *Cursor, err error) {
-	if after == (Cursor{}) {
-		after = Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
-	}
-	page, err = s.q.ListMessages(ctx, db.ListMessagesParams{
-		BeforeReceivedAt: after.ReceivedAt,
-		BeforeID:         after.ID,
-		MaxRows:          limit,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("list messages: %w", err)
-	}
-	if len(page) < int(limit) {
-		return page, nil, nil
-	}
-	last := page[len(page)-1]
-	return page, &Cursor{ReceivedAt: last.ReceivedAt, ID: last.ID}, nil
 }
 
 // CountMessagesBySIDs returns how many stored messages have one of sids.

@@ -21,18 +21,6 @@ SELECT id, direction, account_sid, messaging_service_sid, from_address, to_addre
 FROM messages
 WHERE metadata->>'message_sid' = @sid::text;
 
--- name: ListMessages :many
--- Newest first, a page at a time. The cursor is the (received_at, id) of the
--- last row of the previous page; the first page passes a time after every row
--- and the largest id, so one statement, with no OR on a NULL cursor, always
--- uses the (received_at, id) index.
-SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
-FROM messages
-WHERE (received_at, id) < (@before_received_at::timestamptz, @before_id::bigint)
-ORDER BY received_at DESC, id DESC
-LIMIT @max_rows::integer;
-
 -- name: CountMessagesBySIDs :one
 -- How many rows exist for the given sids: the check that a load or a
 -- simulation stored each distinct message once.
