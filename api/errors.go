@@ -31,9 +31,12 @@ func refuse(status int, format string, args ...any) error {
 	return &httpError{status: status, reason: fmt.Sprintf(format, args...)}
 }
 
-// unavailable marks a failure of the database: the client should retry.
+// unavailable marks a failure of the database. The outcome is unknown: a
+// commit may have reached the server before the connection failed, so the
+// write may have happened. A retry is safe either way: it stores the
+// message or finds it stored.
 func unavailable(err error) error {
-	return &httpError{status: http.StatusServiceUnavailable, reason: "database unavailable", err: err}
+	return &httpError{status: http.StatusServiceUnavailable, reason: "database unavailable; outcome unknown, a retry is safe", err: err}
 }
 
 // handle adapts a handler that returns an error, so that errors become
@@ -47,18 +50,26 @@ func handle(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler 
 }
 
 // respondError is the one place an error becomes an HTTP status. Refusals
-// of bad input are logged at warn with their reason; a database failure, or
-// anything unexpected, at error.
+// of bad input are logged at warn with their reason, and their connection
+// is closed after the answer, so a client that cannot sign cannot hold idle
+// connections open. A database failure is logged at error through the
+// failure log, which summarises an outage instead of logging each request;
+// anything unexpected is logged at error.
 func respondError(w http.ResponseWriter, r *http.Request, err error) {
-	logger := requestLogger(r.Context())
+	ctx := r.Context()
+	logger := requestLogger(ctx)
 	var he *httpError
 	if !errors.As(err, &he) {
 		he = &httpError{status: http.StatusInternalServerError, reason: "internal error", err: err}
 	}
-	if he.status >= 500 {
-		logger.ErrorContext(r.Context(), "request failed", "status", he.status, "reason", he.reason, "err", he.err)
-	} else {
-		logger.WarnContext(r.Context(), "request refused", "status", he.status, "reason", he.reason)
+	switch info, _ := ctx.Value(requestInfoKey{}).(*requestInfo); {
+	case he.status == http.StatusServiceUnavailable && info != nil:
+		info.failures.failed(ctx, logger, he.status, he.reason, he.err)
+	case he.status >= 500:
+		logger.ErrorContext(ctx, "request failed", "status", he.status, "reason", he.reason, "err", he.err)
+	default:
+		logger.WarnContext(ctx, "request refused", "status", he.status, "reason", he.reason)
+		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

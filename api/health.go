@@ -29,8 +29,9 @@ func handleReadyz(st *store.Store) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := st.Ping(ctx); err != nil {
-			return unavailable(err)
+			return &httpError{status: http.StatusServiceUnavailable, reason: "database not reachable", err: err}
 		}
+		databaseReached(ctx)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ready\n"))
 		return nil

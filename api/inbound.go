@@ -45,6 +45,7 @@ func handleInboundMessage(cfg Config) http.Handler {
 		if err != nil {
 			return unavailable(err)
 		}
+		databaseReached(ctx)
 		if inserted {
 			logger.InfoContext(ctx, "stored new message", "id", id, "sid", sid)
 			if cfg.OnNewMessage != nil {

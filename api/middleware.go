@@ -13,8 +13,9 @@ import (
 // requestInfo travels in a request's context: the handler records the sid it
 // parsed, and the request log reports it.
 type requestInfo struct {
-	logger *slog.Logger // carries request_id
-	sid    string
+	logger   *slog.Logger // carries request_id
+	failures *failureLog
+	sid      string
 }
 
 type requestInfoKey struct{}
@@ -31,6 +32,14 @@ func requestLogger(ctx context.Context) *slog.Logger {
 func setSID(ctx context.Context, sid string) {
 	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
 		info.sid = sid
+	}
+}
+
+// databaseReached tells the failure log that the request in ctx reached the
+// database, which ends an outage it was summarising.
+func databaseReached(ctx context.Context) {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.failures.succeeded(ctx, info.logger)
 	}
 }
 
@@ -59,11 +68,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // when there is one, the message sid. It never logs headers or bodies, so
 // neither a signature nor a message's text reaches the info log. A panic
 // below it becomes a logged 500, not a dropped connection.
-func withRequestLog(logger *slog.Logger, next http.Handler) http.Handler {
+func withRequestLog(logger *slog.Logger, failures *failureLog, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r)
-		info := &requestInfo{logger: logger.With("request_id", id)}
+		info := &requestInfo{logger: logger.With("request_id", id), failures: failures}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 		sw := &statusWriter{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", id)

@@ -58,6 +58,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// OnNewMessage, if not nil, runs for each newly stored message.
 	OnNewMessage NewMessageFunc
+
+	failures *failureLog // set by NewServer
 }
 
 // NewServer returns the service's whole HTTP handler: the routes in
@@ -69,5 +71,6 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	return withRequestLog(cfg.Logger, addRoutes(cfg))
+	cfg.failures = newFailureLog()
+	return withRequestLog(cfg.Logger, cfg.failures, addRoutes(cfg))
 }

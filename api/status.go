@@ -33,6 +33,7 @@ func handleStatusCallback(cfg Config) http.Handler {
 		if err != nil {
 			return unavailable(err)
 		}
+		databaseReached(ctx)
 		logger := requestLogger(ctx)
 		switch {
 		case res.NewEvent:
