@@ -1,12 +1,14 @@
 package api_test
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +21,7 @@ import (
 	"inbox/api"
 	"inbox/db"
 	"inbox/internal/dbtest"
+	"inbox/internal/logtest"
 	"inbox/message"
 	"inbox/simulate"
 	"inbox/store"
@@ -27,29 +30,11 @@ import (
 
 const token = "test-auth-token"
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type harness struct {
 	t     *testing.T
 	srv   *httptest.Server
 	store *store.Store
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	hooks atomic.Int64 // calls of OnNewMessage
 }
 
@@ -62,7 +47,7 @@ func setup(t *testing.T, databaseURL string, opts ...option) *harness {
 	if databaseURL == "" {
 		databaseURL = dbtest.URL(t)
 	}
-	h := &harness{t: t, logs: &syncBuffer{}}
+	h := &harness{t: t, logs: &logtest.Buffer{}}
 	h.store = store.New(dbtest.Connect(t, databaseURL, 8))
 	v, err := twilio.NewValidator(token, "")
 	if err != nil {
@@ -456,14 +441,24 @@ func TestDatabaseDownThenBackWithoutRestart(t *testing.T) {
 	if status, _ := h.post(mustGet(t, h.srv.URL+"/healthz")); status != http.StatusOK {
 		t.Fatalf("/healthz with the database down = %d, want 200: the process is fine", status)
 	}
-	if !strings.Contains(h.logs.String(), "database unavailable") {
-		t.Fatalf("no log line says the database is unavailable:\n%s", h.logs)
+	// The rest of the outage: a storm of failures is one ERROR line, not one each.
+	statuses, _ := h.burst(50, func() *http.Request { return h.signed(simulate.InboundForm(simulate.SMS, down, 2)) })
+	for i, st := range statuses {
+		if st != http.StatusServiceUnavailable {
+			t.Fatalf("delivery %d during the outage answered %d, want 503", i, st)
+		}
+	}
+	if n := strings.Count(h.logs.String(), `"level":"ERROR"`); n != 1 || !strings.Contains(h.logs.String(), "outcome unknown, a retry is safe") {
+		t.Fatalf("%d ERROR lines for 51 failed deliveries, want 1 that says a retry is safe:\n%s", n, h.logs)
 	}
 
 	proxy.SetDown(false)
 	// Twilio's retry of the refused delivery now lands; no restart in between.
 	status, body = h.post(h.signed(simulate.InboundForm(simulate.SMS, down, 2)))
 	assertTwiML(t, status, body)
+	if !strings.Contains(h.logs.String(), `"failed_during_outage":52`) { // 51 deliveries and /readyz
+		t.Fatalf("no line says the database is back after 52 failures:\n%s", h.logs)
+	}
 	if n, err := h.store.CountMessagesBySIDs(ctx, []string{first, down}); err != nil || n != 2 {
 		t.Fatalf("rows = %d (%v), want 2", n, err)
 	}
@@ -513,6 +508,46 @@ func TestHookErrorStillAnswers200(t *testing.T) {
 	assertTwiML(t, status, body)
 	if !strings.Contains(h.logs.String(), "new-message hook failed") {
 		t.Fatalf("hook failure not logged:\n%s", h.logs)
+	}
+}
+
+// TestRefusedConnectionIsClosed: a client that cannot sign gets its answer
+// and loses its connection, so it cannot hold idle keep-alive connections;
+// a valid delivery keeps its connection for the next.
+func TestRefusedConnectionIsClosed(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	send := func(req *http.Request) *http.Response {
+		t.Helper()
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(r, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	valid := h.signed(simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), 1))
+	if resp := send(valid); resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("valid delivery: %d, close=%v; want 200 on a kept connection", resp.StatusCode, resp.Close)
+	}
+	unsigned := h.signed(simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), 1))
+	unsigned.Header.Del(twilio.SignatureHeader)
+	if resp := send(unsigned); resp.StatusCode != http.StatusForbidden || !resp.Close {
+		t.Fatalf("unsigned delivery: %d, close=%v; want 403 and Connection: close", resp.StatusCode, resp.Close)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // bounds a failure, never reached when it works
+	if n, err := r.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("after a refusal the server kept the connection: read %d, %v", n, err)
 	}
 }
 
@@ -603,3 +638,32 @@ func TestIdempotencyTokenIsBoundedAndInformational(t *testing.T) {
 }
 
 func truncated(s string) string { return s[:min(len(s), 20)] }
+
+// TestCommitWhoseAnswerIsLostIsFoundOnRetry: the connection dies after the
+// insert reached the database and before its answer came back, as in a
+// crash during the commit. The delivery gets 503 although its row was
+// stored ("outcome unknown"); Twilio's retry finds the row and gets 200,
+// and the message is stored once.
+func TestCommitWhoseAnswerIsLostIsFoundOnRetry(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	proxy, viaProxy := dbtest.NewProxy(t, databaseURL)
+	h := setup(t, viaProxy)
+	direct := store.New(dbtest.Connect(t, databaseURL, 1))
+	sid := simulate.NewMessageSID(simulate.SMS)
+	form := simulate.InboundForm(simulate.SMS, sid, 1)
+
+	proxy.CutReplyTo([]byte(sid))
+	status, body := h.post(h.signed(form))
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "outcome unknown, a retry is safe") {
+		t.Fatalf("answer lost in transit: %d %q, want 503 saying the outcome is unknown", status, body)
+	}
+	if n, err := direct.CountMessagesBySIDs(t.Context(), []string{sid}); err != nil || n != 1 {
+		t.Fatalf("rows after the lost answer = %d (%v), want 1: the insert reached the database", n, err)
+	}
+	status, body = h.post(h.signed(form))
+	assertTwiML(t, status, body)
+	if n := h.rows(sid); n != 1 {
+		t.Fatalf("rows after the retry = %d, want 1", n)
+	}
+}

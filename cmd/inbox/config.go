@@ -5,12 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
+
+	"inbox/internal/pgdial"
 )
 
 // defaultDatabaseURL is used when neither DATABASE_URL nor any PG* variable
@@ -20,21 +26,128 @@ const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/inbox?sslmode=dis
 // pgVars are the libpq variables pgx reads when given an empty URL.
 var pgVars = []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE", "PGSSLMODE"}
 
+// binder is the one way every subcommand binds its settings: each flag
+// defaults to its environment variable, and its usage names that variable.
+// An environment value that does not parse is kept as the first error, for
+// the subcommand to return before it does anything.
+type binder struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	err    error
+}
+
+func newBinder(name string, getenv func(string) string, stderr io.Writer) *binder {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &binder{fs: fs, getenv: getenv}
+}
+
+// withEnv appends the variable's name to a flag's description.
+func withEnv(text, env string) string {
+	if env == "" {
+		return text
+	}
+	return text + " (env " + env + ")"
+}
+
+func (b *binder) env(key, def string) string {
+	if v := b.getenv(key); key != "" && v != "" {
+		return v
+	}
+	return def
+}
+
+func (b *binder) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+func (b *binder) String(p *string, name, env, def, text string) {
+	b.fs.StringVar(p, name, b.env(env, def), withEnv(text, env))
+}
+
+func (b *binder) Duration(p *time.Duration, name, env string, def time.Duration, text string) {
+	if v := b.env(env, ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.fail(fmt.Errorf("invalid %s %q: want a positive duration such as 10s", env, v))
+		} else {
+			def = d
+		}
+	}
+	b.fs.DurationVar(p, name, def, withEnv(text, env))
+}
+
+func (b *binder) Int(p *int, name, env string, def int, text string) {
+	if v := b.env(env, ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			b.fail(fmt.Errorf("invalid %s %q: want a whole number, 0 or more", env, v))
+		} else {
+			def = n
+		}
+	}
+	b.fs.IntVar(p, name, def, withEnv(text, env))
+}
+
+// Secret binds a setting that has no flag, because a flag would show it in
+// `ps`: only the environment sets it.
+func (b *binder) Secret(p *string, env string) { *p = b.getenv(env) }
+
+// Parse parses args, then reports the first invalid environment value.
+func (b *binder) Parse(args []string) error {
+	if err := b.fs.Parse(args); err != nil {
+		return err
+	}
+	return b.err
+}
+
+// databaseURL is a flag.Value whose printed form hides the password, so
+// that `inbox serve -h` and log lines never show it.
+type databaseURL struct{ s string }
+
+func (u *databaseURL) Set(s string) error { u.s = s; return nil }
+func (u *databaseURL) String() string     { return redactURL(u.s) }
+
+// redactURL returns a connection string with its password replaced by
+// "xxxxx", in URL or keyword/value form.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	fields := strings.Fields(s)
+	for i, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
 // commonConfig is what every subcommand that touches the database needs.
 type commonConfig struct {
-	databaseURL string
+	getenv      func(string) string
+	databaseURL databaseURL
 	logLevel    string
 	logFormat   string
 }
 
-// bind registers the common flags on fs, defaulting each to its environment
-// variable.
-func (c *commonConfig) bind(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&c.databaseURL, "database-url", defaultDBURL(getenv),
-		"PostgreSQL URL (env DATABASE_URL; else the PG* variables; else "+defaultDatabaseURL+")")
-	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
-	fs.StringVar(&c.logFormat, "log-format", envOr(getenv, "LOG_FORMAT", "auto"),
-		"auto (coloured text on a terminal, else JSON), text or json (env LOG_FORMAT)")
+// bind registers the common flags.
+func (c *commonConfig) bind(b *binder) {
+	c.getenv = b.getenv
+	c.databaseURL.s = defaultDBURL(b.getenv)
+	b.fs.Var(&c.databaseURL, "database-url", "PostgreSQL `URL` (env DATABASE_URL; else the PG* variables; else "+defaultDatabaseURL+")")
+	b.String(&c.logLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	b.String(&c.logFormat, "log-format", "LOG_FORMAT", "auto", "auto (coloured text on a terminal, else JSON), text or json")
 }
 
 func defaultDBURL(getenv func(string) string) string {
@@ -49,20 +162,88 @@ func defaultDBURL(getenv func(string) string) string {
 	return defaultDatabaseURL
 }
 
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
+// setup builds the logger and the validated pool configuration every
+// database subcommand starts from, without connecting.
+func (c *commonConfig) setup(stderr io.Writer) (*slog.Logger, *pgxpool.Config, error) {
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return nil, nil, err
 	}
-	return def
+	poolCfg, err := pgxpool.ParseConfig(c.databaseURL.s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	applyNetworkDefaults(poolCfg, connParams(c.databaseURL.s, c.getenv))
+	return logger, poolCfg, nil
 }
 
-// poolConfig validates the database URL without connecting.
-func (c *commonConfig) poolConfig() (*pgxpool.Config, error) {
-	cfg, err := pgxpool.ParseConfig(c.databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+// Defaults for what the URL does not set, so that a database that vanishes
+// from the network (no reset, no answer) costs seconds, not minutes, once it
+// is back: without them, connection attempts made during the outage hung
+// for the kernel's TCP timeout, held pool slots, and kept the service
+// answering 503 for 16 s after the network healed.
+const (
+	// defaultConnectTimeout bounds dialing, TLS and authentication
+	// (connect_timeout, in seconds, in the URL).
+	defaultConnectTimeout = 2 * time.Second
+	// defaultPingTimeout bounds the liveness ping pgxpool sends on a
+	// connection that sat idle for a second before handing it out
+	// (pool_ping_timeout); a dead one is dropped and the next tried.
+	defaultPingTimeout = time.Second
+)
+
+// keepAlive finds a dead idle connection in about 30 s (Go's default is
+// about 2.5 min); pgx has no URL setting for it.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+func applyNetworkDefaults(cfg *pgxpool.Config, set map[string]bool) {
+	if !set["connect_timeout"] {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
-	return cfg, nil
+	if !set["pool_ping_timeout"] {
+		cfg.PingTimeout = defaultPingTimeout
+	}
+	cfg.ConnConfig.DialFunc = pgdial.New(cfg.ConnConfig.ConnectTimeout, keepAlive)
+}
+
+// connParams returns which settings a connection string names, in URL
+// (postgres://…?k=v) or keyword/value (k=v k2='v 2') form, and which the
+// libpq environment sets; values are not needed, only presence.
+func connParams(s string, getenv func(string) string) map[string]bool {
+	set := map[string]bool{}
+	if getenv("PGCONNECT_TIMEOUT") != "" {
+		set["connect_timeout"] = true
+	}
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		for k := range u.Query() {
+			set[k] = true
+		}
+		return set
+	}
+	for rest := strings.TrimSpace(s); rest != ""; {
+		key, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			break
+		}
+		set[strings.TrimSpace(key)] = true
+		after = strings.TrimLeft(after, " \t\n")
+		if strings.HasPrefix(after, "'") { // quoted: up to the next unescaped quote
+			i := 1
+			for i < len(after) && after[i] != '\'' {
+				if after[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			after = after[min(i+1, len(after)):]
+		} else if i := strings.IndexAny(after, " \t\n"); i >= 0 {
+			after = after[i:]
+		} else {
+			after = ""
+		}
+		rest = strings.TrimSpace(after)
+	}
+	return set
 }
 
 // logger builds the process's logger: tint's coloured text when stderr is a
@@ -72,11 +253,12 @@ func (c *commonConfig) logger(stderr io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("invalid LOG_LEVEL %q: want debug, info, warn or error", c.logLevel)
 	}
-	text := false
+	f, isFile := stderr.(*os.File)
+	terminal := isFile && term.IsTerminal(int(f.Fd()))
+	var text bool
 	switch strings.ToLower(c.logFormat) {
 	case "auto":
-		f, ok := stderr.(*os.File)
-		text = ok && term.IsTerminal(int(f.Fd()))
+		text = terminal
 	case "text":
 		text = true
 	case "json":
@@ -84,9 +266,7 @@ func (c *commonConfig) logger(stderr io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("invalid LOG_FORMAT %q: want auto, text or json", c.logFormat)
 	}
 	if text {
-		f, isFile := stderr.(*os.File)
-		noColor := !isFile || !term.IsTerminal(int(f.Fd()))
-		return slog.New(tint.NewTextHandler(stderr, &tint.Options{Level: level, TimeFormat: "15:04:05.000", NoColor: noColor})), nil
+		return slog.New(tint.NewTextHandler(stderr, &tint.Options{Level: level, TimeFormat: "15:04:05.000", NoColor: !terminal})), nil
 	}
 	return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})), nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path"
@@ -23,8 +22,8 @@ var migrateCommands = []string{"up", "down", "status", "version", "redo", "reset
 // that changes the schema holds goose's session advisory lock, so replicas
 // that all migrate at start do so one at a time.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	b := newBinder("migrate", getenv, stderr)
+	fs := b.fs
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: inbox migrate up|down|status|version|redo|reset [flags]\n\n"+
 			"  up       apply every pending migration\n"+
@@ -36,9 +35,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		fs.PrintDefaults()
 	}
 	var cfg commonConfig
-	cfg.bind(fs, getenv)
+	cfg.bind(b)
 	// Accept flags before or after the command word.
-	if err := fs.Parse(args); err != nil {
+	if err := b.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -56,11 +55,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("migrate %s: unexpected arguments %q", command, fs.Args())
 	}
 
-	logger, err := cfg.logger(stderr)
-	if err != nil {
-		return err
-	}
-	poolCfg, err := cfg.poolConfig()
+	logger, poolCfg, err := cfg.setup(stderr)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/net/netutil"
 
 	"inbox/api"
 	"inbox/store"
@@ -30,30 +30,30 @@ type serveConfig struct {
 	authTokenSecondary string
 	requestTimeout     time.Duration
 	shutdownTimeout    time.Duration
+	maxConnections     int
 	pprofAddr          string
 }
 
-func (c *serveConfig) bind(fs *flag.FlagSet, getenv func(string) string) error {
-	c.commonConfig.bind(fs, getenv)
-	fs.StringVar(&c.listenAddr, "listen-addr", envOr(getenv, "LISTEN_ADDR", ":8080"), "address to listen on (env LISTEN_ADDR)")
-	fs.StringVar(&c.pprofAddr, "pprof-addr", getenv("PPROF_ADDR"),
-		"if set, serve net/http/pprof on this address, apart from the webhook's (env PPROF_ADDR; keep it private)")
-	fs.StringVar(&c.publicBaseURL, "public-base-url", getenv("PUBLIC_BASE_URL"),
-		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (env PUBLIC_BASE_URL, required)")
-	// The tokens have no flags: a flag would put them in `ps` output.
-	c.authToken = getenv("TWILIO_AUTH_TOKEN")
-	c.authTokenSecondary = getenv("TWILIO_AUTH_TOKEN_SECONDARY")
-	rt, err := durationEnv(getenv, "REQUEST_TIMEOUT", api.DefaultRequestTimeout)
-	if err != nil {
-		return err
-	}
-	fs.DurationVar(&c.requestTimeout, "request-timeout", rt, "bound on one webhook's database work; past it, 503 (env REQUEST_TIMEOUT)")
-	d, err := durationEnv(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second)
-	if err != nil {
-		return err
-	}
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", d, "how long in-flight requests may take to finish on SIGTERM (env SHUTDOWN_TIMEOUT)")
-	return nil
+// defaultMaxConnections caps open client connections. Twilio needs a few
+// dozen at most; each idle one costs about 16 KiB, so the cap bounds what
+// a flood of idle connections can take to about 16 MiB.
+const defaultMaxConnections = 1024
+
+func (c *serveConfig) bind(b *binder) {
+	c.commonConfig.bind(b)
+	b.String(&c.listenAddr, "listen-addr", "LISTEN_ADDR", ":8080", "address to listen on")
+	b.String(&c.pprofAddr, "pprof-addr", "PPROF_ADDR", "",
+		"if set, serve net/http/pprof on this address, apart from the webhook's; keep it private")
+	b.String(&c.publicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "",
+		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (required)")
+	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN")
+	b.Secret(&c.authTokenSecondary, "TWILIO_AUTH_TOKEN_SECONDARY")
+	b.Duration(&c.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", api.DefaultRequestTimeout,
+		"bound on one webhook's database work; past it, 503")
+	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second,
+		"how long in-flight requests may take to finish on SIGTERM")
+	b.Int(&c.maxConnections, "max-connections", "MAX_CONNECTIONS", defaultMaxConnections,
+		"most client connections open at once; more wait in the kernel's queue (0: no cap)")
 }
 
 // validate checks what the flags cannot: the service refuses to start
@@ -94,18 +94,6 @@ func publicBaseURL(s string) (string, error) {
 	return strings.TrimSuffix(s, "/"), nil
 }
 
-func durationEnv(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
-	v := getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("invalid %s %q: want a positive duration such as 10s", key, v)
-	}
-	return d, nil
-}
-
 // defaultPoolMaxConns replaces pgx's default of max(4, cores) unless the
 // URL sets pool_max_conns. Each webhook is one short insert whose commit
 // waits on the WAL flush; with more connections more commits share one flush.
@@ -117,17 +105,14 @@ const defaultPoolMaxConns = 16
 // runServe runs the HTTP server until ctx is cancelled, then shuts down in
 // order: stop accepting, let in-flight requests finish, close the pool last.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	b := newBinder("serve", getenv, stderr)
 	var cfg serveConfig
-	if err := cfg.bind(fs, getenv); err != nil {
+	cfg.bind(b)
+	if err := b.Parse(args); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	if b.fs.NArg() != 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", b.fs.Args())
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -136,15 +121,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
 	}
-	logger, err := cfg.logger(stderr)
+	logger, poolCfg, err := cfg.setup(stderr)
 	if err != nil {
 		return err
 	}
-	poolCfg, err := cfg.poolConfig()
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(cfg.databaseURL, "pool_max_conns") {
+	if !connParams(cfg.databaseURL.s, getenv)["pool_max_conns"] {
 		poolCfg.MaxConns = defaultPoolMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
@@ -162,23 +143,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cancel()
 
-	srv := &http.Server{
-		Handler: api.NewServer(api.Config{
-			Logger:         logger,
-			Store:          st,
-			Validator:      validator,
-			PublicBaseURL:  cfg.publicBaseURL,
-			RequestTimeout: cfg.requestTimeout,
-		}),
-		// Twilio sends small requests and gives up after 15 s; nothing
-		// legitimate needs longer, and slow clients must not hold sockets.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      20 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
 	if cfg.pprofAddr != "" {
 		stopPprof, err := servePprof(cfg.pprofAddr, logger)
 		if err != nil {
@@ -186,13 +150,44 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer stopPprof()
 	}
+	srv := newHTTPServer(logger, api.Config{
+		Logger:         logger,
+		Store:          st,
+		Validator:      validator,
+		PublicBaseURL:  cfg.publicBaseURL,
+		RequestTimeout: cfg.requestTimeout,
+	})
 	ln, err := net.Listen("tcp", cfg.listenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
 	}
+	if cfg.maxConnections > 0 {
+		ln = netutil.LimitListener(ln, cfg.maxConnections)
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "webhook", cfg.publicBaseURL+"/twilio/messages",
-		"secondary_token", cfg.authTokenSecondary != "")
+		"secondary_token", cfg.authTokenSecondary != "", "max_connections", cfg.maxConnections,
+		"database", redactURL(cfg.databaseURL.s))
+	return serveUntilDone(ctx, srv, ln, cfg.shutdownTimeout, logger)
+}
 
+// newHTTPServer returns the webhook's HTTP server, with timeouts that fit
+// Twilio: it sends small requests and gives up after 15 s; nothing
+// legitimate needs longer, and slow clients must not hold sockets.
+func newHTTPServer(logger *slog.Logger, apiCfg api.Config) *http.Server {
+	return &http.Server{
+		Handler:           api.NewServer(apiCfg),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      20 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// serveUntilDone serves on ln until ctx is cancelled, then stops accepting
+// and lets in-flight requests finish for up to timeout.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, logger *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -201,8 +196,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: refusing new connections, finishing in-flight requests", "timeout", cfg.shutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
+	logger.Info("shutting down: refusing new connections, finishing in-flight requests", "timeout", timeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shut down http server: %w", err)

@@ -4,36 +4,19 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"inbox/internal/dbtest"
+	"inbox/internal/logtest"
 	"inbox/simulate"
 )
 
 const testToken = "serve-test-token"
-
-// lockedBuffer collects a running server's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // freeAddr returns a loopback address nothing listens on now.
 func freeAddr(t *testing.T) string {
@@ -49,21 +32,23 @@ func freeAddr(t *testing.T) string {
 type server struct {
 	addr   string
 	env    map[string]string
-	stderr *lockedBuffer
+	stderr *logtest.Buffer
 	cancel context.CancelFunc // SIGTERM
 	done   chan error         // what run returned
 }
 
-// startServe runs `inbox serve` in-process, as main would, and waits until
-// it answers /healthz.
-func startServe(t *testing.T, databaseURL string) *server {
+// startServe runs `inbox serve` in-process, as main would, with the
+// environment a deployment needs plus extra, and waits until it answers
+// /healthz.
+func startServe(t *testing.T, databaseURL string, extra map[string]string) *server {
 	t.Helper()
 	addr := freeAddr(t)
-	s := &server{addr: addr, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &server{addr: addr, stderr: &logtest.Buffer{}, done: make(chan error, 1)}
 	s.env = map[string]string{
 		"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken,
 		"PUBLIC_BASE_URL": "http://" + addr, "LISTEN_ADDR": addr, "LOG_FORMAT": "json",
 	}
+	maps.Copy(s.env, extra)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- run(ctx, []string{"serve"}, env(s.env), io.Discard, s.stderr) }()
@@ -109,10 +94,7 @@ func TestServeRefusesToStartWithoutWhatSignaturesNeed(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			vars := map[string]string{}
-			for k, v := range base {
-				vars[k] = v
-			}
+			vars := maps.Clone(base)
 			vars[c.key] = c.value
 			err := run(t.Context(), []string{"serve"}, env(vars), io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -128,7 +110,7 @@ func TestServeRefusesToStartWithoutWhatSignaturesNeed(t *testing.T) {
 func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
-	s := startServe(t, databaseURL)
+	s := startServe(t, databaseURL, nil)
 	ctx := t.Context()
 
 	// Hold the table so the request's insert waits, in flight.
@@ -212,7 +194,7 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 func TestSimulateAgainstServe(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
-	s := startServe(t, databaseURL)
+	s := startServe(t, databaseURL, nil)
 	var stdout bytes.Buffer
 	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr}
 	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-concurrency", "10"}, env(vars), &stdout, io.Discard)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -19,54 +18,59 @@ import (
 // inbound messages, each delivered several times at once, then reports what
 // the service answered and how many rows it stored for those sids.
 func runSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg commonConfig
-	cfg.bind(fs, getenv)
-	target := fs.String("url", envOr(getenv, "SIMULATE_URL", "http://127.0.0.1:8080"), "where the service listens (env SIMULATE_URL)")
-	public := fs.String("public-base-url", getenv("PUBLIC_BASE_URL"), "the URL signatures cover, as the service is configured (env PUBLIC_BASE_URL; default -url)")
-	n := fs.Int("n", 10, "how many distinct messages")
-	repeats := fs.Int("repeats", 3, "how many times each message is delivered, at once")
-	concurrency := fs.Int("concurrency", 8, "how many deliveries in flight at once")
-	kind := fs.String("kind", "mixed", "sms, mms, whatsapp or mixed")
-	statuses := fs.Bool("status", false, "send delivery status callbacks for outbound messages instead: realistic sequences, every callback -repeats times, all shuffled")
-	if err := fs.Parse(args); err != nil {
+	b := newBinder("simulate", getenv, stderr)
+	var (
+		cfg                     commonConfig
+		target, public, kind    string
+		token                   string
+		n, repeats, concurrency int
+		statuses                bool
+	)
+	cfg.bind(b)
+	b.String(&target, "url", "SIMULATE_URL", "http://127.0.0.1:8080", "where the service listens")
+	b.String(&public, "public-base-url", "PUBLIC_BASE_URL", "", "the URL signatures cover, as the service is configured (default -url)")
+	b.Int(&n, "n", "", 10, "how many distinct messages")
+	b.Int(&repeats, "repeats", "", 3, "how many times each message is delivered, at once")
+	b.Int(&concurrency, "concurrency", "", 8, "how many deliveries in flight at once")
+	b.String(&kind, "kind", "", "mixed", "sms, mms, whatsapp or mixed")
+	b.fs.BoolVar(&statuses, "status", false, "send delivery status callbacks for outbound messages instead: realistic sequences, every callback -repeats times, all shuffled")
+	b.Secret(&token, "TWILIO_AUTH_TOKEN")
+	if err := b.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("simulate: unexpected arguments %q", fs.Args())
+	if b.fs.NArg() != 0 {
+		return fmt.Errorf("simulate: unexpected arguments %q", b.fs.Args())
 	}
-	token := getenv("TWILIO_AUTH_TOKEN")
 	if token == "" {
 		return errors.New("TWILIO_AUTH_TOKEN is not set: simulate signs with the service's token")
 	}
 	var kinds []simulate.Kind
-	if *kind != "mixed" {
-		k, err := simulate.ParseKind(*kind)
+	if kind != "mixed" {
+		k, err := simulate.ParseKind(kind)
 		if err != nil {
 			return err
 		}
 		kinds = []simulate.Kind{k}
 	}
-	poolCfg, err := cfg.poolConfig()
+	_, poolCfg, err := cfg.setup(stderr)
 	if err != nil {
 		return err
 	}
 
 	opts := simulate.Options{
-		BaseURL: *target, PublicBaseURL: *public, Token: token,
-		Messages: *n, Repeats: *repeats, Concurrency: *concurrency, Kinds: kinds,
+		BaseURL: target, PublicBaseURL: public, Token: token,
+		Messages: n, Repeats: repeats, Concurrency: concurrency, Kinds: kinds,
 	}
-	if *statuses {
+	if statuses {
 		return simulateStatuses(ctx, opts, poolCfg, stdout)
 	}
 	res, err := simulate.Run(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
-	deliveries := *n * *repeats
+	deliveries := n * repeats
 	fmt.Fprintf(stdout, "sent %d deliveries of %d messages (%d each, %d at once) to %s in %s\n",
-		deliveries, *n, *repeats, *concurrency, *target, res.Elapsed.Round(time.Millisecond))
+		deliveries, n, repeats, concurrency, target, res.Elapsed.Round(time.Millisecond))
 	printAnswers(stdout, res)
 
 	rows, err := countRows(ctx, poolCfg, res.SIDs)
@@ -75,12 +79,12 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	verdict := "exactly once each"
-	if rows != int64(*n) {
-		verdict = fmt.Sprintf("want %d", *n)
+	if rows != int64(n) {
+		verdict = fmt.Sprintf("want %d", n)
 	}
-	fmt.Fprintf(stdout, "rows stored for those %d sids: %d (%s)\n", *n, rows, verdict)
-	if res.Statuses[200] != deliveries || rows != int64(*n) {
-		return fmt.Errorf("simulate: %d of %d deliveries answered 200, %d rows for %d messages", res.Statuses[200], deliveries, rows, *n)
+	fmt.Fprintf(stdout, "rows stored for those %d sids: %d (%s)\n", n, rows, verdict)
+	if res.Statuses[200] != deliveries || rows != int64(n) {
+		return fmt.Errorf("simulate: %d of %d deliveries answered 200, %d rows for %d messages", res.Statuses[200], deliveries, rows, n)
 	}
 	return nil
 }

@@ -1,24 +1,41 @@
 package dbtest
 
 import (
+	"bytes"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"sync"
 	"testing"
 )
 
-// Proxy forwards TCP connections to a database server and can cut them, so
-// a test can take the database away from a running service and give it
-// back, without stopping a server other tests share.
+// Proxy forwards TCP connections to a database server and fails them the
+// ways a network and a server fail, without stopping a server other tests
+// share:
+//   - SetDown(true) resets every connection and refuses new ones, as a
+//     crashed server does;
+//   - Blackhole makes every open and every new connection swallow what is
+//     sent without an answer or a reset, as a vanished network does; Heal
+//     lets new connections through again, and the swallowed ones stay dead;
+//   - CutReplyTo lets one request reach the server and then cuts the
+//     connection before its answer comes back, as a crash during a commit
+//     does: the server has done the work, the client cannot know.
 type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]struct{}
+	mu        sync.Mutex
+	down      bool
+	blackhole bool
+	cutAfter  []byte // arms CutReplyTo
+	links     map[*link]struct{}
+}
+
+// link is one client connection and its connection to the server.
+type link struct {
+	client, server net.Conn
+	dead           bool // swallowing: nothing is forwarded either way
+	cutOnReply     bool // the next reply from the server is dropped and the link cut
 }
 
 // NewProxy starts a proxy to the server of databaseURL and returns it with
@@ -33,7 +50,7 @@ func NewProxy(t testing.TB, databaseURL string) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: u.Host, links: map[*link]struct{}{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -50,11 +67,40 @@ func (p *Proxy) SetDown(down bool) {
 	defer p.mu.Unlock()
 	p.down = down
 	if down {
-		for c := range p.conns {
-			c.Close()
+		for l := range p.links {
+			l.client.Close()
+			l.server.Close()
 		}
-		clear(p.conns)
+		clear(p.links)
 	}
+}
+
+// Blackhole makes every open connection, and every one opened until Heal,
+// swallow what either side sends, with neither an answer nor a reset.
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blackhole = true
+	for l := range p.links {
+		l.dead = true
+	}
+}
+
+// Heal ends a blackhole: new connections work again; those it swallowed
+// stay dead, as after a real outage their peers have moved on.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blackhole = false
+}
+
+// CutReplyTo arms a one-time cut: the first client message that contains
+// pattern reaches the server, and the connection is cut before the
+// server's reply reaches the client.
+func (p *Proxy) CutReplyTo(pattern []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutAfter = bytes.Clone(pattern)
 }
 
 func (p *Proxy) serve() {
@@ -72,19 +118,18 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) forward(client net.Conn) {
 	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
 		client.Close()
 		return
 	}
-	p.conns[client] = struct{}{}
-	p.mu.Unlock()
-
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		client.Close()
 		return
 	}
+	l := &link{client: client, server: server}
 	p.mu.Lock()
 	if p.down {
 		p.mu.Unlock()
@@ -92,18 +137,57 @@ func (p *Proxy) forward(client net.Conn) {
 		server.Close()
 		return
 	}
-	p.conns[server] = struct{}{}
+	l.dead = p.blackhole
+	p.links[l] = struct{}{}
 	p.mu.Unlock()
 
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(server, client); done <- struct{}{} }()
-	go func() { io.Copy(client, server); done <- struct{}{} }()
+	go func() { p.pump(l, client, server, true); done <- struct{}{} }()
+	go func() { p.pump(l, server, client, false); done <- struct{}{} }()
 	<-done
 	client.Close()
 	server.Close()
 	<-done
 	p.mu.Lock()
-	delete(p.conns, client)
-	delete(p.conns, server)
+	delete(p.links, l)
 	p.mu.Unlock()
+}
+
+// pump copies from src to dst until either fails, applying the link's
+// state to every chunk: swallowed when dead, cut when a reply is to be cut.
+func (p *Proxy) pump(l *link, src, dst net.Conn, fromClient bool) {
+	buf := make([]byte, 32<<10)
+	var tail []byte // the end of the previous chunk, so a pattern split across reads is found
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			p.mu.Lock()
+			dead := l.dead
+			if fromClient && len(p.cutAfter) > 0 && !dead {
+				if bytes.Contains(append(tail, chunk...), p.cutAfter) {
+					l.cutOnReply = true // before the server can answer
+					p.cutAfter = nil
+				}
+				keep := min(len(p.cutAfter), n)
+				tail = append(tail[:0], chunk[n-keep:]...)
+			}
+			cut := !fromClient && l.cutOnReply
+			p.mu.Unlock()
+			switch {
+			case cut:
+				l.client.Close()
+				l.server.Close()
+				return
+			case dead:
+				continue
+			}
+			if _, werr := dst.Write(chunk); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
