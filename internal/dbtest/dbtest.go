@@ -79,6 +79,7 @@ func (migrator) Hash() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hash migrations: %w", err)
 	}
+	fmt.Fprintf(h, "river\x00%d", schema.RiverVersion) // migration 00005 is Go, outside FS
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 

@@ -9,7 +9,8 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-// NewProvider returns a goose provider over the embedded migrations, holding a
+// NewProvider returns a goose provider over the embedded migrations and
+// River's (00005_river_queue.go), holding a
 // PostgreSQL session advisory lock while it migrates, so that replicas that
 // all run `migrate up` at start apply each migration once: the others wait
 // (polling each second, for up to five minutes) and then find nothing to do.
@@ -20,7 +21,7 @@ func NewProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create migration lock: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker)}
+	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithGoMigrations(riverQueue())}
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"inbox/internal/dbtest"
 	"inbox/sql/schema"
@@ -118,5 +120,50 @@ func TestFoldDuplicatesThenUniqueIndex(t *testing.T) {
 	wantRestored := [][2]int64{{aFirst, 0}, {aChanged, 0}, {bLate, 0}, {bEarly, 0}, {cOnly, 0}}
 	if !reflect.DeepEqual(restored, wantRestored) {
 		t.Fatalf("after down, rows %v, want %v", restored, wantRestored)
+	}
+}
+
+// TestRiverSchemaMatchesLinkedRiver: after `migrate up`, River's own
+// validation finds every migration of the River linked into this binary
+// applied, and RiverVersion is that release's latest; down to zero removes
+// River's tables, and up brings them back. A River upgrade that adds a
+// migration fails here until a goose migration applies it.
+func TestRiverSchemaMatchesLinkedRiver(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, p := migratedTo(t, 4) // the app's tables, not yet River's
+	m, err := rivermigrate.New(riverdatabasesql.New(db), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := m.AllVersions(); all[len(all)-1].Version != schema.RiverVersion {
+		t.Fatalf("schema.RiverVersion = %d, but the linked River's latest migration is %d: add a goose migration for it",
+			schema.RiverVersion, all[len(all)-1].Version)
+	}
+	riverTables := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE tablename IN ('river_job', 'river_migration', 'river_queue', 'river_leader')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for round := range 2 {
+		if _, err := p.Up(ctx); err != nil {
+			t.Fatalf("up (round %d): %v", round, err)
+		}
+		res, err := m.Validate(ctx, nil)
+		if err != nil || !res.OK {
+			t.Fatalf("River's validation after up (round %d): %+v, %v", round, res, err)
+		}
+		if n := riverTables(); n != 4 {
+			t.Fatalf("%d of River's tables after up, want 4", n)
+		}
+		if _, err := p.DownTo(ctx, 0); err != nil {
+			t.Fatalf("down to 0 (round %d): %v", round, err)
+		}
+		if n := riverTables(); n != 0 {
+			t.Fatalf("%d of River's tables left after down to 0", n)
+		}
 	}
 }
