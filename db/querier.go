@@ -14,6 +14,9 @@ type Querier interface {
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
+	// The event that first reported this status for this message, through the
+	// (message_sid, status) unique constraint.
+	GetStatusEvent(ctx context.Context, arg GetStatusEventParams) (MessageStatusEvent, error)
 	// Stores an inbound message unless one with the same sid is already stored.
 	// The unique index on (metadata->>'message_sid') decides, atomically, under
 	// any concurrency: a returned id means this delivery stored the message, no

@@ -11,6 +11,33 @@ import (
 	"inbox/message"
 )
 
+const getStatusEvent = `-- name: GetStatusEvent :one
+SELECT id, message_sid, status, error_code, received_at, params
+FROM message_status_events
+WHERE message_sid = $1 AND status = $2
+`
+
+type GetStatusEventParams struct {
+	MessageSID string
+	Status     string
+}
+
+// The event that first reported this status for this message, through the
+// (message_sid, status) unique constraint.
+func (q *Queries) GetStatusEvent(ctx context.Context, arg GetStatusEventParams) (MessageStatusEvent, error) {
+	row := q.db.QueryRow(ctx, getStatusEvent, arg.MessageSID, arg.Status)
+	var i MessageStatusEvent
+	err := row.Scan(
+		&i.ID,
+		&i.MessageSID,
+		&i.Status,
+		&i.ErrorCode,
+		&i.ReceivedAt,
+		&i.Params,
+	)
+	return i, err
+}
+
 const insertStatusEvent = `-- name: InsertStatusEvent :one
 INSERT INTO message_status_events (message_sid, status, error_code, params)
 VALUES ($1, $2, $3, $4)

@@ -15,18 +15,38 @@ import (
 	"inbox/db"
 )
 
-// ErrNotFound is returned when no message has the requested sid.
+// ErrNotFound is returned when no message (or status event) has the
+// requested sid.
 var ErrNotFound = errors.New("message not found")
 
 // Store reads and writes messages through a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
 	q    *db.Queries
+	jobs Jobs
 }
 
-// New returns a Store over pool. The caller keeps ownership of the pool.
+// Jobs inserts the work that must follow a write, in the write's own
+// transaction, so the work exists exactly when the write committed.
+// Package process implements it with River.
+type Jobs interface {
+	// MessageStored enqueues the processing of a newly stored inbound message.
+	MessageStored(ctx context.Context, tx pgx.Tx, sid string) error
+	// StatusMoved enqueues the processing of an outbound message's new
+	// current status.
+	StatusMoved(ctx context.Context, tx pgx.Tx, sid, status string) error
+}
+
+// New returns a Store over pool that stores only. The caller keeps
+// ownership of the pool.
 func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, q: db.New(pool)}
+}
+
+// NewWithJobs returns a Store that, in the transaction of each write that
+// stores a new message or moves a status, inserts its job through jobs.
+func NewWithJobs(pool *pgxpool.Pool, jobs Jobs) *Store {
+	return &Store{pool: pool, q: db.New(pool), jobs: jobs}
 }
 
 // Ping reports whether the database answers.
@@ -42,15 +62,40 @@ func (s *Store) Ping(ctx context.Context) error {
 // row's id, only for the one call that stored it; every other call for that
 // sid, concurrent or later, gets inserted == false and a nil error. The
 // database decides through its unique index: there is no lookup first.
+//
+// With jobs (NewWithJobs), the message's job is inserted in the same
+// transaction, only when the message is new: it exists exactly when the row
+// does. Without, the insert is one statement.
 func (s *Store) InsertInboundMessage(ctx context.Context, m db.InsertInboundMessageParams) (id int64, inserted bool, err error) {
-	id, err = s.q.InsertInboundMessage(ctx, m)
+	if s.jobs == nil {
+		id, inserted, err = insertInbound(ctx, s.q, m)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			id, inserted, err = insertInbound(ctx, s.q.WithTx(tx), m)
+			if err != nil || !inserted {
+				return err
+			}
+			if err := s.jobs.MessageStored(ctx, tx, m.Metadata.MessageSID); err != nil {
+				return fmt.Errorf("enqueue processing: %w", err)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
+	}
+	return id, inserted, nil
+}
+
+func insertInbound(ctx context.Context, q *db.Queries, m db.InsertInboundMessageParams) (int64, bool, error) {
+	id, err := q.InsertInboundMessage(ctx, m)
 	switch {
 	case err == nil:
 		return id, true, nil
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
 	default:
-		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
+		return 0, false, err
 	}
 }
 
@@ -90,7 +135,8 @@ type StatusResult struct {
 // RecordStatus stores a delivery status callback in one transaction: the
 // (sid, status) event at most once, and the message's current status moved
 // only forward (see message_status_rank), creating the outbound message on
-// its first callback. Concurrent and out-of-order callbacks for the same
+// its first callback. With jobs, a status that moved enqueues its job in the
+// same transaction. Concurrent and out-of-order callbacks for the same
 // message end in the same state whatever their order.
 func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams, msg db.UpsertOutboundStatusParams) (StatusResult, error) {
 	var res StatusResult
@@ -110,6 +156,11 @@ func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams,
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("upsert outbound status: %w", err)
 		}
+		if res.Moved && s.jobs != nil {
+			if err := s.jobs.StatusMoved(ctx, tx, ev.MessageSID, ev.Status); err != nil {
+				return fmt.Errorf("enqueue processing: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -126,4 +177,18 @@ func (s *Store) ListStatusEvents(ctx context.Context, sid string, limit int32) (
 		return nil, fmt.Errorf("list status events of %s: %w", sid, err)
 	}
 	return evs, nil
+}
+
+// GetStatusEvent returns the event that first reported status for the
+// message sid, or ErrNotFound.
+func (s *Store) GetStatusEvent(ctx context.Context, sid, status string) (db.MessageStatusEvent, error) {
+	ev, err := s.q.GetStatusEvent(ctx, db.GetStatusEventParams{MessageSID: sid, Status: status})
+	switch {
+	case err == nil:
+		return ev, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return db.MessageStatusEvent{}, fmt.Errorf("get status %s of %s: %w", status, sid, ErrNotFound)
+	default:
+		return db.MessageStatusEvent{}, fmt.Errorf("get status %s of %s: %w", status, sid, err)
+	}
 }

@@ -32,3 +32,10 @@ FROM message_status_events
 WHERE message_sid = @message_sid
 ORDER BY id
 LIMIT @max_rows::integer;
+
+-- name: GetStatusEvent :one
+-- The event that first reported this status for this message, through the
+-- (message_sid, status) unique constraint.
+SELECT id, message_sid, status, error_code, received_at, params
+FROM message_status_events
+WHERE message_sid = @message_sid AND status = @status;

@@ -1,0 +1,178 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"inbox/db"
+	"inbox/message"
+)
+
+// DefaultForwardTimeout bounds one forward attempt.
+const DefaultForwardTimeout = 10 * time.Second
+
+// Forwarder is the built-in Processor: it POSTs each event as JSON to the
+// team's app, signed as the Standard Webhooks convention says, so the app
+// can verify it with any Standard Webhooks (or Svix) library and drop
+// repeats by webhook-id.
+//
+// A 2xx answer completes the job. A network error, a timeout, 408, 409,
+// 425, 429 and 5xx are retried with backoff. Any other answer (a 3xx, since
+// redirects are not followed, and the remaining 4xx) says the request
+// itself is wrong, so the job is cancelled: repeating it would only repeat
+// the refusal.
+type Forwarder struct {
+	url    string
+	secret []byte
+	client *http.Client
+	now    func() time.Time
+}
+
+// NewForwarder returns a Forwarder to rawURL (http or https), signing with
+// secret ("whsec_" and the base64 of the key, as Standard Webhooks prints
+// it), each attempt bounded by timeout.
+func NewForwarder(rawURL, secret string, timeout time.Duration) (*Forwarder, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("invalid FORWARD_URL %q: want an http or https URL", rawURL)
+	}
+	key, err := ParseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &Forwarder{
+		url:    rawURL,
+		secret: key,
+		client: &http.Client{
+			Timeout: timeout,
+			// A redirect would send the signed payload somewhere not configured.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		now: time.Now,
+	}, nil
+}
+
+// ParseSecret decodes a Standard Webhooks secret: "whsec_" followed by the
+// base64 of at least 24 random bytes. The error never contains the secret.
+func ParseSecret(s string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return nil, errors.New("invalid FORWARD_SECRET: want whsec_ followed by base64 (e.g. whsec_$(head -c 32 /dev/urandom | base64))")
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) < 24 {
+		return nil, errors.New("invalid FORWARD_SECRET: the part after whsec_ must be standard base64 of at least 24 bytes")
+	}
+	return key, nil
+}
+
+// Process implements Processor: one signed POST.
+func (f *Forwarder) Process(ctx context.Context, ev Event) error {
+	body, err := json.Marshal(newPayload(ev))
+	if err != nil {
+		return Permanent(fmt.Errorf("encode payload: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(body))
+	if err != nil {
+		return Permanent(fmt.Errorf("build request: %w", err))
+	}
+	// Signed afresh on every attempt: receivers refuse a timestamp more
+	// than five minutes from their clock.
+	ts := strconv.FormatInt(f.now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "inbox-forwarder")
+	req.Header.Set("webhook-id", ev.ID)
+	req.Header.Set("webhook-timestamp", ts)
+	req.Header.Set("webhook-signature", Sign(f.secret, ev.ID, ts, body))
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("forward %s: %w", ev.ID, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly,
+		code == http.StatusTooManyRequests, code >= 500:
+		return fmt.Errorf("forward %s: receiver answered %d", ev.ID, code)
+	default:
+		return Permanent(fmt.Errorf("forward %s: receiver answered %d, which a retry cannot change", ev.ID, code))
+	}
+}
+
+// Sign returns the webhook-signature header of a Standard Webhooks
+// delivery: "v1," and the base64 of HMAC-SHA256 over id.timestamp.body.
+func Sign(key []byte, id, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte{'.'})
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Payload is the JSON body of a forwarded event (documented in the README).
+type Payload struct {
+	ID      string         `json:"id"`
+	Type    string         `json:"type"`
+	Message PayloadMessage `json:"message"`
+	Status  *PayloadStatus `json:"status,omitempty"`
+}
+
+// PayloadMessage is a stored message as forwarded.
+type PayloadMessage struct {
+	SID                 string            `json:"sid"`
+	Direction           message.Direction `json:"direction"`
+	AccountSID          string            `json:"account_sid"`
+	MessagingServiceSID *string           `json:"messaging_service_sid"`
+	From                string            `json:"from"`
+	To                  string            `json:"to"`
+	Body                string            `json:"body"`
+	NumMedia            int32             `json:"num_media"`
+	NumSegments         int32             `json:"num_segments"`
+	Media               message.MediaList `json:"media"`
+	Status              string            `json:"status"`
+	ErrorCode           *string           `json:"error_code"`
+	ReceivedAt          time.Time         `json:"received_at"`
+	Params              map[string]string `json:"params"`
+}
+
+// PayloadStatus is the status change of a "message.status" event.
+type PayloadStatus struct {
+	Status     string            `json:"status"`
+	ErrorCode  *string           `json:"error_code"`
+	ReceivedAt time.Time         `json:"received_at"`
+	Params     map[string]string `json:"params"`
+}
+
+func newPayload(ev Event) Payload {
+	m := ev.Message
+	p := Payload{ID: ev.ID, Type: ev.Type, Message: PayloadMessage{
+		SID: m.Metadata.MessageSID, Direction: m.Direction, AccountSID: m.AccountSID,
+		MessagingServiceSID: m.MessagingServiceSID, From: m.FromAddress, To: m.ToAddress,
+		Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments, Media: m.Media,
+		Status: m.Status, ErrorCode: m.ErrorCode, ReceivedAt: m.ReceivedAt, Params: m.Metadata.Params,
+	}}
+	if ev.Status != nil {
+		p.Status = statusPayload(*ev.Status)
+	}
+	return p
+}
+
+func statusPayload(s db.MessageStatusEvent) *PayloadStatus {
+	return &PayloadStatus{Status: s.Status, ErrorCode: s.ErrorCode, ReceivedAt: s.ReceivedAt, Params: s.Params}
+}

@@ -1,0 +1,222 @@
+// Package process hands every stored message, and every status change of an
+// outbound message, to the team's processing: a River job inserted in the
+// transaction that stored it (so it exists exactly when the row does), run
+// by River's workers, and retried with backoff until it succeeds or is
+// given up on visibly. The built-in processing is Forwarder, which POSTs
+// each event to the team's app; a team that embeds these packages can give
+// its own Processor instead.
+//
+// Delivery to a Processor is at least once: a worker that dies after the
+// processing succeeded and before River recorded it runs the job again.
+// Event.ID is the same on every run, so a receiver can drop repeats.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"inbox/db"
+	"inbox/store"
+)
+
+// MessageArgs is the job of a newly stored inbound message.
+type MessageArgs struct {
+	SID string `json:"sid"`
+}
+
+// Kind is River's name for the job.
+func (MessageArgs) Kind() string { return "inbox_message" }
+
+// StatusArgs is the job of an outbound message's status change.
+type StatusArgs struct {
+	SID    string `json:"sid"`
+	Status string `json:"status"`
+}
+
+// Kind is River's name for the job.
+func (StatusArgs) Kind() string { return "inbox_status" }
+
+// Event is what a Processor is given.
+type Event struct {
+	// ID is stable across every run of the job: the message sid for a new
+	// message, sid and status for a status change.
+	ID string
+	// Type is "message.received" or "message.status".
+	Type string
+	// Message is the message as stored when the job runs; for a status
+	// change its Status may already be a later one.
+	Message db.Message
+	// Status is the status change, for "message.status" only.
+	Status *db.MessageStatusEvent
+	// Attempt counts the job's runs, from 1.
+	Attempt int
+}
+
+// Processor does what follows a stored message. An error retries the job
+// with backoff; an error wrapped by Permanent ends it for good (cancelled).
+type Processor interface {
+	Process(ctx context.Context, ev Event) error
+}
+
+// Permanent marks a processing error that a retry cannot fix: the job is
+// cancelled rather than retried.
+func Permanent(err error) error { return river.JobCancel(err) }
+
+// Config is what NewClient needs.
+type Config struct {
+	Store     *store.Store
+	Processor Processor
+	Logger    *slog.Logger
+	// Workers is how many jobs run at once in this process; 0 makes a
+	// client that only inserts jobs (for `serve` with WORKERS=0).
+	Workers int
+	// MaxAttempts is how many times a job runs before it is discarded;
+	// zero means River's default (25).
+	MaxAttempts int
+	// RetryPolicy replaces River's backoff (about attempt⁴ seconds), and
+	// FetchPollInterval River's 1 s between polls for due jobs; tests set
+	// both short.
+	RetryPolicy       river.ClientRetryPolicy
+	FetchPollInterval time.Duration
+}
+
+// Client is the River client of the service: it inserts jobs in the
+// store's transactions and, with workers, runs them.
+type Client struct {
+	river       *river.Client[pgx.Tx]
+	working     bool // has workers to start and stop
+	maxAttempts int
+}
+
+// NewClient returns a River client over pool.
+func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
+	rc := &river.Config{Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval}
+	if cfg.Workers > 0 {
+		workers := river.NewWorkers()
+		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger}
+		if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
+			return nil, fmt.Errorf("add message worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &statusWorker{worker: w}); err != nil {
+			return nil, fmt.Errorf("add status worker: %w", err)
+		}
+		rc.Workers = workers
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("create river client: %w", err)
+	}
+	return &Client{river: c, working: cfg.Workers > 0, maxAttempts: cfg.MaxAttempts}, nil
+}
+
+// Start starts the workers; a client without workers has nothing to start.
+func (c *Client) Start(ctx context.Context) error {
+	if !c.working {
+		return nil
+	}
+	if err := c.river.Start(ctx); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	return nil
+}
+
+// Stop stops fetching jobs and waits for running ones until ctx ends, then
+// cancels those still running; River retries them later, here or in another
+// process.
+func (c *Client) Stop(ctx context.Context) error {
+	if !c.working {
+		return nil
+	}
+	err := c.river.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = c.river.StopAndCancel(cancelCtx)
+	}
+	if err != nil {
+		return fmt.Errorf("stop workers: %w", err)
+	}
+	return nil
+}
+
+// MessageStored implements store.Jobs.
+func (c *Client) MessageStored(ctx context.Context, tx pgx.Tx, sid string) error {
+	_, err := c.river.InsertTx(ctx, tx, MessageArgs{SID: sid}, &river.InsertOpts{MaxAttempts: c.maxAttempts})
+	return err
+}
+
+// StatusMoved implements store.Jobs.
+func (c *Client) StatusMoved(ctx context.Context, tx pgx.Tx, sid, status string) error {
+	_, err := c.river.InsertTx(ctx, tx, StatusArgs{SID: sid, Status: status}, &river.InsertOpts{MaxAttempts: c.maxAttempts})
+	return err
+}
+
+// worker loads what a job names and hands it to the Processor.
+type worker struct {
+	store     *store.Store
+	processor Processor
+	logger    *slog.Logger
+}
+
+func (w *worker) run(ctx context.Context, job jobInfo, ev Event) error {
+	ev.Attempt = job.attempt
+	err := w.processor.Process(ctx, ev)
+	if err == nil {
+		return nil
+	}
+	var cancel *river.JobCancelError
+	switch {
+	case errors.As(err, &cancel):
+		w.logger.ErrorContext(ctx, "processing failed for good; job cancelled", "sid", ev.Message.Metadata.MessageSID,
+			"event", ev.ID, "attempt", job.attempt, "err", err)
+	case job.attempt >= job.maxAttempts:
+		w.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", "sid", ev.Message.Metadata.MessageSID,
+			"event", ev.ID, "attempt", job.attempt, "err", err)
+	default:
+		w.logger.WarnContext(ctx, "processing failed; will retry", "sid", ev.Message.Metadata.MessageSID,
+			"event", ev.ID, "attempt", job.attempt, "max_attempts", job.maxAttempts, "err", err)
+	}
+	return err
+}
+
+type jobInfo struct{ attempt, maxAttempts int }
+
+type messageWorker struct {
+	*worker
+	river.WorkerDefaults[MessageArgs]
+}
+
+func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
+	m, err := w.store.GetMessageBySID(ctx, job.Args.SID)
+	if err != nil {
+		return fmt.Errorf("load message: %w", err)
+	}
+	return w.run(ctx, jobInfo{job.Attempt, job.MaxAttempts}, Event{ID: job.Args.SID, Type: "message.received", Message: m})
+}
+
+type statusWorker struct {
+	*worker
+	river.WorkerDefaults[StatusArgs]
+}
+
+func (w *statusWorker) Work(ctx context.Context, job *river.Job[StatusArgs]) error {
+	m, err := w.store.GetMessageBySID(ctx, job.Args.SID)
+	if err != nil {
+		return fmt.Errorf("load message: %w", err)
+	}
+	ev, err := w.store.GetStatusEvent(ctx, job.Args.SID, job.Args.Status)
+	if err != nil {
+		return fmt.Errorf("load status event: %w", err)
+	}
+	return w.run(ctx, jobInfo{job.Attempt, job.MaxAttempts},
+		Event{ID: job.Args.SID + "." + job.Args.Status, Type: "message.status", Message: m, Status: &ev})
+}
