@@ -653,7 +653,7 @@ func TestCommitWhoseAnswerIsLostIsFoundOnRetry(t *testing.T) {
 	sid := simulate.NewMessageSID(simulate.SMS)
 	form := simulate.InboundForm(simulate.SMS, sid, 1)
 
-	proxy.CutReplyTo([]byte(sid))
+	proxy.CutReplyTo([]byte(sid), nil)
 	status, body := h.post(h.signed(form))
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "outcome unknown, a retry is safe") {
 		t.Fatalf("answer lost in transit: %d %q, want 503 saying the outcome is unknown", status, body)

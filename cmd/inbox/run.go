@@ -11,7 +11,8 @@ import (
 const usage = `inbox stores Twilio messaging webhooks exactly once in PostgreSQL.
 
 Usage:
-  inbox serve [flags]                  run the webhook server
+  inbox serve [flags]                  run the webhook server (and, with FORWARD_URL, its workers)
+  inbox work [flags]                   run workers only: forward stored messages, no HTTP
   inbox simulate [flags]               send signed test webhooks to a running server
   inbox migrate up|down|status|version|redo|reset [flags]
   inbox help
@@ -34,6 +35,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		err = runServe(ctx, rest, getenv, stdout, stderr)
+	case "work":
+		err = runWork(ctx, rest, getenv, stdout, stderr)
 	case "simulate":
 		err = runSimulate(ctx, rest, getenv, stdout, stderr)
 	case "migrate":

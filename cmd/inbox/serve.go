@@ -17,7 +17,6 @@ import (
 	"golang.org/x/net/netutil"
 
 	"inbox/api"
-	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -32,6 +31,7 @@ type serveConfig struct {
 	shutdownTimeout    time.Duration
 	maxConnections     int
 	pprofAddr          string
+	processing         processingConfig
 }
 
 // defaultMaxConnections caps open client connections. Twilio needs a few
@@ -54,6 +54,7 @@ func (c *serveConfig) bind(b *binder) {
 		"how long in-flight requests may take to finish on SIGTERM")
 	b.Int(&c.maxConnections, "max-connections", "MAX_CONNECTIONS", defaultMaxConnections,
 		"most client connections open at once; more wait in the kernel's queue (0: no cap)")
+	c.processing.bind(b)
 }
 
 // validate checks what the flags cannot: the service refuses to start
@@ -117,6 +118,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.processing.validate(); err != nil {
+		return err
+	}
 	validator, err := twilio.NewValidator(cfg.authToken, cfg.authTokenSecondary)
 	if err != nil {
 		return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
@@ -132,8 +136,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("create database pool: %w", err)
 	}
-	defer pool.Close() // deferred first, so it runs after the server has drained
-	st := store.New(pool)
+	defer pool.Close() // deferred first, so it runs after the server and workers have stopped
+	st, jobs, err := cfg.processing.start(ctx, pool, logger)
+	if err != nil {
+		return err
+	}
+	defer jobs.stop(ctx, cfg.shutdownTimeout, logger) // after the server has drained: its requests enqueue
 
 	// A database that is down at start is not fatal: the pool reconnects on
 	// its own and /readyz says 503 until then.

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"inbox/internal/dbtest"
+	"inbox/simulate"
+)
+
+const forwardSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// app is the team's app that `serve` forwards to: it verifies every
+// request as a Standard Webhooks receiver does and counts accepted
+// deliveries by webhook-id.
+type app struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func newApp(t *testing.T) *app {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(forwardSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{ids: map[string]int{}}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := wh.Verify(body, r.Header); err != nil {
+			t.Errorf("forwarded request does not verify: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		a.mu.Lock()
+		a.ids[r.Header.Get("webhook-id")]++
+		a.mu.Unlock()
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *app) deliveries(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ids[id]
+}
+
+func forwarding(a *app) map[string]string {
+	return map[string]string{"FORWARD_URL": a.srv.URL, "FORWARD_SECRET": forwardSecret}
+}
+
+// deliverAt sends n identical deliveries of form to each server in turn, all at once.
+func deliverAt(t *testing.T, addrs []string, sid string, n int) []int {
+	t.Helper()
+	form := simulate.InboundForm(simulate.SMS, sid, 1)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: n, MaxIdleConnsPerHost: n}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	statuses := make([]int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		target := "http://" + addrs[i%len(addrs)] + "/twilio/messages"
+		req, err := simulate.NewRequest(t.Context(), target, target, testToken, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("delivery %d: %v", i, err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	return statuses
+}
+
+// counts returns the rows and River jobs for sid.
+func counts(t *testing.T, pool *pgxpool.Pool, sid string) (rows, jobs int) {
+	t.Helper()
+	err := pool.QueryRow(t.Context(), `SELECT
+		(SELECT count(*) FROM messages WHERE metadata->>'message_sid' = $1),
+		(SELECT count(*) FROM river_job WHERE args->>'sid' = $1)`, sid).Scan(&rows, &jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, jobs
+}
+
+// TestStormIsStoredProcessedAndForwardedOnce: 200 identical deliveries at
+// once, split across two `serve` processes on one database: every one gets
+// 200, and there is one row, one job and one forward.
+func TestStormIsStoredProcessedAndForwardedOnce(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	a := newApp(t)
+	one := startServe(t, databaseURL, forwarding(a))
+	two := startServe(t, databaseURL, forwarding(a))
+	pool := dbtest.Connect(t, databaseURL, 2)
+
+	sid := simulate.NewMessageSID(simulate.SMS)
+	for i, st := range deliverAt(t, []string{one.addr, two.addr}, sid, 200) {
+		if st != http.StatusOK {
+			t.Fatalf("delivery %d answered %d, want 200", i, st)
+		}
+	}
+	waitFor(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
+	waitFor(t, "the job to complete", func() bool {
+		var state string
+		pool.QueryRow(t.Context(), `SELECT state::text FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&state)
+		return state == "completed"
+	})
+	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.deliveries(sid) != 1 {
+		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.deliveries(sid))
+	}
+}
+
+// TestLostCommitAnswerIsProcessedOnce: the connection dies after the
+// transaction's commit reached the database and before its answer came
+// back. The delivery gets 503; the row and its job were committed together,
+// so the message is processed anyway; Twilio's retry gets 200 and adds no
+// second job.
+func TestLostCommitAnswerIsProcessedOnce(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	proxy, viaProxy := dbtest.NewProxy(t, databaseURL)
+	a := newApp(t)
+	s := startServe(t, viaProxy, forwarding(a))
+	pool := dbtest.Connect(t, databaseURL, 2)
+
+	sid := simulate.NewMessageSID(simulate.SMS)
+	proxy.CutReplyTo([]byte(sid), []byte("commit"))
+	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusServiceUnavailable {
+		t.Fatalf("delivery whose commit answer was lost: %d, want 503", st)
+	}
+	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 {
+		t.Fatalf("after the lost answer: rows = %d, jobs = %d; want the commit to have landed, 1 and 1", rows, jobs)
+	}
+	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
+		t.Fatalf("Twilio's retry: %d, want 200", st)
+	}
+	waitFor(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
+	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.deliveries(sid) != 1 {
+		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.deliveries(sid))
+	}
+}
+
+// TestServeRefusesForwardingItCannotSign: FORWARD_URL without a valid
+// secret stops serve at start.
+func TestServeRefusesForwardingItCannotSign(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"TWILIO_AUTH_TOKEN": "t", "PUBLIC_BASE_URL": "https://hooks.example.com", "FORWARD_URL": "https://app.example.com/hook"}
+	for secret, want := range map[string]string{
+		"":               "FORWARD_SECRET is not",
+		"not-a-secret":   "invalid FORWARD_SECRET",
+		"whsec_c2hvcnQ=": "at least 24 bytes",
+	} {
+		vars := maps.Clone(base)
+		vars["FORWARD_SECRET"] = secret
+		err := run(t.Context(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), want) || (secret != "" && strings.Contains(err.Error(), secret)) {
+			t.Fatalf("secret %q: err = %v, want %q and no secret", secret, err, want)
+		}
+	}
+}

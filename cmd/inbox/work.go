@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"inbox/process"
+	"inbox/store"
+)
+
+// processingConfig is what `serve` and `work` need to process messages.
+type processingConfig struct {
+	forwardURL     string
+	forwardSecret  string
+	forwardTimeout time.Duration
+	maxAttempts    int
+	workers        int
+}
+
+// defaultWorkers: forwarding waits on the network, not the CPU, so even
+// two cores keep ten forwards in flight.
+const defaultWorkers = 10
+
+func (c *processingConfig) bind(b *binder) {
+	b.String(&c.forwardURL, "forward-url", "FORWARD_URL", "",
+		"POST each new message and status change here, signed as Standard Webhooks; unset: store only")
+	b.Secret(&c.forwardSecret, "FORWARD_SECRET")
+	b.Duration(&c.forwardTimeout, "forward-timeout", "FORWARD_TIMEOUT", process.DefaultForwardTimeout, "bound on one forward attempt")
+	b.Int(&c.maxAttempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts before a job is discarded")
+	b.Int(&c.workers, "workers", "WORKERS", defaultWorkers, "jobs run at once in this process (0: none here; `inbox work` runs them)")
+}
+
+// validate refuses to start a forwarder that cannot sign.
+func (c *processingConfig) validate() error {
+	if c.forwardURL == "" {
+		return nil
+	}
+	if c.forwardSecret == "" {
+		return errors.New("FORWARD_URL is set but FORWARD_SECRET is not: forwarded messages must be signed")
+	}
+	if c.maxAttempts < 1 {
+		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 or more", c.maxAttempts)
+	}
+	_, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
+	return err
+}
+
+// jobsRunner stops the workers, if any were started.
+type jobsRunner struct{ client *process.Client }
+
+// start returns the store the process writes through: with FORWARD_URL,
+// one that enqueues a job with each write, and the workers (when WORKERS
+// is not 0) running; without, one that stores only.
+func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (*store.Store, jobsRunner, error) {
+	if c.forwardURL == "" {
+		logger.Info("processing off: FORWARD_URL is not set, messages are stored only")
+		return store.New(pool), jobsRunner{}, nil
+	}
+	fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
+	if err != nil {
+		return nil, jobsRunner{}, err
+	}
+	jobs := &clientJobs{}
+	st := store.NewWithJobs(pool, jobs)
+	client, err := process.NewClient(pool, process.Config{
+		Store: st, Processor: fwd, Logger: logger, Workers: c.workers, MaxAttempts: c.maxAttempts,
+	})
+	if err != nil {
+		return nil, jobsRunner{}, err
+	}
+	jobs.Client = client
+	if err := client.Start(ctx); err != nil {
+		return nil, jobsRunner{}, err
+	}
+	logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
+		"workers", c.workers, "max_attempts", c.maxAttempts)
+	return st, jobsRunner{client}, nil
+}
+
+// clientJobs lets the store and the client's workers refer to each other.
+type clientJobs struct{ *process.Client }
+
+// stop stops fetching jobs and lets running ones finish within timeout.
+func (r jobsRunner) stop(ctx context.Context, timeout time.Duration, logger *slog.Logger) {
+	if r.client == nil {
+		return
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := r.client.Stop(stopCtx); err != nil {
+		logger.Error("stopping workers", "err", err)
+	}
+}
+
+// runWork runs workers only, no HTTP, so a team can scale processing apart
+// from the webhook: `serve` with WORKERS=0 enqueues, `work` processes.
+func runWork(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	b := newBinder("work", getenv, stderr)
+	var (
+		cfg             commonConfig
+		processing      processingConfig
+		shutdownTimeout time.Duration
+	)
+	cfg.bind(b)
+	processing.bind(b)
+	b.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
+	if err := b.Parse(args); err != nil {
+		return err
+	}
+	if processing.forwardURL == "" {
+		return errors.New("work: FORWARD_URL is not set: there is nothing to process")
+	}
+	if processing.workers == 0 {
+		return errors.New("work: WORKERS is 0")
+	}
+	if err := processing.validate(); err != nil {
+		return err
+	}
+	logger, poolCfg, err := cfg.setup(stderr)
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("create database pool: %w", err)
+	}
+	defer pool.Close()
+	_, jobs, err := processing.start(ctx, pool, logger)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down: no new jobs, finishing running ones", "timeout", shutdownTimeout.String())
+	jobs.stop(ctx, shutdownTimeout, logger)
+	logger.Info("stopped")
+	return nil
+}
