@@ -72,6 +72,7 @@ func Permanent(err error) error { return river.JobCancel(err) }
 
 // Config is what NewClient needs.
 type Config struct {
+	// Store is where workers read the messages their jobs name.
 	Store     *store.Store
 	Processor Processor
 	Logger    *slog.Logger
@@ -167,8 +168,7 @@ type worker struct {
 	logger    *slog.Logger
 }
 
-func (w *worker) run(ctx context.Context, job jobInfo, ev Event) error {
-	ev.Attempt = job.attempt
+func (w *worker) run(ctx context.Context, ev Event, maxAttempts int) error {
 	err := w.processor.Process(ctx, ev)
 	if err == nil {
 		return nil
@@ -177,18 +177,16 @@ func (w *worker) run(ctx context.Context, job jobInfo, ev Event) error {
 	switch {
 	case errors.As(err, &cancel):
 		w.logger.ErrorContext(ctx, "processing failed for good; job cancelled", "sid", ev.Message.Metadata.MessageSID,
-			"event", ev.ID, "attempt", job.attempt, "err", err)
-	case job.attempt >= job.maxAttempts:
+			"event", ev.ID, "attempt", ev.Attempt, "err", err)
+	case ev.Attempt >= maxAttempts:
 		w.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", "sid", ev.Message.Metadata.MessageSID,
-			"event", ev.ID, "attempt", job.attempt, "err", err)
+			"event", ev.ID, "attempt", ev.Attempt, "err", err)
 	default:
 		w.logger.WarnContext(ctx, "processing failed; will retry", "sid", ev.Message.Metadata.MessageSID,
-			"event", ev.ID, "attempt", job.attempt, "max_attempts", job.maxAttempts, "err", err)
+			"event", ev.ID, "attempt", ev.Attempt, "max_attempts", maxAttempts, "err", err)
 	}
 	return err
 }
-
-type jobInfo struct{ attempt, maxAttempts int }
 
 type messageWorker struct {
 	*worker
@@ -200,7 +198,7 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if err != nil {
 		return fmt.Errorf("load message: %w", err)
 	}
-	return w.run(ctx, jobInfo{job.Attempt, job.MaxAttempts}, Event{ID: job.Args.SID, Type: "message.received", Message: m})
+	return w.run(ctx, Event{ID: job.Args.SID, Type: "message.received", Message: m, Attempt: job.Attempt}, job.MaxAttempts)
 }
 
 type statusWorker struct {
@@ -217,6 +215,6 @@ func (w *statusWorker) Work(ctx context.Context, job *river.Job[StatusArgs]) err
 	if err != nil {
 		return fmt.Errorf("load status event: %w", err)
 	}
-	return w.run(ctx, jobInfo{job.Attempt, job.MaxAttempts},
-		Event{ID: job.Args.SID + "." + job.Args.Status, Type: "message.status", Message: m, Status: &ev})
+	return w.run(ctx, Event{ID: job.Args.SID + "." + job.Args.Status, Type: "message.status", Message: m, Status: &ev, Attempt: job.Attempt},
+		job.MaxAttempts)
 }

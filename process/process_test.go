@@ -22,6 +22,7 @@ import (
 	"inbox/db"
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
+	"inbox/internal/poll"
 	"inbox/message"
 	"inbox/process"
 	"inbox/simulate"
@@ -101,18 +102,15 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 	if proc != nil {
 		p = proc(fwd)
 	}
-	// The store needs the client and the client's workers need the store.
-	jobs := &lateJobs{}
-	h.store = store.NewWithJobs(pool, jobs)
 	c, err := process.NewClient(pool, process.Config{
-		Store: h.store, Processor: p, Workers: 4, MaxAttempts: 5,
+		Store: store.New(pool), Processor: p, Workers: 4, MaxAttempts: 5,
 		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
 		RetryPolicy: fastRetry{}, FetchPollInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs.Client = c
+	h.store = store.NewWithJobs(pool, c)
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +123,6 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 	})
 	return h
 }
-
-type lateJobs struct{ *process.Client }
 
 func (h *harness) insert(t *testing.T, sid string) bool {
 	t.Helper()
@@ -164,18 +160,6 @@ func (h *harness) jobs(t *testing.T, sid string) []string {
 	return states
 }
 
-// waitFor polls cond until it holds, for at most 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestNewMessageIsForwardedOnceAndVerifies(t *testing.T) {
 	t.Parallel()
 	rcv := newReceiver(t, func(int64) int { return http.StatusNoContent })
@@ -184,7 +168,7 @@ func TestNewMessageIsForwardedOnceAndVerifies(t *testing.T) {
 	if !h.insert(t, sid) || h.insert(t, sid) {
 		t.Fatal("want the first insert new and the second a duplicate")
 	}
-	waitFor(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
+	poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
 	got := rcv.delivered()
 	if len(got) != 1 || len(got[sid]) != 1 {
 		t.Fatalf("deliveries by webhook-id: %v, want one for %s", got, sid)
@@ -210,7 +194,7 @@ func TestRetriedUntilTheReceiverAnswers2xx(t *testing.T) {
 	h := setup(t, nil, rcv.srv.URL)
 	sid := simulate.NewMessageSID(simulate.SMS)
 	h.insert(t, sid)
-	waitFor(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
+	poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
 	if calls := rcv.calls.Load(); calls != 3 {
 		t.Fatalf("receiver called %d times, want 3 (500, 500, 200)", calls)
 	}
@@ -228,7 +212,7 @@ func TestPermanentRefusalCancelsTheJob(t *testing.T) {
 	h := setup(t, nil, rcv.srv.URL)
 	sid := simulate.NewMessageSID(simulate.SMS)
 	h.insert(t, sid)
-	waitFor(t, "the job to be cancelled", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "cancelled" })
+	poll.Until(t, "the job to be cancelled", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "cancelled" })
 	// A job that is cancelled is never fetched again: the receiver saw one
 	// request, and River's record says one attempt.
 	var attempts int
@@ -258,7 +242,7 @@ func TestReceiverDownForTheWholeLoadThenUp(t *testing.T) {
 		h.insert(t, sid)
 		sids = append(sids, sid)
 	}
-	waitFor(t, "every job to have failed once", func() bool {
+	poll.Until(t, "every job to have failed once", func() bool {
 		var failed int
 		h.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE attempt >= 1 AND state <> 'completed'`).Scan(&failed)
 		return failed == 20
@@ -272,7 +256,7 @@ func TestReceiverDownForTheWholeLoadThenUp(t *testing.T) {
 	go up.Serve(ln)
 	t.Cleanup(func() { up.Close() })
 
-	waitFor(t, "every job to complete", func() bool {
+	poll.Until(t, "every job to complete", func() bool {
 		var done int
 		h.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&done)
 		return done == 20
@@ -304,7 +288,7 @@ func TestTeamProcessorReplacesTheForwarder(t *testing.T) {
 	h := setup(t, func(*process.Forwarder) process.Processor { return own }, "http://127.0.0.1:1/unused")
 	sid := simulate.NewMessageSID(simulate.SMS)
 	h.insert(t, sid)
-	waitFor(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
+	poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
 	own.mu.Lock()
 	defer own.mu.Unlock()
 	if own.seen[sid] != 1 || len(own.seen) != 1 {

@@ -50,8 +50,13 @@ func withEnv(text, env string) string {
 	return text + " (env " + env + ")"
 }
 
+// env returns the variable key, or def when key is "" (a flag with no
+// variable) or the variable is unset.
 func (b *binder) env(key, def string) string {
-	if v := b.getenv(key); key != "" && v != "" {
+	if key == "" {
+		return def
+	}
+	if v := b.getenv(key); v != "" {
 		return v
 	}
 	return def

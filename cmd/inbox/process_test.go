@@ -14,6 +14,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"inbox/internal/dbtest"
+	"inbox/internal/poll"
 	"inbox/simulate"
 )
 
@@ -120,8 +121,8 @@ func TestStormIsStoredProcessedAndForwardedOnce(t *testing.T) {
 			t.Fatalf("delivery %d answered %d, want 200", i, st)
 		}
 	}
-	waitFor(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
-	waitFor(t, "the job to complete", func() bool {
+	poll.Until(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
+	poll.Until(t, "the job to complete", func() bool {
 		var state string
 		pool.QueryRow(t.Context(), `SELECT state::text FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&state)
 		return state == "completed"
@@ -155,7 +156,7 @@ func TestLostCommitAnswerIsProcessedOnce(t *testing.T) {
 	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
 		t.Fatalf("Twilio's retry: %d, want 200", st)
 	}
-	waitFor(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
+	poll.Until(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
 	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.deliveries(sid) != 1 {
 		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.deliveries(sid))
 	}

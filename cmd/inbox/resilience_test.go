@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"inbox/internal/dbtest"
+	"inbox/internal/poll"
 	"inbox/simulate"
 )
 
@@ -74,7 +75,7 @@ func TestMaxConnectionsCapsOpenConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		waitFor(t, "a held connection to be served", func() bool { return healthz(c) == nil })
+		poll.Until(t, "a held connection to be served", func() bool { return healthz(c) == nil })
 		held = append(held, c)
 	}
 	third, err := net.Dial("tcp", s.addr) // the kernel accepts; the server does not

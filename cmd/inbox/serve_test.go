@@ -13,6 +13,7 @@ import (
 
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
+	"inbox/internal/poll"
 	"inbox/simulate"
 )
 
@@ -147,7 +148,7 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 		answered <- answer{status: resp.StatusCode, body: string(b)}
 	}()
 
-	waitFor(t, "the insert to wait on the lock", func() bool {
+	poll.Until(t, "the insert to wait on the lock", func() bool {
 		var waiting int
 		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO messages%'`).Scan(&waiting)
@@ -155,7 +156,7 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	})
 
 	s.cancel() // SIGTERM
-	waitFor(t, "new connections to be refused", func() bool {
+	poll.Until(t, "new connections to be refused", func() bool {
 		c, err := net.Dial("tcp", s.addr)
 		if err != nil {
 			return true
@@ -219,17 +220,5 @@ func TestSimulateAgainstServe(t *testing.T) {
 	err = run(t.Context(), []string{"simulate", "-n", "2"}, env(vars), &stdout, io.Discard)
 	if err == nil || !strings.Contains(stdout.String(), "answered 403: 6") {
 		t.Fatalf("simulate with a wrong token: %v\n%s", err, stdout.String())
-	}
-}
-
-// waitFor polls cond until it holds, for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

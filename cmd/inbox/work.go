@@ -66,15 +66,14 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	if err != nil {
 		return nil, jobsRunner{}, err
 	}
-	jobs := &clientJobs{}
-	st := store.NewWithJobs(pool, jobs)
+	// Workers only read; the webhook's writes enqueue through the client.
 	client, err := process.NewClient(pool, process.Config{
-		Store: st, Processor: fwd, Logger: logger, Workers: c.workers, MaxAttempts: c.maxAttempts,
+		Store: store.New(pool), Processor: fwd, Logger: logger, Workers: c.workers, MaxAttempts: c.maxAttempts,
 	})
 	if err != nil {
 		return nil, jobsRunner{}, err
 	}
-	jobs.Client = client
+	st := store.NewWithJobs(pool, client)
 	if err := client.Start(ctx); err != nil {
 		return nil, jobsRunner{}, err
 	}
@@ -82,9 +81,6 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		"workers", c.workers, "max_attempts", c.maxAttempts)
 	return st, jobsRunner{client}, nil
 }
-
-// clientJobs lets the store and the client's workers refer to each other.
-type clientJobs struct{ *process.Client }
 
 // stop stops fetching jobs and lets running ones finish within timeout.
 func (r jobsRunner) stop(ctx context.Context, timeout time.Duration, logger *slog.Logger) {
