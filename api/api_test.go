@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,15 +13,16 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"inbox/api"
-	"inbox/db"
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
 	"inbox/message"
+	"inbox/process"
 	"inbox/simulate"
 	"inbox/store"
 	"inbox/twilio"
@@ -33,9 +33,9 @@ const token = "test-auth-token"
 type harness struct {
 	t     *testing.T
 	srv   *httptest.Server
+	pool  *pgxpool.Pool
 	store *store.Store
 	logs  *logtest.Buffer
-	hooks atomic.Int64 // calls of OnNewMessage
 }
 
 type option func(*api.Config)
@@ -48,7 +48,14 @@ func setup(t *testing.T, databaseURL string, opts ...option) *harness {
 		databaseURL = dbtest.URL(t)
 	}
 	h := &harness{t: t, logs: &logtest.Buffer{}}
-	h.store = store.New(dbtest.Connect(t, databaseURL, 8))
+	h.pool = dbtest.Connect(t, databaseURL, 8)
+	// Jobs are inserted as serve inserts them; no worker runs them here:
+	// that they exist, once, is what the webhook promises.
+	jobs, err := process.NewClient(h.pool, process.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store = store.NewWithJobs(h.pool, jobs)
 	v, err := twilio.NewValidator(token, "")
 	if err != nil {
 		t.Fatal(err)
@@ -57,10 +64,6 @@ func setup(t *testing.T, databaseURL string, opts ...option) *harness {
 		Logger:    slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Store:     h.store,
 		Validator: v,
-		OnNewMessage: func(context.Context, int64, db.InsertInboundMessageParams) error {
-			h.hooks.Add(1)
-			return nil
-		},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -149,6 +152,18 @@ func (h *harness) raw(body string) *http.Request {
 	return req
 }
 
+// jobs returns how many River jobs of kind name one of sids.
+func (h *harness) jobs(kind string, sids ...string) int {
+	h.t.Helper()
+	var n int
+	if err := h.pool.QueryRow(h.t.Context(), `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'sid' = ANY($2)`, kind, sids).Scan(&n); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+const messageJob, statusJob = "inbox_message", "inbox_status"
+
 func (h *harness) rows(sids ...string) int64 {
 	h.t.Helper()
 	n, err := h.store.CountMessagesBySIDs(h.t.Context(), sids)
@@ -174,7 +189,6 @@ func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			sid := simulate.NewMessageSID(kind)
 			form := simulate.InboundForm(kind, sid, 7)
-			hooksBefore := h.hooks.Load()
 
 			resp, err := h.srv.Client().Do(h.signed(form))
 			if err != nil {
@@ -216,8 +230,8 @@ func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
 			if after.ID != m.ID || after.Metadata.IdempotencyToken != m.Metadata.IdempotencyToken {
 				t.Fatal("the retry changed the stored row")
 			}
-			if got := h.hooks.Load() - hooksBefore; got != 1 {
-				t.Fatalf("new-message hook ran %d times, want once", got)
+			if got := h.jobs(messageJob, sid); got != 1 {
+				t.Fatalf("%d processing jobs for the message and its retry, want 1", got)
 			}
 		})
 	}
@@ -245,8 +259,8 @@ func TestConcurrentIdenticalDeliveriesStoreOneRow(t *testing.T) {
 	if rows := h.rows(sid); rows != 1 {
 		t.Fatalf("rows = %d, want 1", rows)
 	}
-	if hooks := h.hooks.Load(); hooks != 1 {
-		t.Fatalf("new-message hook ran %d times, want once", hooks)
+	if jobs := h.jobs(messageJob, sid); jobs != 1 {
+		t.Fatalf("%d processing jobs, want 1", jobs)
 	}
 	if got := strings.Count(h.logs.String(), `"msg":"duplicate delivery ignored"`); got != n-1 {
 		t.Fatalf("%d duplicate lines logged, want %d", got, n-1)
@@ -280,8 +294,8 @@ func TestSignatureFailuresAre403AndWriteNothing(t *testing.T) {
 			t.Fatalf("%s signature: %d %q, want 403", name, status, body)
 		}
 	}
-	if n := h.rows(sid); n != 0 || h.hooks.Load() != 0 {
-		t.Fatalf("rows = %d, hooks = %d after refused deliveries, want 0", n, h.hooks.Load())
+	if n, jobs := h.rows(sid), h.jobs(messageJob, sid); n != 0 || jobs != 0 {
+		t.Fatalf("rows = %d, jobs = %d after refused deliveries, want 0", n, jobs)
 	}
 	if !strings.Contains(h.logs.String(), "X-Twilio-Signature does not match") || !strings.Contains(h.logs.String(), "no X-Twilio-Signature header") {
 		t.Fatalf("logs do not say why:\n%s", h.logs)
@@ -488,26 +502,40 @@ func TestSlowDatabaseIs503WithNoPartialWrite(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := h.rows(sid); n != 0 || h.hooks.Load() != 0 {
-		t.Fatalf("rows = %d, hooks = %d after a timed-out insert, want 0", n, h.hooks.Load())
+	if n, jobs := h.rows(sid), h.jobs(messageJob, sid); n != 0 || jobs != 0 {
+		t.Fatalf("rows = %d, jobs = %d after a timed-out insert, want 0", n, jobs)
 	}
 	status, body := h.post(h.signed(form))
 	assertTwiML(t, status, body)
-	if n := h.rows(sid); n != 1 || h.hooks.Load() != 1 {
-		t.Fatalf("rows = %d, hooks = %d after the retry, want 1 and 1", n, h.hooks.Load())
+	if n, jobs := h.rows(sid), h.jobs(messageJob, sid); n != 1 || jobs != 1 {
+		t.Fatalf("rows = %d, jobs = %d after the retry, want 1 and 1", n, jobs)
 	}
 }
 
-func TestHookErrorStillAnswers200(t *testing.T) {
+// TestJobThatCannotBeEnqueuedStoresNothing: the row and its job commit
+// together or not at all. With River's table unusable, the insert's
+// transaction fails: 503, and no row, so Twilio's retry stores it later.
+func TestJobThatCannotBeEnqueuedStoresNothing(t *testing.T) {
 	t.Parallel()
-	h := setup(t, "", func(c *api.Config) {
-		c.OnNewMessage = func(context.Context, int64, db.InsertInboundMessageParams) error { return io.ErrUnexpectedEOF }
-	})
+	h := setup(t, "")
+	if _, err := h.pool.Exec(t.Context(), `ALTER TABLE river_job RENAME TO river_job_away`); err != nil {
+		t.Fatal(err)
+	}
 	sid := simulate.NewMessageSID(simulate.SMS)
-	status, body := h.post(h.signed(simulate.InboundForm(simulate.SMS, sid, 1)))
+	form := simulate.InboundForm(simulate.SMS, sid, 1)
+	if status, body := h.post(h.signed(form)); status != http.StatusServiceUnavailable {
+		t.Fatalf("with no job table: %d %q, want 503", status, body)
+	}
+	if n := h.rows(sid); n != 0 {
+		t.Fatalf("%d rows stored without their job, want 0", n)
+	}
+	if _, err := h.pool.Exec(t.Context(), `ALTER TABLE river_job_away RENAME TO river_job`); err != nil {
+		t.Fatal(err)
+	}
+	status, body := h.post(h.signed(form))
 	assertTwiML(t, status, body)
-	if !strings.Contains(h.logs.String(), "new-message hook failed") {
-		t.Fatalf("hook failure not logged:\n%s", h.logs)
+	if n, jobs := h.rows(sid), h.jobs(messageJob, sid); n != 1 || jobs != 1 {
+		t.Fatalf("after the retry: rows = %d, jobs = %d, want 1 and 1", n, jobs)
 	}
 }
 
@@ -638,32 +666,3 @@ func TestIdempotencyTokenIsBoundedAndInformational(t *testing.T) {
 }
 
 func truncated(s string) string { return s[:min(len(s), 20)] }
-
-// TestCommitWhoseAnswerIsLostIsFoundOnRetry: the connection dies after the
-// insert reached the database and before its answer came back, as in a
-// crash during the commit. The delivery gets 503 although its row was
-// stored ("outcome unknown"); Twilio's retry finds the row and gets 200,
-// and the message is stored once.
-func TestCommitWhoseAnswerIsLostIsFoundOnRetry(t *testing.T) {
-	t.Parallel()
-	databaseURL := dbtest.URL(t)
-	proxy, viaProxy := dbtest.NewProxy(t, databaseURL)
-	h := setup(t, viaProxy)
-	direct := store.New(dbtest.Connect(t, databaseURL, 1))
-	sid := simulate.NewMessageSID(simulate.SMS)
-	form := simulate.InboundForm(simulate.SMS, sid, 1)
-
-	proxy.CutReplyTo([]byte(sid), nil)
-	status, body := h.post(h.signed(form))
-	if status != http.StatusServiceUnavailable || !strings.Contains(body, "outcome unknown, a retry is safe") {
-		t.Fatalf("answer lost in transit: %d %q, want 503 saying the outcome is unknown", status, body)
-	}
-	if n, err := direct.CountMessagesBySIDs(t.Context(), []string{sid}); err != nil || n != 1 {
-		t.Fatalf("rows after the lost answer = %d (%v), want 1: the insert reached the database", n, err)
-	}
-	status, body = h.post(h.signed(form))
-	assertTwiML(t, status, body)
-	if n := h.rows(sid); n != 1 {
-		t.Fatalf("rows after the retry = %d, want 1", n)
-	}
-}

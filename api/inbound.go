@@ -19,7 +19,7 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 // for every inbound SMS, MMS and WhatsApp message. A signed, well-formed
 // delivery is stored once, however often it arrives; the first and every
 // repeat get 200 with empty TwiML, so Twilio neither retries nor replies.
-// OnNewMessage runs only for the delivery that stored the message.
+// The message's processing job, when the store enqueues, commits with it.
 func handleInboundMessage(cfg Config) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		form, err := readSignedForm(cfg, w, r)
@@ -48,12 +48,6 @@ func handleInboundMessage(cfg Config) http.Handler {
 		databaseReached(ctx)
 		if inserted {
 			logger.InfoContext(ctx, "stored new message", "id", id, "sid", sid)
-			if cfg.OnNewMessage != nil {
-				// The row is committed: the hook finishes even if Twilio hangs up.
-				if err := cfg.OnNewMessage(context.WithoutCancel(ctx), id, msg); err != nil {
-					logger.ErrorContext(ctx, "new-message hook failed", "id", id, "sid", sid, "err", err)
-				}
-			}
 		} else {
 			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
 		}

@@ -5,12 +5,10 @@
 package api
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"inbox/db"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -30,18 +28,12 @@ const (
 	MaxParams = 1000
 )
 
-// NewMessageFunc is called once for each message stored, with the new row's
-// id, after the insert has committed; never for a duplicate delivery. It runs
-// before Twilio gets its answer, so it should be quick (enqueue work, do not
-// do it). Its error is logged, and Twilio still gets 200: the message is
-// stored, and a retry would be ignored as a duplicate anyway.
-type NewMessageFunc func(ctx context.Context, id int64, m db.InsertInboundMessageParams) error
-
 // Config is everything NewServer needs.
 type Config struct {
 	// Logger receives one line per request and the reason for every refusal.
 	Logger *slog.Logger
-	// Store is where messages go.
+	// Store is where messages go; built with store.NewWithJobs, it also
+	// enqueues the processing of each new message in the same transaction.
 	Store *store.Store
 	// Validator checks X-Twilio-Signature.
 	Validator *twilio.Validator
@@ -56,8 +48,6 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// OnNewMessage, if not nil, runs for each newly stored message.
-	OnNewMessage NewMessageFunc
 
 	failures *failureLog // set by NewServer
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"inbox/simulate"
 )
@@ -128,8 +131,8 @@ func TestCallbackForUnknownSIDCreatesOutboundRow(t *testing.T) {
 		m.ToAddress != "+5511912340000" || m.AccountSID != simulate.AccountSID || m.Metadata.Params["MessageStatus"] != "sent" {
 		t.Fatalf("created %+v", m)
 	}
-	if h.hooks.Load() != 0 {
-		t.Fatal("a status callback ran the new-message hook")
+	if h.jobs(messageJob, sid) != 0 || h.jobs(statusJob, sid) != 1 {
+		t.Fatalf("jobs: %d message, %d status; want 0 and 1 (the status that created the row)", h.jobs(messageJob, sid), h.jobs(statusJob, sid))
 	}
 }
 
@@ -240,7 +243,31 @@ func TestInboundAndStatusesInterleavedUnderLoad(t *testing.T) {
 			t.Fatalf("outbound %s is %s/%s, want %s", sid, dir, st, want)
 		}
 	}
-	if h.hooks.Load() != 30 {
-		t.Fatalf("hook ran %d times, want once per inbound message", h.hooks.Load())
+	if n := h.jobs(messageJob, inbound.SIDs...); n != 30 {
+		t.Fatalf("%d message jobs, want one per inbound message", n)
+	}
+	if n := h.jobs(messageJob, slices.Collect(maps.Keys(final))...); n != 0 {
+		t.Fatalf("%d message jobs for outbound messages, want 0", n)
+	}
+}
+
+// TestOneJobPerStatusThatMoves: a status that becomes the current one
+// enqueues one job, in its transaction; a repeat and a regression enqueue
+// nothing.
+func TestOneJobPerStatusThatMoves(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	sid := simulate.NewMessageSID(simulate.SMS)
+	h.deliverStatuses(t, sid, "", "sent", "delivered", "delivered", "sent", "queued")
+	rows, err := h.pool.Query(t.Context(), `SELECT args->>'status' FROM river_job WHERE kind = $1 AND args->>'sid' = $2 ORDER BY id`, statusJob, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"sent", "delivered"}) {
+		t.Fatalf("status jobs %v, want [sent delivered]", got)
 	}
 }
