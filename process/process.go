@@ -87,6 +87,12 @@ type Config struct {
 	// both short.
 	RetryPolicy       river.ClientRetryPolicy
 	FetchPollInterval time.Duration
+	// JobTimeout bounds one run of a job (River's default: 1 min). A job
+	// still marked running RescueAfter later (2 × JobTimeout when zero) is
+	// taken to belong to a process that died, and is retried: River's
+	// rescuer looks every 30 s.
+	JobTimeout  time.Duration
+	RescueAfter time.Duration
 }
 
 // Client is the River client of the service: it inserts jobs in the
@@ -99,7 +105,13 @@ type Client struct {
 
 // NewClient returns a River client over pool.
 func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
-	rc := &river.Config{Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval}
+	rc := &river.Config{
+		Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval,
+		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter,
+	}
+	if rc.RescueStuckJobsAfter == 0 && cfg.JobTimeout > 0 {
+		rc.RescueStuckJobsAfter = 2 * cfg.JobTimeout
+	}
 	if cfg.Workers > 0 {
 		workers := river.NewWorkers()
 		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger}

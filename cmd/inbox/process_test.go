@@ -24,9 +24,10 @@ const forwardSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // request as a Standard Webhooks receiver does and counts accepted
 // deliveries by webhook-id.
 type app struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	ids map[string]int
+	srv   *httptest.Server
+	delay time.Duration // how long the app takes to answer
+	mu    sync.Mutex
+	ids   map[string]int
 }
 
 func newApp(t *testing.T) *app {
@@ -43,6 +44,7 @@ func newApp(t *testing.T) *app {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		time.Sleep(a.delay) // the app's own work, not synchronisation
 		a.mu.Lock()
 		a.ids[r.Header.Get("webhook-id")]++
 		a.mu.Unlock()
@@ -55,6 +57,24 @@ func (a *app) deliveries(id string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.ids[id]
+}
+
+// total returns how many forwards the app accepted.
+func (a *app) total() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.ids {
+		n += c
+	}
+	return n
+}
+
+// distinct returns how many webhook-ids the app accepted.
+func (a *app) distinct() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.ids)
 }
 
 func forwarding(a *app) map[string]string {

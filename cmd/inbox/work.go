@@ -69,6 +69,9 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	// Workers only read; the webhook's writes enqueue through the client.
 	client, err := process.NewClient(pool, process.Config{
 		Store: store.New(pool), Processor: fwd, Logger: logger, Workers: c.workers, MaxAttempts: c.maxAttempts,
+		// A forward takes at most FORWARD_TIMEOUT; the rest is two reads.
+		// So a job running for twice that belongs to a process that died.
+		JobTimeout: c.forwardTimeout + 5*time.Second,
 	})
 	if err != nil {
 		return nil, jobsRunner{}, err

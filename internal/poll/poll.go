@@ -12,7 +12,14 @@ import (
 // does not within 15 s; what names the condition in the failure.
 func Until(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	Within(t, 15*time.Second, what, cond)
+}
+
+// Within is Until with a limit of d, for conditions that take longer by
+// design (River's rescuer looks every 30 s).
+func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
