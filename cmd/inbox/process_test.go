@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,8 +28,12 @@ const forwardSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 type app struct {
 	srv   *httptest.Server
 	delay time.Duration // how long the app takes to answer
-	mu    sync.Mutex
-	ids   map[string]int
+	// hold, when set, makes every request wait in the app until it is
+	// closed; held receives each webhook-id as it starts waiting.
+	hold chan struct{}
+	held chan string
+	mu   sync.Mutex
+	ids  map[string]int
 }
 
 func newApp(t *testing.T) *app {
@@ -45,6 +51,10 @@ func newApp(t *testing.T) *app {
 			return
 		}
 		time.Sleep(a.delay) // the app's own work, not synchronisation
+		if a.hold != nil {
+			a.held <- r.Header.Get("webhook-id")
+			<-a.hold
+		}
 		a.mu.Lock()
 		a.ids[r.Header.Get("webhook-id")]++
 		a.mu.Unlock()
@@ -198,5 +208,84 @@ func TestServeRefusesForwardingItCannotSign(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || (secret != "" && strings.Contains(err.Error(), secret)) {
 			t.Fatalf("secret %q: err = %v, want %q and no secret", secret, err, want)
 		}
+	}
+}
+
+// TestSIGTERMLetsRunningForwardsFinish: on SIGTERM, serve stops taking
+// requests and jobs, but a forward already running finishes and its job is
+// recorded completed before serve returns.
+func TestSIGTERMLetsRunningForwardsFinish(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	a := newApp(t)
+	a.hold, a.held = make(chan struct{}), make(chan string, 1)
+	s := startServe(t, databaseURL, forwarding(a))
+	sid := simulate.NewMessageSID(simulate.SMS)
+	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
+		t.Fatalf("delivery: %d", st)
+	}
+	if id := <-a.held; id != sid {
+		t.Fatalf("forward of %s, want %s", id, sid)
+	}
+	s.cancel() // SIGTERM, with the forward in the app's hands
+	poll.Until(t, "the webhook listener to close", func() bool {
+		c, err := net.Dial("tcp", s.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-s.done:
+		t.Fatalf("serve returned while a forward was running: %v", err)
+	default:
+	}
+	close(a.hold)
+	if err := <-s.done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	s.done <- nil // for the cleanup
+	pool := dbtest.Connect(t, databaseURL, 1)
+	var state string
+	if err := pool.QueryRow(t.Context(), `SELECT state::text FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&state); err != nil || state != "completed" {
+		t.Fatalf("job state %q (%v), want completed", state, err)
+	}
+	if a.deliveries(sid) != 1 {
+		t.Fatalf("forwards = %d, want 1", a.deliveries(sid))
+	}
+}
+
+// TestServeEnqueuesAndWorkForwards: serve with WORKERS=0 only enqueues;
+// `inbox work` on the same database forwards, once.
+func TestServeEnqueuesAndWorkForwards(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	a := newApp(t)
+	vars := forwarding(a)
+	vars["WORKERS"] = "0"
+	s := startServe(t, databaseURL, vars)
+	sid := simulate.NewMessageSID(simulate.SMS)
+	for _, st := range deliverAt(t, []string{s.addr}, sid, 20) {
+		if st != http.StatusOK {
+			t.Fatalf("delivery: %d", st)
+		}
+	}
+	pool := dbtest.Connect(t, databaseURL, 1)
+	if _, jobs := counts(t, pool, sid); jobs != 1 || a.deliveries(sid) != 0 {
+		t.Fatalf("serve with WORKERS=0: %d jobs, %d forwards; want 1 job waiting", jobs, a.deliveries(sid))
+	}
+
+	vars = maps.Clone(vars)
+	vars["WORKERS"], vars["DATABASE_URL"], vars["LOG_FORMAT"] = "2", databaseURL, "json"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"work"}, env(vars), io.Discard, io.Discard) }()
+	poll.Until(t, "work to forward the message", func() bool { return a.deliveries(sid) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("work: %v", err)
+	}
+	if a.deliveries(sid) != 1 {
+		t.Fatalf("forwards = %d, want 1", a.deliveries(sid))
 	}
 }

@@ -77,7 +77,10 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		return nil, jobsRunner{}, err
 	}
 	st := store.NewWithJobs(pool, client)
-	if err := client.Start(ctx); err != nil {
+	// Not ctx itself: River takes the end of Start's context for a hard
+	// stop that cancels running jobs. SIGTERM ends ctx; stop is the soft
+	// stop, called once the HTTP server has drained.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, jobsRunner{}, err
 	}
 	logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
