@@ -176,3 +176,32 @@ func newPayload(ev Event) Payload {
 func statusPayload(s db.MessageStatusEvent) *PayloadStatus {
 	return &PayloadStatus{Status: s.Status, ErrorCode: s.ErrorCode, ReceivedAt: s.ReceivedAt, Params: s.Params}
 }
+
+// Tolerance is how far a webhook-timestamp may be from the receiver's
+// clock, as Standard Webhooks receivers check.
+const Tolerance = 5 * time.Minute
+
+// Verify checks a forwarded request as a Standard Webhooks receiver does:
+// one of the space-separated v1 signatures in webhook-signature is the
+// HMAC-SHA256 of webhook-id.webhook-timestamp.body under key, compared in
+// constant time, and the timestamp is within Tolerance of now.
+func Verify(key []byte, h http.Header, body []byte, now time.Time) error {
+	id, ts := h.Get("webhook-id"), h.Get("webhook-timestamp")
+	if id == "" || ts == "" || h.Get("webhook-signature") == "" {
+		return errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("webhook-timestamp %q is not Unix seconds", ts)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > Tolerance || d < -Tolerance {
+		return fmt.Errorf("webhook-timestamp is %s from now, more than %s", d.Round(time.Second), Tolerance)
+	}
+	want := Sign(key, id, ts, body)
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return nil
+		}
+	}
+	return errors.New("no webhook-signature matches")
+}

@@ -289,3 +289,32 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 		t.Fatalf("forwards = %d, want 1", a.deliveries(sid))
 	}
 }
+
+// TestSimulateReceivesTheForwards: simulate plays Twilio and the team's app
+// at once and reports each message forwarded once; with the wrong secret it
+// says the signatures fail and exits non-zero.
+func TestSimulateReceivesTheForwards(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	receiveAddr := freeAddr(t)
+	s := startServe(t, databaseURL, map[string]string{"FORWARD_URL": "http://" + receiveAddr + "/inbox", "FORWARD_SECRET": forwardSecret})
+	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr, "FORWARD_SECRET": forwardSecret}
+	var stdout strings.Builder
+	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-receive", receiveAddr}, env(vars), &stdout, io.Discard)
+	if err != nil || !strings.Contains(stdout.String(), "forwarded: 12 messages, each once") {
+		t.Fatalf("simulate -receive: %v\n%s", err, stdout.String())
+	}
+
+	stdout.Reset()
+	err = run(t.Context(), []string{"simulate", "-status", "-n", "6", "-receive", receiveAddr}, env(vars), &stdout, io.Discard)
+	if err != nil || !strings.Contains(stdout.String(), "forwarded: 6 final statuses, each once") {
+		t.Fatalf("simulate -status -receive: %v\n%s", err, stdout.String())
+	}
+
+	vars["FORWARD_SECRET"] = "whsec_" + strings.Repeat("A", 32) // not the service's
+	stdout.Reset()
+	err = run(t.Context(), []string{"simulate", "-n", "2", "-receive", receiveAddr}, env(vars), &stdout, io.Discard)
+	if err == nil || !strings.Contains(stdout.String(), "signatures that failed") {
+		t.Fatalf("simulate -receive with the wrong secret: %v\n%s", err, stdout.String())
+	}
+}

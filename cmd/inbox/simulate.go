@@ -25,6 +25,8 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		token                   string
 		n, repeats, concurrency int
 		statuses                bool
+		receive, forwardSecret  string
+		receiveWait             time.Duration
 	)
 	cfg.bind(b)
 	b.String(&target, "url", "SIMULATE_URL", "http://127.0.0.1:8080", "where the service listens")
@@ -35,6 +37,10 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	b.String(&kind, "kind", "", "mixed", "sms, mms, whatsapp or mixed")
 	b.fs.BoolVar(&statuses, "status", false, "send delivery status callbacks for outbound messages instead: realistic sequences, every callback -repeats times, all shuffled")
 	b.Secret(&token, "TWILIO_AUTH_TOKEN")
+	b.String(&receive, "receive", "", "",
+		"also play the team's app on this address (the service's FORWARD_URL): verify every forward's signature with FORWARD_SECRET and check each message arrives")
+	b.Duration(&receiveWait, "receive-wait", "", 30*time.Second, "with -receive: how long to wait for the forwards")
+	b.Secret(&forwardSecret, "FORWARD_SECRET")
 	if err := b.Parse(args); err != nil {
 		return err
 	}
@@ -61,8 +67,15 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		BaseURL: target, PublicBaseURL: public, Token: token,
 		Messages: n, Repeats: repeats, Concurrency: concurrency, Kinds: kinds,
 	}
+	var rcv *simulate.Receiver
+	if receive != "" {
+		if rcv, err = simulate.NewReceiver(receive, forwardSecret); err != nil {
+			return fmt.Errorf("simulate -receive (FORWARD_SECRET must be the service's): %w", err)
+		}
+		defer rcv.Close()
+	}
 	if statuses {
-		return simulateStatuses(ctx, opts, poolCfg, stdout)
+		return simulateStatuses(ctx, opts, poolCfg, stdout, rcv, receiveWait)
 	}
 	res, err := simulate.Run(ctx, opts)
 	if err != nil {
@@ -85,6 +98,9 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintf(stdout, "rows stored for those %d sids: %d (%s)\n", n, rows, verdict)
 	if res.Statuses[200] != deliveries || rows != int64(n) {
 		return fmt.Errorf("simulate: %d of %d deliveries answered 200, %d rows for %d messages", res.Statuses[200], deliveries, rows, n)
+	}
+	if rcv != nil {
+		return reportForwards(stdout, rcv, res.SIDs, "messages", receiveWait)
 	}
 	return nil
 }
@@ -120,7 +136,11 @@ func printAnswers(stdout io.Writer, res simulate.Result) {
 
 // simulateStatuses plays shuffled, repeated status callbacks and checks
 // that every message ends in the status its sequence ends in.
-func simulateStatuses(ctx context.Context, opts simulate.Options, poolCfg *pgxpool.Config, stdout io.Writer) error {
+//
+// With a receiver, it also checks that each message's final status was
+// forwarded: the final status is the highest, so one callback of it moved
+// the message and enqueued its forward.
+func simulateStatuses(ctx context.Context, opts simulate.Options, poolCfg *pgxpool.Config, stdout io.Writer, rcv *simulate.Receiver, wait time.Duration) error {
 	res, final, err := simulate.RunStatuses(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
@@ -154,6 +174,33 @@ func simulateStatuses(ctx context.Context, opts simulate.Options, poolCfg *pgxpo
 	fmt.Fprintf(stdout, "messages in their final status: %d of %d\n", len(final)-wrong, len(final))
 	if wrong > 0 || res.Failures > 0 || res.Statuses[200] != sent {
 		return fmt.Errorf("simulate: %d messages not in their final status; answers %v", wrong, res.Statuses)
+	}
+	if rcv != nil {
+		ids := make([]string, 0, len(final))
+		for sid, status := range final {
+			ids = append(ids, sid+"."+status)
+		}
+		return reportForwards(stdout, rcv, ids, "final statuses", wait)
+	}
+	return nil
+}
+
+// reportForwards waits for the service to forward every message to the
+// receiver and says how that went.
+func reportForwards(stdout io.Writer, rcv *simulate.Receiver, sids []string, what string, wait time.Duration) error {
+	waitErr := rcv.Wait(sids, time.Now().Add(wait))
+	forwarded, again := rcv.Forwarded(sids)
+	verdict := "each once"
+	if forwarded != len(sids) {
+		verdict = fmt.Sprintf("%d never within %s", len(sids)-forwarded, wait)
+	}
+	fmt.Fprintf(stdout, "forwarded: %d %s, %s (%d redeliveries, dropped by webhook-id)\n", forwarded, what, verdict, again)
+	if bad, first := rcv.BadSignatures(); bad > 0 {
+		fmt.Fprintf(stdout, "  signatures that failed: %d (first: %v)\n", bad, first)
+		return fmt.Errorf("simulate: %d forwards failed signature verification", bad)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("simulate: %w", waitErr)
 	}
 	return nil
 }
