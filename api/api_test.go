@@ -22,7 +22,6 @@ import (
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
 	"inbox/message"
-	"inbox/process"
 	"inbox/simulate"
 	"inbox/store"
 	"inbox/twilio"
@@ -51,11 +50,7 @@ func setup(t *testing.T, databaseURL string, opts ...option) *harness {
 	h.pool = dbtest.Connect(t, databaseURL, 8)
 	// Jobs are inserted as serve inserts them; no worker runs them here:
 	// that they exist, once, is what the webhook promises.
-	jobs, err := process.NewClient(h.pool, process.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.store = store.NewWithJobs(h.pool, jobs)
+	h.store = store.NewWithJobs(h.pool, 25)
 	v, err := twilio.NewValidator(token, "")
 	if err != nil {
 		t.Fatal(err)

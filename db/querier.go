@@ -14,15 +14,24 @@ type Querier interface {
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
-	// The event that first reported this status for this message, through the
-	// (message_sid, status) unique constraint.
-	GetStatusEvent(ctx context.Context, arg GetStatusEventParams) (MessageStatusEvent, error)
+	// The forward of a newly stored message: {id, type, message}, as JSON text.
+	GetMessageReceivedPayload(ctx context.Context, arg GetMessageReceivedPayloadParams) (string, error)
+	// The forward of a status change: {id, type, message, status}, as JSON
+	// text; status is the callback that first reported the status.
+	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
 	// Stores an inbound message unless one with the same sid is already stored.
 	// The unique index on (metadata->>'message_sid') decides, atomically, under
 	// any concurrency: a returned id means this delivery stored the message, no
 	// row means it was a duplicate. The conflict target must match that index's
 	// expression exactly, or PostgreSQL rejects the statement at planning time.
 	InsertInboundMessage(ctx context.Context, arg InsertInboundMessageParams) (int64, error)
+	// InsertInboundMessage, and in the same statement the River job that
+	// processes the message, only when the message is new: the job exists
+	// exactly when the row does, and storing a message stays one round trip.
+	// The job row is what River's InsertTx makes for process.MessageArgs (kind
+	// inbox_message, args {"sid": …}, River's defaults for the rest); a test in
+	// package process holds the two equal.
+	InsertInboundMessageWithJob(ctx context.Context, arg InsertInboundMessageWithJobParams) (int64, error)
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)
@@ -33,6 +42,11 @@ type Querier interface {
 	// one, decided on the row's latest version under any concurrency. No row
 	// back means nothing changed (a repeat or a regression).
 	UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error)
+	// UpsertOutboundStatus, and in the same statement, when the status moved,
+	// the River job that processes the change (kind inbox_status, args
+	// {"sid": …, "status": …}), as River's InsertTx makes it for
+	// process.StatusArgs.
+	UpsertOutboundStatusWithJob(ctx context.Context, arg UpsertOutboundStatusWithJobParams) (UpsertOutboundStatusWithJobRow, error)
 }
 
 var _ Querier = (*Queries)(nil)

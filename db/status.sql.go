@@ -11,31 +11,36 @@ import (
 	"inbox/message"
 )
 
-const getStatusEvent = `-- name: GetStatusEvent :one
-SELECT id, message_sid, status, error_code, received_at, params
-FROM message_status_events
-WHERE message_sid = $1 AND status = $2
+const getStatusChangedPayload = `-- name: GetStatusChangedPayload :one
+SELECT json_build_object(
+    'id', $1::text,
+    'type', 'message.status',
+    'message', message_payload(m),
+    'status', json_build_object(
+        'status', e.status,
+        'error_code', e.error_code,
+        'received_at', e.received_at,
+        'params', e.params
+    )
+)::text
+FROM message_status_events e
+JOIN messages m ON m.metadata->>'message_sid' = e.message_sid
+WHERE e.message_sid = $2::text AND e.status = $3::text
 `
 
-type GetStatusEventParams struct {
-	MessageSID string
-	Status     string
+type GetStatusChangedPayloadParams struct {
+	ID     string
+	SID    string
+	Status string
 }
 
-// The event that first reported this status for this message, through the
-// (message_sid, status) unique constraint.
-func (q *Queries) GetStatusEvent(ctx context.Context, arg GetStatusEventParams) (MessageStatusEvent, error) {
-	row := q.db.QueryRow(ctx, getStatusEvent, arg.MessageSID, arg.Status)
-	var i MessageStatusEvent
-	err := row.Scan(
-		&i.ID,
-		&i.MessageSID,
-		&i.Status,
-		&i.ErrorCode,
-		&i.ReceivedAt,
-		&i.Params,
-	)
-	return i, err
+// The forward of a status change: {id, type, message, status}, as JSON
+// text; status is the callback that first reported the status.
+func (q *Queries) GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error) {
+	row := q.db.QueryRow(ctx, getStatusChangedPayload, arg.ID, arg.SID, arg.Status)
+	var column_1 string
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const insertStatusEvent = `-- name: InsertStatusEvent :one
@@ -153,6 +158,65 @@ func (q *Queries) UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundSt
 		arg.Metadata,
 	)
 	var i UpsertOutboundStatusRow
+	err := row.Scan(&i.ID, &i.Status)
+	return i, err
+}
+
+const upsertOutboundStatusWithJob = `-- name: UpsertOutboundStatusWithJob :one
+WITH moved AS (
+    INSERT INTO messages (
+        direction, account_sid, messaging_service_sid, from_address, to_address,
+        status, error_code, metadata
+    ) VALUES (
+        'outbound', $1, $2, $3, $4,
+        $5, $6, $7
+    )
+    ON CONFLICT ((metadata->>'message_sid')) DO UPDATE
+    SET status = EXCLUDED.status,
+        error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
+    WHERE messages.direction = 'outbound'
+      AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
+    RETURNING id, status, metadata->>'message_sid' AS sid
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), 'inbox_status', $8::smallint
+    FROM moved
+)
+SELECT moved.id, moved.status FROM moved
+`
+
+type UpsertOutboundStatusWithJobParams struct {
+	AccountSID          string
+	MessagingServiceSID *string
+	FromAddress         string
+	ToAddress           string
+	Status              string
+	ErrorCode           *string
+	Metadata            message.Metadata
+	MaxAttempts         int16
+}
+
+type UpsertOutboundStatusWithJobRow struct {
+	ID     int64
+	Status string
+}
+
+// UpsertOutboundStatus, and in the same statement, when the status moved,
+// the River job that processes the change (kind inbox_status, args
+// {"sid": …, "status": …}), as River's InsertTx makes it for
+// process.StatusArgs.
+func (q *Queries) UpsertOutboundStatusWithJob(ctx context.Context, arg UpsertOutboundStatusWithJobParams) (UpsertOutboundStatusWithJobRow, error) {
+	row := q.db.QueryRow(ctx, upsertOutboundStatusWithJob,
+		arg.AccountSID,
+		arg.MessagingServiceSID,
+		arg.FromAddress,
+		arg.ToAddress,
+		arg.Status,
+		arg.ErrorCode,
+		arg.Metadata,
+		arg.MaxAttempts,
+	)
+	var i UpsertOutboundStatusWithJobRow
 	err := row.Scan(&i.ID, &i.Status)
 	return i, err
 }

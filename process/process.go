@@ -23,11 +23,12 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"inbox/db"
 	"inbox/store"
 )
 
-// MessageArgs is the job of a newly stored inbound message.
+// MessageArgs is the job of a newly stored inbound message. The store
+// inserts it in SQL (InsertInboundMessageWithJob), with this kind and these
+// args; a test holds the row equal to what River's InsertTx makes.
 type MessageArgs struct {
 	SID string `json:"sid"`
 }
@@ -35,7 +36,8 @@ type MessageArgs struct {
 // Kind is River's name for the job.
 func (MessageArgs) Kind() string { return "inbox_message" }
 
-// StatusArgs is the job of an outbound message's status change.
+// StatusArgs is the job of an outbound message's status change, inserted
+// by UpsertOutboundStatusWithJob.
 type StatusArgs struct {
 	SID    string `json:"sid"`
 	Status string `json:"status"`
@@ -47,15 +49,15 @@ func (StatusArgs) Kind() string { return "inbox_status" }
 // Event is what a Processor is given.
 type Event struct {
 	// ID is stable across every run of the job: the message sid for a new
-	// message, sid and status for a status change.
+	// message, sid.status for a status change.
 	ID string
 	// Type is "message.received" or "message.status".
 	Type string
-	// Message is the message as stored when the job runs; for a status
-	// change its Status may already be a later one.
-	Message db.Message
-	// Status is the status change, for "message.status" only.
-	Status *db.MessageStatusEvent
+	// Payload is the event as JSON, exactly what the Forwarder posts
+	// (README, "The forward"); json.Unmarshal it into a Payload for typed
+	// access. The message in it is as stored when the job runs: for a
+	// status change its status may already be a later one.
+	Payload []byte
 	// Attempt counts the job's runs, from 1.
 	Attempt int
 }
@@ -79,9 +81,6 @@ type Config struct {
 	// Workers is how many jobs run at once in this process; 0 makes a
 	// client that only inserts jobs (for `serve` with WORKERS=0).
 	Workers int
-	// MaxAttempts is how many times a job runs before it is discarded;
-	// zero means River's default (25).
-	MaxAttempts int
 	// RetryPolicy replaces River's backoff (about attempt⁴ seconds), and
 	// FetchPollInterval River's 1 s between polls for due jobs; tests set
 	// both short.
@@ -93,14 +92,18 @@ type Config struct {
 	// rescuer looks every 30 s.
 	JobTimeout  time.Duration
 	RescueAfter time.Duration
+	// FetchCooldown is the least time between two fetches of jobs (River's
+	// default: 100 ms). A fetch takes at most as many jobs as there are
+	// idle workers, so Workers / FetchCooldown bounds the jobs run per
+	// second.
+	FetchCooldown time.Duration
 }
 
-// Client is the River client of the service: it inserts jobs in the
-// store's transactions and, with workers, runs them.
+// Client is the River client that runs the jobs the store inserts
+// (store.NewWithJobs) with its writes.
 type Client struct {
-	river       *river.Client[pgx.Tx]
-	working     bool // has workers to start and stop
-	maxAttempts int
+	river   *river.Client[pgx.Tx]
+	working bool // has workers to start and stop
 }
 
 // NewClient returns a River client over pool.
@@ -108,6 +111,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	rc := &river.Config{
 		Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter,
+		FetchCooldown: cfg.FetchCooldown,
 	}
 	if rc.RescueStuckJobsAfter == 0 && cfg.JobTimeout > 0 {
 		rc.RescueStuckJobsAfter = 2 * cfg.JobTimeout
@@ -128,7 +132,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}
-	return &Client{river: c, working: cfg.Workers > 0, maxAttempts: cfg.MaxAttempts}, nil
+	return &Client{river: c, working: cfg.Workers > 0}, nil
 }
 
 // Start starts the workers; a client without workers has nothing to start.
@@ -161,18 +165,6 @@ func (c *Client) Stop(ctx context.Context) error {
 	return nil
 }
 
-// MessageStored implements store.Jobs.
-func (c *Client) MessageStored(ctx context.Context, tx pgx.Tx, sid string) error {
-	_, err := c.river.InsertTx(ctx, tx, MessageArgs{SID: sid}, &river.InsertOpts{MaxAttempts: c.maxAttempts})
-	return err
-}
-
-// StatusMoved implements store.Jobs.
-func (c *Client) StatusMoved(ctx context.Context, tx pgx.Tx, sid, status string) error {
-	_, err := c.river.InsertTx(ctx, tx, StatusArgs{SID: sid, Status: status}, &river.InsertOpts{MaxAttempts: c.maxAttempts})
-	return err
-}
-
 // worker loads what a job names and hands it to the Processor.
 type worker struct {
 	store     *store.Store
@@ -188,14 +180,11 @@ func (w *worker) run(ctx context.Context, ev Event, maxAttempts int) error {
 	var cancel *river.JobCancelError
 	switch {
 	case errors.As(err, &cancel):
-		w.logger.ErrorContext(ctx, "processing failed for good; job cancelled", "sid", ev.Message.Metadata.MessageSID,
-			"event", ev.ID, "attempt", ev.Attempt, "err", err)
+		w.logger.ErrorContext(ctx, "processing failed for good; job cancelled", "event", ev.ID, "attempt", ev.Attempt, "err", err)
 	case ev.Attempt >= maxAttempts:
-		w.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", "sid", ev.Message.Metadata.MessageSID,
-			"event", ev.ID, "attempt", ev.Attempt, "err", err)
+		w.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", "event", ev.ID, "attempt", ev.Attempt, "err", err)
 	default:
-		w.logger.WarnContext(ctx, "processing failed; will retry", "sid", ev.Message.Metadata.MessageSID,
-			"event", ev.ID, "attempt", ev.Attempt, "max_attempts", maxAttempts, "err", err)
+		w.logger.WarnContext(ctx, "processing failed; will retry", "event", ev.ID, "attempt", ev.Attempt, "max_attempts", maxAttempts, "err", err)
 	}
 	return err
 }
@@ -206,11 +195,12 @@ type messageWorker struct {
 }
 
 func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
-	m, err := w.store.GetMessageBySID(ctx, job.Args.SID)
+	id := job.Args.SID
+	p, err := w.store.MessageReceivedPayload(ctx, id, job.Args.SID)
 	if err != nil {
 		return fmt.Errorf("load message: %w", err)
 	}
-	return w.run(ctx, Event{ID: job.Args.SID, Type: "message.received", Message: m, Attempt: job.Attempt}, job.MaxAttempts)
+	return w.run(ctx, Event{ID: id, Type: "message.received", Payload: p, Attempt: job.Attempt}, job.MaxAttempts)
 }
 
 type statusWorker struct {
@@ -219,14 +209,10 @@ type statusWorker struct {
 }
 
 func (w *statusWorker) Work(ctx context.Context, job *river.Job[StatusArgs]) error {
-	m, err := w.store.GetMessageBySID(ctx, job.Args.SID)
+	id := job.Args.SID + "." + job.Args.Status
+	p, err := w.store.StatusChangedPayload(ctx, id, job.Args.SID, job.Args.Status)
 	if err != nil {
-		return fmt.Errorf("load message: %w", err)
+		return fmt.Errorf("load status change: %w", err)
 	}
-	ev, err := w.store.GetStatusEvent(ctx, job.Args.SID, job.Args.Status)
-	if err != nil {
-		return fmt.Errorf("load status event: %w", err)
-	}
-	return w.run(ctx, Event{ID: job.Args.SID + "." + job.Args.Status, Type: "message.status", Message: m, Status: &ev, Attempt: job.Attempt},
-		job.MaxAttempts)
+	return w.run(ctx, Event{ID: id, Type: "message.status", Payload: p, Attempt: job.Attempt}, job.MaxAttempts)
 }

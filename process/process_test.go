@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -45,6 +48,7 @@ type receiver struct {
 	calls  atomic.Int64
 	mu     sync.Mutex
 	got    map[string][]process.Payload // by webhook-id, the 2xx-answered ones
+	raw    map[string][]byte            // the last body accepted, by webhook-id
 }
 
 func newReceiver(t *testing.T, answer func(n int64) int) *receiver {
@@ -52,7 +56,7 @@ func newReceiver(t *testing.T, answer func(n int64) int) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{t: t, answer: answer, got: map[string][]process.Payload{}}
+	r := &receiver{t: t, answer: answer, got: map[string][]process.Payload{}, raw: map[string][]byte{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		n := r.calls.Add(1)
 		body, _ := io.ReadAll(req.Body)
@@ -69,6 +73,7 @@ func newReceiver(t *testing.T, answer func(n int64) int) *receiver {
 			}
 			r.mu.Lock()
 			r.got[req.Header.Get("webhook-id")] = append(r.got[req.Header.Get("webhook-id")], p)
+			r.raw[req.Header.Get("webhook-id")] = body
 			r.mu.Unlock()
 		}
 		w.WriteHeader(code)
@@ -103,14 +108,14 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 		p = proc(fwd)
 	}
 	c, err := process.NewClient(pool, process.Config{
-		Store: store.New(pool), Processor: p, Workers: 4, MaxAttempts: 5,
+		Store: store.New(pool), Processor: p, Workers: 4,
 		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
 		RetryPolicy: fastRetry{}, FetchPollInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.store = store.NewWithJobs(pool, c)
+	h.store = store.NewWithJobs(pool, 5)
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +185,49 @@ func TestNewMessageIsForwardedOnceAndVerifies(t *testing.T) {
 	}
 	if n := h.jobs(t, sid); len(n) != 1 {
 		t.Fatalf("jobs for the sid: %v, want exactly one: the duplicate insert enqueued nothing", n)
+	}
+	rcv.mu.Lock()
+	raw := rcv.raw[sid]
+	rcv.mu.Unlock()
+	sameFields(t, raw, reflect.TypeFor[process.Payload]())
+}
+
+// sameFields fails unless the JSON object in body has exactly the fields
+// of the Go struct typ, at every level where typ has a struct: the payload
+// the database builds and the type documented for Go receivers agree.
+func sameFields(t *testing.T, body []byte, typ reflect.Type) {
+	t.Helper()
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		t.Fatalf("payload is not a JSON object: %v: %s", err, body)
+	}
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	want, optional := map[string]reflect.Type{}, map[string]bool{}
+	for f := range typ.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		want[name], optional[name] = f.Type, opts == "omitempty"
+	}
+	for name := range obj {
+		if _, ok := want[name]; !ok {
+			t.Errorf("payload field %q is not in %s", name, typ)
+		}
+	}
+	for name, ft := range want {
+		v, ok := obj[name]
+		if !ok {
+			if !optional[name] {
+				t.Errorf("%s field %q is missing from the payload: %s", typ, name, body)
+			}
+			continue
+		}
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]() && string(v) != "null" {
+			sameFields(t, v, ft)
+		}
 	}
 }
 
@@ -310,4 +358,105 @@ func TestSecretMustBeStandardWebhooks(t *testing.T) {
 			t.Errorf("url %q accepted", bad)
 		}
 	}
+}
+
+// TestStoreInsertsTheJobRiverWould: the store inserts jobs in SQL, in the
+// statement that stores the message or moves the status. Each row must be
+// the one River's own InsertTx makes for the same args, column for column
+// (but id, times and the sid), so River runs it as its own; a River upgrade
+// that changes what a job row holds fails here.
+func TestStoreInsertsTheJobRiverWould(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.Pool(t, 4)
+	ctx := t.Context()
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const attempts = 7
+	st := store.NewWithJobs(pool, attempts)
+	h := &harness{pool: pool, store: st}
+
+	viaStore, viaRiver := simulate.NewMessageSID(simulate.SMS), simulate.NewMessageSID(simulate.SMS)
+	h.insert(t, viaStore)
+	ev := db.InsertStatusEventParams{MessageSID: viaStore, Status: "sent", Params: message.Params{}}
+	if _, err := st.RecordStatus(ctx, ev, db.UpsertOutboundStatusParams{
+		AccountSID: simulate.AccountSID, FromAddress: "+1", ToAddress: "+2", Status: "sent",
+		Metadata: message.Metadata{MessageSID: viaStore + "x", Params: message.Params{}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, args := range []river.JobArgs{process.MessageArgs{SID: viaRiver}, process.StatusArgs{SID: viaRiver + "x", Status: "sent"}} {
+		if _, err := rc.InsertTx(ctx, tx, args, &river.InsertOpts{MaxAttempts: attempts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	row := func(kind, sid string) string {
+		t.Helper()
+		var s string
+		err := pool.QueryRow(ctx, `SELECT row(state, attempt, max_attempts, attempted_at, finalized_at, priority,
+			args - 'sid', attempted_by, errors, kind, metadata, queue, tags, unique_key, unique_states,
+			scheduled_at <= now(), created_at <= now())::text
+			FROM river_job WHERE kind = $1 AND args->>'sid' = $2`, kind, sid).Scan(&s)
+		if err != nil {
+			t.Fatalf("%s job of %s: %v", kind, sid, err)
+		}
+		return s
+	}
+	for _, c := range []struct{ kind, store, river string }{
+		{process.MessageArgs{}.Kind(), viaStore, viaRiver},
+		{process.StatusArgs{}.Kind(), viaStore + "x", viaRiver + "x"},
+	} {
+		if got, want := row(c.kind, c.store), row(c.kind, c.river); got != want {
+			t.Fatalf("%s job:\nthe store's %s\nRiver's     %s", c.kind, got, want)
+		}
+	}
+}
+
+func TestStatusChangeIsForwarded(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, func(int64) int { return http.StatusOK })
+	h := setup(t, nil, rcv.srv.URL)
+	sid := simulate.NewMessageSID(simulate.SMS)
+	code := "30003"
+	for _, status := range []string{"sent", "undelivered", "sent"} { // the last regresses: no job
+		var ec *string
+		if status == "undelivered" {
+			ec = &code
+		}
+		params := message.Params{"MessageSid": sid, "MessageStatus": status}
+		if _, err := h.store.RecordStatus(t.Context(),
+			db.InsertStatusEventParams{MessageSID: sid, Status: status, ErrorCode: ec, Params: params},
+			db.UpsertOutboundStatusParams{AccountSID: simulate.AccountSID, FromAddress: "+1", ToAddress: "+2", Status: status,
+				ErrorCode: ec, Metadata: message.Metadata{MessageSID: sid, Params: params}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if jobs := h.jobs(t, sid); len(jobs) != 2 {
+		t.Fatalf("jobs %v, want two: the regression to sent moved nothing", jobs)
+	}
+	id := sid + ".undelivered"
+	poll.Until(t, "both status forwards", func() bool { return len(rcv.delivered()) == 2 })
+	got := rcv.delivered()
+	if len(got[sid+".sent"]) != 1 || len(got[id]) != 1 {
+		t.Fatalf("forwards by webhook-id: %v, want one for sent and one for undelivered", got)
+	}
+	p := got[id][0]
+	if p.Type != "message.status" || p.ID != id || p.Status == nil || p.Status.Status != "undelivered" ||
+		p.Status.ErrorCode == nil || *p.Status.ErrorCode != code || p.Message.Status != "undelivered" || p.Message.Direction != message.Outbound {
+		t.Fatalf("payload %+v (status %+v)", p, p.Status)
+	}
+	rcv.mu.Lock()
+	raw := rcv.raw[id]
+	rcv.mu.Unlock()
+	sameFields(t, raw, reflect.TypeFor[process.Payload]())
 }

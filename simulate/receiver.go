@@ -118,4 +118,3 @@ func (r *Receiver) Wait(ids []string, deadline time.Time) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

@@ -23,18 +23,9 @@ var ErrNotFound = errors.New("message not found")
 type Store struct {
 	pool *pgxpool.Pool
 	q    *db.Queries
-	jobs Jobs
-}
-
-// Jobs inserts the work that must follow a write, in the write's own
-// transaction, so the work exists exactly when the write committed.
-// Package process implements it with River.
-type Jobs interface {
-	// MessageStored enqueues the processing of a newly stored inbound message.
-	MessageStored(ctx context.Context, tx pgx.Tx, sid string) error
-	// StatusMoved enqueues the processing of an outbound message's new
-	// current status.
-	StatusMoved(ctx context.Context, tx pgx.Tx, sid, status string) error
+	// jobAttempts, when not 0, makes every write that stores a new message
+	// or moves a status also insert its River job, with this many attempts.
+	jobAttempts int16
 }
 
 // New returns a Store over pool that stores only. The caller keeps
@@ -43,10 +34,12 @@ func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, q: db.New(pool)}
 }
 
-// NewWithJobs returns a Store that, in the transaction of each write that
-// stores a new message or moves a status, inserts its job through jobs.
-func NewWithJobs(pool *pgxpool.Pool, jobs Jobs) *Store {
-	return &Store{pool: pool, q: db.New(pool), jobs: jobs}
+// NewWithJobs returns a Store whose writes also enqueue processing: the
+// statement that stores a new message inserts its River job (package
+// process runs it), and so does the one that moves a status, each job
+// allowed maxAttempts runs. The job commits with the row or not at all.
+func NewWithJobs(pool *pgxpool.Pool, maxAttempts int16) *Store {
+	return &Store{pool: pool, q: db.New(pool), jobAttempts: max(1, maxAttempts)}
 }
 
 // Ping reports whether the database answers.
@@ -62,40 +55,26 @@ func (s *Store) Ping(ctx context.Context) error {
 // row's id, only for the one call that stored it; every other call for that
 // sid, concurrent or later, gets inserted == false and a nil error. The
 // database decides through its unique index: there is no lookup first.
-//
-// With jobs (NewWithJobs), the message's job is inserted in the same
-// transaction, only when the message is new: it exists exactly when the row
-// does. Without, the insert is one statement.
+// With jobs (NewWithJobs), the same statement inserts the message's job
+// when, and only when, it stores the message. Either way it is one
+// statement, one round trip.
 func (s *Store) InsertInboundMessage(ctx context.Context, m db.InsertInboundMessageParams) (id int64, inserted bool, err error) {
-	if s.jobs == nil {
-		id, inserted, err = insertInbound(ctx, s.q, m)
+	if s.jobAttempts == 0 {
+		id, err = s.q.InsertInboundMessage(ctx, m)
 	} else {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			id, inserted, err = insertInbound(ctx, s.q.WithTx(tx), m)
-			if err != nil || !inserted {
-				return err
-			}
-			if err := s.jobs.MessageStored(ctx, tx, m.Metadata.MessageSID); err != nil {
-				return fmt.Errorf("enqueue processing: %w", err)
-			}
-			return nil
+		id, err = s.q.InsertInboundMessageWithJob(ctx, db.InsertInboundMessageWithJobParams{
+			AccountSID: m.AccountSID, MessagingServiceSID: m.MessagingServiceSID, FromAddress: m.FromAddress,
+			ToAddress: m.ToAddress, Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments,
+			Media: m.Media, Metadata: m.Metadata, MaxAttempts: s.jobAttempts,
 		})
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
-	}
-	return id, inserted, nil
-}
-
-func insertInbound(ctx context.Context, q *db.Queries, m db.InsertInboundMessageParams) (int64, bool, error) {
-	id, err := q.InsertInboundMessage(ctx, m)
 	switch {
 	case err == nil:
 		return id, true, nil
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
 	default:
-		return 0, false, err
+		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
 	}
 }
 
@@ -135,8 +114,8 @@ type StatusResult struct {
 // RecordStatus stores a delivery status callback in one transaction: the
 // (sid, status) event at most once, and the message's current status moved
 // only forward (see message_status_rank), creating the outbound message on
-// its first callback. With jobs, a status that moved enqueues its job in the
-// same transaction. Concurrent and out-of-order callbacks for the same
+// its first callback. With jobs, the statement that moves a status inserts
+// its job too. Concurrent and out-of-order callbacks for the same
 // message end in the same state whatever their order.
 func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams, msg db.UpsertOutboundStatusParams) (StatusResult, error) {
 	var res StatusResult
@@ -149,17 +128,20 @@ func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams,
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("insert status event: %w", err)
 		}
-		_, err = q.UpsertOutboundStatus(ctx, msg)
+		if s.jobAttempts == 0 {
+			_, err = q.UpsertOutboundStatus(ctx, msg)
+		} else {
+			_, err = q.UpsertOutboundStatusWithJob(ctx, db.UpsertOutboundStatusWithJobParams{
+				AccountSID: msg.AccountSID, MessagingServiceSID: msg.MessagingServiceSID, FromAddress: msg.FromAddress,
+				ToAddress: msg.ToAddress, Status: msg.Status, ErrorCode: msg.ErrorCode, Metadata: msg.Metadata,
+				MaxAttempts: s.jobAttempts,
+			})
+		}
 		switch {
 		case err == nil:
 			res.Moved = true
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("upsert outbound status: %w", err)
-		}
-		if res.Moved && s.jobs != nil {
-			if err := s.jobs.StatusMoved(ctx, tx, ev.MessageSID, ev.Status); err != nil {
-				return fmt.Errorf("enqueue processing: %w", err)
-			}
 		}
 		return nil
 	})
@@ -179,16 +161,27 @@ func (s *Store) ListStatusEvents(ctx context.Context, sid string, limit int32) (
 	return evs, nil
 }
 
-// GetStatusEvent returns the event that first reported status for the
-// message sid, or ErrNotFound.
-func (s *Store) GetStatusEvent(ctx context.Context, sid, status string) (db.MessageStatusEvent, error) {
-	ev, err := s.q.GetStatusEvent(ctx, db.GetStatusEventParams{MessageSID: sid, Status: status})
+// MessageReceivedPayload returns the JSON forwarded for the newly stored
+// message sid (README, "The forward"), with id as its id, or ErrNotFound.
+func (s *Store) MessageReceivedPayload(ctx context.Context, id, sid string) ([]byte, error) {
+	p, err := s.q.GetMessageReceivedPayload(ctx, db.GetMessageReceivedPayloadParams{ID: id, SID: sid})
+	return payload(p, err, "message "+sid)
+}
+
+// StatusChangedPayload returns the JSON forwarded for the message sid's
+// change to status, with id as its id, or ErrNotFound.
+func (s *Store) StatusChangedPayload(ctx context.Context, id, sid, status string) ([]byte, error) {
+	p, err := s.q.GetStatusChangedPayload(ctx, db.GetStatusChangedPayloadParams{ID: id, SID: sid, Status: status})
+	return payload(p, err, "status "+status+" of "+sid)
+}
+
+func payload(p string, err error, what string) ([]byte, error) {
 	switch {
 	case err == nil:
-		return ev, nil
+		return []byte(p), nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return db.MessageStatusEvent{}, fmt.Errorf("get status %s of %s: %w", status, sid, ErrNotFound)
+		return nil, fmt.Errorf("payload of %s: %w", what, ErrNotFound)
 	default:
-		return db.MessageStatusEvent{}, fmt.Errorf("get status %s of %s: %w", status, sid, err)
+		return nil, fmt.Errorf("payload of %s: %w", what, err)
 	}
 }

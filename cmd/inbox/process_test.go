@@ -163,8 +163,8 @@ func TestStormIsStoredProcessedAndForwardedOnce(t *testing.T) {
 }
 
 // TestLostCommitAnswerIsProcessedOnce: the connection dies after the
-// transaction's commit reached the database and before its answer came
-// back. The delivery gets 503; the row and its job were committed together,
+// statement that stores the message and its job reached the database (and
+// committed) and before its answer came back. The delivery gets 503; the row and its job were committed together,
 // so the message is processed anyway; Twilio's retry gets 200 and adds no
 // second job.
 func TestLostCommitAnswerIsProcessedOnce(t *testing.T) {
@@ -176,7 +176,7 @@ func TestLostCommitAnswerIsProcessedOnce(t *testing.T) {
 	pool := dbtest.Connect(t, databaseURL, 2)
 
 	sid := simulate.NewMessageSID(simulate.SMS)
-	proxy.CutReplyTo([]byte(sid), []byte("commit"))
+	proxy.CutReplyTo([]byte(sid))
 	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusServiceUnavailable {
 		t.Fatalf("delivery whose commit answer was lost: %d, want 503", st)
 	}

@@ -28,16 +28,14 @@ type Proxy struct {
 	down      bool
 	blackhole bool
 	cutAfter  []byte // arms CutReplyTo
-	cutThen   []byte // with cutAfter: the later message on the same connection whose reply is cut
 	links     map[*link]struct{}
 }
 
 // link is one client connection and its connection to the server.
 type link struct {
 	client, server net.Conn
-	dead           bool   // swallowing: nothing is forwarded either way
-	tagged         []byte // CutReplyTo matched here; cut the reply to the message containing this
-	cutOnReply     bool   // the next reply from the server is dropped and the link cut
+	dead           bool // swallowing: nothing is forwarded either way
+	cutOnReply     bool // the next reply from the server is dropped and the link cut
 }
 
 // NewProxy starts a proxy to the server of databaseURL and returns it with
@@ -98,13 +96,11 @@ func (p *Proxy) Heal() {
 
 // CutReplyTo arms a one-time cut: the first client message that contains
 // pattern reaches the server, and the connection is cut before the
-// server's reply reaches the client. With then, the cut waits for the next
-// message on that same connection that contains then (a transaction's
-// "commit" after its insert, say).
-func (p *Proxy) CutReplyTo(pattern, then []byte) {
+// server's reply reaches the client.
+func (p *Proxy) CutReplyTo(pattern []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cutAfter, p.cutThen = bytes.Clone(pattern), bytes.Clone(then)
+	p.cutAfter = bytes.Clone(pattern)
 }
 
 func (p *Proxy) serve() {
@@ -168,17 +164,10 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, fromClient bool) {
 			chunk := buf[:n]
 			p.mu.Lock()
 			dead := l.dead
-			if fromClient && len(l.tagged) > 0 && bytes.Contains(chunk, l.tagged) {
-				l.cutOnReply, l.tagged = true, nil
-			}
 			if fromClient && len(p.cutAfter) > 0 && !dead {
 				if bytes.Contains(append(tail, chunk...), p.cutAfter) {
-					if len(p.cutThen) > 0 {
-						l.tagged = p.cutThen
-					} else {
-						l.cutOnReply = true // before the server can answer
-					}
-					p.cutAfter, p.cutThen = nil, nil
+					l.cutOnReply = true // before the server can answer
+					p.cutAfter = nil
 				}
 				keep := min(len(p.cutAfter), n)
 				tail = append(tail[:0], chunk[n-keep:]...)

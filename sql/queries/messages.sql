@@ -14,12 +14,46 @@ INSERT INTO messages (
 ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
 RETURNING id;
 
+-- name: InsertInboundMessageWithJob :one
+-- InsertInboundMessage, and in the same statement the River job that
+-- processes the message, only when the message is new: the job exists
+-- exactly when the row does, and storing a message stays one round trip.
+-- The job row is what River's InsertTx makes for process.MessageArgs (kind
+-- inbox_message, args {"sid": …}, River's defaults for the rest); a test in
+-- package process holds the two equal.
+WITH stored AS (
+    INSERT INTO messages (
+        direction, account_sid, messaging_service_sid, from_address, to_address,
+        body, num_media, num_segments, media, status, metadata
+    ) VALUES (
+        'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
+        @body, @num_media, @num_segments, @media, 'received', @metadata
+    )
+    ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
+    RETURNING id, metadata->>'message_sid' AS sid
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT jsonb_build_object('sid', stored.sid), 'inbox_message', @max_attempts::smallint
+    FROM stored
+)
+SELECT stored.id FROM stored;
+
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code
 FROM messages
 WHERE metadata->>'message_sid' = @sid::text;
+
+-- name: GetMessageReceivedPayload :one
+-- The forward of a newly stored message: {id, type, message}, as JSON text.
+SELECT json_build_object(
+    'id', @id::text,
+    'type', 'message.received',
+    'message', message_payload(m)
+)::text
+FROM messages m
+WHERE m.metadata->>'message_sid' = @sid::text;
 
 -- name: CountMessagesBySIDs :one
 -- How many rows exist for the given sids: the check that a load or a

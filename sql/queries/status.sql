@@ -25,6 +25,32 @@ WHERE messages.direction = 'outbound'
   AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
 RETURNING id, status;
 
+-- name: UpsertOutboundStatusWithJob :one
+-- UpsertOutboundStatus, and in the same statement, when the status moved,
+-- the River job that processes the change (kind inbox_status, args
+-- {"sid": …, "status": …}), as River's InsertTx makes it for
+-- process.StatusArgs.
+WITH moved AS (
+    INSERT INTO messages (
+        direction, account_sid, messaging_service_sid, from_address, to_address,
+        status, error_code, metadata
+    ) VALUES (
+        'outbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
+        @status, sqlc.narg('error_code'), @metadata
+    )
+    ON CONFLICT ((metadata->>'message_sid')) DO UPDATE
+    SET status = EXCLUDED.status,
+        error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
+    WHERE messages.direction = 'outbound'
+      AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
+    RETURNING id, status, metadata->>'message_sid' AS sid
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), 'inbox_status', @max_attempts::smallint
+    FROM moved
+)
+SELECT moved.id, moved.status FROM moved;
+
 -- name: ListStatusEvents :many
 -- The statuses reported for a message, in the order they arrived.
 SELECT id, message_sid, status, error_code, received_at, params
@@ -33,9 +59,20 @@ WHERE message_sid = @message_sid
 ORDER BY id
 LIMIT @max_rows::integer;
 
--- name: GetStatusEvent :one
--- The event that first reported this status for this message, through the
--- (message_sid, status) unique constraint.
-SELECT id, message_sid, status, error_code, received_at, params
-FROM message_status_events
-WHERE message_sid = @message_sid AND status = @status;
+-- name: GetStatusChangedPayload :one
+-- The forward of a status change: {id, type, message, status}, as JSON
+-- text; status is the callback that first reported the status.
+SELECT json_build_object(
+    'id', @id::text,
+    'type', 'message.status',
+    'message', message_payload(m),
+    'status', json_build_object(
+        'status', e.status,
+        'error_code', e.error_code,
+        'received_at', e.received_at,
+        'params', e.params
+    )
+)::text
+FROM message_status_events e
+JOIN messages m ON m.metadata->>'message_sid' = e.message_sid
+WHERE e.message_sid = @sid::text AND e.status = @status::text;
