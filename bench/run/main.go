@@ -52,6 +52,7 @@ type config struct {
 	dbParams  string
 	pprofAddr string
 	rounds    int
+	procLevel map[int]bool
 }
 
 func main() {
@@ -76,6 +77,8 @@ func run() error {
 	flag.StringVar(&cfg.dbParams, "db-params", "", "extra DATABASE_URL parameters for the service, e.g. pool_max_conns=8")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "pgbench and all-new runs alternate this many times per level; the medians are reported")
 	flag.StringVar(&cfg.pprofAddr, "pprof-addr", "", "have the service serve pprof here (PPROF_ADDR)")
+	var procLevels string
+	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
 	flag.Parse()
 	if cfg.adminURL == "" {
 		return errors.New("-admin-url is required")
@@ -87,6 +90,17 @@ func run() error {
 		}
 		cfg.levels = append(cfg.levels, n)
 	}
+	cfg.procLevel = map[int]bool{}
+	for _, s := range strings.Split(procLevels, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad processing level %q", s)
+		}
+		cfg.procLevel[n] = true
+	}
 	stmt, err := generatedInsert()
 	if err != nil {
 		return err
@@ -95,12 +109,22 @@ func run() error {
 	h := &harness{cfg: cfg, stmt: stmt}
 
 	var rows []row
+	var procRows []procRow
 	for _, c := range cfg.levels {
-		// pgbench and the all-new mix alternate, so that both see the
-		// same drift of a shared machine; the medians go in the table.
+		// pgbench and the all-new mix (with processing on, where asked)
+		// alternate, so that all see the same drift of a shared machine;
+		// the medians go in the table.
 		var pgs []pgResult
 		var news []bench.Result
+		var procs []lagResult
 		for range max(1, cfg.rounds) {
+			if cfg.procLevel[c] {
+				p, err := h.processing(ctx, c)
+				if err != nil {
+					return err
+				}
+				procs = append(procs, p)
+			}
 			pg, err := h.pgbench(ctx, c)
 			if err != nil {
 				return err
@@ -115,6 +139,10 @@ func run() error {
 		pg := slices.SortedFunc(slices.Values(pgs), func(a, b pgResult) int { return cmp.Compare(a.tps, b.tps) })[len(pgs)/2]
 		res := slices.SortedFunc(slices.Values(news), func(a, b bench.Result) int { return cmp.Compare(a.RPS(), b.RPS()) })[len(news)/2]
 		rows = append(rows, row{res: res, pg: pg})
+		if len(procs) > 0 {
+			p := slices.SortedFunc(slices.Values(procs), func(a, b lagResult) int { return cmp.Compare(a.res.RPS(), b.res.RPS()) })[len(procs)/2]
+			procRows = append(procRows, procRow{off: res, on: p, pg: pg})
+		}
 		for _, mix := range []bench.Mix{bench.Repeat30, bench.Storm} {
 			res, _, err := h.service(ctx, bench.Load{Mix: mix, Concurrency: c, Duration: cfg.duration})
 			if err != nil {
@@ -134,7 +162,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report := render(cfg, rows, row{res: storm}, row{res: rss}, rssMB)
+	report := render(cfg, rows, procRows, row{res: storm}, row{res: rss}, rssMB)
 	fmt.Print(report)
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		return err
@@ -186,6 +214,13 @@ func (h *harness) database(ctx context.Context) (string, func(), error) {
 // database, checks the rows, and returns the result and the service's peak
 // RSS in MiB.
 func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, float64, error) {
+	return h.serviceWith(ctx, l, nil, nil)
+}
+
+// serviceWith is service with extra environment for `inbox serve`, and
+// after, when not nil, run once the load and the row check are done, with
+// the service still up.
+func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, after func(ctx context.Context, pool *pgxpool.Pool, res bench.Result) error) (bench.Result, float64, error) {
 	dbURL, drop, err := h.database(ctx)
 	if err != nil {
 		return bench.Result{}, 0, err
@@ -211,6 +246,7 @@ func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, floa
 	cmd := exec.Command(h.cfg.inbox, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+serveURL, "TWILIO_AUTH_TOKEN="+token,
 		"PUBLIC_BASE_URL=http://"+addr, "LISTEN_ADDR="+addr, "LOG_FORMAT=json", "PPROF_ADDR="+h.cfg.pprofAddr)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return bench.Result{}, 0, fmt.Errorf("start inbox serve: %w", err)
@@ -247,6 +283,9 @@ func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, floa
 	}
 	if !res.OK() {
 		return res, rss, fmt.Errorf("%s at %d: not every request answered 200: %v, %d failures (%v)", l.Mix, l.Concurrency, res.Statuses, res.Failures, res.FirstError)
+	}
+	if after != nil {
+		return res, rss, after(ctx, pool, res)
 	}
 	return res, rss, nil
 }

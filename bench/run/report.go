@@ -56,13 +56,32 @@ func machine() string {
 	return fmt.Sprintf("%d cores (%s), %s; load generator, service and PostgreSQL on the same machine", runtime.NumCPU(), model, runtime.Version())
 }
 
-func render(cfg config, rows []row, storm, rss row, rssMB float64) string {
+// procRow compares, at one level, the all-new mix with processing off and
+// on (medians of the same rounds).
+type procRow struct {
+	off bench.Result
+	on  lagResult
+	pg  pgResult
+}
+
+func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s. Each run: %s on a fresh database. At each level pgbench and the all-new mix alternate %d times (the medians are shown); the ratio column divides each row's rate by that median pgbench rate.\n\n", machine(), cfg.duration, max(1, cfg.rounds))
 	b.WriteString("| mix | conc | requests | req/s | p50 ms | p99 ms | max ms | non-200 | rows = distinct sids | pgbench tps | pgbench p99 ms | service / pgbench |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		b.WriteString(r.line() + "\n")
+	}
+	if len(procRows) > 0 {
+		b.WriteString("\nProcessing on: the all-new mix with `FORWARD_URL` set, every message forwarded (signed) to an app on the same machine that answers 204 at once. Lag is from the message's `received_at` (its transaction's start) to its arrival at the app.\n\n")
+		b.WriteString("| conc | off req/s | on req/s | on / off | on / pgbench | on p50 ms | on p99 ms | lag p50 ms | lag p99 ms | lag max ms | forwarded by the end of the load | rest forwarded within |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, p := range procRows {
+			on := p.on.res
+			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %d of %d | %s |\n",
+				on.Concurrency, p.off.RPS(), on.RPS(), on.RPS()/p.off.RPS(), on.RPS()/p.pg.tps, ms(on.P50), ms(on.P99),
+				ms(p.on.lagP50), ms(p.on.lagP99), ms(p.on.lagMax), p.on.byEnd, len(on.SIDs), p.on.drain.Round(10*time.Millisecond))
+		}
 	}
 	s := storm.res
 	fmt.Fprintf(&b, "\nStorm of %d identical requests at once, %d storms: %d requests, %d answered 200, %d rows for %d sids, p50 %s ms, p99 %s ms, max %s ms.\n",
