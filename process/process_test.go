@@ -88,6 +88,9 @@ func (r *receiver) delivered() map[string][]process.Payload {
 	return maps.Clone(r.got)
 }
 
+// maxAttempts is what the harness's store gives each job.
+const maxAttempts = 5
+
 type harness struct {
 	pool  *pgxpool.Pool
 	store *store.Store
@@ -115,7 +118,7 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.store = store.NewWithJobs(pool, 5)
+	h.store = store.NewWithJobs(pool, maxAttempts)
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -256,19 +259,42 @@ func TestRetriedUntilTheReceiverAnswers2xx(t *testing.T) {
 
 func TestPermanentRefusalCancelsTheJob(t *testing.T) {
 	t.Parallel()
-	rcv := newReceiver(t, func(int64) int { return http.StatusUnprocessableEntity })
+	for name, answer := range map[string]int{"422": http.StatusUnprocessableEntity, "a redirect": http.StatusFound} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rcv := newReceiver(t, func(int64) int { return answer })
+			h := setup(t, nil, rcv.srv.URL)
+			sid := simulate.NewMessageSID(simulate.SMS)
+			h.insert(t, sid)
+			poll.Until(t, "the job to be cancelled", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "cancelled" })
+			// A cancelled job is never fetched again: the receiver saw one
+			// request, and River's record says one attempt.
+			var attempts int
+			if err := h.pool.QueryRow(t.Context(), `SELECT attempt FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&attempts); err != nil || attempts != 1 {
+				t.Fatalf("attempts = %d (%v), want 1", attempts, err)
+			}
+			if rcv.calls.Load() != 1 || h.logs.Count("processing failed for good; job cancelled") != 1 {
+				t.Fatalf("calls = %d, want 1 and a log line:\n%s", rcv.calls.Load(), h.logs)
+			}
+		})
+	}
+}
+
+// TestGivenUpVisiblyAfterTheLastAttempt: a receiver that always fails gets
+// maxAttempts tries; then the job is discarded, stays in river_job, and an
+// ERROR line names it.
+func TestGivenUpVisiblyAfterTheLastAttempt(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, func(int64) int { return http.StatusServiceUnavailable })
 	h := setup(t, nil, rcv.srv.URL)
 	sid := simulate.NewMessageSID(simulate.SMS)
 	h.insert(t, sid)
-	poll.Until(t, "the job to be cancelled", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "cancelled" })
-	// A job that is cancelled is never fetched again: the receiver saw one
-	// request, and River's record says one attempt.
-	var attempts int
-	if err := h.pool.QueryRow(t.Context(), `SELECT attempt FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&attempts); err != nil || attempts != 1 {
-		t.Fatalf("attempts = %d (%v), want 1", attempts, err)
+	poll.Until(t, "the job to be discarded", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "discarded" })
+	if calls := rcv.calls.Load(); calls != maxAttempts {
+		t.Fatalf("receiver called %d times, want %d", calls, maxAttempts)
 	}
-	if rcv.calls.Load() != 1 || h.logs.Count("processing failed for good; job cancelled") != 1 {
-		t.Fatalf("calls = %d, want 1 and a log line:\n%s", rcv.calls.Load(), h.logs)
+	if h.logs.Count(`"msg":"processing failed on its last attempt; job discarded"`) != 1 || !strings.Contains(h.logs.String(), `"event":"`+sid+`"`) {
+		t.Fatalf("want one ERROR line naming %s:\n%s", sid, h.logs)
 	}
 }
 
