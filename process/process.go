@@ -1,7 +1,7 @@
 // Package process hands every stored message, and every status change of an
-// outbound message, to the team's processing: a River job inserted in the
-// transaction that stored it (so it exists exactly when the row does), run
-// by River's workers, and retried with backoff until it succeeds or is
+// outbound message, to the team's processing: a River job inserted by the
+// statement that stored it (store.NewWithJobs; so it exists exactly when the
+// row does), run by River's workers, and retried with backoff until it succeeds or is
 // given up on visibly. The built-in processing is Forwarder, which POSTs
 // each event to the team's app; a team that embeds these packages can give
 // its own Processor instead.
@@ -78,8 +78,7 @@ type Config struct {
 	Store     *store.Store
 	Processor Processor
 	Logger    *slog.Logger
-	// Workers is how many jobs run at once in this process; 0 makes a
-	// client that only inserts jobs (for `serve` with WORKERS=0).
+	// Workers is how many jobs run at once in this process, at least 1.
 	Workers int
 	// RetryPolicy replaces River's backoff (about attempt⁴ seconds), and
 	// FetchPollInterval River's 1 s between polls for due jobs; tests set
@@ -87,11 +86,10 @@ type Config struct {
 	RetryPolicy       river.ClientRetryPolicy
 	FetchPollInterval time.Duration
 	// JobTimeout bounds one run of a job (River's default: 1 min). A job
-	// still marked running RescueAfter later (2 × JobTimeout when zero) is
-	// taken to belong to a process that died, and is retried: River's
-	// rescuer looks every 30 s.
-	JobTimeout  time.Duration
-	RescueAfter time.Duration
+	// still marked running twice that long after it started is taken to
+	// belong to a process that died, and is retried: River's rescuer looks
+	// every 30 s.
+	JobTimeout time.Duration
 	// FetchCooldown is the least time between two fetches of jobs (River's
 	// default: 100 ms). A fetch takes at most as many jobs as there are
 	// idle workers, so Workers / FetchCooldown bounds the jobs run per
@@ -102,44 +100,40 @@ type Config struct {
 // Client is the River client that runs the jobs the store inserts
 // (store.NewWithJobs) with its writes.
 type Client struct {
-	river   *river.Client[pgx.Tx]
-	working bool // has workers to start and stop
+	river *river.Client[pgx.Tx]
 }
 
 // NewClient returns a River client over pool.
 func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	rc := &river.Config{
 		Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval,
-		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter,
+		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: 2 * cfg.JobTimeout,
 		FetchCooldown: cfg.FetchCooldown,
 	}
-	if rc.RescueStuckJobsAfter == 0 && cfg.JobTimeout > 0 {
-		rc.RescueStuckJobsAfter = 2 * cfg.JobTimeout
+	if cfg.Workers < 1 {
+		return nil, errors.New("process: a client needs at least one worker")
 	}
-	if cfg.Workers > 0 {
-		workers := river.NewWorkers()
-		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger}
-		if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
-			return nil, fmt.Errorf("add message worker: %w", err)
-		}
-		if err := river.AddWorkerSafely(workers, &statusWorker{worker: w}); err != nil {
-			return nil, fmt.Errorf("add status worker: %w", err)
-		}
-		rc.Workers = workers
-		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+	workers := river.NewWorkers()
+	w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger}
+	if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
+		return nil, fmt.Errorf("add message worker: %w", err)
 	}
+	if err := river.AddWorkerSafely(workers, &statusWorker{worker: w}); err != nil {
+		return nil, fmt.Errorf("add status worker: %w", err)
+	}
+	rc.Workers = workers
+	rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}
-	return &Client{river: c, working: cfg.Workers > 0}, nil
+	return &Client{river: c}, nil
 }
 
-// Start starts the workers; a client without workers has nothing to start.
+// Start starts the workers. River takes the end of ctx for a hard stop
+// that cancels running jobs: give it a context that outlives SIGTERM, and
+// call Stop for a soft one.
 func (c *Client) Start(ctx context.Context) error {
-	if !c.working {
-		return nil
-	}
 	if err := c.river.Start(ctx); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
@@ -150,9 +144,6 @@ func (c *Client) Start(ctx context.Context) error {
 // cancels those still running; River retries them later, here or in another
 // process.
 func (c *Client) Stop(ctx context.Context) error {
-	if !c.working {
-		return nil
-	}
 	err := c.river.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

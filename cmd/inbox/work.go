@@ -57,12 +57,18 @@ func (c *processingConfig) validate() error {
 type jobsRunner struct{ client *process.Client }
 
 // start returns the store the process writes through: with FORWARD_URL,
-// one that enqueues a job with each write, and the workers (when WORKERS
-// is not 0) running; without, one that stores only.
+// one that inserts a job with each write, and the workers (unless WORKERS
+// is 0) running; without, one that stores only.
 func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (*store.Store, jobsRunner, error) {
 	if c.forwardURL == "" {
 		logger.Info("processing off: FORWARD_URL is not set, messages are stored only")
 		return store.New(pool), jobsRunner{}, nil
+	}
+	st := store.NewWithJobs(pool, int16(c.maxAttempts))
+	if c.workers == 0 {
+		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; `inbox work` forwards them",
+			"max_attempts", c.maxAttempts)
+		return st, jobsRunner{}, nil
 	}
 	fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
 	if err != nil {
@@ -85,7 +91,6 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	if err != nil {
 		return nil, jobsRunner{}, err
 	}
-	st := store.NewWithJobs(pool, int16(c.maxAttempts))
 	// Not ctx itself: River takes the end of Start's context for a hard
 	// stop that cancels running jobs. SIGTERM ends ctx; stop is the soft
 	// stop, called once the HTTP server has drained.
