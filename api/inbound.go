@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 
 	"inbox/db"
 	"inbox/message"
+	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -42,7 +44,10 @@ func handleInboundMessage(cfg Config) http.Handler {
 		dbCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 		id, inserted, err := cfg.Store.InsertInboundMessage(dbCtx, msg)
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrInvalid):
+			return &httpError{status: http.StatusBadRequest, reason: "the database refused this message", err: err}
+		case err != nil:
 			return unavailable(err)
 		}
 		databaseReached(ctx)

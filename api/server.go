@@ -32,7 +32,7 @@ const (
 type Config struct {
 	// Logger receives one line per request and the reason for every refusal.
 	Logger *slog.Logger
-	// Store is where messages go; built with store.NewWithJobs, it also
+	// Store is where messages go; with store.Options.JobAttempts, it also
 	// enqueues the processing of each new message in the same transaction.
 	Store *store.Store
 	// Validator checks X-Twilio-Signature.

@@ -32,6 +32,15 @@ type Querier interface {
 	// inbox_message, args {"sid": …}, River's defaults for the rest); a test in
 	// package process holds the two equal.
 	InsertInboundMessageWithJob(ctx context.Context, arg InsertInboundMessageWithJobParams) (int64, error)
+	// InsertInboundMessage for a group of deliveries sent together: pgx sends
+	// the group in one round trip with one Sync, so PostgreSQL runs it as one
+	// implicit transaction and one commit (group commit). Each delivery still
+	// learns for itself: an id means it stored its message, no row a duplicate
+	// (also of an earlier delivery in the same group).
+	InsertInboundMessages(ctx context.Context, arg []InsertInboundMessagesParams) *InsertInboundMessagesBatchResults
+	// InsertInboundMessageWithJob for a group of deliveries sent together, as
+	// InsertInboundMessages: each new message and its job commit with the group.
+	InsertInboundMessagesWithJob(ctx context.Context, arg []InsertInboundMessagesWithJobParams) *InsertInboundMessagesWithJobBatchResults
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)

@@ -1,6 +1,6 @@
 // Package process hands every stored message, and every status change of an
 // outbound message, to the team's processing: a River job inserted by the
-// statement that stored it (store.NewWithJobs; so it exists exactly when the
+// statement that stored it (store.Options.JobAttempts; so it exists exactly when the
 // row does), run by River's workers, and retried with backoff until it succeeds or is
 // given up on visibly. The built-in processing is Forwarder, which POSTs
 // each event to the team's app; a team that embeds these packages can give
@@ -98,7 +98,7 @@ type Config struct {
 }
 
 // Client is the River client that runs the jobs the store inserts
-// (store.NewWithJobs) with its writes.
+// (store.Options.JobAttempts) with its writes.
 type Client struct {
 	river *river.Client[pgx.Tx]
 }

@@ -118,7 +118,7 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.store = store.NewWithJobs(pool, maxAttempts)
+	h.store = store.NewWith(pool, store.Options{JobAttempts: maxAttempts})
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestStoreInsertsTheJobRiverWould(t *testing.T) {
 		t.Fatal(err)
 	}
 	const attempts = 7
-	st := store.NewWithJobs(pool, attempts)
+	st := store.NewWith(pool, store.Options{JobAttempts: attempts})
 	h := &harness{pool: pool, store: st}
 
 	viaStore, viaRiver := simulate.NewMessageSID(simulate.SMS), simulate.NewMessageSID(simulate.SMS)

@@ -8,8 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/db"
@@ -26,20 +29,47 @@ type Store struct {
 	// jobAttempts, when not 0, makes every write that stores a new message
 	// or moves a status also insert its River job, with this many attempts.
 	jobAttempts int16
+	group       *groupCommit // nil: each insert is its own statement
 }
 
-// New returns a Store over pool that stores only. The caller keeps
-// ownership of the pool.
-func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: db.New(pool)}
+// Options says how a Store writes.
+type Options struct {
+	// JobAttempts, when not 0, makes the statement that stores a new
+	// message insert its River job too (package process runs it), and so
+	// the one that moves a status: the job commits with the row or not at
+	// all, and runs at most JobAttempts times.
+	JobAttempts int16
+	// Writers, when not 0, group-commits inbound inserts: that many
+	// writers each send the inserts waiting for them, up to MaxBatch, as
+	// one transaction in one round trip, each bounded by BatchTimeout. Close
+	// stops them.
+	Writers      int
+	MaxBatch     int
+	BatchTimeout time.Duration
 }
 
-// NewWithJobs returns a Store whose writes also enqueue processing: the
-// statement that stores a new message inserts its River job (package
-// process runs it), and so does the one that moves a status, each job
-// allowed maxAttempts runs. The job commits with the row or not at all.
-func NewWithJobs(pool *pgxpool.Pool, maxAttempts int16) *Store {
-	return &Store{pool: pool, q: db.New(pool), jobAttempts: max(1, maxAttempts)}
+// New returns a Store over pool that stores only, one statement per
+// insert. The caller keeps ownership of the pool.
+func New(pool *pgxpool.Pool) *Store { return NewWith(pool, Options{}) }
+
+// NewWith returns a Store that writes as opts says.
+func NewWith(pool *pgxpool.Pool, opts Options) *Store {
+	s := &Store{pool: pool, q: db.New(pool), jobAttempts: opts.JobAttempts}
+	if opts.Writers > 0 {
+		if opts.BatchTimeout <= 0 {
+			opts.BatchTimeout = 5 * time.Second
+		}
+		s.group = newGroupCommit(s.q, opts)
+	}
+	return s
+}
+
+// Close stops the group-commit writers, if any, after their batches in
+// flight; call it once nothing inserts any more.
+func (s *Store) Close() {
+	if s.group != nil {
+		s.group.close()
+	}
 }
 
 // Ping reports whether the database answers.
@@ -50,32 +80,58 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// ErrInvalid wraps a database error that blames the message itself (a
+// check or a type the form checks let through), not the database: storing
+// it again would fail again.
+var ErrInvalid = errors.New("the database refused the message")
+
 // InsertInboundMessage stores m unless a message with the same sid
 // (m.Metadata.MessageSID) is already stored. inserted is true, with the new
 // row's id, only for the one call that stored it; every other call for that
 // sid, concurrent or later, gets inserted == false and a nil error. The
 // database decides through its unique index: there is no lookup first.
-// With jobs (NewWithJobs), the same statement inserts the message's job
-// when, and only when, it stores the message. Either way it is one
-// statement, one round trip.
+//
+// With JobAttempts, the statement inserts the message's job when, and only
+// when, it stores the message. With Writers, concurrent calls are committed
+// together (see Options); each still learns its own outcome, and a call
+// whose ctx ends while its group is in flight returns ctx's error although
+// the group may still commit its row.
 func (s *Store) InsertInboundMessage(ctx context.Context, m db.InsertInboundMessageParams) (id int64, inserted bool, err error) {
-	if s.jobAttempts == 0 {
-		id, err = s.q.InsertInboundMessage(ctx, m)
-	} else {
-		id, err = s.q.InsertInboundMessageWithJob(ctx, db.InsertInboundMessageWithJobParams{
-			AccountSID: m.AccountSID, MessagingServiceSID: m.MessagingServiceSID, FromAddress: m.FromAddress,
-			ToAddress: m.ToAddress, Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments,
-			Media: m.Media, Metadata: m.Metadata, MaxAttempts: s.jobAttempts,
-		})
+	switch {
+	case s.group != nil:
+		id, inserted, err = s.group.insert(ctx, m)
+	case s.jobAttempts == 0:
+		id, inserted, err = fromRow(s.q.InsertInboundMessage(ctx, m))
+	default:
+		id, inserted, err = fromRow(s.q.InsertInboundMessageWithJob(ctx, db.InsertInboundMessageWithJobParams(withJob(m, s.jobAttempts))))
 	}
+	if err != nil {
+		if invalid(err) {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
+	}
+	return id, inserted, nil
+}
+
+// fromRow reads an INSERT … ON CONFLICT DO NOTHING RETURNING id: a row is
+// new, none a duplicate.
+func fromRow(id int64, err error) (int64, bool, error) {
 	switch {
 	case err == nil:
 		return id, true, nil
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
 	default:
-		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
+		return 0, false, err
 	}
+}
+
+// invalid reports whether err is PostgreSQL refusing the data itself:
+// SQLSTATE class 22 (data exception) or 23 (integrity constraint).
+func invalid(err error) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
 // GetMessageBySID returns the message with Twilio sid sid, or ErrNotFound.

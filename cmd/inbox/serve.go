@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"inbox/api"
+	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -30,6 +31,8 @@ type serveConfig struct {
 	requestTimeout     time.Duration
 	shutdownTimeout    time.Duration
 	maxConnections     int
+	writers            int
+	maxBatch           int
 	pprofAddr          string
 	processing         processingConfig
 }
@@ -54,6 +57,9 @@ func (c *serveConfig) bind(b *binder) {
 		"how long in-flight requests may take to finish on SIGTERM")
 	b.Int(&c.maxConnections, "max-connections", "MAX_CONNECTIONS", defaultMaxConnections,
 		"most client connections open at once; more wait in the kernel's queue (0: no cap)")
+	b.Int(&c.writers, "writers", "WRITERS", defaultWriters,
+		"connections that write messages, each committing the deliveries waiting for it together (0: one statement per delivery)")
+	b.Int(&c.maxBatch, "write-batch-max", "WRITE_BATCH_MAX", defaultMaxBatch, "most deliveries committed together")
 	c.processing.bind(b)
 }
 
@@ -103,6 +109,13 @@ func publicBaseURL(s string) (string, error) {
 // tail latency (scripts/bench -db-params pool_max_conns=N).
 const defaultPoolMaxConns = 16
 
+// Group commit: see store.Options. Measured with scripts/bench, see the
+// README's Benchmarks.
+const (
+	defaultWriters  = 4
+	defaultMaxBatch = 64
+)
+
 // runServe runs the HTTP server until ctx is cancelled, then shuts down in
 // order: stop accepting, let in-flight requests finish, close the pool last.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -137,11 +150,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close() // deferred first, so it runs after the server and workers have stopped
-	st, jobs, err := cfg.processing.start(ctx, pool, logger)
+	st, jobs, err := cfg.processing.start(ctx, pool, logger, store.Options{
+		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	defer jobs.stop(ctx, cfg.shutdownTimeout, logger) // after the server has drained: its requests enqueue
+	defer jobs.stop(ctx, cfg.shutdownTimeout, logger)
+	defer st.Close() // after the server has drained: its requests write through it
 
 	// A database that is down at start is not fatal: the pool reconnects on
 	// its own and /readyz says 503 until then.

@@ -59,16 +59,16 @@ type jobsRunner struct{ client *process.Client }
 // start returns the store the process writes through: with FORWARD_URL,
 // one that inserts a job with each write, and the workers (unless WORKERS
 // is 0) running; without, one that stores only.
-func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (*store.Store, jobsRunner, error) {
+func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, opts store.Options) (*store.Store, jobsRunner, error) {
 	if c.forwardURL == "" {
 		logger.Info("processing off: FORWARD_URL is not set, messages are stored only")
-		return store.New(pool), jobsRunner{}, nil
+		return store.NewWith(pool, opts), jobsRunner{}, nil
 	}
-	st := store.NewWithJobs(pool, int16(c.maxAttempts))
+	opts.JobAttempts = int16(c.maxAttempts)
 	if c.workers == 0 {
 		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; `inbox work` forwards them",
 			"max_attempts", c.maxAttempts)
-		return st, jobsRunner{}, nil
+		return store.NewWith(pool, opts), jobsRunner{}, nil
 	}
 	fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
 	if err != nil {
@@ -99,7 +99,7 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	}
 	logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
 		"workers", c.workers, "max_attempts", c.maxAttempts)
-	return st, jobsRunner{client}, nil
+	return store.NewWith(pool, opts), jobsRunner{client}, nil
 }
 
 // stop stops fetching jobs and lets running ones finish within timeout.
@@ -147,10 +147,11 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close()
-	_, jobs, err := processing.start(ctx, pool, logger)
+	st, jobs, err := processing.start(ctx, pool, logger, store.Options{}) // work writes no messages
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	<-ctx.Done()
 	logger.Info("shutting down: no new jobs, finishing running ones", "timeout", shutdownTimeout.String())
 	jobs.stop(ctx, shutdownTimeout, logger)

@@ -45,6 +45,42 @@ SELECT id, direction, account_sid, messaging_service_sid, from_address, to_addre
 FROM messages
 WHERE metadata->>'message_sid' = @sid::text;
 
+-- name: InsertInboundMessages :batchone
+-- InsertInboundMessage for a group of deliveries sent together: pgx sends
+-- the group in one round trip with one Sync, so PostgreSQL runs it as one
+-- implicit transaction and one commit (group commit). Each delivery still
+-- learns for itself: an id means it stored its message, no row a duplicate
+-- (also of an earlier delivery in the same group).
+INSERT INTO messages (
+    direction, account_sid, messaging_service_sid, from_address, to_address,
+    body, num_media, num_segments, media, status, metadata
+) VALUES (
+    'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
+    @body, @num_media, @num_segments, @media, 'received', @metadata
+)
+ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
+RETURNING id;
+
+-- name: InsertInboundMessagesWithJob :batchone
+-- InsertInboundMessageWithJob for a group of deliveries sent together, as
+-- InsertInboundMessages: each new message and its job commit with the group.
+WITH stored AS (
+    INSERT INTO messages (
+        direction, account_sid, messaging_service_sid, from_address, to_address,
+        body, num_media, num_segments, media, status, metadata
+    ) VALUES (
+        'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
+        @body, @num_media, @num_segments, @media, 'received', @metadata
+    )
+    ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
+    RETURNING id, metadata->>'message_sid' AS sid
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT jsonb_build_object('sid', stored.sid), 'inbox_message', @max_attempts::smallint
+    FROM stored
+)
+SELECT stored.id FROM stored;
+
 -- name: GetMessageReceivedPayload :one
 -- The forward of a newly stored message: {id, type, message}, as JSON text.
 SELECT json_build_object(

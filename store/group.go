@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"inbox/db"
+)
+
+// groupCommit writes concurrent deliveries together: a writer takes the
+// first pending insert, adds whatever else is waiting (up to maxBatch), and
+// sends them as one pgx batch, which PostgreSQL runs as one implicit
+// transaction with one commit, in one round trip. There is no timer: a
+// writer sends as soon as it is free, so at low load a batch is one insert
+// sent at once, and under load the next batch fills while the writers'
+// batches are in flight.
+type groupCommit struct {
+	q           *db.Queries
+	jobAttempts int16
+	maxBatch    int
+	timeout     time.Duration
+	pending     chan *pendingInsert
+	stop        chan struct{}
+	done        sync.WaitGroup
+}
+
+type pendingInsert struct {
+	ctx    context.Context
+	m      db.InsertInboundMessageParams
+	result chan insertResult // buffered: a writer never waits on a caller
+}
+
+type insertResult struct {
+	id       int64
+	inserted bool
+	err      error
+}
+
+func newGroupCommit(q *db.Queries, opts Options) *groupCommit {
+	g := &groupCommit{
+		q: q, jobAttempts: opts.JobAttempts, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
+		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}),
+	}
+	for range opts.Writers {
+		g.done.Go(g.write)
+	}
+	return g
+}
+
+// insert hands m to a writer and waits for its outcome or for ctx. A
+// delivery whose ctx ends first gets ctx's error although its batch may
+// still commit: the outcome is unknown to it, and a retry is safe.
+func (g *groupCommit) insert(ctx context.Context, m db.InsertInboundMessageParams) (int64, bool, error) {
+	p := &pendingInsert{ctx: ctx, m: m, result: make(chan insertResult, 1)}
+	select {
+	case g.pending <- p:
+	case <-ctx.Done():
+		return 0, false, fmt.Errorf("wait for a writer: %w", ctx.Err())
+	}
+	select {
+	case r := <-p.result:
+		return r.id, r.inserted, r.err
+	case <-ctx.Done():
+		return 0, false, fmt.Errorf("wait for the group commit: %w", ctx.Err())
+	}
+}
+
+func (g *groupCommit) close() {
+	close(g.stop)
+	g.done.Wait()
+}
+
+// write is one writer: one batch in flight at a time.
+func (g *groupCommit) write() {
+	batch := make([]*pendingInsert, 0, g.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case p := <-g.pending:
+			batch = append(batch, p)
+		case <-g.stop:
+			return
+		}
+	fill:
+		for len(batch) < g.maxBatch {
+			select {
+			case p := <-g.pending:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		g.flush(batch)
+	}
+}
+
+// flush sends a batch and answers each of its deliveries. If the batch
+// fails, nothing of it committed (one transaction), and each insert is
+// tried alone, so one bad row fails only its own delivery.
+func (g *groupCommit) flush(batch []*pendingInsert) {
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.result <- insertResult{err: fmt.Errorf("before the group commit: %w", err)}
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// Not one caller's context: the batch carries the others too.
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+	defer cancel()
+	results, err := g.send(ctx, live)
+	if err == nil {
+		for i, p := range live {
+			p.result <- results[i]
+		}
+		return
+	}
+	if len(live) == 1 {
+		live[0].result <- insertResult{err: err}
+		return
+	}
+	for _, p := range live {
+		one, err := g.send(ctx, []*pendingInsert{p})
+		if err != nil {
+			p.result <- insertResult{err: err}
+			continue
+		}
+		p.result <- one[0]
+	}
+}
+
+// send runs one batch and returns each insert's outcome, or the error that
+// failed the batch: then no insert of it committed.
+func (g *groupCommit) send(ctx context.Context, batch []*pendingInsert) ([]insertResult, error) {
+	results := make([]insertResult, len(batch))
+	collect := func(i int, id int64, err error) {
+		switch {
+		case err == nil:
+			results[i] = insertResult{id: id, inserted: true}
+		case errors.Is(err, pgx.ErrNoRows):
+			results[i] = insertResult{}
+		default:
+			results[i] = insertResult{err: err}
+		}
+	}
+	var closeErr error
+	if g.jobAttempts == 0 {
+		params := make([]db.InsertInboundMessagesParams, len(batch))
+		for i, p := range batch {
+			params[i] = db.InsertInboundMessagesParams(p.m)
+		}
+		br := g.q.InsertInboundMessages(ctx, params)
+		br.QueryRow(collect)
+		closeErr = br.Close() // the commit's outcome, read after every row's
+	} else {
+		params := make([]db.InsertInboundMessagesWithJobParams, len(batch))
+		for i, p := range batch {
+			params[i] = withJob(p.m, g.jobAttempts)
+		}
+		br := g.q.InsertInboundMessagesWithJob(ctx, params)
+		br.QueryRow(collect)
+		closeErr = br.Close()
+	}
+	if closeErr != nil {
+		return nil, batchError(closeErr, batch)
+	}
+	for i, r := range results {
+		if r.err != nil {
+			return nil, batchError(r.err, batch[i:i+1])
+		}
+	}
+	return results, nil
+}
+
+// batchError names the sid when one insert is at fault.
+func batchError(err error, batch []*pendingInsert) error {
+	if _, ok := errors.AsType[*pgconn.PgError](err); ok && len(batch) == 1 {
+		return fmt.Errorf("insert inbound message %s: %w", batch[0].m.Metadata.MessageSID, err)
+	}
+	return fmt.Errorf("group commit of %d messages: %w", len(batch), err)
+}
+
+func withJob(m db.InsertInboundMessageParams, attempts int16) db.InsertInboundMessagesWithJobParams {
+	return db.InsertInboundMessagesWithJobParams{
+		AccountSID: m.AccountSID, MessagingServiceSID: m.MessagingServiceSID, FromAddress: m.FromAddress,
+		ToAddress: m.ToAddress, Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments,
+		Media: m.Media, Metadata: m.Metadata, MaxAttempts: attempts,
+	}
+}
