@@ -14,8 +14,10 @@ import (
 // row is one line of the table: a service run and pgbench at the same
 // concurrency.
 type row struct {
-	res bench.Result
-	pg  pgResult
+	res  bench.Result
+	st   stats
+	pg   pgResult
+	pipe pgResult // only on the all-new rows
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
@@ -38,9 +40,10 @@ func (r row) line() string {
 	if r.pg.tps > 0 && r.res.Mix == bench.AllNew {
 		pg, pgp99 = fmt.Sprintf("%.0f", r.pg.tps), ms(r.pg.p99)
 	}
-	return fmt.Sprintf("| %s | %d | %d | %.0f | %s | %s | %s | %d | %d = %d | %s | %s | %s |",
+	return fmt.Sprintf("| %s | %d | %d | %.0f | %s | %s | %s | %d | %d = %d | %.0f | %.0f | %s | %s | %s |",
 		r.res.Mix, r.res.Concurrency, r.res.Requests, r.res.RPS(), ms(r.res.P50), ms(r.res.P99), ms(r.res.Max),
-		r.non200(), len(r.res.SIDs), len(r.res.SIDs), pg, pgp99, ratio)
+		r.non200(), len(r.res.SIDs), len(r.res.SIDs), perMessage(r.st.serviceCPU, r.res.Requests), perMessage(r.st.serverCPU, r.res.Requests),
+		pg, pgp99, ratio)
 }
 
 func machine() string {
@@ -67,10 +70,21 @@ type procRow struct {
 func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s. Each run: %s on a fresh database. At each level pgbench and the all-new mix alternate %d times (the medians are shown); the ratio column divides each row's rate by that median pgbench rate.\n\n", machine(), cfg.duration, max(1, cfg.rounds))
-	b.WriteString("| mix | conc | requests | req/s | p50 ms | p99 ms | max ms | non-200 | rows = distinct sids | pgbench tps | pgbench p99 ms | service / pgbench |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| mix | conc | requests | req/s | p50 ms | p99 ms | max ms | non-200 | rows = distinct sids | service CPU µs/req | PostgreSQL CPU µs/req | pgbench tps | pgbench p99 ms | service / pgbench |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		b.WriteString(r.line() + "\n")
+	}
+	fmt.Fprintf(&b, "\npgbench beside it, the same statement with the same metadata, fresh sids, at the same concurrency (medians of the same rounds): one message per transaction, and %d per pipelined transaction (one round trip, one commit: the ceiling group commit can approach). CPU per message: PostgreSQL's (the postmaster and all its children), and pgbench's own.\n\n", pipelined)
+	b.WriteString("| conc | pgbench msg/s | p50 ms | p99 ms | PostgreSQL CPU µs/msg | pgbench CPU µs/msg | pipelined msg/s | pipelined PostgreSQL CPU µs/msg | service / pgbench | service / pipelined |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		if r.pipe.tps == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %d | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |\n", r.res.Concurrency, r.pg.tps, ms(r.pg.p50), ms(r.pg.p99),
+			perMessage(r.pg.serverCPU, r.pg.messages), perMessage(r.pg.clientCPU, r.pg.messages), r.pipe.tps,
+			perMessage(r.pipe.serverCPU, r.pipe.messages), r.res.RPS()/r.pg.tps, r.res.RPS()/r.pipe.tps)
 	}
 	if len(procRows) > 0 {
 		b.WriteString("\nProcessing on: the all-new mix with `FORWARD_URL` set, every message forwarded (signed) to an app on the same machine that answers 204 at once. Lag is from the message's `received_at` (its transaction's start) to its arrival at the app.\n\n")
@@ -88,7 +102,7 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 		s.Concurrency, len(s.SIDs), s.Requests, s.Statuses[200], len(s.SIDs), len(s.SIDs), ms(s.P50), ms(s.P99), ms(s.Max))
 	fmt.Fprintf(&b, "\nPeak RSS (VmHWM) of `inbox serve` under %d connections (all-new mix, %s): %.1f MiB; %.0f req/s, p99 %s ms.\n",
 		rss.res.Concurrency, cfg.duration, rssMB, rss.res.RPS(), ms(rss.res.P99))
-	b.WriteString("\npgbench runs the statement sqlc generated for InsertInboundMessage (`-M prepared`), each transaction preceded by a `SELECT … \\gset` that makes its fresh sid (pgbench variables are numeric only), so pgbench makes two round trips per insert where the service makes one.\n")
+	b.WriteString("\npgbench runs the statement sqlc generated for InsertInboundMessage (`-M prepared`) with the metadata the service stores for a simulated SMS (about 700 bytes, same shape) and the sid made in SQL: one statement and one round trip per message, as in the service.\n")
 	return b.String()
 }
 

@@ -112,7 +112,7 @@ const defaultPoolMaxConns = 16
 // Group commit: see store.Options. Measured with scripts/bench, see the
 // README's Benchmarks.
 const (
-	defaultWriters  = 4
+	defaultWriters  = 2
 	defaultMaxBatch = 64
 )
 
