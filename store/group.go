@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +31,8 @@ type groupCommit struct {
 	pending     chan *pendingInsert
 	stop        chan struct{}
 	done        sync.WaitGroup
+	// retried counts batches that failed and were retried row by row.
+	retried atomic.Int64
 }
 
 type pendingInsert struct {
@@ -115,6 +120,13 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	if len(live) == 0 {
 		return
 	}
+	// In sid order: two batches in flight that share sids (Twilio's retries
+	// of the same messages, at once) then lock their index entries in the
+	// same order. In arrival order they could each wait on the other, and
+	// PostgreSQL would break that deadlock only after a second.
+	slices.SortFunc(live, func(a, b *pendingInsert) int {
+		return strings.Compare(a.m.Metadata.MessageSID, b.m.Metadata.MessageSID)
+	})
 	// Not one caller's context: the batch carries the others too.
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
@@ -129,6 +141,7 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 		live[0].result <- insertResult{err: err}
 		return
 	}
+	g.retried.Add(1)
 	for _, p := range live {
 		one, err := g.send(ctx, []*pendingInsert{p})
 		if err != nil {
