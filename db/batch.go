@@ -133,8 +133,12 @@ type InsertInboundMessagesWithJobParams struct {
 	MaxAttempts         int16
 }
 
-// InsertInboundMessageWithJob for a group of deliveries sent together, as
-// InsertInboundMessages: each new message and its job commit with the group.
+// InsertInboundMessages, and in the same statement the River job that
+// processes each message, only when the message is new: the job exists
+// exactly when the row does, and commits with the group. The job row is what
+// River's InsertTx makes for process.MessageArgs (kind inbox_message, args
+// {"sid": …}, River's defaults for the rest); a test in package process
+// holds the two equal.
 func (q *Queries) InsertInboundMessagesWithJob(ctx context.Context, arg []InsertInboundMessagesWithJobParams) *InsertInboundMessagesWithJobBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {

@@ -25,21 +25,18 @@ type Querier interface {
 	// row means it was a duplicate. The conflict target must match that index's
 	// expression exactly, or PostgreSQL rejects the statement at planning time.
 	InsertInboundMessage(ctx context.Context, arg InsertInboundMessageParams) (int64, error)
-	// InsertInboundMessage, and in the same statement the River job that
-	// processes the message, only when the message is new: the job exists
-	// exactly when the row does, and storing a message stays one round trip.
-	// The job row is what River's InsertTx makes for process.MessageArgs (kind
-	// inbox_message, args {"sid": …}, River's defaults for the rest); a test in
-	// package process holds the two equal.
-	InsertInboundMessageWithJob(ctx context.Context, arg InsertInboundMessageWithJobParams) (int64, error)
 	// InsertInboundMessage for a group of deliveries sent together: pgx sends
 	// the group in one round trip with one Sync, so PostgreSQL runs it as one
 	// implicit transaction and one commit (group commit). Each delivery still
 	// learns for itself: an id means it stored its message, no row a duplicate
 	// (also of an earlier delivery in the same group).
 	InsertInboundMessages(ctx context.Context, arg []InsertInboundMessagesParams) *InsertInboundMessagesBatchResults
-	// InsertInboundMessageWithJob for a group of deliveries sent together, as
-	// InsertInboundMessages: each new message and its job commit with the group.
+	// InsertInboundMessages, and in the same statement the River job that
+	// processes each message, only when the message is new: the job exists
+	// exactly when the row does, and commits with the group. The job row is what
+	// River's InsertTx makes for process.MessageArgs (kind inbox_message, args
+	// {"sid": …}, River's defaults for the rest); a test in package process
+	// holds the two equal.
 	InsertInboundMessagesWithJob(ctx context.Context, arg []InsertInboundMessagesWithJobParams) *InsertInboundMessagesWithJobBatchResults
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
@@ -49,13 +46,11 @@ type Querier interface {
 	// Creates the outbound message on its first callback, or moves its status
 	// forward: the update happens only when the new status outranks the stored
 	// one, decided on the row's latest version under any concurrency. No row
-	// back means nothing changed (a repeat or a regression).
+	// back means nothing changed (a repeat or a regression). When max_attempts
+	// is above 0, the same statement inserts the River job that processes the
+	// change (kind inbox_status, args {"sid": …, "status": …}, as River's
+	// InsertTx makes it for process.StatusArgs) whenever the status moved.
 	UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error)
-	// UpsertOutboundStatus, and in the same statement, when the status moved,
-	// the River job that processes the change (kind inbox_status, args
-	// {"sid": …, "status": …}), as River's InsertTx makes it for
-	// process.StatusArgs.
-	UpsertOutboundStatusWithJob(ctx context.Context, arg UpsertOutboundStatusWithJobParams) (UpsertOutboundStatusWithJobRow, error)
 }
 
 var _ Querier = (*Queries)(nil)

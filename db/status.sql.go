@@ -113,56 +113,6 @@ func (q *Queries) ListStatusEvents(ctx context.Context, arg ListStatusEventsPara
 }
 
 const upsertOutboundStatus = `-- name: UpsertOutboundStatus :one
-INSERT INTO messages (
-    direction, account_sid, messaging_service_sid, from_address, to_address,
-    status, error_code, metadata
-) VALUES (
-    'outbound', $1, $2, $3, $4,
-    $5, $6, $7
-)
-ON CONFLICT ((metadata->>'message_sid')) DO UPDATE
-SET status = EXCLUDED.status,
-    error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
-WHERE messages.direction = 'outbound'
-  AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
-RETURNING id, status
-`
-
-type UpsertOutboundStatusParams struct {
-	AccountSID          string
-	MessagingServiceSID *string
-	FromAddress         string
-	ToAddress           string
-	Status              string
-	ErrorCode           *string
-	Metadata            message.Metadata
-}
-
-type UpsertOutboundStatusRow struct {
-	ID     int64
-	Status string
-}
-
-// Creates the outbound message on its first callback, or moves its status
-// forward: the update happens only when the new status outranks the stored
-// one, decided on the row's latest version under any concurrency. No row
-// back means nothing changed (a repeat or a regression).
-func (q *Queries) UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error) {
-	row := q.db.QueryRow(ctx, upsertOutboundStatus,
-		arg.AccountSID,
-		arg.MessagingServiceSID,
-		arg.FromAddress,
-		arg.ToAddress,
-		arg.Status,
-		arg.ErrorCode,
-		arg.Metadata,
-	)
-	var i UpsertOutboundStatusRow
-	err := row.Scan(&i.ID, &i.Status)
-	return i, err
-}
-
-const upsertOutboundStatusWithJob = `-- name: UpsertOutboundStatusWithJob :one
 WITH moved AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -181,11 +131,12 @@ WITH moved AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), 'inbox_status', $8::smallint
     FROM moved
+    WHERE $8::smallint > 0
 )
 SELECT moved.id, moved.status FROM moved
 `
 
-type UpsertOutboundStatusWithJobParams struct {
+type UpsertOutboundStatusParams struct {
 	AccountSID          string
 	MessagingServiceSID *string
 	FromAddress         string
@@ -196,17 +147,20 @@ type UpsertOutboundStatusWithJobParams struct {
 	MaxAttempts         int16
 }
 
-type UpsertOutboundStatusWithJobRow struct {
+type UpsertOutboundStatusRow struct {
 	ID     int64
 	Status string
 }
 
-// UpsertOutboundStatus, and in the same statement, when the status moved,
-// the River job that processes the change (kind inbox_status, args
-// {"sid": …, "status": …}), as River's InsertTx makes it for
-// process.StatusArgs.
-func (q *Queries) UpsertOutboundStatusWithJob(ctx context.Context, arg UpsertOutboundStatusWithJobParams) (UpsertOutboundStatusWithJobRow, error) {
-	row := q.db.QueryRow(ctx, upsertOutboundStatusWithJob,
+// Creates the outbound message on its first callback, or moves its status
+// forward: the update happens only when the new status outranks the stored
+// one, decided on the row's latest version under any concurrency. No row
+// back means nothing changed (a repeat or a regression). When max_attempts
+// is above 0, the same statement inserts the River job that processes the
+// change (kind inbox_status, args {"sid": …, "status": …}, as River's
+// InsertTx makes it for process.StatusArgs) whenever the status moved.
+func (q *Queries) UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error) {
+	row := q.db.QueryRow(ctx, upsertOutboundStatus,
 		arg.AccountSID,
 		arg.MessagingServiceSID,
 		arg.FromAddress,
@@ -216,7 +170,7 @@ func (q *Queries) UpsertOutboundStatusWithJob(ctx context.Context, arg UpsertOut
 		arg.Metadata,
 		arg.MaxAttempts,
 	)
-	var i UpsertOutboundStatusWithJobRow
+	var i UpsertOutboundStatusRow
 	err := row.Scan(&i.ID, &i.Status)
 	return i, err
 }

@@ -27,7 +27,7 @@ import (
 )
 
 // MessageArgs is the job of a newly stored inbound message. The store
-// inserts it in SQL (InsertInboundMessageWithJob), with this kind and these
+// inserts it in SQL (InsertInboundMessagesWithJob), with this kind and these
 // args; a test holds the row equal to what River's InsertTx makes.
 type MessageArgs struct {
 	SID string `json:"sid"`
@@ -37,7 +37,7 @@ type MessageArgs struct {
 func (MessageArgs) Kind() string { return "inbox_message" }
 
 // StatusArgs is the job of an outbound message's status change, inserted
-// by UpsertOutboundStatusWithJob.
+// by UpsertOutboundStatus.
 type StatusArgs struct {
 	SID    string `json:"sid"`
 	Status string `json:"status"`

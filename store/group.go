@@ -2,16 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"inbox/db"
 )
@@ -155,52 +151,59 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 // send runs one batch and returns each insert's outcome, or the error that
 // failed the batch: then no insert of it committed.
 func (g *groupCommit) send(ctx context.Context, batch []*pendingInsert) ([]insertResult, error) {
-	results := make([]insertResult, len(batch))
+	ms := make([]db.InsertInboundMessageParams, len(batch))
+	for i, p := range batch {
+		ms[i] = p.m
+	}
+	return sendBatch(ctx, g.q, g.jobAttempts, ms)
+}
+
+// sendBatch sends ms as one pgx batch (one implicit transaction) of the
+// generated :batchone insert, with each message's job when jobAttempts is
+// not 0, and returns each insert's outcome once the commit's is known, or
+// the error that failed the batch.
+func sendBatch(ctx context.Context, q *db.Queries, jobAttempts int16, ms []db.InsertInboundMessageParams) ([]insertResult, error) {
+	results := make([]insertResult, len(ms))
 	collect := func(i int, id int64, err error) {
-		switch {
-		case err == nil:
-			results[i] = insertResult{id: id, inserted: true}
-		case errors.Is(err, pgx.ErrNoRows):
-			results[i] = insertResult{}
-		default:
-			results[i] = insertResult{err: err}
-		}
+		id, inserted, err := fromRow(id, err)
+		results[i] = insertResult{id: id, inserted: inserted, err: err}
 	}
 	var closeErr error
-	if g.jobAttempts == 0 {
-		params := make([]db.InsertInboundMessagesParams, len(batch))
-		for i, p := range batch {
-			params[i] = db.InsertInboundMessagesParams(p.m)
+	if jobAttempts == 0 {
+		params := make([]db.InsertInboundMessagesParams, len(ms))
+		for i, m := range ms {
+			params[i] = db.InsertInboundMessagesParams(m)
 		}
-		br := g.q.InsertInboundMessages(ctx, params)
+		br := q.InsertInboundMessages(ctx, params)
 		br.QueryRow(collect)
 		closeErr = br.Close() // the commit's outcome, read after every row's
 	} else {
-		params := make([]db.InsertInboundMessagesWithJobParams, len(batch))
-		for i, p := range batch {
-			params[i] = withJob(p.m, g.jobAttempts)
+		params := make([]db.InsertInboundMessagesWithJobParams, len(ms))
+		for i, m := range ms {
+			params[i] = withJob(m, jobAttempts)
 		}
-		br := g.q.InsertInboundMessagesWithJob(ctx, params)
+		br := q.InsertInboundMessagesWithJob(ctx, params)
 		br.QueryRow(collect)
 		closeErr = br.Close()
 	}
 	if closeErr != nil {
-		return nil, batchError(closeErr, batch)
+		return nil, batchError(closeErr, ms)
 	}
 	for i, r := range results {
 		if r.err != nil {
-			return nil, batchError(r.err, batch[i:i+1])
+			return nil, batchError(r.err, ms[i:i+1])
 		}
 	}
 	return results, nil
 }
 
-// batchError names the sid when one insert is at fault.
-func batchError(err error, batch []*pendingInsert) error {
-	if _, ok := errors.AsType[*pgconn.PgError](err); ok && len(batch) == 1 {
-		return fmt.Errorf("insert inbound message %s: %w", batch[0].m.Metadata.MessageSID, err)
+// batchError says how many messages a failure took with it; the caller
+// names the sid.
+func batchError(err error, ms []db.InsertInboundMessageParams) error {
+	if len(ms) == 1 {
+		return err
 	}
-	return fmt.Errorf("group commit of %d messages: %w", len(batch), err)
+	return fmt.Errorf("group commit of %d messages: %w", len(ms), err)
 }
 
 func withJob(m db.InsertInboundMessageParams, attempts int16) db.InsertInboundMessagesWithJobParams {

@@ -102,8 +102,11 @@ func (s *Store) InsertInboundMessage(ctx context.Context, m db.InsertInboundMess
 		id, inserted, err = s.group.insert(ctx, m)
 	case s.jobAttempts == 0:
 		id, inserted, err = fromRow(s.q.InsertInboundMessage(ctx, m))
-	default:
-		id, inserted, err = fromRow(s.q.InsertInboundMessageWithJob(ctx, db.InsertInboundMessageWithJobParams(withJob(m, s.jobAttempts))))
+	default: // a group of one
+		var rs []insertResult
+		if rs, err = sendBatch(ctx, s.q, s.jobAttempts, []db.InsertInboundMessageParams{m}); err == nil {
+			id, inserted = rs[0].id, rs[0].inserted
+		}
 	}
 	if err != nil {
 		if invalid(err) {
@@ -184,15 +187,8 @@ func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams,
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("insert status event: %w", err)
 		}
-		if s.jobAttempts == 0 {
-			_, err = q.UpsertOutboundStatus(ctx, msg)
-		} else {
-			_, err = q.UpsertOutboundStatusWithJob(ctx, db.UpsertOutboundStatusWithJobParams{
-				AccountSID: msg.AccountSID, MessagingServiceSID: msg.MessagingServiceSID, FromAddress: msg.FromAddress,
-				ToAddress: msg.ToAddress, Status: msg.Status, ErrorCode: msg.ErrorCode, Metadata: msg.Metadata,
-				MaxAttempts: s.jobAttempts,
-			})
-		}
+		msg.MaxAttempts = s.jobAttempts // 0: no job
+		_, err = q.UpsertOutboundStatus(ctx, msg)
 		switch {
 		case err == nil:
 			res.Moved = true

@@ -14,30 +14,6 @@ INSERT INTO messages (
 ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
 RETURNING id;
 
--- name: InsertInboundMessageWithJob :one
--- InsertInboundMessage, and in the same statement the River job that
--- processes the message, only when the message is new: the job exists
--- exactly when the row does, and storing a message stays one round trip.
--- The job row is what River's InsertTx makes for process.MessageArgs (kind
--- inbox_message, args {"sid": …}, River's defaults for the rest); a test in
--- package process holds the two equal.
-WITH stored AS (
-    INSERT INTO messages (
-        direction, account_sid, messaging_service_sid, from_address, to_address,
-        body, num_media, num_segments, media, status, metadata
-    ) VALUES (
-        'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
-        @body, @num_media, @num_segments, @media, 'received', @metadata
-    )
-    ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-    RETURNING id, metadata->>'message_sid' AS sid
-), job AS (
-    INSERT INTO river_job (args, kind, max_attempts)
-    SELECT jsonb_build_object('sid', stored.sid), 'inbox_message', @max_attempts::smallint
-    FROM stored
-)
-SELECT stored.id FROM stored;
-
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -62,8 +38,12 @@ ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
 RETURNING id;
 
 -- name: InsertInboundMessagesWithJob :batchone
--- InsertInboundMessageWithJob for a group of deliveries sent together, as
--- InsertInboundMessages: each new message and its job commit with the group.
+-- InsertInboundMessages, and in the same statement the River job that
+-- processes each message, only when the message is new: the job exists
+-- exactly when the row does, and commits with the group. The job row is what
+-- River's InsertTx makes for process.MessageArgs (kind inbox_message, args
+-- {"sid": …}, River's defaults for the rest); a test in package process
+-- holds the two equal.
 WITH stored AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,

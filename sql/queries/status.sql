@@ -10,26 +10,10 @@ RETURNING id;
 -- Creates the outbound message on its first callback, or moves its status
 -- forward: the update happens only when the new status outranks the stored
 -- one, decided on the row's latest version under any concurrency. No row
--- back means nothing changed (a repeat or a regression).
-INSERT INTO messages (
-    direction, account_sid, messaging_service_sid, from_address, to_address,
-    status, error_code, metadata
-) VALUES (
-    'outbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
-    @status, sqlc.narg('error_code'), @metadata
-)
-ON CONFLICT ((metadata->>'message_sid')) DO UPDATE
-SET status = EXCLUDED.status,
-    error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
-WHERE messages.direction = 'outbound'
-  AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
-RETURNING id, status;
-
--- name: UpsertOutboundStatusWithJob :one
--- UpsertOutboundStatus, and in the same statement, when the status moved,
--- the River job that processes the change (kind inbox_status, args
--- {"sid": …, "status": …}), as River's InsertTx makes it for
--- process.StatusArgs.
+-- back means nothing changed (a repeat or a regression). When max_attempts
+-- is above 0, the same statement inserts the River job that processes the
+-- change (kind inbox_status, args {"sid": …, "status": …}, as River's
+-- InsertTx makes it for process.StatusArgs) whenever the status moved.
 WITH moved AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -48,6 +32,7 @@ WITH moved AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), 'inbox_status', @max_attempts::smallint
     FROM moved
+    WHERE @max_attempts::smallint > 0
 )
 SELECT moved.id, moved.status FROM moved;
 
