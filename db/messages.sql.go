@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"inbox/message"
 )
@@ -24,6 +25,32 @@ func (q *Queries) CountMessagesBySIDs(ctx context.Context, sids []string) (int64
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const deleteMessagesBefore = `-- name: DeleteMessagesBefore :execrows
+DELETE FROM messages
+WHERE id IN (
+    SELECT id FROM messages
+    WHERE received_at < $1::timestamptz
+    ORDER BY received_at, id
+    LIMIT $2::integer
+)
+`
+
+type DeleteMessagesBeforeParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+// Retention: up to max_rows of the oldest messages received before the
+// cutoff, through messages_received_at_id_idx. Bounded so that each run is a
+// short transaction holding few row locks.
+func (q *Queries) DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBeforeParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteMessagesBefore, arg.Before, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const getMessageBySID = `-- name: GetMessageBySID :one
@@ -123,4 +150,283 @@ func (q *Queries) InsertInboundMessage(ctx context.Context, arg InsertInboundMes
 	var id int64
 	err := row.Scan(&id)
 	return id, err
+}
+
+const listMessages = `-- name: ListMessages :many
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE (received_at, id) < ($1::timestamptz, $2::bigint)
+  AND received_at >= $3::timestamptz
+  AND ($4::text IS NULL OR direction = $4)
+  AND ($5::text IS NULL OR status = $5)
+ORDER BY received_at DESC, id DESC
+LIMIT $6::integer
+`
+
+type ListMessagesParams struct {
+	BeforeAt  time.Time
+	BeforeID  int64
+	Since     time.Time
+	Direction *string
+	Status    *string
+	MaxRows   int32
+}
+
+// A page of messages, newest first, after the keyset cursor (before_at,
+// before_id) and within [since, until). The caller always passes a cursor
+// (the first page's is past every row), so the cursor is an index condition
+// on messages_received_at_id_idx rather than a filter. direction and status
+// filter that scan; a filter on from, to or account uses its own query
+// below, led by its own index.
+func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, listMessages,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.Direction,
+		arg.Status,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.Direction,
+			&i.AccountSID,
+			&i.MessagingServiceSID,
+			&i.FromAddress,
+			&i.ToAddress,
+			&i.Body,
+			&i.NumMedia,
+			&i.NumSegments,
+			&i.Media,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.Metadata,
+			&i.ErrorCode,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listMessagesForAccount = `-- name: ListMessagesForAccount :many
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE account_sid = $1::text
+  AND (received_at, id) < ($2::timestamptz, $3::bigint)
+  AND received_at >= $4::timestamptz
+  AND ($5::text IS NULL OR direction = $5)
+  AND ($6::text IS NULL OR status = $6)
+ORDER BY account_sid DESC, received_at DESC, id DESC
+LIMIT $7::integer
+`
+
+type ListMessagesForAccountParams struct {
+	AccountSID string
+	BeforeAt   time.Time
+	BeforeID   int64
+	Since      time.Time
+	Direction  *string
+	Status     *string
+	MaxRows    int32
+}
+
+// ListMessages for one account, through messages_account_sid_received_at_idx.
+func (q *Queries) ListMessagesForAccount(ctx context.Context, arg ListMessagesForAccountParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, listMessagesForAccount,
+		arg.AccountSID,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.Direction,
+		arg.Status,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.Direction,
+			&i.AccountSID,
+			&i.MessagingServiceSID,
+			&i.FromAddress,
+			&i.ToAddress,
+			&i.Body,
+			&i.NumMedia,
+			&i.NumSegments,
+			&i.Media,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.Metadata,
+			&i.ErrorCode,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listMessagesFrom = `-- name: ListMessagesFrom :many
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE from_address = $1::text
+  AND (received_at, id) < ($2::timestamptz, $3::bigint)
+  AND received_at >= $4::timestamptz
+  AND ($5::text IS NULL OR to_address = $5)
+  AND ($6::text IS NULL OR account_sid = $6)
+  AND ($7::text IS NULL OR direction = $7)
+  AND ($8::text IS NULL OR status = $8)
+ORDER BY from_address DESC, received_at DESC, id DESC
+LIMIT $9::integer
+`
+
+type ListMessagesFromParams struct {
+	FromAddress string
+	BeforeAt    time.Time
+	BeforeID    int64
+	Since       time.Time
+	ToAddress   *string
+	AccountSID  *string
+	Direction   *string
+	Status      *string
+	MaxRows     int32
+}
+
+// ListMessages for one sender, through messages_from_address_received_at_idx.
+func (q *Queries) ListMessagesFrom(ctx context.Context, arg ListMessagesFromParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, listMessagesFrom,
+		arg.FromAddress,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.ToAddress,
+		arg.AccountSID,
+		arg.Direction,
+		arg.Status,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.Direction,
+			&i.AccountSID,
+			&i.MessagingServiceSID,
+			&i.FromAddress,
+			&i.ToAddress,
+			&i.Body,
+			&i.NumMedia,
+			&i.NumSegments,
+			&i.Media,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.Metadata,
+			&i.ErrorCode,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listMessagesTo = `-- name: ListMessagesTo :many
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE to_address = $1::text
+  AND (received_at, id) < ($2::timestamptz, $3::bigint)
+  AND received_at >= $4::timestamptz
+  AND ($5::text IS NULL OR account_sid = $5)
+  AND ($6::text IS NULL OR direction = $6)
+  AND ($7::text IS NULL OR status = $7)
+ORDER BY to_address DESC, received_at DESC, id DESC
+LIMIT $8::integer
+`
+
+type ListMessagesToParams struct {
+	ToAddress  string
+	BeforeAt   time.Time
+	BeforeID   int64
+	Since      time.Time
+	AccountSID *string
+	Direction  *string
+	Status     *string
+	MaxRows    int32
+}
+
+// ListMessages for one recipient, through messages_to_address_received_at_idx.
+func (q *Queries) ListMessagesTo(ctx context.Context, arg ListMessagesToParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, listMessagesTo,
+		arg.ToAddress,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.AccountSID,
+		arg.Direction,
+		arg.Status,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.Direction,
+			&i.AccountSID,
+			&i.MessagingServiceSID,
+			&i.FromAddress,
+			&i.ToAddress,
+			&i.Body,
+			&i.NumMedia,
+			&i.NumSegments,
+			&i.Media,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.Metadata,
+			&i.ErrorCode,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -110,4 +110,10 @@ type RiverJob struct {
 	MaxAttempts int16
 	Args        []byte
 	Kind        string
+	Attempt     int16
+	Errors      [][]byte
+	CreatedAt   time.Time
+	ScheduledAt time.Time
+	AttemptedAt *time.Time
+	FinalizedAt *time.Time
 }

@@ -9,9 +9,24 @@ import (
 )
 
 type Querier interface {
+	// Jobs by River state, for the inbox_jobs gauge. River's cleaner deletes
+	// finished jobs (completed after a day, by default), so the table stays small.
+	CountJobsByState(ctx context.Context) ([]CountJobsByStateRow, error)
 	// How many rows exist for the given sids: the check that a load or a
 	// simulation stored each distinct message once.
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
+	// Retention: up to max_rows of this service's jobs that finished before the
+	// cutoff, through River's (state, finalized_at) index. River's own cleaner
+	// deletes them sooner by default; this bounds what a longer River setting
+	// would keep.
+	DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinishedJobsBeforeParams) (int64, error)
+	// Retention: up to max_rows of the oldest messages received before the
+	// cutoff, through messages_received_at_id_idx. Bounded so that each run is a
+	// short transaction holding few row locks.
+	DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBeforeParams) (int64, error)
+	// Retention: up to max_rows of the oldest status events received before
+	// the cutoff, through message_status_events_received_at_idx.
+	DeleteStatusEventsBefore(ctx context.Context, arg DeleteStatusEventsBeforeParams) (int64, error)
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
 	// The forward of a newly stored message: {id, type, message}, as JSON text.
@@ -38,9 +53,30 @@ type Querier interface {
 	// {"sid": …}, River's defaults for the rest); a test in package process
 	// holds the two equal.
 	InsertInboundMessagesWithJob(ctx context.Context, arg []InsertInboundMessagesWithJobParams) *InsertInboundMessagesWithJobBatchResults
+	// A new processing job for a stored inbound message (the admin API's
+	// replay): the same row InsertInboundMessagesWithJob inserts, so the forward
+	// carries the same webhook-id, the message sid. No row when no inbound
+	// message has this sid.
+	InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error)
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)
+	// The processing jobs of a message (its forward, and its status changes'),
+	// newest first, through River's GIN index on args.
+	ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error)
+	// A page of messages, newest first, after the keyset cursor (before_at,
+	// before_id) and within [since, until). The caller always passes a cursor
+	// (the first page's is past every row), so the cursor is an index condition
+	// on messages_received_at_id_idx rather than a filter. direction and status
+	// filter that scan; a filter on from, to or account uses its own query
+	// below, led by its own index.
+	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
+	// ListMessages for one account, through messages_account_sid_received_at_idx.
+	ListMessagesForAccount(ctx context.Context, arg ListMessagesForAccountParams) ([]Message, error)
+	// ListMessages for one sender, through messages_from_address_received_at_idx.
+	ListMessagesFrom(ctx context.Context, arg ListMessagesFromParams) ([]Message, error)
+	// ListMessages for one recipient, through messages_to_address_received_at_idx.
+	ListMessagesTo(ctx context.Context, arg ListMessagesToParams) ([]Message, error)
 	// The statuses reported for a message, in the order they arrived.
 	ListStatusEvents(ctx context.Context, arg ListStatusEventsParams) ([]MessageStatusEvent, error)
 	// Creates the outbound message on its first callback, or moves its status

@@ -7,9 +7,35 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"inbox/message"
 )
+
+const deleteStatusEventsBefore = `-- name: DeleteStatusEventsBefore :execrows
+DELETE FROM message_status_events
+WHERE id IN (
+    SELECT id FROM message_status_events
+    WHERE received_at < $1::timestamptz
+    ORDER BY received_at, id
+    LIMIT $2::integer
+)
+`
+
+type DeleteStatusEventsBeforeParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+// Retention: up to max_rows of the oldest status events received before
+// the cutoff, through message_status_events_received_at_idx.
+func (q *Queries) DeleteStatusEventsBefore(ctx context.Context, arg DeleteStatusEventsBeforeParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteStatusEventsBefore, arg.Before, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
 
 const getStatusChangedPayload = `-- name: GetStatusChangedPayload :one
 SELECT json_build_object(

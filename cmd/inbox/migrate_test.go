@@ -11,7 +11,7 @@ import (
 )
 
 // latest is the number of migrations in sql/schema.
-const latest = 6
+const latest = 7
 
 // env returns a getenv that knows only vars.
 func env(vars map[string]string) func(string) string {
@@ -53,7 +53,7 @@ func TestMigrateUpDownUpReportsTheTruth(t *testing.T) {
 	}
 
 	up := mustInbox(t, url, "migrate", "up")
-	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql", "00004_message_status.sql", "00006_forward_payload.sql"} {
+	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql", "00004_message_status.sql", "00006_forward_payload.sql", "00007_message_filters.sql"} {
 		if !strings.Contains(up, name) {
 			t.Fatalf("up output lacks %s:\n%s", name, up)
 		}

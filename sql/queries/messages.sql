@@ -77,3 +77,74 @@ WHERE m.metadata->>'message_sid' = @sid::text;
 SELECT count(*)
 FROM messages
 WHERE metadata->>'message_sid' = ANY(@sids::text[]);
+
+-- name: ListMessages :many
+-- A page of messages, newest first, after the keyset cursor (before_at,
+-- before_id) and within [since, until). The caller always passes a cursor
+-- (the first page's is past every row), so the cursor is an index condition
+-- on messages_received_at_id_idx rather than a filter. direction and status
+-- filter that scan; a filter on from, to or account uses its own query
+-- below, led by its own index.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+  AND received_at >= @since::timestamptz
+  AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+ORDER BY received_at DESC, id DESC
+LIMIT @max_rows::integer;
+
+-- name: ListMessagesFrom :many
+-- ListMessages for one sender, through messages_from_address_received_at_idx.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE from_address = @from_address::text
+  AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+  AND received_at >= @since::timestamptz
+  AND (sqlc.narg('to_address')::text IS NULL OR to_address = sqlc.narg('to_address'))
+  AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
+  AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+ORDER BY from_address DESC, received_at DESC, id DESC
+LIMIT @max_rows::integer;
+
+-- name: ListMessagesTo :many
+-- ListMessages for one recipient, through messages_to_address_received_at_idx.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE to_address = @to_address::text
+  AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+  AND received_at >= @since::timestamptz
+  AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
+  AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+ORDER BY to_address DESC, received_at DESC, id DESC
+LIMIT @max_rows::integer;
+
+-- name: ListMessagesForAccount :many
+-- ListMessages for one account, through messages_account_sid_received_at_idx.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE account_sid = @account_sid::text
+  AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+  AND received_at >= @since::timestamptz
+  AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+ORDER BY account_sid DESC, received_at DESC, id DESC
+LIMIT @max_rows::integer;
+
+-- name: DeleteMessagesBefore :execrows
+-- Retention: up to max_rows of the oldest messages received before the
+-- cutoff, through messages_received_at_id_idx. Bounded so that each run is a
+-- short transaction holding few row locks.
+DELETE FROM messages
+WHERE id IN (
+    SELECT id FROM messages
+    WHERE received_at < @before::timestamptz
+    ORDER BY received_at, id
+    LIMIT @max_rows::integer
+);

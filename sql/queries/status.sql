@@ -61,3 +61,14 @@ SELECT json_build_object(
 FROM message_status_events e
 JOIN messages m ON m.metadata->>'message_sid' = e.message_sid
 WHERE e.message_sid = @sid::text AND e.status = @status::text;
+
+-- name: DeleteStatusEventsBefore :execrows
+-- Retention: up to max_rows of the oldest status events received before
+-- the cutoff, through message_status_events_received_at_idx.
+DELETE FROM message_status_events
+WHERE id IN (
+    SELECT id FROM message_status_events
+    WHERE received_at < @before::timestamptz
+    ORDER BY received_at, id
+    LIMIT @max_rows::integer
+);
