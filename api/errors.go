@@ -10,10 +10,12 @@ import (
 	"github.com/gorilla/mux"
 )
 
-// httpError is a refusal with the status it earns and a reason that says
-// why, for the log and the response body.
+// httpError is a refusal with the status it earns, a reason that says
+// why, for the log and the response body, and for a 4xx a short fixed code
+// naming the rule broken (the reason label of inbox_refusals_total).
 type httpError struct {
 	status int
+	code   string
 	reason string
 	err    error // the underlying cause, if any; logged, never sent
 }
@@ -27,8 +29,8 @@ func (e *httpError) Error() string {
 
 func (e *httpError) Unwrap() error { return e.err }
 
-func refuse(status int, format string, args ...any) error {
-	return &httpError{status: status, reason: fmt.Sprintf(format, args...)}
+func refuse(status int, code, format string, args ...any) error {
+	return &httpError{status: status, code: code, reason: fmt.Sprintf(format, args...)}
 }
 
 // unavailable marks a failure of the database. The outcome is unknown: a
@@ -70,6 +72,9 @@ func respondError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		logger.WarnContext(ctx, "request refused", "status", he.status, "reason", he.reason)
 		w.Header().Set("Connection", "close")
+		if info != nil {
+			info.refusal = he.code
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -80,7 +85,7 @@ func respondError(w http.ResponseWriter, r *http.Request, err error) {
 // handleNotFound answers any path the router does not know.
 func handleNotFound() http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
-		return refuse(http.StatusNotFound, "no route for %s", r.URL.Path)
+		return refuse(http.StatusNotFound, "no_route", "no route for %s", r.URL.Path)
 	})
 }
 
@@ -100,6 +105,6 @@ func handleMethodNotAllowed(router *mux.Router) http.Handler {
 		slices.Sort(allowed)
 		allowed = slices.Compact(allowed)
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		return refuse(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+		return refuse(http.StatusMethodNotAllowed, "method_not_allowed", "method %s not allowed on %s", r.Method, r.URL.Path)
 	})
 }

@@ -22,17 +22,17 @@ import (
 func readSignedForm(cfg Config, w http.ResponseWriter, r *http.Request) (twilio.Form, error) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, refuse(http.StatusUnsupportedMediaType, "content type %q is not application/x-www-form-urlencoded", truncate(ct))
+		return nil, refuse(http.StatusUnsupportedMediaType, "content_type", "content type %q is not application/x-www-form-urlencoded", truncate(ct))
 	}
 	if r.ContentLength > cfg.MaxBodyBytes {
-		return nil, refuse(http.StatusRequestEntityTooLarge, "body of %d bytes is over the %d-byte limit", r.ContentLength, cfg.MaxBodyBytes)
+		return nil, refuse(http.StatusRequestEntityTooLarge, "body_too_large", "body of %d bytes is over the %d-byte limit", r.ContentLength, cfg.MaxBodyBytes)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, refuse(http.StatusRequestEntityTooLarge, "body is over the %d-byte limit", cfg.MaxBodyBytes)
+			return nil, refuse(http.StatusRequestEntityTooLarge, "body_too_large", "body is over the %d-byte limit", cfg.MaxBodyBytes)
 		}
-		return nil, refuse(http.StatusBadRequest, "reading body: %v", err)
+		return nil, refuse(http.StatusBadRequest, "body_unreadable", "reading body: %v", err)
 	}
 	return verifyForm(cfg, body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
 }
@@ -41,18 +41,18 @@ func readSignedForm(cfg Config, w http.ResponseWriter, r *http.Request) (twilio.
 // URL of requestURI: the request's CPU work, apart from reading it.
 func verifyForm(cfg Config, body []byte, requestURI, sig string) (twilio.Form, error) {
 	if n := bytes.Count(body, []byte("&")) + 1; n > MaxParams {
-		return nil, refuse(http.StatusBadRequest, "%d form parameters, more than the %d allowed", n, MaxParams)
+		return nil, refuse(http.StatusBadRequest, "too_many_params", "%d form parameters, more than the %d allowed", n, MaxParams)
 	}
 	form, err := twilio.ParseForm(body)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "malformed form encoding: %v", err)
+		return nil, refuse(http.StatusBadRequest, "malformed_form", "malformed form encoding: %v", err)
 	}
 	if sig == "" {
-		return nil, refuse(http.StatusForbidden, "no %s header", twilio.SignatureHeader)
+		return nil, refuse(http.StatusForbidden, "signature_missing", "no %s header", twilio.SignatureHeader)
 	}
 	if !cfg.Validator.Valid(cfg.PublicBaseURL+requestURI, form, sig) {
 		path, _, _ := strings.Cut(requestURI, "?")
-		return nil, refuse(http.StatusForbidden, "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
+		return nil, refuse(http.StatusForbidden, "signature_mismatch", "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
 	}
 	return form, nil
 }
@@ -76,27 +76,27 @@ func formParams(form twilio.Form) (params message.Params, sid string, err error)
 	params = make(message.Params, len(form))
 	for i, p := range form {
 		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
-			return nil, "", refuse(http.StatusBadRequest, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, "param_repeated", "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		if !storable(p.Name) || !storable(p.Value) {
-			return nil, "", refuse(http.StatusBadRequest, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, "param_not_text", "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		params[p.Name] = p.Value
 	}
 	sid = params["MessageSid"]
 	switch {
 	case sid == "":
-		return nil, "", refuse(http.StatusBadRequest, "MessageSid is missing")
+		return nil, "", refuse(http.StatusBadRequest, "message_sid_missing", "MessageSid is missing")
 	case !twilio.IsMessageSID(sid):
-		return nil, "", refuse(http.StatusBadRequest, "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", truncate(sid))
+		return nil, "", refuse(http.StatusBadRequest, "message_sid_invalid", "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", truncate(sid))
 	case !twilio.IsAccountSID(params["AccountSid"]):
-		return nil, "", refuse(http.StatusBadRequest, "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", truncate(params["AccountSid"]))
+		return nil, "", refuse(http.StatusBadRequest, "account_sid_invalid", "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", truncate(params["AccountSid"]))
 	case params["From"] == "" || params["To"] == "" || params["ApiVersion"] == "":
-		return nil, "", refuse(http.StatusBadRequest, "From, To and ApiVersion must all be present and non-empty")
+		return nil, "", refuse(http.StatusBadRequest, "required_param_missing", "From, To and ApiVersion must all be present and non-empty")
 	}
 	for _, alias := range [...]string{"SmsSid", "SmsMessageSid"} {
 		if v, ok := params[alias]; ok && v != sid {
-			return nil, "", refuse(http.StatusBadRequest, "%s %q differs from MessageSid %q", alias, truncate(v), sid)
+			return nil, "", refuse(http.StatusBadRequest, "sid_alias_mismatch", "%s %q differs from MessageSid %q", alias, truncate(v), sid)
 		}
 	}
 	return params, sid, nil
@@ -119,7 +119,7 @@ func count(params message.Params, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > max {
-		return 0, refuse(http.StatusBadRequest, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
+		return 0, refuse(http.StatusBadRequest, "count_invalid", "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
 	}
 	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"inbox/db"
 	"inbox/message"
+	"inbox/metrics"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -24,6 +25,7 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 // The message's processing job, when the store enqueues, commits with it.
 func handleInboundMessage(cfg Config) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
+		setDelivery(r.Context(), metrics.KindMessage)
 		form, err := readSignedForm(cfg, w, r)
 		if err != nil {
 			return err
@@ -46,14 +48,16 @@ func handleInboundMessage(cfg Config) http.Handler {
 		cancel()
 		switch {
 		case errors.Is(err, store.ErrInvalid):
-			return &httpError{status: http.StatusBadRequest, reason: "the database refused this message", err: err}
+			return &httpError{status: http.StatusBadRequest, code: "database_refused", reason: "the database refused this message", err: err}
 		case err != nil:
 			return unavailable(err)
 		}
 		databaseReached(ctx)
 		if inserted {
+			setResult(ctx, metrics.ResultNew)
 			logger.InfoContext(ctx, "stored new message", "id", id, "sid", sid)
 		} else {
+			setResult(ctx, metrics.ResultDuplicate)
 			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
 		}
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
@@ -91,7 +95,7 @@ func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundM
 	for i := range media {
 		u, ok := params[string(strconv.AppendInt(append(key[:0], "MediaUrl"...), int64(i), 10))]
 		if !ok || u == "" {
-			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "NumMedia is %d but MediaUrl%d is missing", numMedia, i)
+			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "media_url_missing", "NumMedia is %d but MediaUrl%d is missing", numMedia, i)
 		}
 		ct := params[string(strconv.AppendInt(append(key[:0], "MediaContentType"...), int64(i), 10))]
 		media[i] = message.Media{URL: u, ContentType: ct}

@@ -8,6 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/gorilla/mux"
+
+	"inbox/metrics"
 )
 
 // requestInfo travels in a request's context: the handler records the sid it
@@ -16,6 +20,10 @@ type requestInfo struct {
 	logger   *slog.Logger // carries request_id
 	failures *failureLog
 	sid      string
+	route    string // the matched route's template; "" when none matched
+	kind     string // metrics.KindMessage or KindStatus on a delivery route
+	result   string // metrics.ResultNew or ResultDuplicate once stored
+	refusal  string // the httpError code of a 4xx
 }
 
 type requestInfoKey struct{}
@@ -33,6 +41,36 @@ func setSID(ctx context.Context, sid string) {
 	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
 		info.sid = sid
 	}
+}
+
+// setDelivery records that the request in ctx is a Twilio delivery of kind
+// (metrics.KindMessage or KindStatus), for inbox_deliveries_total.
+func setDelivery(ctx context.Context, kind string) {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.kind = kind
+	}
+}
+
+// setResult records a delivery's outcome once the database has answered:
+// metrics.ResultNew or ResultDuplicate.
+func setResult(ctx context.Context, result string) {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.result = result
+	}
+}
+
+// withRoute records the matched route's template, so metrics are labelled
+// by /twilio/messages, never by a raw path of a scanner's choosing. The
+// router runs it only for a request that matched a route.
+func withRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			if route := mux.CurrentRoute(r); route != nil {
+				info.route, _ = route.GetPathTemplate()
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // databaseReached tells the failure log that the request in ctx reached the
@@ -68,7 +106,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // when there is one, the message sid. It never logs headers or bodies, so
 // neither a signature nor a message's text reaches the info log. A panic
 // below it becomes a logged 500, not a dropped connection.
-func withRequestLog(logger *slog.Logger, failures *failureLog, next http.Handler) http.Handler {
+//
+// It also records the request in m: by route template ("unmatched" for a
+// 404 or 405) and status, and for a delivery its result.
+func withRequestLog(logger *slog.Logger, failures *failureLog, m *metrics.Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r)
@@ -97,6 +138,7 @@ func withRequestLog(logger *slog.Logger, failures *failureLog, next http.Handler
 				attrs = append(attrs, slog.String("sid", info.sid))
 			}
 			info.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+			record(m, info, cmp.Or(sw.status, http.StatusOK), time.Since(start))
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
@@ -121,4 +163,22 @@ func isPlain(s string) bool {
 		}
 	}
 	return true
+}
+
+// record adds a request to the metrics. A delivery that did not reach a
+// result was refused (4xx) or met an unavailable database (5xx).
+func record(m *metrics.Metrics, info *requestInfo, status int, d time.Duration) {
+	m.HTTPRequest(cmp.Or(info.route, "unmatched"), status, d)
+	if info.kind == "" {
+		return
+	}
+	result := info.result
+	switch {
+	case result != "" && status == http.StatusOK:
+	case status >= 400 && status < 500:
+		result = metrics.ResultRefused
+	default:
+		result = metrics.ResultUnavailable
+	}
+	m.Delivery(info.kind, result, info.refusal)
 }

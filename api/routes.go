@@ -13,6 +13,7 @@ func addRoutes(cfg Config) *mux.Router {
 	r.Handle("/twilio/status", handleStatusCallback(cfg)).Methods(http.MethodPost)
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", handleReadyz(cfg.Store)).Methods(http.MethodGet, http.MethodHead)
+	r.Use(withRoute)
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed(r)
 	return r

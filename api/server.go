@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"inbox/metrics"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -48,6 +49,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Metrics, when set, records every request and delivery.
+	Metrics *metrics.Metrics
 
 	failures *failureLog // set by NewServer
 }
@@ -62,5 +65,5 @@ func NewServer(cfg Config) http.Handler {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	cfg.failures = newFailureLog()
-	return withRequestLog(cfg.Logger, cfg.failures, addRoutes(cfg))
+	return withRequestLog(cfg.Logger, cfg.failures, cfg.Metrics, addRoutes(cfg))
 }

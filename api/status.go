@@ -6,6 +6,7 @@ import (
 
 	"inbox/db"
 	"inbox/message"
+	"inbox/metrics"
 	"inbox/twilio"
 )
 
@@ -17,6 +18,7 @@ import (
 // needs nothing more, and a retry would change nothing.
 func handleStatusCallback(cfg Config) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
+		setDelivery(r.Context(), metrics.KindStatus)
 		form, err := readSignedForm(cfg, w, r)
 		if err != nil {
 			return err
@@ -37,8 +39,10 @@ func handleStatusCallback(cfg Config) http.Handler {
 		logger := requestLogger(ctx)
 		switch {
 		case res.NewEvent:
+			setResult(ctx, metrics.ResultNew)
 			logger.InfoContext(ctx, "status recorded", "sid", ev.MessageSID, "status", ev.Status, "current", res.Moved)
 		default:
+			setResult(ctx, metrics.ResultDuplicate)
 			logger.InfoContext(ctx, "duplicate status ignored", "sid", ev.MessageSID, "status", ev.Status)
 		}
 		w.WriteHeader(http.StatusOK)
@@ -57,7 +61,7 @@ func statusParams(form twilio.Form) (db.InsertStatusEventParams, db.UpsertOutbou
 	}
 	status := params["MessageStatus"]
 	if !isStatus(status) {
-		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, refuse(http.StatusBadRequest, "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
+		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, refuse(http.StatusBadRequest, "message_status_invalid", "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
 	}
 	errorCode := optional(params, "ErrorCode")
 	ev := db.InsertStatusEventParams{MessageSID: sid, Status: status, ErrorCode: errorCode, Params: params}

@@ -12,6 +12,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"inbox/metrics"
 	"inbox/store"
 )
 
@@ -95,34 +97,74 @@ type Config struct {
 	// idle workers, so Workers / FetchCooldown bounds the jobs run per
 	// second.
 	FetchCooldown time.Duration
+	// Metrics, when set, records each run's outcome and the lag of each
+	// success.
+	Metrics *metrics.Metrics
+	// Retention, when not 0, deletes messages, their status events and
+	// finished jobs older than this, every RetentionInterval (default: an
+	// hour) and when the client starts, at most RetentionBatch rows a
+	// statement (default DefaultRetentionBatch). River runs periodic jobs
+	// on its elected leader only, so replicas do not repeat the work.
+	Retention         time.Duration
+	RetentionInterval time.Duration
+	RetentionBatch    int32
 }
 
 // Client is the River client that runs the jobs the store inserts
-// (store.Options.JobAttempts) with its writes.
+// (store.Options.JobAttempts) with its writes, and retention.
 type Client struct {
 	river *river.Client[pgx.Tx]
 }
 
-// NewClient returns a River client over pool.
+// maintenanceQueue is retention's own queue, so a client that runs
+// retention but no Processor never fetches the default queue's forwards.
+const maintenanceQueue = "inbox_maintenance"
+
+// NewClient returns a River client over pool that runs cfg.Processor's jobs
+// on cfg.Workers workers when it is set, and retention when
+// cfg.Retention is; at least one must be.
 func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	rc := &river.Config{
 		Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: 2 * cfg.JobTimeout,
 		FetchCooldown: cfg.FetchCooldown,
+		Queues:        map[string]river.QueueConfig{},
 	}
-	if cfg.Workers < 1 {
-		return nil, errors.New("process: a client needs at least one worker")
+	if cfg.Processor == nil && cfg.Retention == 0 {
+		return nil, errors.New("process: a client needs a Processor or a Retention")
 	}
 	workers := river.NewWorkers()
-	w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger}
-	if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
-		return nil, fmt.Errorf("add message worker: %w", err)
+	if cfg.Processor != nil {
+		if cfg.Workers < 1 {
+			return nil, errors.New("process: a client needs at least one worker")
+		}
+		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger, metrics: cfg.Metrics}
+		if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
+			return nil, fmt.Errorf("add message worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &statusWorker{worker: w}); err != nil {
+			return nil, fmt.Errorf("add status worker: %w", err)
+		}
+		rc.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: cfg.Workers}
 	}
-	if err := river.AddWorkerSafely(workers, &statusWorker{worker: w}); err != nil {
-		return nil, fmt.Errorf("add status worker: %w", err)
+	if cfg.Retention > 0 {
+		r := &retentionWorker{
+			store: cfg.Store, retention: cfg.Retention, batch: cmp.Or(cfg.RetentionBatch, DefaultRetentionBatch),
+			logger: cfg.Logger, metrics: cfg.Metrics, now: time.Now,
+		}
+		if err := river.AddWorkerSafely(workers, r); err != nil {
+			return nil, fmt.Errorf("add retention worker: %w", err)
+		}
+		rc.Queues[maintenanceQueue] = river.QueueConfig{MaxWorkers: 1}
+		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(
+			river.PeriodicInterval(cmp.Or(cfg.RetentionInterval, DefaultRetentionInterval)),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return RetentionArgs{}, &river.InsertOpts{Queue: maintenanceQueue}
+			},
+			&river.PeriodicJobOpts{ID: "inbox_retention", RunOnStart: true},
+		)}
 	}
 	rc.Workers = workers
-	rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
@@ -161,21 +203,46 @@ type worker struct {
 	store     *store.Store
 	processor Processor
 	logger    *slog.Logger
+	metrics   *metrics.Metrics
 }
 
-func (w *worker) run(ctx context.Context, ev Event, maxAttempts int) error {
-	err := w.processor.Process(ctx, ev)
+// jobRun is what run needs of the job beyond the event.
+type jobRun struct {
+	kind        string // metrics.KindMessage or KindStatus
+	maxAttempts int
+	createdAt   time.Time
+}
+
+// load turns a failed read of what a job names into its error: a message
+// that is gone (deleted by retention) cannot come back, so the job ends.
+func load(what string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return Permanent(fmt.Errorf("load %s: %w", what, err))
+	}
+	return fmt.Errorf("load %s: %w", what, err)
+}
+
+func (w *worker) run(ctx context.Context, ev Event, job jobRun, loadErr error) error {
+	start := time.Now()
+	err := loadErr
 	if err == nil {
+		err = w.processor.Process(ctx, ev)
+	}
+	if err == nil {
+		w.metrics.Attempt(job.kind, metrics.OutcomeSuccess, time.Since(start), time.Since(job.createdAt))
 		return nil
 	}
 	var cancel *river.JobCancelError
 	switch {
 	case errors.As(err, &cancel):
+		w.metrics.Attempt(job.kind, metrics.OutcomeCancelled, time.Since(start), 0)
 		w.logger.ErrorContext(ctx, "processing failed for good; job cancelled", "event", ev.ID, "attempt", ev.Attempt, "err", err)
-	case ev.Attempt >= maxAttempts:
+	case ev.Attempt >= job.maxAttempts:
+		w.metrics.Attempt(job.kind, metrics.OutcomeDiscarded, time.Since(start), 0)
 		w.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", "event", ev.ID, "attempt", ev.Attempt, "err", err)
 	default:
-		w.logger.WarnContext(ctx, "processing failed; will retry", "event", ev.ID, "attempt", ev.Attempt, "max_attempts", maxAttempts, "err", err)
+		w.metrics.Attempt(job.kind, metrics.OutcomeRetry, time.Since(start), 0)
+		w.logger.WarnContext(ctx, "processing failed; will retry", "event", ev.ID, "attempt", ev.Attempt, "max_attempts", job.maxAttempts, "err", err)
 	}
 	return err
 }
@@ -189,9 +256,10 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	id := job.Args.SID
 	p, err := w.store.MessageReceivedPayload(ctx, id, job.Args.SID)
 	if err != nil {
-		return fmt.Errorf("load message: %w", err)
+		err = load("message", err)
 	}
-	return w.run(ctx, Event{ID: id, Type: "message.received", Payload: p, Attempt: job.Attempt}, job.MaxAttempts)
+	return w.run(ctx, Event{ID: id, Type: "message.received", Payload: p, Attempt: job.Attempt},
+		jobRun{kind: metrics.KindMessage, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
 }
 
 type statusWorker struct {
@@ -203,7 +271,8 @@ func (w *statusWorker) Work(ctx context.Context, job *river.Job[StatusArgs]) err
 	id := job.Args.SID + "." + job.Args.Status
 	p, err := w.store.StatusChangedPayload(ctx, id, job.Args.SID, job.Args.Status)
 	if err != nil {
-		return fmt.Errorf("load status change: %w", err)
+		err = load("status change", err)
 	}
-	return w.run(ctx, Event{ID: id, Type: "message.status", Payload: p, Attempt: job.Attempt}, job.MaxAttempts)
+	return w.run(ctx, Event{ID: id, Type: "message.status", Payload: p, Attempt: job.Attempt},
+		jobRun{kind: metrics.KindStatus, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
 }

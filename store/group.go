@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"inbox/db"
+	"inbox/metrics"
 )
 
 // groupCommit writes concurrent deliveries together: a writer takes the
@@ -29,6 +30,7 @@ type groupCommit struct {
 	done        sync.WaitGroup
 	// retried counts batches that failed and were retried row by row.
 	retried atomic.Int64
+	metrics *metrics.Metrics
 }
 
 type pendingInsert struct {
@@ -46,7 +48,7 @@ type insertResult struct {
 func newGroupCommit(q *db.Queries, opts Options) *groupCommit {
 	g := &groupCommit{
 		q: q, jobAttempts: opts.JobAttempts, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
-		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}),
+		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}), metrics: opts.Metrics,
 	}
 	for range opts.Writers {
 		g.done.Go(g.write)
@@ -126,7 +128,9 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	// Not one caller's context: the batch carries the others too.
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
+	start := time.Now()
 	results, err := g.send(ctx, live)
+	g.metrics.Batch(len(live), time.Since(start))
 	if err == nil {
 		for i, p := range live {
 			p.result <- results[i]
@@ -138,6 +142,7 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 		return
 	}
 	g.retried.Add(1)
+	g.metrics.BatchRetried()
 	for _, p := range live {
 		one, err := g.send(ctx, []*pendingInsert{p})
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/db"
+	"inbox/metrics"
 )
 
 // ErrNotFound is returned when no message (or status event) has the
@@ -46,6 +47,8 @@ type Options struct {
 	Writers      int
 	MaxBatch     int
 	BatchTimeout time.Duration
+	// Metrics, when set, records each group's size and round trip.
+	Metrics *metrics.Metrics
 }
 
 // New returns a Store over pool that stores only, one statement per
