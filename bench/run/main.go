@@ -78,7 +78,7 @@ func run() error {
 	flag.StringVar(&cfg.serverLog, "server-log", os.DevNull, "where the service's log goes")
 	flag.StringVar(&cfg.dbParams, "db-params", "", "extra DATABASE_URL parameters for the service, e.g. pool_max_conns=8")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "pgbench and all-new runs alternate this many times per level; the medians are reported")
-	flag.StringVar(&cfg.pprofAddr, "pprof-addr", "", "have the service serve pprof here (PPROF_ADDR)")
+	flag.StringVar(&cfg.pprofAddr, "pprof-addr", "", "have the service serve its admin listener, with pprof, here (ADMIN_ADDR)")
 	var procLevels string
 	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
 	flag.Parse()
@@ -279,7 +279,7 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, a
 	}
 	cmd := exec.Command(h.cfg.inbox, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+serveURL, "TWILIO_AUTH_TOKEN="+token,
-		"PUBLIC_BASE_URL=http://"+addr, "LISTEN_ADDR="+addr, "LOG_FORMAT=json", "PPROF_ADDR="+h.cfg.pprofAddr)
+		"PUBLIC_BASE_URL=http://"+addr, "LISTEN_ADDR="+addr, "LOG_FORMAT=json", "ADMIN_ADDR="+cmp.Or(h.cfg.pprofAddr, "off"))
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -84,6 +84,47 @@ func (b *binder) Duration(p *time.Duration, name, env string, def time.Duration,
 	b.fs.DurationVar(p, name, def, withEnv(text, env))
 }
 
+// minRetention keeps retention from deleting what is still being worked
+// on: Twilio retries within minutes, and a failing forward retries for days.
+const minRetention = 24 * time.Hour
+
+// Retention binds a duration that may also be given in days ("90d"), and
+// must be at least minRetention; unset is 0, off.
+func (b *binder) Retention(p *time.Duration, name, env, text string) {
+	b.fs.Func(name, withEnv(text, env), func(v string) error {
+		d, err := parseRetention(v)
+		*p = d
+		return err
+	})
+	if v := b.env(env, ""); v != "" {
+		d, err := parseRetention(v)
+		if err != nil {
+			b.fail(fmt.Errorf("invalid %s: %w", env, err))
+		}
+		*p = d
+	}
+}
+
+func parseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q: want a number of days such as 90d, or a duration such as 36h", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("%q: want a number of days such as 90d, or a duration such as 36h", v)
+		}
+	}
+	if d < minRetention {
+		return 0, fmt.Errorf("%q: retention must be at least 1d, or a redelivery or a retrying forward could outlive its message", v)
+	}
+	return d, nil
+}
+
 func (b *binder) Int(p *int, name, env string, def int, text string) {
 	if v := b.env(env, ""); v != "" {
 		n, err := strconv.Atoi(v)

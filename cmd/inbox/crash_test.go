@@ -44,7 +44,7 @@ func startServeProcess(t *testing.T, bin, databaseURL string, extra map[string]s
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+databaseURL, "TWILIO_AUTH_TOKEN="+testToken, "PUBLIC_BASE_URL=http://"+addr,
-		"LISTEN_ADDR="+addr, "LOG_FORMAT=json", "LOG_LEVEL=warn")
+		"LISTEN_ADDR="+addr, "LOG_FORMAT=json", "LOG_LEVEL=warn", "ADMIN_ADDR=off")
 	for k, v := range extra {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

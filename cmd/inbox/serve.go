@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"inbox/api"
+	"inbox/metrics"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -33,7 +33,7 @@ type serveConfig struct {
 	maxConnections     int
 	writers            int
 	maxBatch           int
-	pprofAddr          string
+	admin              adminConfig
 	processing         processingConfig
 }
 
@@ -45,8 +45,6 @@ const defaultMaxConnections = 1024
 func (c *serveConfig) bind(b *binder) {
 	c.commonConfig.bind(b)
 	b.String(&c.listenAddr, "listen-addr", "LISTEN_ADDR", ":8080", "address to listen on")
-	b.String(&c.pprofAddr, "pprof-addr", "PPROF_ADDR", "",
-		"if set, serve net/http/pprof on this address, apart from the webhook's; keep it private")
 	b.String(&c.publicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "",
 		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (required)")
 	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN")
@@ -60,6 +58,7 @@ func (c *serveConfig) bind(b *binder) {
 	b.Int(&c.writers, "writers", "WRITERS", defaultWriters,
 		"connections that write messages, each committing the deliveries waiting for it together (0: one statement per delivery)")
 	b.Int(&c.maxBatch, "write-batch-max", "WRITE_BATCH_MAX", defaultMaxBatch, "most deliveries committed together")
+	c.admin.bind(b)
 	c.processing.bind(b)
 }
 
@@ -78,7 +77,7 @@ func (c *serveConfig) validate() error {
 	if c.requestTimeout >= 15*time.Second {
 		return fmt.Errorf("REQUEST_TIMEOUT %s: must be under Twilio's 15 s, or Twilio gives up first", c.requestTimeout)
 	}
-	return nil
+	return c.admin.validate()
 }
 
 // publicBaseURL validates PUBLIC_BASE_URL and returns it without a trailing
@@ -150,8 +149,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close() // deferred first, so it runs after the server and workers have stopped
-	st, jobs, err := cfg.processing.start(ctx, pool, logger, store.Options{
-		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout,
+	m := metrics.New()
+	st, jobs, err := cfg.processing.start(ctx, pool, logger, m, store.Options{
+		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m,
 	})
 	if err != nil {
 		return err
@@ -167,19 +167,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cancel()
 
-	if cfg.pprofAddr != "" {
-		stopPprof, err := servePprof(cfg.pprofAddr, logger)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
+	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), logger)
+	if err != nil {
+		return err
 	}
+	defer stopAdmin()
 	srv := newHTTPServer(logger, api.Config{
 		Logger:         logger,
 		Store:          st,
 		Validator:      validator,
 		PublicBaseURL:  cfg.publicBaseURL,
 		RequestTimeout: cfg.requestTimeout,
+		Metrics:        m,
 	})
 	ln, err := net.Listen("tcp", cfg.listenAddr)
 	if err != nil {
@@ -231,22 +230,4 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, time
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// servePprof serves the runtime profiles on their own listener, so they are
-// never reachable through the public webhook address.
-func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for pprof on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	logger.Warn("serving pprof: keep this address private", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
 }

@@ -47,7 +47,7 @@ func startServe(t *testing.T, databaseURL string, extra map[string]string) *serv
 	s := &server{addr: addr, stderr: &logtest.Buffer{}, done: make(chan error, 1)}
 	s.env = map[string]string{
 		"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken,
-		"PUBLIC_BASE_URL": "http://" + addr, "LISTEN_ADDR": addr, "LOG_FORMAT": "json",
+		"PUBLIC_BASE_URL": "http://" + addr, "LISTEN_ADDR": addr, "LOG_FORMAT": "json", "ADMIN_ADDR": "off",
 	}
 	maps.Copy(s.env, extra)
 	ctx, cancel := context.WithCancel(context.Background())

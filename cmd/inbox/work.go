@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/metrics"
 	"inbox/process"
 	"inbox/store"
 )
@@ -22,6 +23,7 @@ type processingConfig struct {
 	forwardTimeout time.Duration
 	maxAttempts    int
 	workers        int
+	retention      time.Duration
 }
 
 // defaultWorkers: a worker is a goroutine that mostly waits on the network,
@@ -36,6 +38,16 @@ func (c *processingConfig) bind(b *binder) {
 	b.Duration(&c.forwardTimeout, "forward-timeout", "FORWARD_TIMEOUT", process.DefaultForwardTimeout, "bound on one forward attempt")
 	b.Int(&c.maxAttempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts before a job is discarded")
 	b.Int(&c.workers, "workers", "WORKERS", defaultWorkers, "jobs run at once in this process (0: none here; `inbox work` runs them)")
+	b.Retention(&c.retention, "retention", "RETENTION",
+		"delete messages, status events and finished jobs older than this, e.g. 90d (at least 1d; unset: keep everything)")
+}
+
+// attempts is the attempts of a processing job, 0 when processing is off.
+func (c *processingConfig) attempts() int16 {
+	if c.forwardURL == "" {
+		return 0
+	}
+	return int16(c.maxAttempts)
 }
 
 // validate refuses to start a forwarder that cannot sign.
@@ -57,26 +69,24 @@ func (c *processingConfig) validate() error {
 type jobsRunner struct{ client *process.Client }
 
 // start returns the store the process writes through: with FORWARD_URL,
-// one that inserts a job with each write, and the workers (unless WORKERS
-// is 0) running; without, one that stores only.
-func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, opts store.Options) (*store.Store, jobsRunner, error) {
-	if c.forwardURL == "" {
+// one that inserts a job with each write; without, one that stores only.
+// It starts River's workers when this process runs jobs: the forwards
+// (FORWARD_URL set and WORKERS not 0), retention (RETENTION set), or both.
+func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, m *metrics.Metrics, opts store.Options) (*store.Store, jobsRunner, error) {
+	forwarding := c.forwardURL != "" && c.workers > 0
+	switch {
+	case c.forwardURL == "":
 		logger.Info("processing off: FORWARD_URL is not set, messages are stored only")
-		return store.NewWith(pool, opts), jobsRunner{}, nil
-	}
-	opts.JobAttempts = int16(c.maxAttempts)
-	if c.workers == 0 {
+	case c.workers == 0:
 		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; `inbox work` forwards them",
 			"max_attempts", c.maxAttempts)
+	}
+	opts.JobAttempts = c.attempts()
+	if !forwarding && c.retention == 0 {
 		return store.NewWith(pool, opts), jobsRunner{}, nil
 	}
-	fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
-	if err != nil {
-		return nil, jobsRunner{}, err
-	}
-	// Workers only read; the webhook's writes insert the jobs.
-	client, err := process.NewClient(pool, process.Config{
-		Store: store.New(pool), Processor: fwd, Logger: logger, Workers: c.workers,
+	pcfg := process.Config{
+		Store: store.New(pool), Logger: logger, Metrics: m, Retention: c.retention,
 		// A forward takes at most FORWARD_TIMEOUT; the rest is two reads.
 		// So a job running for twice that belongs to a process that died.
 		JobTimeout: c.forwardTimeout + 5*time.Second,
@@ -87,7 +97,16 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		// with 10 workers; the processing lag grew past a minute).
 		FetchPollInterval: 100 * time.Millisecond,
 		FetchCooldown:     20 * time.Millisecond,
-	})
+	}
+	if forwarding {
+		fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
+		if err != nil {
+			return nil, jobsRunner{}, err
+		}
+		pcfg.Processor, pcfg.Workers = fwd, c.workers
+	}
+	// Workers only read; the webhook's writes insert the jobs.
+	client, err := process.NewClient(pool, pcfg)
 	if err != nil {
 		return nil, jobsRunner{}, err
 	}
@@ -97,8 +116,13 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, jobsRunner{}, err
 	}
-	logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
-		"workers", c.workers, "max_attempts", c.maxAttempts)
+	if forwarding {
+		logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
+			"workers", c.workers, "max_attempts", c.maxAttempts)
+	}
+	if c.retention > 0 {
+		logger.Info("retention on: older messages, status events and finished jobs are deleted hourly", "retention", c.retention.String())
+	}
 	return store.NewWith(pool, opts), jobsRunner{client}, nil
 }
 
@@ -129,8 +153,8 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	if err := b.Parse(args); err != nil {
 		return err
 	}
-	if processing.forwardURL == "" {
-		return errors.New("work: FORWARD_URL is not set: there is nothing to process")
+	if processing.forwardURL == "" && processing.retention == 0 {
+		return errors.New("work: neither FORWARD_URL nor RETENTION is set: there is nothing to do")
 	}
 	if processing.workers == 0 {
 		return errors.New("work: WORKERS is 0")
@@ -147,7 +171,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close()
-	st, jobs, err := processing.start(ctx, pool, logger, store.Options{}) // work writes no messages
+	st, jobs, err := processing.start(ctx, pool, logger, nil, store.Options{}) // work writes no messages
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,308 @@
+package admin
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"inbox/db"
+	"inbox/message"
+	"inbox/store"
+	"inbox/twilio"
+)
+
+// Page sizes of GET /api/messages.
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+	// maxDetailRows bounds the status events and jobs shown with a message.
+	maxDetailRows = 100
+)
+
+// messageJSON is a message as the API shows it: the same fields as the
+// forward's "message" (README, "The forward"), with its params.
+type messageJSON struct {
+	SID                 string            `json:"sid"`
+	Direction           message.Direction `json:"direction"`
+	AccountSID          string            `json:"account_sid"`
+	MessagingServiceSID *string           `json:"messaging_service_sid"`
+	From                string            `json:"from"`
+	To                  string            `json:"to"`
+	Body                string            `json:"body"`
+	NumMedia            int32             `json:"num_media"`
+	NumSegments         int32             `json:"num_segments"`
+	Media               message.MediaList `json:"media"`
+	Status              string            `json:"status"`
+	ErrorCode           *string           `json:"error_code"`
+	ReceivedAt          time.Time         `json:"received_at"`
+	Params              message.Params    `json:"params"`
+}
+
+func toJSON(m db.Message) messageJSON {
+	return messageJSON{
+		SID: m.Metadata.MessageSID, Direction: m.Direction, AccountSID: m.AccountSID,
+		MessagingServiceSID: m.MessagingServiceSID, From: m.FromAddress, To: m.ToAddress,
+		Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments, Media: m.Media,
+		Status: m.Status, ErrorCode: m.ErrorCode, ReceivedAt: m.ReceivedAt, Params: m.Metadata.Params,
+	}
+}
+
+// listParams are the query parameters GET /api/messages takes.
+var listParams = []string{"direction", "status", "from", "to", "account_sid", "since", "until", "limit", "cursor"}
+
+// handleListMessages answers GET /api/messages: messages newest first, a
+// page at a time, with filters. The answer's next_cursor, passed back as
+// cursor, gives the next page; it is null on the last one.
+func handleListMessages(st *store.Store, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		f, err := parseFilter(r)
+		if err != nil {
+			return err
+		}
+		ms, err := st.ListMessages(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Messages   []messageJSON `json:"messages"`
+			NextCursor *string       `json:"next_cursor"`
+		}{Messages: make([]messageJSON, len(ms))}
+		for i, m := range ms {
+			out.Messages[i] = toJSON(m)
+		}
+		if len(ms) == int(f.Limit) {
+			last := ms[len(ms)-1]
+			c := encodeCursor(store.Cursor{ReceivedAt: last.ReceivedAt, ID: last.ID})
+			out.NextCursor = &c
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
+}
+
+// parseFilter reads GET /api/messages's query. Each parameter at most once;
+// an unknown one is refused rather than ignored, so a typo cannot turn a
+// filtered read into an unfiltered one.
+func parseFilter(r *http.Request) (store.Filter, error) {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return store.Filter{}, err
+	}
+	f := store.Filter{Limit: defaultLimit}
+	for name, v := range q {
+		switch name {
+		case "direction":
+			if v != string(message.Inbound) && v != string(message.Outbound) {
+				return f, badParam(name, "direction must be inbound or outbound")
+			}
+			f.Direction = v
+		case "status":
+			if !isStatus(v) {
+				return f, badParam(name, "status must be a Twilio status: lower-case letters and _")
+			}
+			f.Status = v
+		case "from", "to":
+			if v == "" || len(v) > 256 || !utf8.ValidString(v) {
+				return f, badParam(name, name+" must be an address (a phone number, whatsapp:+…), 1 to 256 characters")
+			}
+			if name == "from" {
+				f.From = v
+			} else {
+				f.To = v
+			}
+		case "account_sid":
+			if !twilio.IsAccountSID(v) {
+				return f, badParam(name, "account_sid must be AC and 32 lower-case hex digits")
+			}
+			f.AccountSID = v
+		case "since", "until":
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, badParam(name, name+" must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z")
+			}
+			if name == "since" {
+				f.Since = t
+			} else {
+				f.Until = t
+			}
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxLimit {
+				return f, badParam(name, fmt.Sprintf("limit must be a whole number from 1 to %d", maxLimit))
+			}
+			f.Limit = int32(n)
+		case "cursor":
+			c, err := decodeCursor(v)
+			if err != nil {
+				return f, badParam(name, "cursor is not one this API gave: pass next_cursor back unchanged")
+			}
+			f.After = &c
+		default:
+			return f, badParam(name, fmt.Sprintf("unknown parameter %q; known: %s", truncate(name), strings.Join(listParams, ", ")))
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return f, badParam("until", "until must be after since")
+	}
+	return f, nil
+}
+
+// parseQuery parses a query string into one value per name, refusing a
+// repeated name or broken percent-encoding.
+func parseQuery(raw string) (map[string]string, error) {
+	q := make(map[string]string)
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			return nil, badParam(truncate(k), "malformed percent-encoding in the query")
+		}
+		if _, dup := q[name]; dup {
+			return nil, badParam(truncate(name), "parameter "+strconv.Quote(truncate(name))+" is repeated")
+		}
+		q[name] = value
+	}
+	return q, nil
+}
+
+// A cursor is opaque to clients: base64url of "<received_at in Unix
+// microseconds>.<id>", the position of a page's last message.
+func encodeCursor(c store.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d.%d", c.ReceivedAt.UnixMicro(), c.ID))
+}
+
+func decodeCursor(s string) (store.Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	at, id, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return store.Cursor{}, errors.New("no separator")
+	}
+	us, err1 := strconv.ParseInt(at, 10, 64)
+	n, err2 := strconv.ParseInt(id, 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return store.Cursor{}, err
+	}
+	return store.Cursor{ReceivedAt: time.UnixMicro(us).UTC(), ID: n}, nil
+}
+
+// handleGetMessage answers GET /api/messages/{sid}: the message, the status
+// callbacks stored for it, and its processing jobs (state, attempts, last
+// error).
+func handleGetMessage(st *store.Store, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		sid, err := sidParam(r)
+		if err != nil {
+			return err
+		}
+		ctx := r.Context()
+		m, err := st.GetMessageBySID(ctx, sid)
+		if errors.Is(err, store.ErrNotFound) {
+			return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
+		} else if err != nil {
+			return err
+		}
+		evs, err := st.ListStatusEvents(ctx, sid, maxDetailRows)
+		if err != nil {
+			return err
+		}
+		jobs, err := st.MessageJobs(ctx, sid, maxDetailRows)
+		if err != nil {
+			return err
+		}
+		type eventJSON struct {
+			Status     string         `json:"status"`
+			ErrorCode  *string        `json:"error_code"`
+			ReceivedAt time.Time      `json:"received_at"`
+			Params     message.Params `json:"params"`
+		}
+		out := struct {
+			Message      messageJSON `json:"message"`
+			StatusEvents []eventJSON `json:"status_events"`
+			Jobs         []store.Job `json:"jobs"`
+		}{Message: toJSON(m), StatusEvents: make([]eventJSON, len(evs)), Jobs: jobs}
+		for i, e := range evs {
+			out.StatusEvents[i] = eventJSON{Status: e.Status, ErrorCode: e.ErrorCode, ReceivedAt: e.ReceivedAt, Params: e.Params}
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
+}
+
+// handleForwardMessage answers POST /api/messages/{sid}/forward: a new job
+// that forwards the inbound message again, with the same webhook-id (its
+// sid), so a receiver that already took it can tell. 202 with the job.
+func handleForwardMessage(st *store.Store, attempts int16, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		sid, err := sidParam(r)
+		if err != nil {
+			return err
+		}
+		if attempts == 0 {
+			return &apiError{status: http.StatusConflict, detail: "processing is off (FORWARD_URL is not set): there is nothing to forward to"}
+		}
+		ctx := r.Context()
+		m, err := st.GetMessageBySID(ctx, sid)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
+		case err != nil:
+			return err
+		case m.Direction != message.Inbound:
+			return &apiError{status: http.StatusConflict, detail: "message " + sid + " is outbound: only inbound messages are forwarded"}
+		}
+		job, err := st.InsertMessageJob(ctx, sid, attempts)
+		if errors.Is(err, store.ErrNotFound) { // deleted in between
+			return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
+		} else if err != nil {
+			return err
+		}
+		logger.InfoContext(ctx, "forward requested again", "sid", sid, "job", job.ID)
+		writeJSON(w, http.StatusAccepted, job)
+		return nil
+	})
+}
+
+func sidParam(r *http.Request) (string, error) {
+	sid := mux.Vars(r)["sid"]
+	if !twilio.IsMessageSID(sid) {
+		return "", &apiError{status: http.StatusBadRequest, param: "sid", detail: "sid must be SM or MM and 32 lower-case hex digits"}
+	}
+	return sid, nil
+}
+
+func isStatus(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// truncate shortens a client-supplied string for a detail or a log line.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}

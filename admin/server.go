@@ -1,0 +1,38 @@
+// Package admin is the operator's HTTP edge, on a listener apart from the
+// webhook's (which faces the internet): Prometheus metrics, a read and
+// replay API over stored messages, River's web UI, and pprof, all behind one
+// token. It depends on the data layer (package store) and on package
+// metrics, never the reverse; cmd/inbox wires it.
+package admin
+
+import (
+	"log/slog"
+	"net/http"
+
+	"inbox/metrics"
+	"inbox/store"
+)
+
+// Config is everything NewServer needs.
+type Config struct {
+	Logger *slog.Logger
+	// Token, when set, is required on every request: as a bearer token, or
+	// as the password of Basic auth (for browsers). Empty serves without
+	// auth; cmd/inbox allows that on a loopback address only.
+	Token string
+	// Metrics is served at /metrics.
+	Metrics *metrics.Metrics
+	// Store is what the API reads and where replays insert their jobs.
+	Store *store.Store
+	// ForwardAttempts is the attempts of a replayed forward's job; 0 means
+	// processing is off (FORWARD_URL unset), and a replay is refused.
+	ForwardAttempts int16
+	// RiverUI, when set, is mounted at /riverui/.
+	RiverUI http.Handler
+}
+
+// NewServer returns the admin listener's whole handler: the routes in
+// routes.go behind the token, with a log line per request.
+func NewServer(cfg Config) http.Handler {
+	return withLog(cfg.Logger, withAuth(cfg.Token, cfg.Logger, addRoutes(cfg)))
+}

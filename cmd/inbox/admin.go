@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"inbox/admin"
+	"inbox/metrics"
+	"inbox/store"
+)
+
+// adminConfig is the admin listener's configuration.
+type adminConfig struct {
+	addr  string
+	token string
+}
+
+// defaultAdminAddr is loopback, so a deployment that sets nothing exposes
+// nothing: reaching it from elsewhere takes a decision and a token.
+const defaultAdminAddr = "127.0.0.1:9090"
+
+func (c *adminConfig) bind(b *binder) {
+	b.String(&c.addr, "admin-addr", "ADMIN_ADDR", defaultAdminAddr,
+		"address of the admin listener (metrics, API, River UI, pprof); empty or off: none")
+	b.Secret(&c.token, "ADMIN_TOKEN")
+}
+
+// validate refuses an admin listener reachable from other hosts without a
+// token: it lists messages and replays them.
+func (c *adminConfig) validate() error {
+	if c.addr == "off" {
+		c.addr = ""
+	}
+	if c.addr == "" || c.token != "" {
+		return nil
+	}
+	if !loopback(c.addr) {
+		return fmt.Errorf("ADMIN_ADDR %s is reachable from other hosts but ADMIN_TOKEN is not set: set a token, or listen on 127.0.0.1", c.addr)
+	}
+	return nil
+}
+
+// loopback reports whether addr listens on loopback only. ":9090" and
+// "0.0.0.0:9090" listen on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serve starts the admin listener, if one is configured, and returns what
+// stops it. The pool's and the job table's collectors are registered in m.
+func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.Store, m *metrics.Metrics,
+	forwardAttempts int16, logger *slog.Logger) (stop func(), err error) {
+	if err := m.Register(metrics.NewPoolCollector(pool), metrics.NewJobCollector(st.CountJobsByState, 2*time.Second)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if c.addr == "" {
+		logger.Info("admin listener off")
+		return func() {}, nil
+	}
+	ui, err := admin.NewRiverUI(pool, logger)
+	if err != nil {
+		return nil, err
+	}
+	uiCtx, cancelUI := context.WithCancel(context.WithoutCancel(ctx))
+	if err := ui.Start(uiCtx); err != nil {
+		cancelUI()
+		return nil, fmt.Errorf("start river ui: %w", err)
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		cancelUI()
+		return nil, fmt.Errorf("listen for admin on %s: %w", c.addr, err)
+	}
+	srv := &http.Server{
+		Handler: admin.NewServer(admin.Config{
+			Logger: logger, Token: c.token, Metrics: m, Store: st, ForwardAttempts: forwardAttempts, RiverUI: ui,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("admin listener stopped", "err", err)
+		}
+	}()
+	logger.Info("admin listening", "addr", ln.Addr().String(), "auth", c.token != "")
+	return func() {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdownCtx)
+		cancelUI()
+	}, nil
+}
