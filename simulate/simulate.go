@@ -128,6 +128,72 @@ type Options struct {
 	// Client sends the requests; nil means a client with a 15 s timeout,
 	// Twilio's own.
 	Client *http.Client
+	// Overrides are Twilio's connection overrides, the fragment of the
+	// webhook URL configured at Twilio ("rc=3&rp=5xx"): the signed URL
+	// carries the fragment, as Twilio's does (the signature leaves it out),
+	// and a delivery is retried as Twilio would: up to rc more times after
+	// an answer rp names (4xx, 5xx or all) or no answer at all. Empty:
+	// Twilio's default, no retry after an answer.
+	Overrides string
+
+	retries  int
+	retryOn4 bool
+	retryOn5 bool
+}
+
+// parseOverrides reads the rc (0 to 5) and rp (comma-separated 4xx, 5xx,
+// ct, rt, all) of Twilio's connection overrides; the timeouts (ct, rt, tt)
+// are accepted and left to the client's own.
+func (o *Options) parseOverrides() error {
+	if o.Overrides == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(strings.TrimPrefix(o.Overrides, "#"))
+	if err != nil {
+		return fmt.Errorf("connection overrides %q: %w", o.Overrides, err)
+	}
+	for name := range q {
+		switch name {
+		case "rc", "rp", "ct", "rt", "tt", "e", "edge":
+		default:
+			return fmt.Errorf("connection overrides %q: unknown %q (want rc, rp, ct, rt, tt)", o.Overrides, name)
+		}
+	}
+	if rc := q.Get("rc"); rc != "" {
+		n, err := strconv.Atoi(rc)
+		if err != nil || n < 0 || n > 5 {
+			return fmt.Errorf("connection overrides %q: rc must be 0 to 5", o.Overrides)
+		}
+		o.retries = n
+	}
+	for p := range strings.SplitSeq(q.Get("rp"), ",") {
+		switch p {
+		case "4xx":
+			o.retryOn4 = true
+		case "5xx":
+			o.retryOn5 = true
+		case "all":
+			o.retryOn4, o.retryOn5 = true, true
+		case "ct", "rt", "":
+		default:
+			return fmt.Errorf("connection overrides %q: rp %q is not 4xx, 5xx, ct, rt or all", o.Overrides, p)
+		}
+	}
+	return nil
+}
+
+// retry reports whether Twilio, under the overrides, sends a delivery again
+// after this answer (status 0: none).
+func (o *Options) retry(status int) bool {
+	switch {
+	case status == 0:
+		return true
+	case status >= 500:
+		return o.retryOn5
+	case status >= 400:
+		return o.retryOn4
+	}
+	return false
 }
 
 // Result is what the service answered.
@@ -142,6 +208,8 @@ type Result struct {
 	Errors   []error
 	// Elapsed is the time from first send to last answer.
 	Elapsed time.Duration
+	// Retries counts deliveries sent again under Options.Overrides.
+	Retries int
 }
 
 // Run delivers opts.Messages inbound messages, each opts.Repeats times,
@@ -212,7 +280,7 @@ func (o *Options) check() error {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 15 * time.Second}
 	}
-	return nil
+	return o.parseOverrides()
 }
 
 type delivery struct {
@@ -234,8 +302,16 @@ func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
 			for d := range jobs {
 				target := strings.TrimSuffix(opts.BaseURL, "/") + d.path
 				signed := strings.TrimSuffix(opts.PublicBaseURL, "/") + d.path
+				if opts.Overrides != "" {
+					signed += "#" + strings.TrimPrefix(opts.Overrides, "#")
+				}
 				status, err := deliver(ctx, opts.Client, target, signed, opts.Token, d.form)
+				retried := 0
+				for ; retried < opts.retries && opts.retry(status) && ctx.Err() == nil; retried++ {
+					status, err = deliver(ctx, opts.Client, target, signed, opts.Token, d.form)
+				}
 				mu.Lock()
+				res.Retries += retried
 				if err != nil {
 					res.Failures++
 					if len(res.Errors) < 10 {

@@ -208,6 +208,14 @@ func TestSimulateAgainstServe(t *testing.T) {
 		}
 	}
 
+	// Twilio's connection overrides in the configured URL are not signed:
+	// the service verifies deliveries to such a URL.
+	stdout.Reset()
+	err = run(t.Context(), []string{"simulate", "-n", "4", "-overrides", "rc=3&rp=5xx"}, env(vars), &stdout, io.Discard)
+	if err != nil || !strings.Contains(stdout.String(), "answered 200: 12") || strings.Contains(stdout.String(), "sent again") {
+		t.Fatalf("simulate -overrides: %v\n%s", err, stdout.String())
+	}
+
 	stdout.Reset()
 	err = run(t.Context(), []string{"simulate", "-status", "-n", "9", "-repeats", "3", "-concurrency", "12"}, env(vars), &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "messages in their final status: 9 of 9") {

@@ -26,11 +26,14 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		n, repeats, concurrency int
 		statuses                bool
 		receive, forwardSecret  string
+		overrides               string
 		receiveWait             time.Duration
 	)
 	cfg.bind(b)
 	b.String(&target, "url", "SIMULATE_URL", "http://127.0.0.1:8080", "where the service listens")
 	b.String(&public, "public-base-url", "PUBLIC_BASE_URL", "", "the URL signatures cover, as the service is configured (default -url)")
+	b.String(&overrides, "overrides", "", "",
+		"Twilio's connection overrides, as in the webhook URL's fragment (e.g. rc=3&rp=5xx): retry as Twilio would")
 	b.Int(&n, "n", "", 10, "how many distinct messages")
 	b.Int(&repeats, "repeats", "", 3, "how many times each message is delivered, at once")
 	b.Int(&concurrency, "concurrency", "", 8, "how many deliveries in flight at once")
@@ -65,7 +68,7 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 
 	opts := simulate.Options{
 		BaseURL: target, PublicBaseURL: public, Token: token,
-		Messages: n, Repeats: repeats, Concurrency: concurrency, Kinds: kinds,
+		Messages: n, Repeats: repeats, Concurrency: concurrency, Kinds: kinds, Overrides: overrides,
 	}
 	var rcv *simulate.Receiver
 	if receive != "" {
@@ -131,6 +134,9 @@ func printAnswers(stdout io.Writer, res simulate.Result) {
 	}
 	if res.Failures > 0 {
 		fmt.Fprintf(stdout, "  no answer: %d (first: %v)\n", res.Failures, res.Errors[0])
+	}
+	if res.Retries > 0 {
+		fmt.Fprintf(stdout, "  sent again under the connection overrides: %d (the answers above are each delivery's last)\n", res.Retries)
 	}
 }
 

@@ -1,0 +1,167 @@
+package process_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"inbox/internal/dbtest"
+	"inbox/internal/poll"
+	"inbox/metrics"
+	"inbox/process"
+	"inbox/simulate"
+	"inbox/store"
+)
+
+// aged seeds, in a fresh database, old and new rows of each table retention
+// touches: old ones 100 days back, new ones now.
+type aged struct {
+	pool                      *pgxpool.Pool
+	oldMsgs, oldEvts, oldJobs int
+	newMsgs, newEvts, newJobs int
+}
+
+func seedAged(t *testing.T) *aged {
+	t.Helper()
+	a := &aged{pool: dbtest.Pool(t, 4), oldMsgs: 25, oldEvts: 12, oldJobs: 9, newMsgs: 10, newEvts: 3, newJobs: 4}
+	h := &harness{pool: a.pool, store: store.New(a.pool)}
+	for i := range a.oldMsgs + a.newMsgs {
+		sid := simulate.NewMessageSID(simulate.SMS)
+		h.insert(t, sid)
+		if i < a.oldMsgs {
+			a.exec(t, `UPDATE messages SET received_at = now() - interval '100 days' WHERE metadata->>'message_sid' = $1`, sid)
+		}
+	}
+	for i := range a.oldEvts + a.newEvts {
+		age := "0 days"
+		if i < a.oldEvts {
+			age = "100 days"
+		}
+		a.exec(t, `INSERT INTO message_status_events (message_sid, status, received_at, params)
+			VALUES ($1, 'sent', now() - $2::interval, '{}')`, simulate.NewMessageSID(simulate.SMS), age)
+	}
+	for i := range a.oldJobs + a.newJobs {
+		age, state := "0 days", "completed"
+		if i < a.oldJobs {
+			age, state = "100 days", []string{"completed", "cancelled", "discarded"}[i%3]
+		}
+		a.exec(t, `INSERT INTO river_job (args, kind, max_attempts, state, finalized_at)
+			VALUES (jsonb_build_object('sid', $1::text), 'inbox_message', 5, $2::river_job_state, now() - $3::interval)`,
+			simulate.NewMessageSID(simulate.SMS), state, age)
+	}
+	// Jobs not yet finished are never retention's, however old.
+	a.exec(t, `INSERT INTO river_job (args, kind, max_attempts, state, created_at, scheduled_at)
+		VALUES ('{"sid": "SMold"}', 'inbox_message', 5, 'retryable', now() - interval '100 days', now())`)
+	a.newJobs++
+	return a
+}
+
+func (a *aged) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := a.pool.Exec(t.Context(), sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (a *aged) counts(t *testing.T) (msgs, evts, jobs int) {
+	t.Helper()
+	err := a.pool.QueryRow(t.Context(), `SELECT
+		(SELECT count(*) FROM messages), (SELECT count(*) FROM message_status_events),
+		(SELECT count(*) FROM river_job WHERE kind = 'inbox_message')`).Scan(&msgs, &evts, &jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs, evts, jobs
+}
+
+// TestRetentionDeletesInBoundedBatches: one call deletes at most its batch
+// from each table, the oldest rows only.
+func TestRetentionDeletesInBoundedBatches(t *testing.T) {
+	t.Parallel()
+	a := seedAged(t)
+	st := store.New(a.pool)
+	cutoff := time.Now().Add(-90 * 24 * time.Hour)
+	d, err := st.DeleteBefore(t.Context(), cutoff, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Messages != 10 || d.StatusEvents != 10 || d.Jobs != 9 {
+		t.Fatalf("first batch of 10 deleted %+v, want 10 messages, 10 events, 9 jobs", d)
+	}
+	msgs, evts, jobs := a.counts(t)
+	if msgs != a.oldMsgs+a.newMsgs-10 || evts != a.oldEvts+a.newEvts-10 || jobs != a.newJobs {
+		t.Fatalf("after one batch: %d messages, %d events, %d jobs", msgs, evts, jobs)
+	}
+}
+
+// TestRetentionJobDeletesOnlyWhatIsOlder: the periodic job, run by a River
+// client that processes nothing else, deletes every row older than the
+// retention, in batches, and none newer; the metrics count what it deleted.
+func TestRetentionJobDeletesOnlyWhatIsOlder(t *testing.T) {
+	t.Parallel()
+	a := seedAged(t)
+	m := metrics.New()
+	c, err := process.NewClient(a.pool, process.Config{
+		Store: store.New(a.pool), Logger: slog.New(slog.DiscardHandler), Metrics: m,
+		Retention: 90 * 24 * time.Hour, RetentionBatch: 4, FetchPollInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.Stop(ctx)
+	})
+	poll.Until(t, "the retention job to complete", func() bool {
+		var done bool
+		a.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = 'inbox_retention' AND state = 'completed')`).Scan(&done)
+		return done
+	})
+	msgs, evts, jobs := a.counts(t)
+	if msgs != a.newMsgs || evts != a.newEvts || jobs != a.newJobs {
+		t.Fatalf("after retention: %d messages, %d events, %d jobs; want %d, %d, %d", msgs, evts, jobs, a.newMsgs, a.newEvts, a.newJobs)
+	}
+	families, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() == "inbox_retention_deleted_rows_total" {
+			for _, s := range f.GetMetric() {
+				got[s.GetLabel()[0].GetValue()] = s.GetCounter().GetValue()
+			}
+		}
+	}
+	// River's own cleaner also deletes finished jobs (after a day, by
+	// default) and may take the old ones first.
+	if got["messages"] != float64(a.oldMsgs) || got["message_status_events"] != float64(a.oldEvts) || got["river_job"] > float64(a.oldJobs) {
+		t.Fatalf("inbox_retention_deleted_rows_total = %v, want %d messages, %d events, at most %d jobs", got, a.oldMsgs, a.oldEvts, a.oldJobs)
+	}
+}
+
+// TestJobOfADeletedMessageEndsAtOnce: retention may delete a message whose
+// forward is still retrying; its next run cancels the job instead of
+// failing for the rest of its attempts.
+func TestJobOfADeletedMessageEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	r := newReceiver(t, func(int64) int { return http.StatusNoContent })
+	h := setup(t, nil, r.srv.URL)
+	sid := simulate.NewMessageSID(simulate.SMS)
+	if _, err := h.pool.Exec(t.Context(), `INSERT INTO river_job (args, kind, max_attempts) VALUES (jsonb_build_object('sid', $1::text), 'inbox_message', 25)`, sid); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the job to end", func() bool { return slices.Equal(h.jobs(t, sid), []string{"cancelled"}) })
+	if r.calls.Load() != 0 {
+		t.Fatalf("%d forwards of a message that does not exist", r.calls.Load())
+	}
+}
