@@ -277,10 +277,17 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 
 	vars = maps.Clone(vars)
 	vars["WORKERS"], vars["DATABASE_URL"], vars["LOG_FORMAT"] = "2", databaseURL, "json"
+	adminAddr := freeAddr(t)
+	vars["ADMIN_ADDR"], vars["ADMIN_TOKEN"] = adminAddr, adminToken
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"work"}, env(vars), io.Discard, io.Discard) }()
 	poll.Until(t, "work to forward the message", func() bool { return a.deliveries(sid) == 1 })
+	// work's own admin listener reports its forwards.
+	poll.Until(t, "work's metrics to count the forward", func() bool {
+		v, _ := value(scrape(t, "http://"+adminAddr), "inbox_processing_attempts_total", map[string]string{"event": "message", "outcome": "success"})
+		return v == 1
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("work: %v", err)

@@ -145,10 +145,12 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	var (
 		cfg             commonConfig
 		processing      processingConfig
+		adm             adminConfig
 		shutdownTimeout time.Duration
 	)
 	cfg.bind(b)
 	processing.bind(b)
+	adm.bind(b)
 	b.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
 	if err := b.Parse(args); err != nil {
 		return err
@@ -162,6 +164,9 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	if err := processing.validate(); err != nil {
 		return err
 	}
+	if err := adm.validate(); err != nil {
+		return err
+	}
 	logger, poolCfg, err := cfg.setup(stderr)
 	if err != nil {
 		return err
@@ -171,11 +176,18 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close()
-	st, jobs, err := processing.start(ctx, pool, logger, nil, store.Options{}) // work writes no messages
+	m := metrics.New()
+	st, jobs, err := processing.start(ctx, pool, logger, m, store.Options{}) // work writes no messages
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	stopAdmin, err := adm.serve(ctx, pool, st, m, processing.attempts(), logger)
+	if err != nil {
+		jobs.stop(ctx, shutdownTimeout, logger)
+		return err
+	}
+	defer stopAdmin()
 	<-ctx.Done()
 	logger.Info("shutting down: no new jobs, finishing running ones", "timeout", shutdownTimeout.String())
 	jobs.stop(ctx, shutdownTimeout, logger)
