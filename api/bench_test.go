@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"testing"
 
 	"inbox/simulate"
@@ -28,7 +29,7 @@ func BenchmarkInboundCPUPath(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				form, err := verifyForm(cfg, []byte(body), "/twilio/messages", sig)
+				form, err := verifyForm(context.Background(), cfg, []byte(body), "/twilio/messages", sig)
 				if err != nil {
 					b.Fatal(err)
 				}

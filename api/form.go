@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"inbox/account"
 	"inbox/message"
 	"inbox/twilio"
 )
@@ -34,12 +36,12 @@ func readSignedForm(cfg Config, w http.ResponseWriter, r *http.Request) (twilio.
 		}
 		return nil, refuse(http.StatusBadRequest, "body_unreadable", "reading body: %v", err)
 	}
-	return verifyForm(cfg, body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
+	return verifyForm(r.Context(), cfg, body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
 }
 
 // verifyForm parses a form body and checks its signature over the public
 // URL of requestURI: the request's CPU work, apart from reading it.
-func verifyForm(cfg Config, body []byte, requestURI, sig string) (twilio.Form, error) {
+func verifyForm(ctx context.Context, cfg Config, body []byte, requestURI, sig string) (twilio.Form, error) {
 	if n := bytes.Count(body, []byte("&")) + 1; n > MaxParams {
 		return nil, refuse(http.StatusBadRequest, "too_many_params", "%d form parameters, more than the %d allowed", n, MaxParams)
 	}
@@ -50,11 +52,39 @@ func verifyForm(cfg Config, body []byte, requestURI, sig string) (twilio.Form, e
 	if sig == "" {
 		return nil, refuse(http.StatusForbidden, "signature_missing", "no %s header", twilio.SignatureHeader)
 	}
-	if !cfg.Validator.Valid(cfg.PublicBaseURL+requestURI, form, sig) {
+	validator, err := accountValidator(ctx, cfg, form)
+	if err != nil {
+		return nil, err
+	}
+	if !validator.Valid(cfg.PublicBaseURL+requestURI, form, sig) {
 		path, _, _ := strings.Cut(requestURI, "?")
 		return nil, refuse(http.StatusForbidden, "signature_mismatch", "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
 	}
 	return form, nil
+}
+
+// accountValidator returns the signature check of the account the form
+// names, refusing (403) an account that is not configured, disabled, or
+// whose token cannot be read. The AccountSid is not yet verified here; it
+// only chooses which token must have signed the request.
+func accountValidator(ctx context.Context, cfg Config, form twilio.Form) (*twilio.Validator, error) {
+	if cfg.Accounts == nil {
+		return cfg.Validator, nil
+	}
+	sid := form.Get("AccountSid")
+	v, err := cfg.Accounts.Validator(ctx, sid)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, account.ErrUnknown):
+		return nil, refuse(http.StatusForbidden, "account_unknown", "AccountSid %q is not an account this service accepts", truncate(sid))
+	case errors.Is(err, account.ErrDisabled):
+		return nil, refuse(http.StatusForbidden, "account_disabled", "AccountSid %q is disabled", sid)
+	case errors.Is(err, account.ErrUnreadable):
+		return nil, &httpError{status: http.StatusForbidden, code: "account_unreadable", reason: "the token of AccountSid " + sid + " cannot be decrypted", err: err}
+	default:
+		return nil, unavailable(err)
+	}
 }
 
 // formParams checks what every messaging webhook (inbound message or status

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -36,8 +37,12 @@ type Config struct {
 	// Store is where messages go; with store.Options.JobAttempts, it also
 	// enqueues the processing of each new message in the same transaction.
 	Store *store.Store
-	// Validator checks X-Twilio-Signature.
+	// Validator checks X-Twilio-Signature when Accounts is nil.
 	Validator *twilio.Validator
+	// Accounts, when set, chooses the signature check by the delivery's
+	// AccountSid instead (package account's Registry); its errors
+	// ErrUnknown, ErrDisabled and ErrUnreadable are answered 403.
+	Accounts Accounts
 	// PublicBaseURL is the scheme, host, port and any path prefix Twilio
 	// calls (https://hooks.example.com), without a trailing slash. The
 	// signed URL is PublicBaseURL followed by the request's path and query,
@@ -53,6 +58,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 
 	failures *failureLog // set by NewServer
+}
+
+// Accounts returns the signature check for deliveries naming accountSID.
+type Accounts interface {
+	Validator(ctx context.Context, accountSID string) (*twilio.Validator, error)
 }
 
 // NewServer returns the service's whole HTTP handler: the routes in

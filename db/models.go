@@ -117,3 +117,13 @@ type RiverJob struct {
 	AttemptedAt *time.Time
 	FinalizedAt *time.Time
 }
+
+type TwilioAccount struct {
+	AccountSID     string
+	PrimaryToken   []byte
+	SecondaryToken []byte
+	Label          string
+	Disabled       bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}

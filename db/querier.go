@@ -27,6 +27,7 @@ type Querier interface {
 	// Retention: up to max_rows of the oldest status events received before
 	// the cutoff, through message_status_events_received_at_idx.
 	DeleteStatusEventsBefore(ctx context.Context, arg DeleteStatusEventsBeforeParams) (int64, error)
+	DeleteTwilioAccount(ctx context.Context, accountSid string) (bool, error)
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
 	// The forward of a newly stored message: {id, type, message}, as JSON text.
@@ -34,6 +35,7 @@ type Querier interface {
 	// The forward of a status change: {id, type, message, status}, as JSON
 	// text; status is the callback that first reported the status.
 	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
+	GetTwilioAccount(ctx context.Context, accountSid string) (TwilioAccount, error)
 	// Stores an inbound message unless one with the same sid is already stored.
 	// The unique index on (metadata->>'message_sid') decides, atomically, under
 	// any concurrency: a returned id means this delivery stored the message, no
@@ -61,6 +63,9 @@ type Querier interface {
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)
+	// Adds an account; no row when it exists already. The notification is sent
+	// at commit, so a server never reads the account before it is there.
+	InsertTwilioAccount(ctx context.Context, arg InsertTwilioAccountParams) (bool, error)
 	// The processing jobs of a message (its forward, and its status changes'),
 	// newest first, through River's GIN index on args.
 	ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error)
@@ -79,6 +84,19 @@ type Querier interface {
 	ListMessagesTo(ctx context.Context, arg ListMessagesToParams) ([]Message, error)
 	// The statuses reported for a message, in the order they arrived.
 	ListStatusEvents(ctx context.Context, arg ListStatusEventsParams) ([]MessageStatusEvent, error)
+	// A page of accounts in sid order after the given sid: how a server loads
+	// the whole table into memory at start, and the CLI lists it.
+	ListTwilioAccounts(ctx context.Context, arg ListTwilioAccountsParams) ([]TwilioAccount, error)
+	// Rotation's last step: the secondary becomes the primary, and the old
+	// primary stops verifying. The new primary is sealed again by the caller,
+	// because a sealed value is bound to its slot.
+	PromoteTwilioAccountSecondary(ctx context.Context, arg PromoteTwilioAccountSecondaryParams) (bool, error)
+	// Replaces both sealed tokens (after a key rotation), only if they are
+	// still what the caller read, so a concurrent change is not overwritten.
+	ResealTwilioAccount(ctx context.Context, arg ResealTwilioAccountParams) (bool, error)
+	SetTwilioAccountDisabled(ctx context.Context, arg SetTwilioAccountDisabledParams) (bool, error)
+	// Sets (or, with NULL, clears) the secondary token.
+	SetTwilioAccountSecondary(ctx context.Context, arg SetTwilioAccountSecondaryParams) (bool, error)
 	// Creates the outbound message on its first callback, or moves its status
 	// forward: the update happens only when the new status outranks the stored
 	// one, decided on the row's latest version under any concurrency. No row

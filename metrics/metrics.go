@@ -50,6 +50,7 @@ type Metrics struct {
 	attemptSeconds *prometheus.HistogramVec
 	lag            prometheus.Histogram
 	retentionRows  *prometheus.CounterVec
+	accountLookups prometheus.Counter
 }
 
 // New returns a registry with the Go runtime and process collectors and
@@ -113,8 +114,12 @@ func New() *Metrics {
 		Name: "inbox_retention_deleted_rows_total",
 		Help: "Rows deleted by retention, by table.",
 	}, []string{"table"})
+	m.accountLookups = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_account_lookups_total",
+		Help: "Queries for an account sid not in memory (bounded by a budget a second, whatever arrives).",
+	})
 	for _, c := range []prometheus.Collector{
-		m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
+		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
 		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows,
 	} {
 		f(c)
@@ -210,4 +215,30 @@ func (m *Metrics) RetentionDeleted(table string, n int64) {
 		return
 	}
 	m.retentionRows.WithLabelValues(table).Add(float64(n))
+}
+
+// AccountLookup records a query for an account sid that was not in memory.
+func (m *Metrics) AccountLookup() {
+	if m == nil {
+		return
+	}
+	m.accountLookups.Inc()
+}
+
+// RegisterAccounts reports the Twilio accounts held in memory and the sids
+// remembered as unknown, read from sizes at scrape time.
+func (m *Metrics) RegisterAccounts(sizes func() (accounts, unknown int)) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "inbox_twilio_accounts",
+			Help: "Twilio accounts in memory, from twilio_accounts.",
+		}, func() float64 { n, _ := sizes(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "inbox_twilio_unknown_sids",
+			Help: "Account sids remembered as not configured (bounded).",
+		}, func() float64 { _, n := sizes(); return float64(n) }),
+	)
 }

@@ -106,3 +106,12 @@ func FormFromValues(values url.Values) Form {
 	})
 	return form
 }
+
+// Get returns the value of the first parameter called name, or "".
+func (f Form) Get(name string) string {
+	i, found := slices.BinarySearchFunc(f, name, func(p Param, name string) int { return strings.Compare(p.Name, name) })
+	if !found {
+		return ""
+	}
+	return f[i].Value
+}

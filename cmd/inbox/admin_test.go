@@ -102,7 +102,7 @@ func TestServeRefusesAPublicAdminWithoutToken(t *testing.T) {
 	for _, addr := range []string{":9090", "0.0.0.0:9090", "[::]:9090", "10.1.2.3:9090", "hooks.example.com:9090"} {
 		vars := maps.Clone(base)
 		vars["ADMIN_ADDR"] = addr
-		err := run(t.Context(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+		err := run(t.Context(), []string{"serve"}, env(vars), nil, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "ADMIN_TOKEN is not set") {
 			t.Fatalf("ADMIN_ADDR %s without a token: err = %v, want a refusal naming ADMIN_TOKEN", addr, err)
 		}

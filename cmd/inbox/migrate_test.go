@@ -11,7 +11,7 @@ import (
 )
 
 // latest is the number of migrations in sql/schema.
-const latest = 7
+const latest = 8
 
 // env returns a getenv that knows only vars.
 func env(vars map[string]string) func(string) string {
@@ -24,7 +24,7 @@ func inbox(t *testing.T, databaseURL string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), args, env(map[string]string{
 		"DATABASE_URL": databaseURL, "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
-	}), &stdout, &stderr)
+	}), nil, &stdout, &stderr)
 	if err != nil {
 		t.Logf("inbox %s: stderr:\n%s", strings.Join(args, " "), stderr.String())
 	}
@@ -53,7 +53,7 @@ func TestMigrateUpDownUpReportsTheTruth(t *testing.T) {
 	}
 
 	up := mustInbox(t, url, "migrate", "up")
-	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql", "00004_message_status.sql", "00006_forward_payload.sql", "00007_message_filters.sql"} {
+	for _, name := range []string{"00001_create_messages.sql", "00002_fold_duplicate_messages.sql", "00003_unique_message_sid.sql", "00004_message_status.sql", "00006_forward_payload.sql", "00007_message_filters.sql", "00008_twilio_accounts.sql"} {
 		if !strings.Contains(up, name) {
 			t.Fatalf("up output lacks %s:\n%s", name, up)
 		}
@@ -164,7 +164,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), c.args, env(c.env), &stdout, &stderr)
+			err := run(t.Context(), c.args, env(c.env), nil, &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}

@@ -204,7 +204,7 @@ func TestServeRefusesForwardingItCannotSign(t *testing.T) {
 	} {
 		vars := maps.Clone(base)
 		vars["FORWARD_SECRET"] = secret
-		err := run(t.Context(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+		err := run(t.Context(), []string{"serve"}, env(vars), nil, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), want) || (secret != "" && strings.Contains(err.Error(), secret)) {
 			t.Fatalf("secret %q: err = %v, want %q and no secret", secret, err, want)
 		}
@@ -281,7 +281,7 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 	vars["ADMIN_ADDR"], vars["ADMIN_TOKEN"] = adminAddr, adminToken
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"work"}, env(vars), io.Discard, io.Discard) }()
+	go func() { done <- run(ctx, []string{"work"}, env(vars), nil, io.Discard, io.Discard) }()
 	poll.Until(t, "work to forward the message", func() bool { return a.deliveries(sid) == 1 })
 	// work's own admin listener reports its forwards.
 	poll.Until(t, "work's metrics to count the forward", func() bool {
@@ -307,20 +307,20 @@ func TestSimulateReceivesTheForwards(t *testing.T) {
 	s := startServe(t, databaseURL, map[string]string{"FORWARD_URL": "http://" + receiveAddr + "/inbox", "FORWARD_SECRET": forwardSecret})
 	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr, "FORWARD_SECRET": forwardSecret}
 	var stdout strings.Builder
-	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-receive", receiveAddr}, env(vars), &stdout, io.Discard)
+	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-receive", receiveAddr}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "forwarded: 12 messages, each once") {
 		t.Fatalf("simulate -receive: %v\n%s", err, stdout.String())
 	}
 
 	stdout.Reset()
-	err = run(t.Context(), []string{"simulate", "-status", "-n", "6", "-receive", receiveAddr}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-status", "-n", "6", "-receive", receiveAddr}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "forwarded: 6 final statuses, each once") {
 		t.Fatalf("simulate -status -receive: %v\n%s", err, stdout.String())
 	}
 
 	vars["FORWARD_SECRET"] = "whsec_" + strings.Repeat("A", 32) // not the service's
 	stdout.Reset()
-	err = run(t.Context(), []string{"simulate", "-n", "2", "-receive", receiveAddr}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-n", "2", "-receive", receiveAddr}, env(vars), nil, &stdout, io.Discard)
 	if err == nil || !strings.Contains(stdout.String(), "signatures that failed") {
 		t.Fatalf("simulate -receive with the wrong secret: %v\n%s", err, stdout.String())
 	}

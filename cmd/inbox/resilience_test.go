@@ -27,7 +27,7 @@ func TestPasswordIsNeverShown(t *testing.T) {
 	} {
 		for _, cmd := range []string{"serve", "migrate", "simulate"} {
 			var stderr bytes.Buffer
-			err := run(t.Context(), []string{cmd, "-h"}, env(map[string]string{"DATABASE_URL": u}), io.Discard, &stderr)
+			err := run(t.Context(), []string{cmd, "-h"}, env(map[string]string{"DATABASE_URL": u}), nil, io.Discard, &stderr)
 			if err != nil {
 				t.Fatalf("%s -h: %v", cmd, err)
 			}

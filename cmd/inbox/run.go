@@ -15,6 +15,7 @@ Usage:
   inbox work [flags]                   run workers only: forward stored messages, no HTTP
   inbox simulate [flags]               send signed test webhooks to a running server
   inbox migrate up|down|status|version|redo|reset [flags]
+  inbox accounts add|set-secondary|rotate|disable|enable|remove|list|reseal [ACCOUNT_SID] [flags]
   inbox help
 
 Every subcommand reads its settings from the environment (DATABASE_URL, PG*,
@@ -23,9 +24,9 @@ for its flags.
 `
 
 // run is the whole program: main only supplies the process's arguments,
-// environment, streams and a context cancelled on SIGINT/SIGTERM, so tests
+// environment, streams (stdin carries tokens to `inbox accounts`) and a context cancelled on SIGINT/SIGTERM, so tests
 // can run any subcommand in-process.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no subcommand given")
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runSimulate(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "accounts":
+		err = runAccounts(ctx, rest, getenv, stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

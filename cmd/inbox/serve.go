@@ -12,10 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/net/netutil"
 
+	"inbox/account"
 	"inbox/api"
+	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/store"
 	"inbox/twilio"
@@ -28,6 +31,7 @@ type serveConfig struct {
 	publicBaseURL      string
 	authToken          string
 	authTokenSecondary string
+	encryptionKey      string
 	requestTimeout     time.Duration
 	shutdownTimeout    time.Duration
 	maxConnections     int
@@ -49,6 +53,7 @@ func (c *serveConfig) bind(b *binder) {
 		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (required)")
 	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN")
 	b.Secret(&c.authTokenSecondary, "TWILIO_AUTH_TOKEN_SECONDARY")
+	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY")
 	b.Duration(&c.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", api.DefaultRequestTimeout,
 		"bound on one webhook's database work; past it, 503")
 	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second,
@@ -66,8 +71,8 @@ func (c *serveConfig) bind(b *binder) {
 // rather than accept unsigned webhooks or check signatures against the
 // wrong URL.
 func (c *serveConfig) validate() error {
-	if c.authToken == "" {
-		return errors.New("TWILIO_AUTH_TOKEN is not set: the service will not accept webhooks it cannot verify")
+	if c.authToken == "" && c.authTokenSecondary != "" {
+		return errors.New("TWILIO_AUTH_TOKEN_SECONDARY is set but TWILIO_AUTH_TOKEN is not")
 	}
 	base, err := publicBaseURL(c.publicBaseURL)
 	if err != nil {
@@ -133,9 +138,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.processing.validate(); err != nil {
 		return err
 	}
-	validator, err := twilio.NewValidator(cfg.authToken, cfg.authTokenSecondary)
+	var fallback *twilio.Validator
+	if cfg.authToken != "" {
+		var err error
+		if fallback, err = twilio.NewValidator(cfg.authToken, cfg.authTokenSecondary); err != nil {
+			return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
+		}
+	}
+	keys, err := keyring.Parse(cfg.encryptionKey)
 	if err != nil {
-		return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
+		return fmt.Errorf("invalid ENCRYPTION_KEY: %w", err)
 	}
 	logger, poolCfg, err := cfg.setup(stderr)
 	if err != nil {
@@ -166,6 +178,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Error("database not reachable at start; serving anyway, /readyz reports 503 until it is", "err", err)
 	}
 	cancel()
+	accounts, stopAccounts, err := startAccounts(ctx, pool, poolCfg, keys, fallback, m, logger)
+	if err != nil {
+		return err
+	}
+	defer stopAccounts()
 
 	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), logger)
 	if err != nil {
@@ -175,7 +192,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := newHTTPServer(logger, api.Config{
 		Logger:         logger,
 		Store:          st,
-		Validator:      validator,
+		Accounts:       accounts,
 		PublicBaseURL:  cfg.publicBaseURL,
 		RequestTimeout: cfg.requestTimeout,
 		Metrics:        m,
@@ -188,9 +205,45 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln = netutil.LimitListener(ln, cfg.maxConnections)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "webhook", cfg.publicBaseURL+"/twilio/messages",
-		"secondary_token", cfg.authTokenSecondary != "", "max_connections", cfg.maxConnections,
+		"accounts", accounts.Len(), "fallback_token", cfg.authToken != "", "secondary_token", cfg.authTokenSecondary != "", "max_connections", cfg.maxConnections,
 		"database", redactURL(cfg.databaseURL.s))
 	return serveUntilDone(ctx, srv, ln, cfg.shutdownTimeout, logger)
+}
+
+// startAccounts loads the Twilio accounts signatures are checked against
+// and keeps them fresh until ctx ends or stop is called. It refuses to start
+// when a stored token cannot be opened with ENCRYPTION_KEY (a wrong key
+// fails here, not request by request), and when there is neither an account
+// nor TWILIO_AUTH_TOKEN. A database that cannot be read at start is fatal
+// only without TWILIO_AUTH_TOKEN: with it, the one-account deployment serves
+// as before and the accounts load once the database answers.
+func startAccounts(ctx context.Context, pool *pgxpool.Pool, poolCfg *pgxpool.Config, keys *keyring.Keyring,
+	fallback *twilio.Validator, m *metrics.Metrics, logger *slog.Logger) (*account.Registry, func(), error) {
+	connCfg := poolCfg.ConnConfig.Copy()
+	reg := account.NewRegistry(account.RegistryConfig{
+		Store: store.New(pool), Keys: keys, Fallback: fallback, Logger: logger, Metrics: m,
+		Connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, connCfg) },
+	})
+	loadCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := reg.Load(loadCtx)
+	cancel()
+	switch {
+	case errors.Is(err, account.ErrUnreadable):
+		return nil, nil, err
+	case err != nil && fallback == nil:
+		return nil, nil, fmt.Errorf("TWILIO_AUTH_TOKEN is not set and the Twilio accounts cannot be read: %w", err)
+	case err != nil:
+		logger.Error("Twilio accounts not loaded; verifying with TWILIO_AUTH_TOKEN until they are", "err", err)
+	case reg.Len() == 0 && fallback == nil:
+		return nil, nil, errors.New("TWILIO_AUTH_TOKEN is not set and twilio_accounts has no account (inbox accounts add): the service will not accept webhooks it cannot verify")
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reg.Run(runCtx)
+	}()
+	return reg, func() { stop(); <-done }, nil
 }
 
 // newHTTPServer returns the webhook's HTTP server, with timeouts that fit

@@ -52,7 +52,7 @@ func startServe(t *testing.T, databaseURL string, extra map[string]string) *serv
 	maps.Copy(s.env, extra)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go func() { s.done <- run(ctx, []string{"serve"}, env(s.env), io.Discard, s.stderr) }()
+	go func() { s.done <- run(ctx, []string{"serve"}, env(s.env), nil, io.Discard, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		<-s.done
@@ -80,11 +80,13 @@ func startServe(t *testing.T, databaseURL string, extra map[string]string) *serv
 
 func TestServeRefusesToStartWithoutWhatSignaturesNeed(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"TWILIO_AUTH_TOKEN": "t", "PUBLIC_BASE_URL": "https://hooks.example.com", "LISTEN_ADDR": "127.0.0.1:0"}
+	base := map[string]string{"TWILIO_AUTH_TOKEN": "t", "PUBLIC_BASE_URL": "https://hooks.example.com", "LISTEN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": dbtest.URL(t), "ADMIN_ADDR": "off"}
 	cases := []struct {
 		name, key, value, want string
 	}{
-		{"no auth token", "TWILIO_AUTH_TOKEN", "", "TWILIO_AUTH_TOKEN is not set"},
+		{"no auth token and no account", "TWILIO_AUTH_TOKEN", "", "TWILIO_AUTH_TOKEN is not set and twilio_accounts has no account"},
+		{"encryption key not 32 bytes", "ENCRYPTION_KEY", "c2hvcnQ=", "invalid ENCRYPTION_KEY: key 1 of 1: want 32 bytes"},
 		{"no public base url", "PUBLIC_BASE_URL", "", "PUBLIC_BASE_URL is not set"},
 		{"public base url with a query", "PUBLIC_BASE_URL", "https://hooks.example.com/?x=1", "give only scheme, host, port"},
 		{"public base url with a fragment", "PUBLIC_BASE_URL", "https://hooks.example.com#rc=3", "give only scheme, host, port"},
@@ -97,7 +99,7 @@ func TestServeRefusesToStartWithoutWhatSignaturesNeed(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			vars := maps.Clone(base)
 			vars[c.key] = c.value
-			err := run(t.Context(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+			err := run(t.Context(), []string{"serve"}, env(vars), nil, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}
@@ -198,7 +200,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	s := startServe(t, databaseURL, nil)
 	var stdout bytes.Buffer
 	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr}
-	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-concurrency", "10"}, env(vars), &stdout, io.Discard)
+	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-concurrency", "10"}, env(vars), nil, &stdout, io.Discard)
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, stdout.String())
 	}
@@ -211,13 +213,13 @@ func TestSimulateAgainstServe(t *testing.T) {
 	// Twilio's connection overrides in the configured URL are not signed:
 	// the service verifies deliveries to such a URL.
 	stdout.Reset()
-	err = run(t.Context(), []string{"simulate", "-n", "4", "-overrides", "rc=3&rp=5xx"}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-n", "4", "-overrides", "rc=3&rp=5xx"}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "answered 200: 12") || strings.Contains(stdout.String(), "sent again") {
 		t.Fatalf("simulate -overrides: %v\n%s", err, stdout.String())
 	}
 
 	stdout.Reset()
-	err = run(t.Context(), []string{"simulate", "-status", "-n", "9", "-repeats", "3", "-concurrency", "12"}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-status", "-n", "9", "-repeats", "3", "-concurrency", "12"}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "messages in their final status: 9 of 9") {
 		t.Fatalf("simulate -status: %v\n%s", err, stdout.String())
 	}
@@ -225,7 +227,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	// Signed with the wrong token, every delivery is refused and simulate says so.
 	vars["TWILIO_AUTH_TOKEN"] = "wrong"
 	stdout.Reset()
-	err = run(t.Context(), []string{"simulate", "-n", "2"}, env(vars), &stdout, io.Discard)
+	err = run(t.Context(), []string{"simulate", "-n", "2"}, env(vars), nil, &stdout, io.Discard)
 	if err == nil || !strings.Contains(stdout.String(), "answered 403: 6") {
 		t.Fatalf("simulate with a wrong token: %v\n%s", err, stdout.String())
 	}

@@ -1,0 +1,271 @@
+// Package account keeps the Twilio accounts whose webhooks this deployment
+// accepts: each account sid with its auth tokens, sealed at rest by package
+// keyring. Manager changes them (the `inbox accounts` CLI); Registry is what
+// a server checks signatures against: every account in memory, kept fresh
+// by PostgreSQL notifications, so the hot path never queries for a known
+// account and a flood of unknown sids costs a bounded number of queries.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"inbox/db"
+	"inbox/keyring"
+	"inbox/store"
+	"inbox/twilio"
+)
+
+// Errors a lookup returns; the api package answers both with 403.
+var (
+	// ErrUnknown: the account sid is not in the table, and there is no
+	// fallback token (TWILIO_AUTH_TOKEN) for sids outside it.
+	ErrUnknown = errors.New("unknown Twilio account")
+	// ErrDisabled: the account is in the table, disabled.
+	ErrDisabled = errors.New("Twilio account disabled")
+	// ErrUnreadable: the account's tokens cannot be opened with the keys
+	// this process holds.
+	ErrUnreadable = errors.New("Twilio account's token cannot be decrypted with ENCRYPTION_KEY")
+)
+
+// ErrPlaintextRefused is returned when a token would be stored in the clear
+// without the caller allowing it.
+var ErrPlaintextRefused = errors.New("ENCRYPTION_KEY is not set: refusing to store an auth token in the clear, " +
+	"where anyone who can read the table or a backup could sign webhooks as Twilio; " +
+	"set ENCRYPTION_KEY (32 bytes, e.g. openssl rand -base64 32), or pass --allow-plaintext-tokens")
+
+// Twilio auth tokens are 32 lower-case hex digits.
+var tokenShape = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// CheckToken refuses what cannot be a Twilio auth token. The error never
+// contains the token.
+func CheckToken(token string) error {
+	if !tokenShape.MatchString(token) {
+		return fmt.Errorf("not an auth token: want 32 lower-case hex digits, got %d characters", len(token))
+	}
+	return nil
+}
+
+// aad binds a sealed token to its account and slot, so a value copied to
+// another row or slot does not open.
+func aad(sid, slot string) []byte { return []byte("twilio_accounts/" + sid + "/" + slot) }
+
+const (
+	slotPrimary   = "primary"
+	slotSecondary = "secondary"
+)
+
+// open returns the account's tokens in the clear.
+func open(keys *keyring.Keyring, a db.TwilioAccount) (primary, secondary string, err error) {
+	p, err := keys.Open(a.PrimaryToken, aad(a.AccountSID, slotPrimary))
+	if err != nil {
+		return "", "", fmt.Errorf("account %s, primary token: %w", a.AccountSID, err)
+	}
+	if a.SecondaryToken != nil {
+		s, err := keys.Open(a.SecondaryToken, aad(a.AccountSID, slotSecondary))
+		if err != nil {
+			return "", "", fmt.Errorf("account %s, secondary token: %w", a.AccountSID, err)
+		}
+		secondary = string(s)
+	}
+	return string(p), secondary, nil
+}
+
+// validator builds the signature check of an account.
+func validator(keys *keyring.Keyring, a db.TwilioAccount) (*twilio.Validator, error) {
+	p, s, err := open(keys, a)
+	if err != nil {
+		return nil, err
+	}
+	return twilio.NewValidator(p, s)
+}
+
+// Manager changes accounts: it seals tokens with the keyring's first key
+// before they reach the store.
+type Manager struct {
+	Store *store.Store
+	Keys  *keyring.Keyring
+	// AllowPlaintext lets tokens be stored in the clear when Keys has no
+	// key; without it, such writes fail with ErrPlaintextRefused.
+	AllowPlaintext bool
+}
+
+func (m *Manager) seal(sid, slot, token string) ([]byte, error) {
+	if !m.Keys.Encrypts() && !m.AllowPlaintext {
+		return nil, ErrPlaintextRefused
+	}
+	if err := CheckToken(token); err != nil {
+		return nil, err
+	}
+	return m.Keys.Seal([]byte(token), aad(sid, slot))
+}
+
+func checkSID(sid string) error {
+	if !twilio.IsAccountSID(sid) {
+		return fmt.Errorf("%q is not an account sid: want AC and 32 lower-case hex digits", truncate(sid))
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// Add stores a new account with its primary token.
+func (m *Manager) Add(ctx context.Context, sid, token, label string) error {
+	if err := checkSID(sid); err != nil {
+		return err
+	}
+	sealed, err := m.seal(sid, slotPrimary, token)
+	if err != nil {
+		return err
+	}
+	added, err := m.Store.AddAccount(ctx, sid, sealed, label)
+	if err != nil {
+		return err
+	}
+	if !added {
+		return fmt.Errorf("account %s exists already: use set-secondary and rotate to change its token", sid)
+	}
+	return nil
+}
+
+// SetSecondary sets the account's secondary token: both verify until
+// Rotate promotes it.
+func (m *Manager) SetSecondary(ctx context.Context, sid, token string) error {
+	if err := checkSID(sid); err != nil {
+		return err
+	}
+	sealed, err := m.seal(sid, slotSecondary, token)
+	if err != nil {
+		return err
+	}
+	return found(sid)(m.Store.SetAccountSecondary(ctx, sid, sealed))
+}
+
+// Rotate promotes the secondary token to primary; the old primary stops
+// verifying.
+func (m *Manager) Rotate(ctx context.Context, sid string) error {
+	if err := checkSID(sid); err != nil {
+		return err
+	}
+	a, err := m.Store.Account(ctx, sid)
+	if err != nil {
+		return err
+	}
+	if a.SecondaryToken == nil {
+		return fmt.Errorf("account %s has no secondary token to promote: set-secondary first", sid)
+	}
+	_, secondary, err := open(m.Keys, a)
+	if err != nil {
+		return err
+	}
+	sealed, err := m.seal(sid, slotPrimary, secondary)
+	if err != nil {
+		return err
+	}
+	return found(sid)(m.Store.PromoteAccountSecondary(ctx, sid, sealed))
+}
+
+// SetDisabled disables or enables an account.
+func (m *Manager) SetDisabled(ctx context.Context, sid string, disabled bool) error {
+	if err := checkSID(sid); err != nil {
+		return err
+	}
+	return found(sid)(m.Store.SetAccountDisabled(ctx, sid, disabled))
+}
+
+// Remove deletes an account.
+func (m *Manager) Remove(ctx context.Context, sid string) error {
+	if err := checkSID(sid); err != nil {
+		return err
+	}
+	return found(sid)(m.Store.RemoveAccount(ctx, sid))
+}
+
+// Reseal seals every token again with the keyring's first key, after a new
+// key was put first in ENCRYPTION_KEY; then the old key can be dropped. It
+// returns how many accounts changed.
+func (m *Manager) Reseal(ctx context.Context) (int, error) {
+	if !m.Keys.Encrypts() {
+		return 0, errors.New("ENCRYPTION_KEY is not set: there is no key to seal with")
+	}
+	all, err := m.Store.AllAccounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range all {
+		if m.Keys.SealedByFirst(a.PrimaryToken) && (a.SecondaryToken == nil || m.Keys.SealedByFirst(a.SecondaryToken)) {
+			continue
+		}
+		p, s, err := open(m.Keys, a)
+		if err != nil {
+			return n, err
+		}
+		primary, err := m.Keys.Seal([]byte(p), aad(a.AccountSID, slotPrimary))
+		if err != nil {
+			return n, err
+		}
+		var secondary []byte
+		if a.SecondaryToken != nil {
+			if secondary, err = m.Keys.Seal([]byte(s), aad(a.AccountSID, slotSecondary)); err != nil {
+				return n, err
+			}
+		}
+		ok, err := m.Store.ResealAccount(ctx, a, primary, secondary)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			return n, fmt.Errorf("account %s changed while resealing: run reseal again", a.AccountSID)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Summary is what List shows of an account: never a token.
+type Summary struct {
+	SID          string
+	Label        string
+	HasSecondary bool
+	Disabled     bool
+	Encrypted    bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// List returns every account, in sid order, without tokens.
+func (m *Manager) List(ctx context.Context) ([]Summary, error) {
+	all, err := m.Store.AllAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, len(all))
+	for i, a := range all {
+		out[i] = Summary{SID: a.AccountSID, Label: a.Label, HasSecondary: a.SecondaryToken != nil, Disabled: a.Disabled,
+			Encrypted: !keyring.Plain(a.PrimaryToken), CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	}
+	return out, nil
+}
+
+// found turns a store write's "changed nothing" into an error naming the
+// account.
+func found(sid string) func(bool, error) error {
+	return func(ok bool, err error) error {
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("account %s: %w", sid, store.ErrNoAccount)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,309 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"inbox/db"
+	"inbox/keyring"
+	"inbox/metrics"
+	"inbox/store"
+	"inbox/twilio"
+)
+
+// Registry defaults.
+const (
+	// DefaultNegativeTTL is how long a sid found in no account is answered
+	// from memory before it may be looked up again.
+	DefaultNegativeTTL = 30 * time.Second
+	// DefaultMaxNegative bounds the sids remembered as unknown, so a flood
+	// of forged sids cannot grow memory; past it, unknown sids are not
+	// remembered, and the lookup budget alone bounds the queries.
+	DefaultMaxNegative = 10_000
+	// DefaultLookupsPerSecond and DefaultLookupBurst bound the queries
+	// that sids not in memory can cause, whatever arrives.
+	DefaultLookupsPerSecond = 5
+	DefaultLookupBurst      = 20
+	// reloadEvery reloads every account even when no notification came: a
+	// safety net under LISTEN/NOTIFY, not the way changes arrive.
+	reloadEvery = 5 * time.Minute
+)
+
+// RegistryConfig is what NewRegistry needs.
+type RegistryConfig struct {
+	Store *store.Store
+	Keys  *keyring.Keyring
+	// Fallback verifies the sids that are not in the table
+	// (TWILIO_AUTH_TOKEN, and its secondary); nil refuses them.
+	Fallback *twilio.Validator
+	// Connect opens the connection that listens for changes.
+	Connect func(ctx context.Context) (*pgx.Conn, error)
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// Zero means the Default of each.
+	NegativeTTL      time.Duration
+	MaxNegative      int
+	LookupsPerSecond float64
+	LookupBurst      float64
+}
+
+type entry struct {
+	v        *twilio.Validator
+	disabled bool
+	err      error // set when the tokens cannot be opened
+}
+
+// Registry answers, for an account sid, the validator of its tokens.
+type Registry struct {
+	cfg RegistryConfig
+	now func() time.Time
+
+	mu       sync.RWMutex
+	accounts map[string]entry
+	negative map[string]time.Time // sid → until when it is known unknown
+
+	listening atomic.Bool
+
+	budget sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// NewRegistry returns an empty Registry; Load fills it.
+func NewRegistry(cfg RegistryConfig) *Registry {
+	if cfg.NegativeTTL == 0 {
+		cfg.NegativeTTL = DefaultNegativeTTL
+	}
+	if cfg.MaxNegative == 0 {
+		cfg.MaxNegative = DefaultMaxNegative
+	}
+	if cfg.LookupsPerSecond == 0 {
+		cfg.LookupsPerSecond = DefaultLookupsPerSecond
+	}
+	if cfg.LookupBurst == 0 {
+		cfg.LookupBurst = DefaultLookupBurst
+	}
+	r := &Registry{cfg: cfg, now: time.Now, accounts: map[string]entry{}, negative: map[string]time.Time{}, tokens: cfg.LookupBurst}
+	cfg.Metrics.RegisterAccounts(r.sizes)
+	return r
+}
+
+func (r *Registry) sizes() (accounts, negative int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.accounts), len(r.negative)
+}
+
+// Len is the number of accounts in memory.
+func (r *Registry) Len() int {
+	n, _ := r.sizes()
+	return n
+}
+
+// Listening reports whether the Registry is subscribed to changes: from
+// then on, a committed change reaches it within moments.
+func (r *Registry) Listening() bool { return r.listening.Load() }
+
+// HasFallback reports whether sids outside the table are verified with
+// TWILIO_AUTH_TOKEN.
+func (r *Registry) HasFallback() bool { return r.cfg.Fallback != nil }
+
+func (r *Registry) entryOf(a db.TwilioAccount) (entry, error) {
+	v, err := validator(r.cfg.Keys, a)
+	if err != nil {
+		return entry{disabled: a.Disabled, err: err}, err
+	}
+	return entry{v: v, disabled: a.Disabled}, nil
+}
+
+// Load reads every account and replaces what is in memory. An account whose
+// tokens cannot be opened is kept, refusing its deliveries, and named in
+// the error, so a server can refuse to start with a wrong ENCRYPTION_KEY
+// rather than fail request by request.
+func (r *Registry) Load(ctx context.Context) error {
+	all, err := r.cfg.Store.AllAccounts(ctx)
+	if err != nil {
+		return fmt.Errorf("load twilio accounts: %w", err)
+	}
+	accounts := make(map[string]entry, len(all))
+	var errs []error
+	for _, a := range all {
+		e, err := r.entryOf(a)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		accounts[a.AccountSID] = e
+	}
+	r.mu.Lock()
+	r.accounts = accounts
+	clear(r.negative)
+	r.mu.Unlock()
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %d of %d (is ENCRYPTION_KEY the key they were sealed with?): %w",
+			ErrUnreadable, len(errs), len(all), errors.Join(errs...))
+	}
+	return nil
+}
+
+// refresh reads one account again after a notification.
+func (r *Registry) refresh(ctx context.Context, sid string) {
+	a, err := r.cfg.Store.Account(ctx, sid)
+	switch {
+	case errors.Is(err, store.ErrNoAccount):
+		r.mu.Lock()
+		delete(r.accounts, sid)
+		r.mu.Unlock()
+		r.cfg.Logger.InfoContext(ctx, "twilio account removed", "account_sid", sid)
+		return
+	case err != nil:
+		r.cfg.Logger.ErrorContext(ctx, "reading a changed twilio account; its old state stays until the next reload", "account_sid", sid, "err", err)
+		return
+	}
+	e, err := r.entryOf(a)
+	if err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "twilio account's token cannot be decrypted: its deliveries are refused", "account_sid", sid, "err", err)
+	}
+	r.mu.Lock()
+	r.accounts[sid] = e
+	delete(r.negative, sid)
+	r.mu.Unlock()
+	r.cfg.Logger.InfoContext(ctx, "twilio account changed", "account_sid", sid, "disabled", a.Disabled)
+}
+
+// Validator returns the signature check for deliveries that name
+// accountSID: the table's tokens for an account in it (ErrDisabled,
+// ErrUnreadable), else the fallback, else ErrUnknown. A sid not in memory
+// is looked up at most once per NegativeTTL, within a budget of queries a
+// second, so forged sids cannot turn into a flood of queries.
+func (r *Registry) Validator(ctx context.Context, accountSID string) (*twilio.Validator, error) {
+	r.mu.RLock()
+	e, ok := r.accounts[accountSID]
+	until, known := r.negative[accountSID]
+	r.mu.RUnlock()
+	switch {
+	case ok:
+		return e.result()
+	case !twilio.IsAccountSID(accountSID), known && r.now().Before(until), !r.spend():
+		return r.fallback()
+	}
+	// Not in memory: changed in the last moments (its notification is on
+	// its way), or not an account at all.
+	r.cfg.Metrics.AccountLookup()
+	a, err := r.cfg.Store.Account(ctx, accountSID)
+	switch {
+	case errors.Is(err, store.ErrNoAccount):
+		r.mu.Lock()
+		if len(r.negative) < r.cfg.MaxNegative {
+			r.negative[accountSID] = r.now().Add(r.cfg.NegativeTTL)
+		}
+		r.mu.Unlock()
+		return r.fallback()
+	case err != nil:
+		return nil, fmt.Errorf("look up twilio account %s: %w", accountSID, err)
+	}
+	e, _ = r.entryOf(a)
+	r.mu.Lock()
+	r.accounts[accountSID] = e
+	r.mu.Unlock()
+	return e.result()
+}
+
+func (e entry) result() (*twilio.Validator, error) {
+	switch {
+	case e.err != nil:
+		return nil, ErrUnreadable
+	case e.disabled:
+		return nil, ErrDisabled
+	}
+	return e.v, nil
+}
+
+func (r *Registry) fallback() (*twilio.Validator, error) {
+	if r.cfg.Fallback == nil {
+		return nil, ErrUnknown
+	}
+	return r.cfg.Fallback, nil
+}
+
+// spend takes one lookup from the budget, a token bucket.
+func (r *Registry) spend() bool {
+	r.budget.Lock()
+	defer r.budget.Unlock()
+	now := r.now()
+	r.tokens = min(r.cfg.LookupBurst, r.tokens+now.Sub(r.last).Seconds()*r.cfg.LookupsPerSecond)
+	r.last = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
+}
+
+// Run keeps the Registry fresh until ctx ends: it listens for the
+// notifications every change sends, reads the changed account again, and
+// reloads everything after (re)connecting (changes made while it was not
+// listening) and every five minutes. A lost connection is retried with
+// backoff; meanwhile the accounts in memory keep serving.
+func (r *Registry) Run(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := r.listen(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errReconnect):
+			backoff = time.Second
+			continue
+		}
+		r.cfg.Logger.WarnContext(ctx, "not listening for twilio account changes; retrying", "err", err, "in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// errReconnect ends a listen that should simply start again.
+var errReconnect = errors.New("reconnect")
+
+func (r *Registry) listen(ctx context.Context) error {
+	conn, err := r.cfg.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+store.AccountsChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := r.Load(ctx); err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "reloading twilio accounts", "err", err)
+	}
+	r.listening.Store(true)
+	defer r.listening.Store(false)
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, reloadEvery)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			r.refresh(ctx, n.Payload)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			// pgx closes a connection whose wait was interrupted by its
+			// context: listen again on a new one, which reloads.
+			return errReconnect
+		default:
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+	}
+}
