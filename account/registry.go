@@ -91,11 +91,13 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		cfg.LookupBurst = DefaultLookupBurst
 	}
 	r := &Registry{cfg: cfg, now: time.Now, accounts: map[string]entry{}, negative: map[string]time.Time{}, tokens: cfg.LookupBurst}
-	cfg.Metrics.RegisterAccounts(r.sizes)
+	cfg.Metrics.RegisterAccounts(r.Sizes)
 	return r
 }
 
-func (r *Registry) sizes() (accounts, negative int) {
+// Sizes returns how many accounts, and how many sids known to be unknown,
+// are in memory.
+func (r *Registry) Sizes() (accounts, negative int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.accounts), len(r.negative)
@@ -103,7 +105,7 @@ func (r *Registry) sizes() (accounts, negative int) {
 
 // Len is the number of accounts in memory.
 func (r *Registry) Len() int {
-	n, _ := r.sizes()
+	n, _ := r.Sizes()
 	return n
 }
 

@@ -6,6 +6,7 @@
 package simulate
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -128,6 +129,10 @@ type Options struct {
 	// Client sends the requests; nil means a client with a 15 s timeout,
 	// Twilio's own.
 	Client *http.Client
+	// Accounts, when set, are cycled through: each message belongs to one
+	// (its AccountSid) and is signed with that account's token, as Twilio
+	// signs for subaccounts; Token is then not used.
+	Accounts []Account
 	// Overrides are Twilio's connection overrides, the fragment of the
 	// webhook URL configured at Twilio ("rc=3&rp=5xx"): the signed URL
 	// carries the fragment, as Twilio's does (the signature leaves it out),
@@ -225,9 +230,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		kind := opts.Kinds[i%len(opts.Kinds)]
 		sid := NewMessageSID(kind)
 		sids = append(sids, sid)
-		form := InboundForm(kind, sid, i)
+		d := opts.forAccount(i, delivery{path: "/twilio/messages", form: InboundForm(kind, sid, i)})
 		for range opts.Repeats {
-			ds = append(ds, delivery{"/twilio/messages", form})
+			ds = append(ds, d)
 		}
 	}
 	res := deliverAll(ctx, opts, ds)
@@ -255,8 +260,9 @@ func RunStatuses(ctx context.Context, opts Options) (res Result, final map[strin
 			if st == seq.Final {
 				code = seq.ErrorCode
 			}
+			d := opts.forAccount(i, delivery{path: "/twilio/status", form: StatusForm(sid, st, code)})
 			for range opts.Repeats {
-				ds = append(ds, delivery{"/twilio/status", StatusForm(sid, st, code)})
+				ds = append(ds, d)
 			}
 		}
 	}
@@ -283,9 +289,27 @@ func (o *Options) check() error {
 	return o.parseOverrides()
 }
 
+// Account is a Twilio account and its auth token.
+type Account struct {
+	SID   string
+	Token string
+}
+
 type delivery struct {
-	path string
-	form url.Values
+	path  string
+	form  url.Values
+	token string // "" means Options.Token
+}
+
+// forAccount makes a delivery of form belong to the i-th account, if any.
+func (o *Options) forAccount(i int, d delivery) delivery {
+	if len(o.Accounts) == 0 {
+		return d
+	}
+	a := o.Accounts[i%len(o.Accounts)]
+	d.form.Set("AccountSid", a.SID)
+	d.token = a.Token
+	return d
 }
 
 // deliverAll sends every delivery, opts.Concurrency at a time.
@@ -305,10 +329,11 @@ func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
 				if opts.Overrides != "" {
 					signed += "#" + strings.TrimPrefix(opts.Overrides, "#")
 				}
-				status, err := deliver(ctx, opts.Client, target, signed, opts.Token, d.form)
+				token := cmp.Or(d.token, opts.Token)
+				status, err := deliver(ctx, opts.Client, target, signed, token, d.form)
 				retried := 0
 				for ; retried < opts.retries && opts.retry(status) && ctx.Err() == nil; retried++ {
-					status, err = deliver(ctx, opts.Client, target, signed, opts.Token, d.form)
+					status, err = deliver(ctx, opts.Client, target, signed, token, d.form)
 				}
 				mu.Lock()
 				res.Retries += retried

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/account"
+	"inbox/keyring"
 	"inbox/simulate"
 	"inbox/store"
 )
@@ -28,6 +32,9 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		receive, forwardSecret  string
 		overrides               string
 		receiveWait             time.Duration
+		accounts                int
+		allowPlaintext          bool
+		encryptionKey           string
 	)
 	cfg.bind(b)
 	b.String(&target, "url", "SIMULATE_URL", "http://127.0.0.1:8080", "where the service listens")
@@ -44,14 +51,18 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		"also play the team's app on this address (the service's FORWARD_URL): verify every forward's signature with FORWARD_SECRET and check each message arrives")
 	b.Duration(&receiveWait, "receive-wait", "", 30*time.Second, "with -receive: how long to wait for the forwards")
 	b.Secret(&forwardSecret, "FORWARD_SECRET")
+	b.Int(&accounts, "accounts", "", 0,
+		"sign for this many Twilio accounts, added to twilio_accounts for the run (sealed with ENCRYPTION_KEY) and removed after; 0: TWILIO_AUTH_TOKEN's")
+	b.fs.BoolVar(&allowPlaintext, "allow-plaintext-tokens", false, "with -accounts: store their tokens unencrypted when ENCRYPTION_KEY is not set")
+	b.Secret(&encryptionKey, "ENCRYPTION_KEY")
 	if err := b.Parse(args); err != nil {
 		return err
 	}
 	if b.fs.NArg() != 0 {
 		return fmt.Errorf("simulate: unexpected arguments %q", b.fs.Args())
 	}
-	if token == "" {
-		return errors.New("TWILIO_AUTH_TOKEN is not set: simulate signs with the service's token")
+	if token == "" && accounts == 0 {
+		return errors.New("TWILIO_AUTH_TOKEN is not set: simulate signs with the service's token (or give -accounts)")
 	}
 	var kinds []simulate.Kind
 	if kind != "mixed" {
@@ -69,6 +80,19 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	opts := simulate.Options{
 		BaseURL: target, PublicBaseURL: public, Token: token,
 		Messages: n, Repeats: repeats, Concurrency: concurrency, Kinds: kinds, Overrides: overrides,
+	}
+	if accounts > 0 {
+		keys, err := keyring.Parse(encryptionKey)
+		if err != nil {
+			return fmt.Errorf("invalid ENCRYPTION_KEY: %w", err)
+		}
+		added, remove, err := addSimulatedAccounts(ctx, poolCfg, &account.Manager{Keys: keys, AllowPlaintext: allowPlaintext}, accounts)
+		if err != nil {
+			return fmt.Errorf("simulate -accounts: %w", err)
+		}
+		defer remove()
+		opts.Accounts = added
+		fmt.Fprintf(stdout, "signing for %d accounts, added to twilio_accounts for this run\n", accounts)
 	}
 	var rcv *simulate.Receiver
 	if receive != "" {
@@ -106,6 +130,36 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		return reportForwards(stdout, rcv, res.SIDs, "messages", receiveWait)
 	}
 	return nil
+}
+
+// addSimulatedAccounts adds n accounts with random sids and tokens, and
+// returns them and what removes them again.
+func addSimulatedAccounts(ctx context.Context, poolCfg *pgxpool.Config, m *account.Manager, n int) ([]simulate.Account, func(), error) {
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	m.Store = store.New(pool)
+	var added []simulate.Account
+	remove := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, a := range added {
+			m.Remove(ctx, a.SID)
+		}
+		pool.Close()
+	}
+	for range n {
+		var b [32]byte
+		rand.Read(b[:])
+		a := simulate.Account{SID: "AC" + hex.EncodeToString(b[:16]), Token: hex.EncodeToString(b[16:])}
+		if err := m.Add(ctx, a.SID, a.Token, "simulate"); err != nil {
+			remove()
+			return nil, nil, err
+		}
+		added = append(added, a)
+	}
+	return added, remove, nil
 }
 
 func countRows(ctx context.Context, cfg *pgxpool.Config, sids []string) (int64, error) {

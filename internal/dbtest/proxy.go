@@ -2,10 +2,12 @@ package dbtest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,7 +21,8 @@ import (
 //     lets new connections through again, and the swallowed ones stay dead;
 //   - CutReplyTo lets one request reach the server and then cuts the
 //     connection before its answer comes back, as a crash during a commit
-//     does: the server has done the work, the client cannot know.
+//     does: the server has done the work, the client cannot know;
+//   - Statements counts the statements clients ran through it.
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -29,6 +32,53 @@ type Proxy struct {
 	blackhole bool
 	cutAfter  []byte // arms CutReplyTo
 	links     map[*link]struct{}
+
+	statements atomic.Int64
+}
+
+// Statements returns how many statements clients have run through the
+// proxy: the protocol's Execute and simple Query messages, so each query
+// pgx sends counts once, prepared or not.
+func (p *Proxy) Statements() int64 { return p.statements.Load() }
+
+// frontend follows the messages a client sends, for Statements: a
+// startup message (length, then body) and then typed messages (type byte,
+// length, body). Connections here never ask for TLS (sslmode=disable).
+type frontend struct {
+	started bool
+	hdr     []byte
+	skip    int
+}
+
+func (f *frontend) feed(chunk []byte, count func()) {
+	for len(chunk) > 0 {
+		if f.skip > 0 {
+			n := min(f.skip, len(chunk))
+			f.skip -= n
+			chunk = chunk[n:]
+			continue
+		}
+		want := 5
+		if !f.started {
+			want = 4
+		}
+		n := min(want-len(f.hdr), len(chunk))
+		f.hdr = append(f.hdr, chunk[:n]...)
+		chunk = chunk[n:]
+		if len(f.hdr) < want {
+			return
+		}
+		if !f.started {
+			f.started = true
+			f.skip = int(binary.BigEndian.Uint32(f.hdr)) - 4
+		} else {
+			if t := f.hdr[0]; t == 'E' || t == 'Q' {
+				count()
+			}
+			f.skip = int(binary.BigEndian.Uint32(f.hdr[1:])) - 4
+		}
+		f.hdr = f.hdr[:0]
+	}
 }
 
 // link is one client connection and its connection to the server.
@@ -158,6 +208,8 @@ func (p *Proxy) forward(client net.Conn) {
 func (p *Proxy) pump(l *link, src, dst net.Conn, fromClient bool) {
 	buf := make([]byte, 32<<10)
 	var tail []byte // the end of the previous chunk, so a pattern split across reads is found
+	var fe frontend
+	count := func() { p.statements.Add(1) }
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -181,6 +233,9 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, fromClient bool) {
 				return
 			case dead:
 				continue
+			}
+			if fromClient {
+				fe.feed(chunk, count)
 			}
 			if _, werr := dst.Write(chunk); werr != nil {
 				return
