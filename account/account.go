@@ -25,10 +25,10 @@ var (
 	// fallback token (TWILIO_AUTH_TOKEN) for sids outside it.
 	ErrUnknown = errors.New("unknown Twilio account")
 	// ErrDisabled: the account is in the table, disabled.
-	ErrDisabled = errors.New("Twilio account disabled")
+	ErrDisabled = errors.New("twilio account disabled")
 	// ErrUnreadable: the account's tokens cannot be opened with the keys
 	// this process holds.
-	ErrUnreadable = errors.New("Twilio account's token cannot be decrypted with ENCRYPTION_KEY")
+	ErrUnreadable = errors.New("twilio account token cannot be decrypted with ENCRYPTION_KEY")
 )
 
 // ErrPlaintextRefused is returned when a token would be stored in the clear

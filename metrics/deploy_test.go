@@ -36,6 +36,8 @@ func exported(t *testing.T) map[string]bool {
 	m.BatchRetried()
 	m.Attempt(metrics.KindMessage, metrics.OutcomeSuccess, time.Millisecond, time.Second)
 	m.RetentionDeleted("messages", 1)
+	m.AccountLookup()
+	m.RegisterAccounts(func() (int, int) { return 1, 0 })
 	families, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
