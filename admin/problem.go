@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -47,8 +48,8 @@ func handle(logger *slog.Logger, fn func(w http.ResponseWriter, r *http.Request)
 		if err == nil {
 			return
 		}
-		ae, ok := err.(*apiError)
-		if !ok {
+		var ae *apiError
+		if !errors.As(err, &ae) {
 			ae = &apiError{status: http.StatusInternalServerError, detail: "internal error", err: err}
 		}
 		if ae.status >= 500 {
@@ -91,6 +92,9 @@ func (w *statusWriter) WriteHeader(status int) {
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Flush lets River UI and pprof stream through the wrapper.
 func (w *statusWriter) Flush() {
