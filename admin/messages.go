@@ -16,6 +16,7 @@ import (
 
 	"inbox/db"
 	"inbox/message"
+	"inbox/process"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -28,27 +29,11 @@ const (
 	maxDetailRows = 100
 )
 
-// messageJSON is a message as the API shows it: the same fields as the
-// forward's "message" (README, "The forward"), with its params.
-type messageJSON struct {
-	SID                 string            `json:"sid"`
-	Direction           message.Direction `json:"direction"`
-	AccountSID          string            `json:"account_sid"`
-	MessagingServiceSID *string           `json:"messaging_service_sid"`
-	From                string            `json:"from"`
-	To                  string            `json:"to"`
-	Body                string            `json:"body"`
-	NumMedia            int32             `json:"num_media"`
-	NumSegments         int32             `json:"num_segments"`
-	Media               message.MediaList `json:"media"`
-	Status              string            `json:"status"`
-	ErrorCode           *string           `json:"error_code"`
-	ReceivedAt          time.Time         `json:"received_at"`
-	Params              message.Params    `json:"params"`
-}
-
-func toJSON(m db.Message) messageJSON {
-	return messageJSON{
+// toJSON is a message as the API shows it: exactly as it is forwarded
+// (README, "The forward"), so the API and the forward describe a message
+// the same way.
+func toJSON(m db.Message) process.PayloadMessage {
+	return process.PayloadMessage{
 		SID: m.Metadata.MessageSID, Direction: m.Direction, AccountSID: m.AccountSID,
 		MessagingServiceSID: m.MessagingServiceSID, From: m.FromAddress, To: m.ToAddress,
 		Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments, Media: m.Media,
@@ -73,9 +58,9 @@ func handleListMessages(st *store.Store, logger *slog.Logger) http.Handler {
 			return err
 		}
 		out := struct {
-			Messages   []messageJSON `json:"messages"`
-			NextCursor *string       `json:"next_cursor"`
-		}{Messages: make([]messageJSON, len(ms))}
+			Messages   []process.PayloadMessage `json:"messages"`
+			NextCursor *string                  `json:"next_cursor"`
+		}{Messages: make([]process.PayloadMessage, len(ms))}
 		for i, m := range ms {
 			out.Messages[i] = toJSON(m)
 		}
@@ -106,7 +91,7 @@ func parseFilter(r *http.Request) (store.Filter, error) {
 			}
 			f.Direction = v
 		case "status":
-			if !isStatus(v) {
+			if !twilio.IsStatus(v) {
 				return f, badParam(name, "status must be a Twilio status: lower-case letters and _")
 			}
 			f.Status = v
@@ -225,19 +210,13 @@ func handleGetMessage(st *store.Store, logger *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		type eventJSON struct {
-			Status     string         `json:"status"`
-			ErrorCode  *string        `json:"error_code"`
-			ReceivedAt time.Time      `json:"received_at"`
-			Params     message.Params `json:"params"`
-		}
 		out := struct {
-			Message      messageJSON `json:"message"`
-			StatusEvents []eventJSON `json:"status_events"`
-			Jobs         []store.Job `json:"jobs"`
-		}{Message: toJSON(m), StatusEvents: make([]eventJSON, len(evs)), Jobs: jobs}
+			Message      process.PayloadMessage  `json:"message"`
+			StatusEvents []process.PayloadStatus `json:"status_events"`
+			Jobs         []store.Job             `json:"jobs"`
+		}{Message: toJSON(m), StatusEvents: make([]process.PayloadStatus, len(evs)), Jobs: jobs}
 		for i, e := range evs {
-			out.StatusEvents[i] = eventJSON{Status: e.Status, ErrorCode: e.ErrorCode, ReceivedAt: e.ReceivedAt, Params: e.Params}
+			out.StatusEvents[i] = process.PayloadStatus{Status: e.Status, ErrorCode: e.ErrorCode, ReceivedAt: e.ReceivedAt, Params: e.Params}
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -284,18 +263,6 @@ func sidParam(r *http.Request) (string, error) {
 		return "", &apiError{status: http.StatusBadRequest, param: "sid", detail: "sid must be SM or MM and 32 lower-case hex digits"}
 	}
 	return sid, nil
-}
-
-func isStatus(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // truncate shortens a client-supplied string for a detail or a log line.

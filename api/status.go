@@ -60,7 +60,7 @@ func statusParams(form twilio.Form) (db.InsertStatusEventParams, db.UpsertOutbou
 		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, err
 	}
 	status := params["MessageStatus"]
-	if !isStatus(status) {
+	if !twilio.IsStatus(status) {
 		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, refuse(http.StatusBadRequest, "message_status_invalid", "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
 	}
 	errorCode := optional(params, "ErrorCode")
@@ -75,16 +75,4 @@ func statusParams(form twilio.Form) (db.InsertStatusEventParams, db.UpsertOutbou
 		Metadata:            message.Metadata{MessageSID: sid, Params: params},
 	}
 	return ev, msg, nil
-}
-
-func isStatus(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -28,3 +28,18 @@ func isLowerHex(s string) bool {
 func isHexByte(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
+
+// IsStatus reports whether s has the shape of a message status as Twilio
+// writes it (MessageStatus): 1 to 32 lower-case letters and underscores. A
+// status Twilio adds later has it too.
+func IsStatus(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
