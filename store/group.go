@@ -121,19 +121,37 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	// In sid order: two batches in flight that share sids (Twilio's retries
 	// of the same messages, at once) then lock their index entries in the
 	// same order. In arrival order they could each wait on the other, and
-	// PostgreSQL would break that deadlock only after a second.
-	slices.SortFunc(live, func(a, b *pendingInsert) int {
+	// PostgreSQL would break that deadlock only after a second. Stable, so
+	// the deliveries of one sid stay in arrival order.
+	slices.SortStableFunc(live, func(a, b *pendingInsert) int {
 		return strings.Compare(a.m.Metadata.MessageSID, b.m.Metadata.MessageSID)
 	})
+	// A storm puts many deliveries of one sid in a batch. Only the first is
+	// sent; once it has stored the message or found it stored, the others
+	// are its duplicates, as they would be if each had been sent, without a
+	// conflicting insert apiece.
+	var leaders []*pendingInsert
+	var followers [][]*pendingInsert
+	for i, p := range live {
+		if i > 0 && p.m.Metadata.MessageSID == live[i-1].m.Metadata.MessageSID {
+			followers[len(followers)-1] = append(followers[len(followers)-1], p)
+			continue
+		}
+		leaders = append(leaders, p)
+		followers = append(followers, nil)
+	}
 	// Not one caller's context: the batch carries the others too.
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
 	start := time.Now()
-	results, err := g.send(ctx, live)
+	results, err := g.send(ctx, leaders)
 	g.metrics.Batch(len(live), time.Since(start))
 	if err == nil {
-		for i, p := range live {
+		for i, p := range leaders {
 			p.result <- results[i]
+			for _, f := range followers[i] {
+				f.result <- insertResult{inserted: false}
+			}
 		}
 		return
 	}
@@ -143,13 +161,22 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	}
 	g.retried.Add(1)
 	g.metrics.BatchRetried()
-	for _, p := range live {
-		one, err := g.send(ctx, []*pendingInsert{p})
-		if err != nil {
-			p.result <- insertResult{err: err}
-			continue
+	// Row by row; a follower is sent itself only if its leader failed,
+	// since its own content may be what the database accepts.
+	for i, p := range leaders {
+		group := append([]*pendingInsert{p}, followers[i]...)
+		for j, q := range group {
+			one, err := g.send(ctx, []*pendingInsert{q})
+			if err != nil {
+				q.result <- insertResult{err: err}
+				continue
+			}
+			q.result <- one[0]
+			for _, f := range group[j+1:] {
+				f.result <- insertResult{inserted: false}
+			}
+			break
 		}
-		p.result <- one[0]
 	}
 }
 

@@ -284,3 +284,43 @@ func TestGroupsSharingSIDsDoNotDeadlock(t *testing.T) {
 		t.Fatalf("%d rows for %d sids", rows, total)
 	}
 }
+
+// TestGroupWithAStormInside: twenty deliveries of one sid in one batch,
+// with another message: one of the twenty stores it, nineteen are its
+// duplicates, the other is stored, and there is one row and one job each.
+// One of the twenty carries content the database refuses: a repeat is a
+// duplicate whatever it carries, so it fails only if it is sent, which is
+// only if it came first.
+func TestGroupWithAStormInside(t *testing.T) {
+	t.Parallel()
+	h := setupGroup(t, 5*time.Second)
+	a, b := sms(1), sms(2)
+	ms := []db.InsertInboundMessageParams{b}
+	for range 20 {
+		ms = append(ms, a)
+	}
+	poisoned := a
+	poisoned.NumMedia = -1
+	ms[7] = poisoned
+	out := h.batch(background(len(ms)), ms)
+	inserted, duplicates, failed := 0, 0, 0
+	for _, o := range out[1:] {
+		switch {
+		case o.err != nil:
+			failed++
+		case o.inserted:
+			inserted++
+		default:
+			duplicates++
+		}
+	}
+	if out[0].err != nil || !out[0].inserted || inserted != 1 || duplicates+failed != 19 || failed > 1 {
+		t.Fatalf("b %+v; of a: %d inserted, %d duplicates, %d failed; want b new, 1 new, 19 duplicates (the poisoned one may fail if it led)",
+			out[0], inserted, duplicates, failed)
+	}
+	for _, m := range []db.InsertInboundMessageParams{a, b} {
+		if rows, jobs := h.count("messages", m.Metadata.MessageSID), h.count("river_job", m.Metadata.MessageSID); rows != 1 || jobs != 1 {
+			t.Fatalf("%s: %d rows, %d jobs; want 1 and 1", m.Metadata.MessageSID, rows, jobs)
+		}
+	}
+}
