@@ -299,12 +299,12 @@ func TestFloodOfUnknownAccountsIsBounded(t *testing.T) {
 	if refused.Load() != n || other.Load() != 0 {
 		t.Fatalf("%d refused, %d otherwise, want all %d refused", refused.Load(), other.Load(), n)
 	}
-	// The lookup budget: a burst of 20, then 5 a second; and a few more
-	// that are not the flood's: the pool's liveness pings of connections
-	// idle for a second, and the listener's LISTEN and reload.
+	// The lookup budget: a burst of 20, then 5 a second. On the wire, a
+	// lookup may be preceded by the pool's liveness ping of a connection
+	// idle for over a second, and the listener adds its LISTEN and reload.
 	limit := int64(20 + 5*elapsed.Seconds() + 1)
-	if statements > limit+10 {
-		t.Fatalf("%d statements for %d deliveries in %v, want at most %d", statements, n, elapsed, limit+10)
+	if statements > 2*limit+10 {
+		t.Fatalf("%d statements for %d deliveries in %v, want at most %d", statements, n, elapsed, 2*limit+10)
 	}
 	m := scrape(t, base)
 	unknown, _ := value(m, "inbox_twilio_unknown_sids", nil)

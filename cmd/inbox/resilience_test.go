@@ -107,7 +107,11 @@ func TestMaxConnectionsCapsOpenConnections(t *testing.T) {
 // from the network without resetting connections (every open and new
 // connection swallows what is sent), deliveries keep coming and get 503,
 // then the network heals. The first delivery after that must succeed
-// within 3 s, with the service's default connection settings.
+// within 5 s, with the service's default connection settings: a dial made
+// during the outage fails only at the 2 s connect timeout, the request
+// waiting on it has its own 1 s, and a loaded two-core CI machine adds
+// scheduling delay (seen: 3.5 s there, 17 ms alone). Before pgdial, it was
+// 16 s.
 func TestRecoversWithinSecondsAfterNetworkBlackhole(t *testing.T) {
 	t.Parallel()
 	proxy, viaProxy := dbtest.NewProxy(t, dbtest.URL(t))
@@ -156,8 +160,8 @@ func TestRecoversWithinSecondsAfterNetworkBlackhole(t *testing.T) {
 		if err == nil && st == http.StatusOK {
 			break
 		}
-		if time.Since(healed) > 3*time.Second {
-			t.Fatalf("no 200 within 3 s of the network healing (last: %d, %v)\n%s", st, err, s.stderr.String()[max(0, len(s.stderr.String())-6000):])
+		if time.Since(healed) > 5*time.Second {
+			t.Fatalf("no 200 within 5 s of the network healing (last: %d, %v)\n%s", st, err, s.stderr.String()[max(0, len(s.stderr.String())-6000):])
 		}
 	}
 	t.Logf("first 200 %s after the network healed", time.Since(healed).Round(time.Millisecond))
