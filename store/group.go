@@ -31,6 +31,9 @@ type groupCommit struct {
 	// retried counts batches that failed and were retried row by row.
 	retried atomic.Int64
 	metrics *metrics.Metrics
+	// lost is told of every failed batch, to drop the pool's connections
+	// when the failure was the network's.
+	lost func(error)
 }
 
 type pendingInsert struct {
@@ -45,10 +48,10 @@ type insertResult struct {
 	err      error
 }
 
-func newGroupCommit(q *db.Queries, opts Options) *groupCommit {
+func newGroupCommit(q *db.Queries, opts Options, lost func(error)) *groupCommit {
 	g := &groupCommit{
 		q: q, jobAttempts: opts.JobAttempts, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
-		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}), metrics: opts.Metrics,
+		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}), metrics: opts.Metrics, lost: lost,
 	}
 	for range opts.Writers {
 		g.done.Go(g.write)
@@ -155,6 +158,7 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 		}
 		return
 	}
+	g.lost(err)
 	if len(live) == 1 {
 		live[0].result <- insertResult{err: err}
 		return

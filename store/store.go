@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,7 @@ type Store struct {
 	// or moves a status also insert its River job, with this many attempts.
 	jobAttempts int16
 	group       *groupCommit // nil: each insert is its own statement
+	resetAt     atomic.Int64 // unix nanoseconds of the last pool reset
 }
 
 // Options says how a Store writes.
@@ -62,9 +64,28 @@ func NewWith(pool *pgxpool.Pool, opts Options) *Store {
 		if opts.BatchTimeout <= 0 {
 			opts.BatchTimeout = 5 * time.Second
 		}
-		s.group = newGroupCommit(s.q, opts)
+		s.group = newGroupCommit(s.q, opts, s.connectionLost)
 	}
 	return s
+}
+
+// connectionLost resets the pool after a write failed without an answer
+// from the server (a timeout, a broken connection), at most once a second.
+// After a network outage every idle connection is dead too, and the pool
+// would otherwise find them one at a time, each costing a request its
+// whole deadline in a liveness ping: recovery took up to 4 s after the
+// network healed. An error PostgreSQL answered, or a caller that left,
+// says nothing about the connections.
+func (s *Store) connectionLost(err error) {
+	if _, ok := errors.AsType[*pgconn.PgError](err); ok || errors.Is(err, context.Canceled) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.resetAt.Load()
+	if now-last < int64(time.Second) || !s.resetAt.CompareAndSwap(last, now) {
+		return
+	}
+	s.pool.Reset()
 }
 
 // Close stops the group-commit writers, if any, after their batches in
