@@ -77,10 +77,13 @@ func Permanent(err error) error { return river.JobCancel(err) }
 // Config is what NewClient needs.
 type Config struct {
 	// Store is where workers read the messages their jobs name.
-	Store     *store.Store
+	Store *store.Store
+	// Processor, when set, runs each message's and status change's job;
+	// nil runs none of them here (retention only).
 	Processor Processor
 	Logger    *slog.Logger
-	// Workers is how many jobs run at once in this process, at least 1.
+	// Workers is how many of Processor's jobs run at once in this
+	// process, at least 1 when Processor is set.
 	Workers int
 	// RetryPolicy replaces River's backoff (about attempt⁴ seconds), and
 	// FetchPollInterval River's 1 s between polls for due jobs; tests set
