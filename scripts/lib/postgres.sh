@@ -101,15 +101,31 @@ pg_start_private() {
 		PG_PORT=$(cat "$PG_BASE/port")
 		pg_log "reusing the private server already running on 127.0.0.1:$PG_PORT"
 	else
-		PG_PORT=55432
-		while pg_port_open 127.0.0.1 "$PG_PORT"; do PG_PORT=$((PG_PORT + 1)); done
-		echo "$PG_PORT" >"$PG_BASE/port"
 		# The test server is thrown away after the run: durability buys nothing.
 		[ "$name" = test ] && extra="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-		pg_log "starting a private server on 127.0.0.1:$PG_PORT ($PG_BINDIR)"
-		pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_BASE/data" -l "$PG_BASE/server.log" -w -t 60 \
-			-o "-c port=$PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_BASE -c max_connections=300 $extra" \
-			start >/dev/null || { tail -n 20 "$PG_BASE/server.log" >&2; return 1; }
+		# A port nothing listens on can still be taken: an outgoing
+		# connection may hold it as its local port (55432 is in Linux's
+		# ephemeral range), and then the bind fails. Try the next port.
+		PG_PORT=55432
+		local tries=0
+		while :; do
+			while pg_port_open 127.0.0.1 "$PG_PORT"; do PG_PORT=$((PG_PORT + 1)); done
+			echo "$PG_PORT" >"$PG_BASE/port"
+			pg_log "starting a private server on 127.0.0.1:$PG_PORT ($PG_BINDIR)"
+			rm -f "$PG_BASE/server.log" # pg_ctl makes it anew, as its owner
+			if pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_BASE/data" -l "$PG_BASE/server.log" -w -t 60 \
+				-o "-c port=$PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_BASE -c max_connections=300 $extra" \
+				start >/dev/null 2>&1; then
+				break
+			fi
+			tries=$((tries + 1))
+			if ! grep -q "Address already in use" "$PG_BASE/server.log" || [ "$tries" -ge 20 ]; then
+				tail -n 20 "$PG_BASE/server.log" >&2
+				return 1
+			fi
+			pg_log "127.0.0.1:$PG_PORT is taken by another socket; trying the next port"
+			PG_PORT=$((PG_PORT + 1))
+		done
 		PG_STARTED=1
 	fi
 	PG_SERVER_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
