@@ -22,12 +22,16 @@ type adminConfig struct {
 	token string
 }
 
-// defaultAdminAddr is loopback, so a deployment that sets nothing exposes
-// nothing: reaching it from elsewhere takes a decision and a token.
-const defaultAdminAddr = "127.0.0.1:9090"
+// The default admin addresses are loopback, so a deployment that sets
+// nothing exposes nothing: reaching them from elsewhere takes a decision
+// and a token. serve and work differ, so both run on one host as they are.
+const (
+	defaultServeAdminAddr = "127.0.0.1:9090"
+	defaultWorkAdminAddr  = "127.0.0.1:9091"
+)
 
-func (c *adminConfig) bind(b *binder) {
-	b.String(&c.addr, "admin-addr", "ADMIN_ADDR", defaultAdminAddr,
+func (c *adminConfig) bind(b *binder, def string) {
+	b.String(&c.addr, "admin-addr", "ADMIN_ADDR", def,
 		"address of the admin listener (metrics, API, River UI, pprof); empty or off: none")
 	b.Secret(&c.token, "ADMIN_TOKEN")
 }

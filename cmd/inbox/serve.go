@@ -63,7 +63,7 @@ func (c *serveConfig) bind(b *binder) {
 	b.Int(&c.writers, "writers", "WRITERS", defaultWriters,
 		"connections that write messages, each committing the deliveries waiting for it together (0: one statement per delivery)")
 	b.Int(&c.maxBatch, "write-batch-max", "WRITE_BATCH_MAX", defaultMaxBatch, "most deliveries committed together")
-	c.admin.bind(b)
+	c.admin.bind(b, defaultServeAdminAddr)
 	c.processing.bind(b)
 }
 

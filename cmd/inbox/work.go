@@ -150,7 +150,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	)
 	cfg.bind(b)
 	processing.bind(b)
-	adm.bind(b)
+	adm.bind(b, defaultWorkAdminAddr)
 	b.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
 	if err := b.Parse(args); err != nil {
 		return err
