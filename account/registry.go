@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,9 +203,15 @@ func (r *Registry) Validator(ctx context.Context, accountSID string) (*twilio.Va
 	a, err := r.cfg.Store.Account(ctx, accountSID)
 	switch {
 	case errors.Is(err, store.ErrNoAccount):
+		now := r.now()
 		r.mu.Lock()
+		if len(r.negative) >= r.cfg.MaxNegative {
+			// Full: drop what has expired (a flood's sids, long gone), so
+			// a sid that keeps coming is remembered again.
+			maps.DeleteFunc(r.negative, func(_ string, until time.Time) bool { return !now.Before(until) })
+		}
 		if len(r.negative) < r.cfg.MaxNegative {
-			r.negative[accountSID] = r.now().Add(r.cfg.NegativeTTL)
+			r.negative[accountSID] = now.Add(r.cfg.NegativeTTL)
 		}
 		r.mu.Unlock()
 		return r.fallback()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"inbox/account"
 	"inbox/internal/dbtest"
@@ -59,5 +60,29 @@ func TestUnknownSIDsAreRememberedWithinABound(t *testing.T) {
 	}
 	if v, err := reg.Validator(t.Context(), sids[500]); err != nil || v == nil {
 		t.Fatalf("an account added since, not remembered as unknown: %v", err)
+	}
+}
+
+// TestExpiredUnknownSIDsMakeRoom: once the memory of unknown sids is full
+// of expired ones, a new unknown sid is remembered again, not looked up on
+// every delivery.
+func TestExpiredUnknownSIDsMakeRoom(t *testing.T) {
+	t.Parallel()
+	st := store.New(dbtest.Pool(t, 2))
+	keys, _ := keyring.Parse("")
+	reg := account.NewRegistry(account.RegistryConfig{
+		Store: st, Keys: keys, Logger: slog.New(slog.DiscardHandler),
+		MaxNegative: 10, NegativeTTL: time.Nanosecond, LookupsPerSecond: 1e6, LookupBurst: 1e6,
+	})
+	for range 10 {
+		reg.Validator(t.Context(), newSID())
+	}
+	if _, unknown := reg.Sizes(); unknown != 10 {
+		t.Fatalf("%d unknown sids remembered, want the 10 of a full memory", unknown)
+	}
+	sid := newSID()
+	reg.Validator(t.Context(), sid)
+	if _, unknown := reg.Sizes(); unknown != 1 {
+		t.Fatalf("%d unknown sids remembered after the expired ones were dropped, want only the new one", unknown)
 	}
 }
