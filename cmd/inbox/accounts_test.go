@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -397,5 +396,4 @@ func TestSimulateSignsForSeveralAccounts(t *testing.T) {
 	if accounts != 4 || left != 0 {
 		t.Fatalf("messages from %d accounts, %d accounts left in the table; want 4 and 0", accounts, left)
 	}
-	fmt.Fprint(io.Discard, stdout.String())
 }
