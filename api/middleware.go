@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"inbox/internal/statuswriter"
 	"inbox/metrics"
 )
 
@@ -81,26 +82,6 @@ func databaseReached(ctx context.Context) {
 	}
 }
 
-// statusWriter remembers the status a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // withRequestLog wraps the whole router, so 404s and 405s are logged too:
 // one line per request with method, path, status, duration, request id and,
 // when there is one, the message sid. It never logs headers or bodies, so
@@ -115,7 +96,7 @@ func withRequestLog(logger *slog.Logger, failures *failureLog, m *metrics.Metric
 		id := requestID(r)
 		info := &requestInfo{logger: logger.With("request_id", id), failures: failures}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		sw.Header().Set("X-Request-Id", id)
 
 		defer func() {
@@ -124,21 +105,21 @@ func withRequestLog(logger *slog.Logger, failures *failureLog, m *metrics.Metric
 					panic(p)
 				}
 				info.logger.ErrorContext(ctx, "panic serving request", "panic", p)
-				if sw.status == 0 {
+				if sw.Status() == 0 {
 					sw.WriteHeader(http.StatusInternalServerError)
 				}
 			}
 			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
-				slog.Int("status", cmp.Or(sw.status, http.StatusOK)),
+				slog.Int("status", cmp.Or(sw.Status(), http.StatusOK)),
 				slog.Duration("duration", time.Since(start)),
 			}
 			if info.sid != "" {
 				attrs = append(attrs, slog.String("sid", info.sid))
 			}
 			info.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
-			record(m, info, cmp.Or(sw.status, http.StatusOK), time.Since(start))
+			record(m, info, cmp.Or(sw.Status(), http.StatusOK), time.Since(start))
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
