@@ -32,6 +32,8 @@ const (
 	// that sids not in memory can cause, whatever arrives.
 	DefaultLookupsPerSecond = 5
 	DefaultLookupBurst      = 20
+	// DefaultLookupTimeout bounds one lookup.
+	DefaultLookupTimeout = 5 * time.Second
 	// reloadEvery reloads every account even when no notification came: a
 	// safety net under LISTEN/NOTIFY, not the way changes arrive.
 	reloadEvery = 5 * time.Minute
@@ -53,6 +55,9 @@ type RegistryConfig struct {
 	MaxNegative      int
 	LookupsPerSecond float64
 	LookupBurst      float64
+	// LookupTimeout bounds the query for a sid not in memory (serve: its
+	// REQUEST_TIMEOUT), so a slow database delays only those deliveries.
+	LookupTimeout time.Duration
 }
 
 type entry struct {
@@ -90,6 +95,9 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	}
 	if cfg.LookupBurst == 0 {
 		cfg.LookupBurst = DefaultLookupBurst
+	}
+	if cfg.LookupTimeout == 0 {
+		cfg.LookupTimeout = DefaultLookupTimeout
 	}
 	r := &Registry{cfg: cfg, now: time.Now, accounts: map[string]entry{}, negative: map[string]time.Time{}, tokens: cfg.LookupBurst}
 	cfg.Metrics.RegisterAccounts(r.Sizes)
@@ -200,6 +208,9 @@ func (r *Registry) Validator(ctx context.Context, accountSID string) (*twilio.Va
 	// Not in memory: changed in the last moments (its notification is on
 	// its way), or not an account at all.
 	r.cfg.Metrics.AccountLookup()
+	// Bounded here, not by the caller: a known sid needs no timer.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	defer cancel()
 	a, err := r.cfg.Store.Account(ctx, accountSID)
 	switch {
 	case errors.Is(err, store.ErrNoAccount):

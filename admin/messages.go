@@ -236,18 +236,20 @@ func handleForwardMessage(st *store.Store, attempts int16, logger *slog.Logger) 
 			return &apiError{status: http.StatusConflict, detail: "processing is off (FORWARD_URL is not set): there is nothing to forward to"}
 		}
 		ctx := r.Context()
-		m, err := st.GetMessageBySID(ctx, sid)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
-		case err != nil:
-			return err
-		case m.Direction != message.Inbound:
-			return &apiError{status: http.StatusConflict, detail: "message " + sid + " is outbound: only inbound messages are forwarded"}
-		}
 		job, err := st.InsertMessageJob(ctx, sid, attempts)
-		if errors.Is(err, store.ErrNotFound) { // deleted in between
-			return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
+		if errors.Is(err, store.ErrNotFound) {
+			// No inbound message: say whether there is none or it is
+			// outbound; only then is a second query worth it.
+			m, err := st.GetMessageBySID(ctx, sid)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
+			case err != nil:
+				return err
+			case m.Direction != message.Inbound:
+				return &apiError{status: http.StatusConflict, detail: "message " + sid + " is outbound: only inbound messages are forwarded"}
+			}
+			return &apiError{status: http.StatusNotFound, detail: "no inbound message with sid " + sid}
 		} else if err != nil {
 			return err
 		}

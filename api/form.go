@@ -72,9 +72,6 @@ func accountValidator(ctx context.Context, cfg Config, form twilio.Form) (*twili
 		return cfg.Validator, nil
 	}
 	sid := form.Get("AccountSid")
-	// A sid not in memory may be looked up: bounded like the insert.
-	ctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-	defer cancel()
 	v, err := cfg.Accounts.Validator(ctx, sid)
 	switch {
 	case err == nil:

@@ -178,7 +178,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Error("database not reachable at start; serving anyway, /readyz reports 503 until it is", "err", err)
 	}
 	cancel()
-	accounts, stopAccounts, err := startAccounts(ctx, pool, poolCfg, keys, fallback, m, logger)
+	accounts, stopAccounts, err := startAccounts(ctx, pool, poolCfg, keys, fallback, cfg.requestTimeout, m, logger)
 	if err != nil {
 		return err
 	}
@@ -218,10 +218,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // only without TWILIO_AUTH_TOKEN: with it, the one-account deployment serves
 // as before and the accounts load once the database answers.
 func startAccounts(ctx context.Context, pool *pgxpool.Pool, poolCfg *pgxpool.Config, keys *keyring.Keyring,
-	fallback *twilio.Validator, m *metrics.Metrics, logger *slog.Logger) (*account.Registry, func(), error) {
+	fallback *twilio.Validator, lookupTimeout time.Duration, m *metrics.Metrics, logger *slog.Logger) (*account.Registry, func(), error) {
 	connCfg := poolCfg.ConnConfig.Copy()
 	reg := account.NewRegistry(account.RegistryConfig{
-		Store: store.New(pool), Keys: keys, Fallback: fallback, Logger: logger, Metrics: m,
+		Store: store.New(pool), Keys: keys, Fallback: fallback, Logger: logger, Metrics: m, LookupTimeout: lookupTimeout,
 		Connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, connCfg) },
 	})
 	loadCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
