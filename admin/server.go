@@ -29,10 +29,23 @@ type Config struct {
 	ForwardAttempts int16
 	// RiverUI, when set, is mounted at /riverui/.
 	RiverUI http.Handler
+	// Hosts are the names, beyond IP addresses and localhost, that this
+	// listener may be reached by (ADMIN_HOSTS), lower case and without a
+	// port: a request with any other Host is refused (DNS rebinding).
+	Hosts []string
 }
 
 // NewServer returns the admin listener's whole handler: the routes in
-// routes.go behind the token, with a log line per request.
+// routes.go behind the token, with a log line per request. Before the
+// token is checked, a request must name this listener in its Host (see
+// withHost), and a state-changing one must be provably same-origin (see
+// withSameOrigin), so a web page cannot use an operator's browser; and a
+// POST must have a content type no cross-site form can send
+// (withContentType).
 func NewServer(cfg Config) http.Handler {
-	return withLog(cfg.Logger, withAuth(cfg.Token, cfg.Logger, addRoutes(cfg)))
+	return withLog(cfg.Logger,
+		withHost(cfg.Hosts, cfg.Logger,
+			withSameOrigin(cfg.Hosts, cfg.Logger,
+				withAuth(cfg.Token, cfg.Logger,
+					withContentType(cfg.Logger, addRoutes(cfg))))))
 }

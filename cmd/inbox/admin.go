@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,7 +21,13 @@ import (
 type adminConfig struct {
 	addr  string
 	token string
+	hosts string
 }
+
+// minAdminToken is the shortest admin token accepted: the API shows
+// message bodies and can make the service forward again, so the token must
+// not be guessable.
+const minAdminToken = 16
 
 // The default admin addresses are loopback, so a deployment that sets
 // nothing exposes nothing: reaching them from elsewhere takes a decision
@@ -33,7 +40,25 @@ const (
 func (c *adminConfig) bind(b *binder, def string) {
 	b.String(&c.addr, "admin-addr", "ADMIN_ADDR", def,
 		"address of the admin listener (metrics, API, River UI, pprof); empty or off: none")
-	b.Secret(&c.token, "ADMIN_TOKEN")
+	b.Secret(&c.token, "ADMIN_TOKEN", "required on every admin request (Bearer, or Basic's password): at least 16 characters")
+	b.String(&c.hosts, "admin-hosts", "ADMIN_HOSTS", "",
+		"comma-separated names the admin listener is reached by, beyond IP addresses and localhost (e.g. a proxy's); other Host headers are refused")
+}
+
+// hostList returns ADMIN_HOSTS as lower-case names without ports.
+func (c *adminConfig) hostList() ([]string, error) {
+	var hosts []string
+	for h := range strings.SplitSeq(c.hosts, ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, ":/ ") {
+			return nil, fmt.Errorf("invalid ADMIN_HOSTS entry %q: give host names only, without scheme or port", h)
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
 }
 
 // validate refuses an admin listener reachable from other hosts without a
@@ -41,6 +66,17 @@ func (c *adminConfig) bind(b *binder, def string) {
 func (c *adminConfig) validate() error {
 	if c.addr == "off" {
 		c.addr = ""
+	}
+	if _, err := c.hostList(); err != nil {
+		return err
+	}
+	if c.token != "" {
+		if strings.TrimSpace(c.token) != c.token {
+			return errors.New("invalid ADMIN_TOKEN: it begins or ends with whitespace, which a header cannot carry as sent")
+		}
+		if len(c.token) < minAdminToken {
+			return fmt.Errorf("invalid ADMIN_TOKEN: %d characters, want at least %d (e.g. openssl rand -hex 32)", len(c.token), minAdminToken)
+		}
 	}
 	if c.addr == "" || c.token != "" {
 		return nil
@@ -85,14 +121,15 @@ func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.S
 		cancelUI()
 		return nil, fmt.Errorf("start river ui: %w", err)
 	}
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := listen(c.addr, "ADMIN_ADDR", "-admin-addr")
 	if err != nil {
 		cancelUI()
-		return nil, fmt.Errorf("listen for admin on %s: %w", c.addr, err)
+		return nil, err
 	}
+	hosts, _ := c.hostList() // validated
 	srv := &http.Server{
 		Handler: admin.NewServer(admin.Config{
-			Logger: logger, Token: c.token, Metrics: m, Store: st, ForwardAttempts: forwardAttempts, RiverUI: ui,
+			Logger: logger, Token: c.token, Metrics: m, Store: st, ForwardAttempts: forwardAttempts, RiverUI: ui, Hosts: hosts,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
