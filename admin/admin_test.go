@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -271,6 +272,11 @@ func TestBadParametersAre400ProblemsNamingTheParameter(t *testing.T) {
 		"cursor=not-a-cursor": "cursor",
 		"cursor=" + "bm9wZQ":  "cursor",
 		"from=%zz":            "from",
+		"from=%00":            "from",
+		"to=%2B1555%00":       "to",
+		// PostgreSQL's timestamps end in 294276 AD and start in 4713 BC.
+		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("-9223372036854775807.1")): "cursor",
+		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("9223372036854775807.1")):  "cursor",
 	}
 	for query, param := range cases {
 		st, h, body := f.get(t, query)

@@ -96,8 +96,9 @@ func parseFilter(r *http.Request) (store.Filter, error) {
 			}
 			f.Status = v
 		case "from", "to":
-			if v == "" || len(v) > 256 || !utf8.ValidString(v) {
-				return f, badParam(name, name+" must be an address (a phone number, whatsapp:+…), 1 to 256 characters")
+			// PostgreSQL's text takes neither invalid UTF-8 nor NUL.
+			if v == "" || len(v) > 256 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				return f, badParam(name, name+" must be an address (a phone number, whatsapp:+…), 1 to 256 characters of text without NUL")
 			}
 			if name == "from" {
 				f.From = v
@@ -174,16 +175,21 @@ func decodeCursor(s string) (store.Cursor, error) {
 	if err != nil {
 		return store.Cursor{}, err
 	}
-	at, id, ok := strings.Cut(string(b), ".")
+	micros, id, ok := strings.Cut(string(b), ".")
 	if !ok {
 		return store.Cursor{}, errors.New("no separator")
 	}
-	us, err1 := strconv.ParseInt(at, 10, 64)
+	us, err1 := strconv.ParseInt(micros, 10, 64)
 	n, err2 := strconv.ParseInt(id, 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return store.Cursor{}, err
 	}
-	return store.Cursor{ReceivedAt: time.UnixMicro(us).UTC(), ID: n}, nil
+	at := time.UnixMicro(us).UTC()
+	// Within what since and until can name, so PostgreSQL can take it.
+	if at.Year() < 1 || at.Year() > 9999 {
+		return store.Cursor{}, errors.New("time out of range")
+	}
+	return store.Cursor{ReceivedAt: at, ID: n}, nil
 }
 
 // handleGetMessage answers GET /api/messages/{sid}: the message, the status
@@ -225,7 +231,9 @@ func handleGetMessage(st *store.Store, logger *slog.Logger) http.Handler {
 
 // handleForwardMessage answers POST /api/messages/{sid}/forward: a new job
 // that forwards the inbound message again, with the same webhook-id (its
-// sid), so a receiver that already took it can tell. 202 with the job.
+// sid), so a receiver that already took it can tell: 202 with the job. While
+// an earlier replay of the sid is still waiting or running, 200 with that
+// job instead, so replays asked for at once make one forward.
 func handleForwardMessage(st *store.Store, attempts int16, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
 		sid, err := sidParam(r)
@@ -236,7 +244,7 @@ func handleForwardMessage(st *store.Store, attempts int16, logger *slog.Logger) 
 			return &apiError{status: http.StatusConflict, detail: "processing is off (FORWARD_URL is not set): there is nothing to forward to"}
 		}
 		ctx := r.Context()
-		job, err := st.InsertMessageJob(ctx, sid, attempts)
+		job, created, err := st.InsertMessageJob(ctx, sid, attempts)
 		if errors.Is(err, store.ErrNotFound) {
 			// No inbound message: say whether there is none or it is
 			// outbound; only then is a second query worth it.
@@ -252,6 +260,11 @@ func handleForwardMessage(st *store.Store, attempts int16, logger *slog.Logger) 
 			return &apiError{status: http.StatusNotFound, detail: "no inbound message with sid " + sid}
 		} else if err != nil {
 			return err
+		}
+		if !created {
+			logger.InfoContext(ctx, "forward requested again; an earlier replay is still unfinished", "sid", sid, "job", job.ID, "state", job.State)
+			writeJSON(w, http.StatusOK, job)
+			return nil
 		}
 		logger.InfoContext(ctx, "forward requested again", "sid", sid, "job", job.ID)
 		writeJSON(w, http.StatusAccepted, job)

@@ -73,12 +73,17 @@ func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinish
 }
 
 const insertMessageJob = `-- name: InsertMessageJob :one
-INSERT INTO river_job (args, kind, max_attempts)
-SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), 'inbox_message', $1::smallint
+INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
+SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), 'inbox_message', $1::smallint,
+       convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
 FROM messages m
 WHERE m.metadata->>'message_sid' = $2::text AND m.direction = 'inbound'
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+    DO UPDATE SET kind = river_job.kind
 RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
-          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error
+          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+          (xmax = 0)::boolean AS created
 `
 
 type InsertMessageJobParams struct {
@@ -97,12 +102,21 @@ type InsertMessageJobRow struct {
 	AttemptedAt *time.Time
 	FinalizedAt *time.Time
 	LastError   string
+	Created     bool
 }
 
 // A new processing job for a stored inbound message (the admin API's
 // replay): the same row InsertInboundMessagesWithJob inserts, so the forward
 // carries the same webhook-id, the message sid. No row when no inbound
 // message has this sid.
+//
+// At most one replay of a sid waits or runs at a time, however many are
+// asked for at once: each carries the unique key inbox_replay:<sid> with the
+// unfinished states (available, pending, retryable, running, scheduled:
+// B'11110001' in River's bitmask), so River's own unique index decides. A
+// replay while an earlier one is unfinished conflicts, and the no-op update
+// returns that job instead, with created false (xmax is then the updating
+// transaction's id, as River's own unique inserts read it).
 func (q *Queries) InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error) {
 	row := q.db.QueryRow(ctx, insertMessageJob, arg.MaxAttempts, arg.SID)
 	var i InsertMessageJobRow
@@ -117,6 +131,7 @@ func (q *Queries) InsertMessageJob(ctx context.Context, arg InsertMessageJobPara
 		&i.AttemptedAt,
 		&i.FinalizedAt,
 		&i.LastError,
+		&i.Created,
 	)
 	return i, err
 }

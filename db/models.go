@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"inbox/message"
 )
 
@@ -60,6 +61,13 @@ func (ns NullRiverJobState) Value() (driver.Value, error) {
 	return string(ns.RiverJobState), nil
 }
 
+type GooseDbVersion struct {
+	ID        int32
+	VersionID int64
+	IsApplied bool
+	Tstamp    pgtype.Timestamp
+}
+
 type Message struct {
 	ID                  int64
 	Direction           message.Direction
@@ -105,17 +113,19 @@ type MessageStatusEvent struct {
 }
 
 type RiverJob struct {
-	ID          int64
-	State       RiverJobState
-	MaxAttempts int16
-	Args        []byte
-	Kind        string
-	Attempt     int16
-	Errors      [][]byte
-	CreatedAt   time.Time
-	ScheduledAt time.Time
-	AttemptedAt *time.Time
-	FinalizedAt *time.Time
+	ID           int64
+	State        RiverJobState
+	MaxAttempts  int16
+	Args         []byte
+	Kind         string
+	Attempt      int16
+	Errors       [][]byte
+	CreatedAt    time.Time
+	ScheduledAt  time.Time
+	AttemptedAt  *time.Time
+	FinalizedAt  *time.Time
+	UniqueKey    []byte
+	UniqueStates pgtype.Bits
 }
 
 type TwilioAccount struct {

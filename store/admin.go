@@ -123,17 +123,21 @@ func (s *Store) MessageJobs(ctx context.Context, sid string, limit int32) ([]Job
 }
 
 // InsertMessageJob inserts a new processing job for the stored inbound
-// message sid, with maxAttempts attempts, and returns it; ErrNotFound when
+// message sid, with maxAttempts attempts, and returns it with created true;
+// while an earlier job inserted this way for sid is unfinished (waiting,
+// retrying or running), it returns that job instead, with created false, so
+// any number of concurrent calls make at most one new job. ErrNotFound when
 // no inbound message has that sid.
-func (s *Store) InsertMessageJob(ctx context.Context, sid string, maxAttempts int16) (Job, error) {
+func (s *Store) InsertMessageJob(ctx context.Context, sid string, maxAttempts int16) (job Job, created bool, err error) {
 	r, err := s.q.InsertMessageJob(ctx, db.InsertMessageJobParams{SID: sid, MaxAttempts: maxAttempts})
 	switch {
 	case err == nil:
-		return Job(r), nil
+		return Job{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
+			ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError}, r.Created, nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return Job{}, fmt.Errorf("insert job for %s: %w", sid, ErrNotFound)
+		return Job{}, false, fmt.Errorf("insert job for %s: %w", sid, ErrNotFound)
 	default:
-		return Job{}, fmt.Errorf("insert job for %s: %w", sid, err)
+		return Job{}, false, fmt.Errorf("insert job for %s: %w", sid, err)
 	}
 }
 

@@ -3,12 +3,25 @@
 -- replay): the same row InsertInboundMessagesWithJob inserts, so the forward
 -- carries the same webhook-id, the message sid. No row when no inbound
 -- message has this sid.
-INSERT INTO river_job (args, kind, max_attempts)
-SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), 'inbox_message', @max_attempts::smallint
+--
+-- At most one replay of a sid waits or runs at a time, however many are
+-- asked for at once: each carries the unique key inbox_replay:<sid> with the
+-- unfinished states (available, pending, retryable, running, scheduled:
+-- B'11110001' in River's bitmask), so River's own unique index decides. A
+-- replay while an earlier one is unfinished conflicts, and the no-op update
+-- returns that job instead, with created false (xmax is then the updating
+-- transaction's id, as River's own unique inserts read it).
+INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
+SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), 'inbox_message', @max_attempts::smallint,
+       convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
 FROM messages m
 WHERE m.metadata->>'message_sid' = @sid::text AND m.direction = 'inbound'
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+    DO UPDATE SET kind = river_job.kind
 RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
-          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error;
+          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+          (xmax = 0)::boolean AS created;
 
 -- name: ListMessageJobs :many
 -- The processing jobs of a message (its forward, and its status changes'),

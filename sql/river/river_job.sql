@@ -17,5 +17,15 @@ CREATE TABLE river_job (
     created_at   timestamptz NOT NULL DEFAULT now(),
     scheduled_at timestamptz NOT NULL DEFAULT now(),
     attempted_at timestamptz,
-    finalized_at timestamptz
+    finalized_at timestamptz,
+    unique_key   bytea,
+    unique_states bit(8)
 );
+
+-- River's unique jobs: at most one job per unique_key in the states its
+-- unique_states bitmask names (bit 7 available ... bit 0 scheduled).
+CREATE FUNCTION river_job_state_in_bitmask(bitmask bit(8), state river_job_state) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$ SELECT true $$;
+
+CREATE UNIQUE INDEX river_job_unique_idx ON river_job (unique_key)
+    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state);
