@@ -10,8 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"inbox/db"
 	"inbox/keyring"
@@ -91,6 +96,68 @@ type Manager struct {
 	// AllowPlaintext lets tokens be stored in the clear when Keys has no
 	// key; without it, such writes fail with ErrPlaintextRefused.
 	AllowPlaintext bool
+	// Force lets Add and SetSecondary store a token although Keys does not
+	// open the tokens already in the table (see ErrKeyMismatch).
+	Force bool
+}
+
+// ErrKeyMismatch is returned by Add and SetSecondary when the keys given do
+// not open every token already stored: a token sealed with another key
+// would be unreadable to servers that hold the table's key, and, while any
+// account is unreadable, a server started with this key could read only
+// its own.
+var ErrKeyMismatch = errors.New("ENCRYPTION_KEY does not open the tokens already in twilio_accounts")
+
+// checkKeys refuses, with ErrKeyMismatch, keys that do not open every token
+// in the table, naming the keys the table's tokens were sealed with.
+func (m *Manager) checkKeys(ctx context.Context) error {
+	if m.Force {
+		return nil
+	}
+	all, err := m.Store.AllAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	var unreadable []string
+	sealedWith := map[string]bool{}
+	for _, a := range all {
+		if _, _, err := open(m.Keys, a); err != nil {
+			unreadable = append(unreadable, a.AccountSID)
+			sealedWith[keyring.KeyOf(a.PrimaryToken)] = true
+		}
+	}
+	if len(unreadable) == 0 {
+		return nil
+	}
+	held := "none (ENCRYPTION_KEY is not set)"
+	if fps := m.Keys.Fingerprints(); len(fps) > 0 {
+		held = strings.Join(fps, ", ")
+	}
+	return fmt.Errorf("%w: %d of %d accounts (first %s) are sealed with key %s, and the keys given are %s: "+
+		"give the table's key (to change keys, put the new one first: ENCRYPTION_KEY=new,old, then inbox accounts reseal), "+
+		"or -force to store this token anyway",
+		ErrKeyMismatch, len(unreadable), len(all), unreadable[0], strings.Join(slices.Sorted(maps.Keys(sealedWith)), ", "), held)
+}
+
+// MaxLabel is the longest label an account may have, in characters.
+const MaxLabel = 200
+
+// CheckLabel refuses a label that is not printable text of at most
+// MaxLabel characters: labels are printed to terminals, where control
+// characters and escape sequences would act rather than show.
+func CheckLabel(label string) error {
+	if !utf8.ValidString(label) {
+		return errors.New("label is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(label); n > MaxLabel {
+		return fmt.Errorf("label has %d characters, more than %d", n, MaxLabel)
+	}
+	for _, r := range label {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("label holds %U, which is not a printable character", r)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) seal(sid, slot, token string) ([]byte, error) {
@@ -117,9 +184,17 @@ func truncate(s string) string {
 	return s
 }
 
-// Add stores a new account with its primary token.
+// Add stores a new account with its primary token. It refuses a label
+// CheckLabel refuses, and keys that do not open the tokens already stored
+// (ErrKeyMismatch, unless Force).
 func (m *Manager) Add(ctx context.Context, sid, token, label string) error {
 	if err := checkSID(sid); err != nil {
+		return err
+	}
+	if err := CheckLabel(label); err != nil {
+		return err
+	}
+	if err := m.checkKeys(ctx); err != nil {
 		return err
 	}
 	sealed, err := m.seal(sid, slotPrimary, token)
@@ -137,9 +212,13 @@ func (m *Manager) Add(ctx context.Context, sid, token, label string) error {
 }
 
 // SetSecondary sets the account's secondary token: both verify until
-// Rotate promotes it.
+// Rotate promotes it. Like Add, it refuses keys that do not open the tokens
+// already stored.
 func (m *Manager) SetSecondary(ctx context.Context, sid, token string) error {
 	if err := checkSID(sid); err != nil {
+		return err
+	}
+	if err := m.checkKeys(ctx); err != nil {
 		return err
 	}
 	sealed, err := m.seal(sid, slotSecondary, token)

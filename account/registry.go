@@ -104,19 +104,43 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	return r
 }
 
-// Sizes returns how many accounts, and how many sids known to be unknown,
-// are in memory.
-func (r *Registry) Sizes() (accounts, negative int) {
+// Sizes returns how many accounts are in memory, how many of them cannot
+// be opened with the keys this process holds, and how many sids are known
+// to be unknown.
+func (r *Registry) Sizes() (accounts, unreadable, negative int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.accounts), len(r.negative)
+	for _, e := range r.accounts {
+		if e.err != nil {
+			unreadable++
+		}
+	}
+	return len(r.accounts), unreadable, len(r.negative)
 }
 
 // Len is the number of accounts in memory.
 func (r *Registry) Len() int {
-	n, _ := r.Sizes()
+	n, _, _ := r.Sizes()
 	return n
 }
+
+// UnreadableError is what Load returns when some accounts' tokens cannot be
+// opened with the keys this process holds: those accounts' deliveries are
+// refused, the others served. It wraps ErrUnreadable.
+type UnreadableError struct {
+	// SIDs are the unreadable accounts, in sid order, and Errs why each.
+	SIDs []string
+	Errs []error
+	// Total is how many accounts were read.
+	Total int
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("%v: %d of %d (is ENCRYPTION_KEY the key they were sealed with?): %v",
+		ErrUnreadable, len(e.SIDs), e.Total, errors.Join(e.Errs...))
+}
+
+func (e *UnreadableError) Unwrap() error { return ErrUnreadable }
 
 // Listening reports whether the Registry is subscribed to changes: from
 // then on, a committed change reaches it within moments.
@@ -135,20 +159,22 @@ func (r *Registry) entryOf(a db.TwilioAccount) (entry, error) {
 }
 
 // Load reads every account and replaces what is in memory. An account whose
-// tokens cannot be opened is kept, refusing its deliveries, and named in
-// the error, so a server can refuse to start with a wrong ENCRYPTION_KEY
-// rather than fail request by request.
+// tokens cannot be opened is kept, refusing its deliveries
+// (ErrUnreadable), and named in the *UnreadableError returned, so a server
+// can say which accounts it cannot serve, and refuse to start when it can
+// serve none.
 func (r *Registry) Load(ctx context.Context) error {
 	all, err := r.cfg.Store.AllAccounts(ctx)
 	if err != nil {
 		return fmt.Errorf("load twilio accounts: %w", err)
 	}
 	accounts := make(map[string]entry, len(all))
-	var errs []error
+	unreadable := &UnreadableError{Total: len(all)}
 	for _, a := range all {
 		e, err := r.entryOf(a)
 		if err != nil {
-			errs = append(errs, err)
+			unreadable.SIDs = append(unreadable.SIDs, a.AccountSID)
+			unreadable.Errs = append(unreadable.Errs, err)
 		}
 		accounts[a.AccountSID] = e
 	}
@@ -157,11 +183,24 @@ func (r *Registry) Load(ctx context.Context) error {
 	r.mu.Lock()
 	r.accounts = accounts
 	r.mu.Unlock()
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %d of %d (is ENCRYPTION_KEY the key they were sealed with?): %w",
-			ErrUnreadable, len(errs), len(all), errors.Join(errs...))
+	if len(unreadable.SIDs) > 0 {
+		return unreadable
 	}
 	return nil
+}
+
+// LogLoadError logs why Load failed, as Run does after each reload: for
+// unreadable accounts, one ERROR line each, naming the sid.
+func (r *Registry) LogLoadError(ctx context.Context, err error) {
+	ue, ok := errors.AsType[*UnreadableError](err)
+	if !ok {
+		r.cfg.Logger.ErrorContext(ctx, "reading twilio accounts", "err", err)
+		return
+	}
+	for i, sid := range ue.SIDs {
+		r.cfg.Logger.ErrorContext(ctx, "twilio account's token cannot be decrypted with ENCRYPTION_KEY: its deliveries are refused (403 account_unreadable)",
+			"account_sid", sid, "keys_held", r.cfg.Keys.Fingerprints(), "err", ue.Errs[i])
+	}
 }
 
 // refresh reads one account again after a notification.
@@ -311,7 +350,7 @@ func (r *Registry) listen(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if err := r.Load(ctx); err != nil {
-		r.cfg.Logger.ErrorContext(ctx, "reloading twilio accounts", "err", err)
+		r.LogLoadError(ctx, err)
 	}
 	r.listening.Store(true)
 	defer r.listening.Store(false)

@@ -41,7 +41,7 @@ func TestUnknownSIDsAreRememberedWithinABound(t *testing.T) {
 			t.Fatalf("unknown sid: %v, want ErrUnknown", err)
 		}
 	}
-	if accounts, unknown := reg.Sizes(); accounts != 0 || unknown != 100 {
+	if accounts, _, unknown := reg.Sizes(); accounts != 0 || unknown != 100 {
 		t.Fatalf("held %d accounts and %d unknown sids, want 0 and 100", accounts, unknown)
 	}
 
@@ -77,12 +77,12 @@ func TestExpiredUnknownSIDsMakeRoom(t *testing.T) {
 	for range 10 {
 		reg.Validator(t.Context(), newSID())
 	}
-	if _, unknown := reg.Sizes(); unknown != 10 {
+	if _, _, unknown := reg.Sizes(); unknown != 10 {
 		t.Fatalf("%d unknown sids remembered, want the 10 of a full memory", unknown)
 	}
 	sid := newSID()
 	reg.Validator(t.Context(), sid)
-	if _, unknown := reg.Sizes(); unknown != 1 {
+	if _, _, unknown := reg.Sizes(); unknown != 1 {
 		t.Fatalf("%d unknown sids remembered after the expired ones were dropped, want only the new one", unknown)
 	}
 }

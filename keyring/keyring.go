@@ -162,3 +162,26 @@ func (k *Keyring) SealedByFirst(sealed []byte) bool {
 	return len(k.keys) > 0 && len(sealed) > 1+fingerprintLen && sealed[0] == formatAESGCM &&
 		bytes.Equal(sealed[1:1+fingerprintLen], k.keys[0].fingerprint[:])
 }
+
+// KeyOf returns the fingerprint (8 hex digits) of the key that sealed a
+// value, "plaintext" for one stored in the clear, or "unknown" for one that
+// is neither: what to tell an operator whose key does not open it.
+func KeyOf(sealed []byte) string {
+	switch {
+	case Plain(sealed):
+		return "plaintext"
+	case len(sealed) > 1+fingerprintLen && sealed[0] == formatAESGCM:
+		return hex.EncodeToString(sealed[1 : 1+fingerprintLen])
+	}
+	return "unknown"
+}
+
+// Fingerprints returns the fingerprints of the Keyring's keys, the sealing
+// one first, as KeyOf names them; none without keys.
+func (k *Keyring) Fingerprints() []string {
+	out := make([]string, len(k.keys))
+	for i, key := range k.keys {
+		out[i] = hex.EncodeToString(key.fingerprint[:])
+	}
+	return out
+}

@@ -37,7 +37,8 @@ func exported(t *testing.T) map[string]bool {
 	m.Attempt(metrics.KindMessage, metrics.OutcomeSuccess, time.Millisecond, time.Second)
 	m.RetentionDeleted("messages", 1)
 	m.AccountLookup()
-	m.RegisterAccounts(func() (int, int) { return 1, 0 })
+	m.RegisterAccounts(func() (int, int, int) { return 1, 0, 0 })
+	m.BuildInfo("v0", "abc", "go1")
 	families, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)

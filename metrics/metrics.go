@@ -138,6 +138,21 @@ func New() *Metrics {
 	return m
 }
 
+// BuildInfo exports inbox_build_info{version, revision, go_version} 1,
+// so a dashboard can tell which build each process runs.
+func (m *Metrics) BuildInfo(version, revision, goVersion string) {
+	if m == nil {
+		return
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "inbox_build_info",
+		Help:        "The running build: always 1, labelled with its version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": goVersion},
+	})
+	g.Set(1)
+	m.registry.MustRegister(g)
+}
+
 // Register adds collectors (the pool's, the job table's) to the registry.
 func (m *Metrics) Register(cs ...prometheus.Collector) error {
 	for _, c := range cs {
@@ -225,9 +240,10 @@ func (m *Metrics) AccountLookup() {
 	m.accountLookups.Inc()
 }
 
-// RegisterAccounts reports the Twilio accounts held in memory and the sids
-// remembered as unknown, read from sizes at scrape time.
-func (m *Metrics) RegisterAccounts(sizes func() (accounts, unknown int)) {
+// RegisterAccounts reports the Twilio accounts held in memory, those whose
+// tokens cannot be opened, and the sids remembered as unknown, read from
+// sizes at scrape time.
+func (m *Metrics) RegisterAccounts(sizes func() (accounts, unreadable, unknown int)) {
 	if m == nil {
 		return
 	}
@@ -235,10 +251,14 @@ func (m *Metrics) RegisterAccounts(sizes func() (accounts, unknown int)) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "inbox_twilio_accounts",
 			Help: "Twilio accounts in memory, from twilio_accounts.",
-		}, func() float64 { n, _ := sizes(); return float64(n) }),
+		}, func() float64 { n, _, _ := sizes(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "inbox_twilio_accounts_unreadable",
+			Help: "Twilio accounts whose tokens cannot be opened with ENCRYPTION_KEY: their deliveries are refused (403).",
+		}, func() float64 { _, n, _ := sizes(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "inbox_twilio_unknown_sids",
 			Help: "Account sids remembered as not configured (bounded).",
-		}, func() float64 { _, n := sizes(); return float64(n) }),
+		}, func() float64 { _, _, n := sizes(); return float64(n) }),
 	)
 }
