@@ -114,12 +114,44 @@ func (f *Forwarder) Process(ctx context.Context, ev Event) error {
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		return nil
-	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly,
-		code == http.StatusTooManyRequests, code >= 500:
+	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
+		err := fmt.Errorf("forward %s: receiver answered %d", ev.ID, code)
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), f.now()); ok {
+			return RetryAfter(fmt.Errorf("%w, Retry-After %s", err, d), d)
+		}
+		return err
+	case code == http.StatusUnauthorized, code == http.StatusForbidden, code == http.StatusNotFound:
+		// The app refusing our signature or not serving the path is a
+		// setting to fix (FORWARD_SECRET, FORWARD_URL), not a message that
+		// can never be taken: cancelling would lose every forward made
+		// while it is wrong.
+		return fmt.Errorf("forward %s: receiver answered %d: check FORWARD_URL and that the app verifies with FORWARD_SECRET", ev.ID, code)
+	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly, code >= 500:
 		return fmt.Errorf("forward %s: receiver answered %d", ev.ID, code)
 	default:
 		return Permanent(fmt.Errorf("forward %s: receiver answered %d, which a retry cannot change", ev.ID, code))
 	}
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110), as a wait from now of at most MaxRetryAfter; ok is false when
+// there is none or it does not parse.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	if h == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(h); err == nil {
+		d = max(at.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, MaxRetryAfter), true
 }
 
 // Sign returns the webhook-signature header of a Standard Webhooks

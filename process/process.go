@@ -17,12 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"inbox/metrics"
 	"inbox/store"
@@ -73,6 +75,25 @@ type Processor interface {
 // Permanent marks a processing error that a retry cannot fix: the job is
 // cancelled rather than retried.
 func Permanent(err error) error { return river.JobCancel(err) }
+
+// MaxRetryAfter caps the wait a receiver can ask for with RetryAfter.
+const MaxRetryAfter = 24 * time.Hour
+
+// RetryAfter marks a processing error after which the receiver asked to
+// be left alone for d (a 429 or 503 with Retry-After): the next attempt
+// is no earlier than d from now (at most MaxRetryAfter), nor earlier than
+// the retry policy's own backoff. It spends an attempt like any error, so
+// a receiver that always asks for more time still ends the job after its
+// attempts.
+func RetryAfter(err error, d time.Duration) error { return &retryAfterError{err: err, d: d} }
+
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
 
 // Config is what NewClient needs.
 type Config struct {
@@ -141,7 +162,8 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		if cfg.Workers < 1 {
 			return nil, errors.New("process: a client needs at least one worker")
 		}
-		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger, metrics: cfg.Metrics}
+		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger, metrics: cfg.Metrics,
+			policy: cmp.Or[river.ClientRetryPolicy](cfg.RetryPolicy, &river.DefaultClientRetryPolicy{})}
 		if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
 			return nil, fmt.Errorf("add message worker: %w", err)
 		}
@@ -207,10 +229,32 @@ type worker struct {
 	processor Processor
 	logger    *slog.Logger
 	metrics   *metrics.Metrics
+	policy    river.ClientRetryPolicy
+	// notBefore holds, by job id, the earliest next attempt a receiver
+	// asked for (RetryAfter), from the failed run until River asks for
+	// the job's next retry, which it does right after the run, in this
+	// process.
+	notBefore sync.Map
+}
+
+// nextRetry is River's NextRetry for both job kinds: the retry policy's
+// time, or later if the receiver asked for it; zero (the client's policy)
+// when it did not.
+func (w *worker) nextRetry(row *rivertype.JobRow) time.Time {
+	v, ok := w.notBefore.LoadAndDelete(row.ID)
+	if !ok {
+		return time.Time{}
+	}
+	t := w.policy.NextRetry(row)
+	if nb := v.(time.Time); nb.After(t) {
+		return nb
+	}
+	return t
 }
 
 // jobRun is what run needs of the job beyond the event.
 type jobRun struct {
+	id          int64
 	kind        string // metrics.KindMessage or KindStatus
 	maxAttempts int
 	createdAt   time.Time
@@ -246,6 +290,9 @@ func (w *worker) run(ctx context.Context, ev Event, job jobRun, loadErr error) e
 	default:
 		w.metrics.Attempt(job.kind, metrics.OutcomeRetry, time.Since(start), 0)
 		w.logger.WarnContext(ctx, "processing failed; will retry", "event", ev.ID, "attempt", ev.Attempt, "max_attempts", job.maxAttempts, "err", err)
+		if ra, ok := errors.AsType[*retryAfterError](err); ok {
+			w.notBefore.Store(job.id, time.Now().Add(min(ra.d, MaxRetryAfter)))
+		}
 	}
 	return err
 }
@@ -262,7 +309,11 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 		err = load("message", err)
 	}
 	return w.run(ctx, Event{ID: id, Type: "message.received", Payload: p, Attempt: job.Attempt},
-		jobRun{kind: metrics.KindMessage, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
+		jobRun{id: job.ID, kind: metrics.KindMessage, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
+}
+
+func (w *messageWorker) NextRetry(job *river.Job[MessageArgs]) time.Time {
+	return w.nextRetry(job.JobRow)
 }
 
 type statusWorker struct {
@@ -277,5 +328,9 @@ func (w *statusWorker) Work(ctx context.Context, job *river.Job[StatusArgs]) err
 		err = load("status change", err)
 	}
 	return w.run(ctx, Event{ID: id, Type: "message.status", Payload: p, Attempt: job.Attempt},
-		jobRun{kind: metrics.KindStatus, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
+		jobRun{id: job.ID, kind: metrics.KindStatus, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
+}
+
+func (w *statusWorker) NextRetry(job *river.Job[StatusArgs]) time.Time {
+	return w.nextRetry(job.JobRow)
 }

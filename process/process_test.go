@@ -486,3 +486,73 @@ func TestStatusChangeIsForwarded(t *testing.T) {
 	rcv.mu.Unlock()
 	sameFields(t, raw, reflect.TypeFor[process.Payload]())
 }
+
+// TestRetryAfterIsHonoured: a receiver that answers 429 or 503 with
+// Retry-After (in seconds, or as an HTTP date) gets its next attempt no
+// earlier than it asked, although the retry policy would retry after 20 ms.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		status int
+		header func(now time.Time) string
+		wait   time.Duration
+	}{
+		"429, seconds": {http.StatusTooManyRequests, func(time.Time) string { return "5" }, 5 * time.Second},
+		// An HTTP date has whole seconds: 3 s from now is at least 2 s away.
+		"503, a date": {http.StatusServiceUnavailable, func(now time.Time) string { return now.Add(3 * time.Second).UTC().Format(http.TimeFormat) }, 2 * time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var arrivals []time.Time
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				arrivals = append(arrivals, time.Now())
+				first := len(arrivals) == 1
+				mu.Unlock()
+				if first {
+					w.Header().Set("Retry-After", c.header(time.Now()))
+					w.WriteHeader(c.status)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			h := setup(t, nil, srv.URL)
+			sid := simulate.NewMessageSID(simulate.SMS)
+			h.insert(t, sid)
+			poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
+			mu.Lock()
+			defer mu.Unlock()
+			if len(arrivals) != 2 {
+				t.Fatalf("%d attempts, want 2", len(arrivals))
+			}
+			if gap := arrivals[1].Sub(arrivals[0]); gap < c.wait {
+				t.Fatalf("the second attempt came %s after the first, want at least %s (Retry-After)", gap, c.wait)
+			}
+		})
+	}
+}
+
+// TestRefusalsASettingCanFixAreRetried: 401, 403 and 404 from the app say
+// FORWARD_SECRET or FORWARD_URL is wrong, not that the message is: the job
+// is retried, and completes once the app accepts it.
+func TestRefusalsASettingCanFixAreRetried(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			t.Parallel()
+			rcv := newReceiver(t, func(n int64) int {
+				if n == 1 {
+					return code
+				}
+				return http.StatusNoContent
+			})
+			h := setup(t, nil, rcv.srv.URL)
+			sid := simulate.NewMessageSID(simulate.SMS)
+			h.insert(t, sid)
+			poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
+			if calls := rcv.calls.Load(); calls != 2 || !strings.Contains(h.logs.String(), "check FORWARD_URL") {
+				t.Fatalf("receiver called %d times, want 2, and a retry line naming FORWARD_URL:\n%s", calls, h.logs)
+			}
+		})
+	}
+}
