@@ -29,7 +29,7 @@ func BenchmarkInboundCPUPath(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				form, err := verifyForm(context.Background(), cfg, []byte(body), "/twilio/messages", sig)
+				form, _, err := verifyForm(context.Background(), cfg, []byte(body), "/twilio/messages", sig)
 				if err != nil {
 					b.Fatal(err)
 				}

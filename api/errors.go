@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+
+	"inbox/store"
 )
 
 // httpError is a refusal with the status it earns, a reason that says
@@ -17,7 +19,8 @@ type httpError struct {
 	status int
 	code   string
 	reason string
-	err    error // the underlying cause, if any; logged, never sent
+	err    error  // the underlying cause, if any; logged, never sent
+	hint   string // what an operator should check; logged, never sent
 }
 
 func (e *httpError) Error() string {
@@ -39,6 +42,19 @@ func refuse(status int, code, format string, args ...any) error {
 // message or finds it stored.
 func unavailable(err error) error {
 	return &httpError{status: http.StatusServiceUnavailable, reason: "database unavailable; outcome unknown, a retry is safe", err: err}
+}
+
+// storeError is the answer to a write the store could not make: 400 when
+// the database refused the data itself, else 503, saying so when the
+// schema is behind this binary.
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		return &httpError{status: http.StatusBadRequest, code: "database_refused", reason: "the database refused this message", err: err}
+	case errors.Is(err, store.ErrSchemaBehind):
+		return &httpError{status: http.StatusServiceUnavailable, reason: "database unavailable: its schema is behind this binary; run inbox migrate up", err: err}
+	}
+	return unavailable(err)
 }
 
 // handle adapts a handler that returns an error, so that errors become
@@ -70,7 +86,11 @@ func respondError(w http.ResponseWriter, r *http.Request, err error) {
 	case he.status >= 500:
 		logger.ErrorContext(ctx, "request failed", "status", he.status, "reason", he.reason, "err", he.err)
 	default:
-		logger.WarnContext(ctx, "request refused", "status", he.status, "reason", he.reason)
+		attrs := []any{"status", he.status, "reason", he.reason}
+		if he.hint != "" {
+			attrs = append(attrs, "hint", he.hint)
+		}
+		logger.WarnContext(ctx, "request refused", attrs...)
 		w.Header().Set("Connection", "close")
 		if info != nil {
 			info.refusal = he.code

@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -36,31 +38,67 @@ func readSignedForm(cfg Config, w http.ResponseWriter, r *http.Request) (twilio.
 		}
 		return nil, refuse(http.StatusBadRequest, "body_unreadable", "reading body: %v", err)
 	}
-	return verifyForm(r.Context(), cfg, body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
+	form, validator, err := verifyForm(r.Context(), cfg, body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
+	if he, ok := errors.AsType[*httpError](err); ok && he.code == "signature_mismatch" {
+		he.hint = mismatchHint(cfg.PublicBaseURL, r, validator, form)
+	}
+	return form, err
+}
+
+// mismatchHint says what to check after a signature mismatch: the URL the
+// request was in fact signed for, when it is PUBLIC_BASE_URL with the other
+// scheme or the host the request came to (what a TLS proxy in front, or a
+// mistyped host, makes), else where to look. It runs only on a refusal.
+func mismatchHint(base string, r *http.Request, v *twilio.Validator, form twilio.Form) string {
+	const check = "check PUBLIC_BASE_URL (scheme, host, port, path): it must be what Twilio calls"
+	u, err := url.Parse(base)
+	if err != nil || v == nil {
+		return check
+	}
+	other := map[string]string{"http": "https", "https": "http"}[u.Scheme]
+	hosts := []string{u.Host}
+	for _, h := range []string{r.Host, r.Header.Get("X-Forwarded-Host")} {
+		if h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	for _, scheme := range []string{u.Scheme, other} {
+		for _, host := range hosts {
+			if scheme == u.Scheme && host == u.Host {
+				continue
+			}
+			candidate := scheme + "://" + host + u.Path
+			if v.Valid(candidate+r.RequestURI, form, r.Header.Get(twilio.SignatureHeader)) {
+				return "the request is signed for " + candidate + ": set PUBLIC_BASE_URL=" + candidate
+			}
+		}
+	}
+	return check
 }
 
 // verifyForm parses a form body and checks its signature over the public
-// URL of requestURI: the request's CPU work, apart from reading it.
-func verifyForm(ctx context.Context, cfg Config, body []byte, requestURI, sig string) (twilio.Form, error) {
+// URL of requestURI: the request's CPU work, apart from reading it. It
+// returns the validator it checked with, for the caller's diagnosis.
+func verifyForm(ctx context.Context, cfg Config, body []byte, requestURI, sig string) (twilio.Form, *twilio.Validator, error) {
 	if n := bytes.Count(body, []byte("&")) + 1; n > MaxParams {
-		return nil, refuse(http.StatusBadRequest, "too_many_params", "%d form parameters, more than the %d allowed", n, MaxParams)
+		return nil, nil, refuse(http.StatusBadRequest, "too_many_params", "%d form parameters, more than the %d allowed", n, MaxParams)
 	}
 	form, err := twilio.ParseForm(body)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "malformed_form", "malformed form encoding: %v", err)
+		return nil, nil, refuse(http.StatusBadRequest, "malformed_form", "malformed form encoding: %v", err)
 	}
 	if sig == "" {
-		return nil, refuse(http.StatusForbidden, "signature_missing", "no %s header", twilio.SignatureHeader)
+		return nil, nil, refuse(http.StatusForbidden, "signature_missing", "no %s header", twilio.SignatureHeader)
 	}
 	validator, err := accountValidator(ctx, cfg, form)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !validator.Valid(cfg.PublicBaseURL+requestURI, form, sig) {
 		path, _, _ := strings.Cut(requestURI, "?")
-		return nil, refuse(http.StatusForbidden, "signature_mismatch", "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
+		return form, validator, refuse(http.StatusForbidden, "signature_mismatch", "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
 	}
-	return form, nil
+	return form, validator, nil
 }
 
 // accountValidator returns the signature check of the account the form

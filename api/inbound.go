@@ -2,14 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
 	"inbox/db"
 	"inbox/message"
 	"inbox/metrics"
-	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -47,10 +45,8 @@ func handleInboundMessage(cfg Config) http.Handler {
 		id, inserted, err := cfg.Store.InsertInboundMessage(dbCtx, msg)
 		cancel()
 		switch {
-		case errors.Is(err, store.ErrInvalid):
-			return &httpError{status: http.StatusBadRequest, code: "database_refused", reason: "the database refused this message", err: err}
 		case err != nil:
-			return unavailable(err)
+			return storeError(err)
 		}
 		databaseReached(ctx)
 		if inserted {

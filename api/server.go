@@ -56,6 +56,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Metrics, when set, records every request and delivery.
 	Metrics *metrics.Metrics
+	// SchemaVersion, when set, is the migration the database must be at
+	// for /readyz to answer 200 (schema.Version).
+	SchemaVersion int64
 
 	failures *failureLog // set by NewServer
 }

@@ -33,7 +33,7 @@ func handleStatusCallback(cfg Config) http.Handler {
 		res, err := cfg.Store.RecordStatus(dbCtx, ev, msg)
 		cancel()
 		if err != nil {
-			return unavailable(err)
+			return storeError(err)
 		}
 		databaseReached(ctx)
 		logger := requestLogger(ctx)

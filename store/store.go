@@ -109,6 +109,41 @@ func (s *Store) Ping(ctx context.Context) error {
 // it again would fail again.
 var ErrInvalid = errors.New("the database refused the message")
 
+// ErrSchemaBehind wraps a database error that says a table, column or
+// function the query names does not exist: the database has not been
+// migrated to what this binary needs (inbox migrate up).
+var ErrSchemaBehind = errors.New("the database schema is behind this binary: run inbox migrate up")
+
+// classify wraps err with ErrInvalid or ErrSchemaBehind when PostgreSQL's
+// answer says which.
+func classify(err error) error {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	switch {
+	case !ok:
+		return err
+	case strings.HasPrefix(pe.Code, "22"), strings.HasPrefix(pe.Code, "23"):
+		// Class 22 (data exception) or 23 (integrity constraint).
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	case pe.Code == "42P01", pe.Code == "42703", pe.Code == "42883":
+		// undefined_table, undefined_column, undefined_function.
+		return fmt.Errorf("%w: %w", ErrSchemaBehind, err)
+	}
+	return err
+}
+
+// SchemaVersion returns the latest migration applied to the database, 0
+// when none is (not even goose's table exists).
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	v, err := s.q.GetSchemaVersion(ctx)
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "42P01" {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
 // InsertInboundMessage stores m unless a message with the same sid
 // (m.Metadata.MessageSID) is already stored. inserted is true, with the new
 // row's id, only for the one call that stored it; every other call for that
@@ -133,10 +168,7 @@ func (s *Store) InsertInboundMessage(ctx context.Context, m db.InsertInboundMess
 		}
 	}
 	if err != nil {
-		if invalid(err) {
-			err = fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, err)
+		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, classify(err))
 	}
 	return id, inserted, nil
 }
@@ -152,13 +184,6 @@ func fromRow(id int64, err error) (int64, bool, error) {
 	default:
 		return 0, false, err
 	}
-}
-
-// invalid reports whether err is PostgreSQL refusing the data itself:
-// SQLSTATE class 22 (data exception) or 23 (integrity constraint).
-func invalid(err error) bool {
-	pe, ok := errors.AsType[*pgconn.PgError](err)
-	return ok && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
 // GetMessageBySID returns the message with Twilio sid sid, or ErrNotFound.
@@ -222,7 +247,7 @@ func (s *Store) RecordStatus(ctx context.Context, ev db.InsertStatusEventParams,
 		return nil
 	})
 	if err != nil {
-		return StatusResult{}, fmt.Errorf("record status %s of %s: %w", ev.Status, ev.MessageSID, err)
+		return StatusResult{}, fmt.Errorf("record status %s of %s: %w", ev.Status, ev.MessageSID, classify(err))
 	}
 	return res, nil
 }

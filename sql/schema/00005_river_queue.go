@@ -40,8 +40,12 @@ func riverQueue() *goose.Migration {
 			return nil
 		}
 	}
-	return goose.NewGoMigration(5,
+	m := goose.NewGoMigration(5,
 		&goose.GoFunc{RunDB: migrate(rivermigrate.DirectionUp, RiverVersion), Mode: goose.TransactionDisabled},
 		&goose.GoFunc{RunDB: migrate(rivermigrate.DirectionDown, -1), Mode: goose.TransactionDisabled},
 	)
+	// Embedded migrations are .sql only, so goose cannot find this file to
+	// name it; without a name, status lists the migration as ".".
+	m.Source = "00005_river_queue.go"
+	return m
 }

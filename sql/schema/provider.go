@@ -3,6 +3,7 @@ package schema
 import (
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"log/slog"
 
 	"github.com/pressly/goose/v3"
@@ -30,4 +31,24 @@ func NewProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 		return nil, fmt.Errorf("create migration provider: %w", err)
 	}
 	return p, nil
+}
+
+// Version is the schema version this binary needs: the number of its
+// latest migration. A database below it is missing tables or columns the
+// queries use (inbox migrate up); one above it was migrated by a newer
+// binary, which migrations are written to allow.
+func Version() (int64, error) {
+	entries, err := fs.ReadDir(FS, ".")
+	if err != nil {
+		return 0, fmt.Errorf("read migrations: %w", err)
+	}
+	latest := riverQueue().Version
+	for _, e := range entries {
+		v, err := goose.NumericComponent(e.Name())
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
 }
