@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,15 +33,47 @@ var pgVars = []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", 
 // An environment value that does not parse is kept as the first error, for
 // the subcommand to return before it does anything.
 type binder struct {
-	fs     *flag.FlagSet
-	getenv func(string) string
-	err    error
+	fs      *flag.FlagSet
+	getenv  func(string) string
+	err     error
+	stdout  io.Writer
+	secrets []secret // settings only the environment sets, for the help
+	// Usage is printed before the flags by -h: the subcommand's synopsis.
+	Usage string
 }
 
-func newBinder(name string, getenv func(string) string, stderr io.Writer) *binder {
+// secret is a setting with no flag, and what it means.
+type secret struct{ env, text string }
+
+func newBinder(name string, getenv func(string) string, stdout, stderr io.Writer) *binder {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return &binder{fs: fs, getenv: getenv}
+	b := &binder{fs: fs, getenv: getenv, stdout: stdout}
+	fs.Usage = func() {
+		out := fs.Output()
+		if b.Usage != "" {
+			fmt.Fprint(out, b.Usage, "\n")
+		} else {
+			fmt.Fprintf(out, "Usage: inbox %s [flags]\n\n", name)
+		}
+		fmt.Fprintln(out, "Flags (each defaults to the environment variable it names):")
+		fs.PrintDefaults()
+		b.printSecrets(out)
+	}
+	return b
+}
+
+// printSecrets lists the settings that only the environment sets.
+func (b *binder) printSecrets(w io.Writer) {
+	if len(b.secrets) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nEnvironment only (no flag, which ps and shell history would show):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range b.secrets {
+		fmt.Fprintf(tw, "  %s\t%s\n", s.env, s.text)
+	}
+	tw.Flush()
 }
 
 // withEnv appends the variable's name to a flag's description.
@@ -138,15 +172,40 @@ func (b *binder) Int(p *int, name, env string, def int, text string) {
 }
 
 // Secret binds a setting that has no flag, because a flag would show it in
-// `ps`: only the environment sets it.
-func (b *binder) Secret(p *string, env string) { *p = b.getenv(env) }
+// ps: only the environment sets it. -h lists it with text.
+func (b *binder) Secret(p *string, env, text string) {
+	*p = b.getenv(env)
+	b.secrets = append(b.secrets, secret{env: env, text: text})
+}
 
 // Parse parses args, then reports the first invalid environment value.
+// Asked for help (-h), it prints the help to standard output and returns
+// flag.ErrHelp, which run treats as success.
 func (b *binder) Parse(args []string) error {
+	if slices.ContainsFunc(args, isHelp) {
+		b.fs.SetOutput(b.stdout)
+	}
 	if err := b.fs.Parse(args); err != nil {
 		return err
 	}
 	return b.err
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// truncateArg shortens an argument quoted back in an error.
+func truncateArg(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // databaseURL is a flag.Value whose printed form hides the password, so
@@ -191,7 +250,7 @@ type commonConfig struct {
 func (c *commonConfig) bind(b *binder) {
 	c.getenv = b.getenv
 	c.databaseURL.s = defaultDBURL(b.getenv)
-	b.fs.Var(&c.databaseURL, "database-url", "PostgreSQL `URL` (env DATABASE_URL; else the PG* variables; else "+defaultDatabaseURL+")")
+	b.fs.Var(&c.databaseURL, "database-url", "PostgreSQL `URL` (env DATABASE_URL, else the PG* variables); pool settings go in it")
 	b.String(&c.logLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	b.String(&c.logFormat, "log-format", "LOG_FORMAT", "auto", "auto (coloured text on a terminal, else JSON), text or json")
 }

@@ -22,7 +22,7 @@ var migrateCommands = []string{"up", "down", "status", "version", "redo", "reset
 // that changes the schema holds goose's session advisory lock, so replicas
 // that all migrate at start do so one at a time.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("migrate", getenv, stderr)
+	b := newBinder("migrate", getenv, stdout, stderr)
 	fs := b.fs
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: inbox migrate up|down|status|version|redo|reset [flags]\n\n"+

@@ -6,21 +6,27 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+
+	"inbox/internal/buildinfo"
+	"inbox/metrics"
 )
 
 const usage = `inbox stores Twilio messaging webhooks exactly once in PostgreSQL.
 
 Usage:
   inbox serve [flags]                  run the webhook server (and, with FORWARD_URL, its workers)
-  inbox work [flags]                   run workers only: forward stored messages, no HTTP
+  inbox work [flags]                   run workers only: forward stored messages (no webhook
+                                       listener; an admin listener for metrics)
   inbox simulate [flags]               send signed test webhooks to a running server
   inbox migrate up|down|status|version|redo|reset [flags]
   inbox accounts add|set-secondary|rotate|disable|enable|remove|list|reseal [ACCOUNT_SID] [flags]
+  inbox version                        print the build: version, VCS revision, Go version
   inbox help
 
 Every subcommand reads its settings from the environment (DATABASE_URL, PG*,
 LOG_LEVEL, LOG_FORMAT, ...); flags override them. Run a subcommand with -h
-for its flags.
+for its flags and the settings only the environment sets.
 `
 
 // run is the whole program: main only supplies the process's arguments,
@@ -44,15 +50,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "accounts":
 		err = runAccounts(ctx, rest, getenv, stdin, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, buildinfo.Read())
+		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown subcommand %q", cmd)
+		return fmt.Errorf("unknown subcommand %q; subcommands: serve, work, simulate, migrate, accounts, version, help", truncateArg(cmd))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	return err
+}
+
+// logBuild says at start which build runs, in the log and as
+// inbox_build_info.
+func logBuild(logger *slog.Logger, m *metrics.Metrics, command string) {
+	b := buildinfo.Read()
+	m.BuildInfo(b.Version, b.Revision, b.GoVersion)
+	logger.Info("starting", "command", command, "version", b.Version, "revision", b.Revision, "go", b.GoVersion)
 }

@@ -20,6 +20,7 @@ import (
 	"inbox/api"
 	"inbox/keyring"
 	"inbox/metrics"
+	"inbox/sql/schema"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -51,9 +52,9 @@ func (c *serveConfig) bind(b *binder) {
 	b.String(&c.listenAddr, "listen-addr", "LISTEN_ADDR", ":8080", "address to listen on")
 	b.String(&c.publicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "",
 		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (required)")
-	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN")
-	b.Secret(&c.authTokenSecondary, "TWILIO_AUTH_TOKEN_SECONDARY")
-	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY")
+	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN", "the auth token of deliveries whose AccountSid is not in twilio_accounts")
+	b.Secret(&c.authTokenSecondary, "TWILIO_AUTH_TOKEN_SECONDARY", "a second accepted token, while rotating")
+	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY", "keys that open twilio_accounts' tokens: 32 bytes as base64 or hex, comma-separated")
 	b.Duration(&c.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", api.DefaultRequestTimeout,
 		"bound on one webhook's database work; past it, 503")
 	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second,
@@ -102,7 +103,14 @@ func publicBaseURL(s string) (string, error) {
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
 		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: give only scheme, host, port and an optional path prefix", s)
 	}
-	return strings.TrimSuffix(s, "/"), nil
+	base := strings.TrimSuffix(s, "/")
+	for _, route := range api.Paths() {
+		if strings.HasSuffix(base, route) {
+			return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: it ends in %s, which the service appends itself; "+
+				"give what comes before it (e.g. %s), or every delivery is signed for a URL the service does not check", s, route, strings.TrimSuffix(base, route))
+		}
+	}
+	return base, nil
 }
 
 // defaultPoolMaxConns replaces pgx's default of max(4, cores) unless the
@@ -123,7 +131,7 @@ const (
 // runServe runs the HTTP server until ctx is cancelled, then shuts down in
 // order: stop accepting, let in-flight requests finish, close the pool last.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("serve", getenv, stderr)
+	b := newBinder("serve", getenv, stdout, stderr)
 	var cfg serveConfig
 	cfg.bind(b)
 	if err := b.Parse(args); err != nil {
@@ -162,6 +170,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer pool.Close() // deferred first, so it runs after the server and workers have stopped
 	m := metrics.New()
+	logBuild(logger, m, "serve")
+	need, err := checkDatabase(ctx, store.New(pool), cfg.databaseURL.s, logger)
+	if err != nil {
+		return err
+	}
 	st, jobs, err := cfg.processing.start(ctx, pool, logger, m, store.Options{
 		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m,
 	})
@@ -171,13 +184,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer jobs.stop(ctx, cfg.shutdownTimeout, logger)
 	defer st.Close() // after the server has drained: its requests write through it
 
-	// A database that is down at start is not fatal: the pool reconnects on
-	// its own and /readyz says 503 until then.
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := st.Ping(pingCtx); err != nil {
-		logger.Error("database not reachable at start; serving anyway, /readyz reports 503 until it is", "err", err)
-	}
-	cancel()
 	accounts, stopAccounts, err := startAccounts(ctx, pool, poolCfg, keys, fallback, cfg.requestTimeout, m, logger)
 	if err != nil {
 		return err
@@ -196,10 +202,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PublicBaseURL:  cfg.publicBaseURL,
 		RequestTimeout: cfg.requestTimeout,
 		Metrics:        m,
+		SchemaVersion:  need,
 	})
-	ln, err := net.Listen("tcp", cfg.listenAddr)
+	ln, err := listen(cfg.listenAddr, "LISTEN_ADDR", "-listen-addr")
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
+		return err
 	}
 	if cfg.maxConnections > 0 {
 		ln = netutil.LimitListener(ln, cfg.maxConnections)
@@ -210,10 +217,54 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return serveUntilDone(ctx, srv, ln, cfg.shutdownTimeout, logger)
 }
 
+// checkDatabase pings the database and reads its schema version at start,
+// and returns the version this binary needs. A database that is down is
+// not fatal: the pool reconnects on its own and /readyz says 503 until then.
+// One that cannot be right by waiting (no such database, credentials
+// refused) is, naming DATABASE_URL; so is a schema behind this binary's,
+// logged with what to run, while /readyz answers 503 until it is migrated.
+func checkDatabase(ctx context.Context, st *store.Store, databaseURL string, logger *slog.Logger) (int64, error) {
+	need, err := schema.Version()
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = st.Ping(ctx)
+	if err != nil {
+		p := store.DescribeConnectError(err)
+		if p.Permanent {
+			return 0, fmt.Errorf("database at DATABASE_URL %s: %s: %w", redactURL(databaseURL), p.Class, err)
+		}
+		logger.Error("database not reachable at start; serving anyway, /readyz reports 503 until it is",
+			"problem", p.Class, "database_url", redactURL(databaseURL), "hint", "check DATABASE_URL (host, port) and that PostgreSQL runs", "err", err)
+		return need, nil
+	}
+	have, err := st.SchemaVersion(ctx)
+	switch {
+	case err != nil:
+		logger.Error("reading the schema version at start", "err", err)
+	case have < need:
+		logger.Error(api.SchemaBehind(have, need), "database_url", redactURL(databaseURL))
+	}
+	return need, nil
+}
+
+// listen listens on addr, the value of setting env (or flag), naming both
+// when it cannot, so a port already in use says which setting to change.
+func listen(addr, env, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s, %s): %w", addr, env, flag, err)
+	}
+	return ln, nil
+}
+
 // startAccounts loads the Twilio accounts signatures are checked against
-// and keeps them fresh until ctx ends or stop is called. It refuses to start
-// when a stored token cannot be opened with ENCRYPTION_KEY (a wrong key
-// fails here, not request by request), and when there is neither an account
+// and keeps them fresh until ctx ends or stop is called. An account whose
+// token cannot be opened with ENCRYPTION_KEY is logged at ERROR and its
+// deliveries refused; it refuses to start only when no account can be
+// opened and there is no TWILIO_AUTH_TOKEN, or there is neither an account
 // nor TWILIO_AUTH_TOKEN. A database that cannot be read at start is fatal
 // only without TWILIO_AUTH_TOKEN: with it, the one-account deployment serves
 // as before and the accounts load once the database answers.
@@ -227,9 +278,15 @@ func startAccounts(ctx context.Context, pool *pgxpool.Pool, poolCfg *pgxpool.Con
 	loadCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := reg.Load(loadCtx)
 	cancel()
+	unreadable, someUnreadable := errors.AsType[*account.UnreadableError](err)
 	switch {
-	case errors.Is(err, account.ErrUnreadable):
-		return nil, nil, err
+	case someUnreadable && len(unreadable.SIDs) == unreadable.Total && fallback == nil:
+		return nil, nil, fmt.Errorf("no Twilio account can be served and TWILIO_AUTH_TOKEN is not set: %w", err)
+	case someUnreadable:
+		// One mis-keyed row must not stop every server: serve the others,
+		// refuse its deliveries, and say so loudly (and in
+		// inbox_twilio_accounts_unreadable).
+		reg.LogLoadError(ctx, err)
 	case err != nil && fallback == nil:
 		return nil, nil, fmt.Errorf("TWILIO_AUTH_TOKEN is not set and the Twilio accounts cannot be read: %w", err)
 	case err != nil:

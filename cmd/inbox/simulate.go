@@ -22,7 +22,7 @@ import (
 // inbound messages, each delivered several times at once, then reports what
 // the service answered and how many rows it stored for those sids.
 func runSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("simulate", getenv, stderr)
+	b := newBinder("simulate", getenv, stdout, stderr)
 	var (
 		cfg                     commonConfig
 		target, public, kind    string
@@ -46,15 +46,15 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	b.Int(&concurrency, "concurrency", "", 8, "how many deliveries in flight at once")
 	b.String(&kind, "kind", "", "mixed", "sms, mms, whatsapp or mixed")
 	b.fs.BoolVar(&statuses, "status", false, "send delivery status callbacks for outbound messages instead: realistic sequences, every callback -repeats times, all shuffled")
-	b.Secret(&token, "TWILIO_AUTH_TOKEN")
+	b.Secret(&token, "TWILIO_AUTH_TOKEN", "the token the service verifies with; simulate signs with it")
 	b.String(&receive, "receive", "", "",
 		"also play the team's app on this address (the service's FORWARD_URL): verify every forward's signature with FORWARD_SECRET and check each message arrives")
 	b.Duration(&receiveWait, "receive-wait", "", 30*time.Second, "with -receive: how long to wait for the forwards")
-	b.Secret(&forwardSecret, "FORWARD_SECRET")
+	b.Secret(&forwardSecret, "FORWARD_SECRET", "with -receive: the service's forward secret, to verify what arrives")
 	b.Int(&accounts, "accounts", "", 0,
 		"sign for this many Twilio accounts, added to twilio_accounts for the run (sealed with ENCRYPTION_KEY) and removed after; 0: TWILIO_AUTH_TOKEN's")
 	b.fs.BoolVar(&allowPlaintext, "allow-plaintext-tokens", false, "with -accounts: store their tokens unencrypted when ENCRYPTION_KEY is not set")
-	b.Secret(&encryptionKey, "ENCRYPTION_KEY")
+	b.Secret(&encryptionKey, "ENCRYPTION_KEY", "with -accounts: the key the added accounts' tokens are sealed with")
 	if err := b.Parse(args); err != nil {
 		return err
 	}

@@ -34,10 +34,10 @@ const defaultWorkers = 100
 func (c *processingConfig) bind(b *binder) {
 	b.String(&c.forwardURL, "forward-url", "FORWARD_URL", "",
 		"POST each new message and status change here, signed as Standard Webhooks; unset: store only")
-	b.Secret(&c.forwardSecret, "FORWARD_SECRET")
+	b.Secret(&c.forwardSecret, "FORWARD_SECRET", "whsec_ and the base64 of the key forwards are signed with (Standard Webhooks)")
 	b.Duration(&c.forwardTimeout, "forward-timeout", "FORWARD_TIMEOUT", process.DefaultForwardTimeout, "bound on one forward attempt")
 	b.Int(&c.maxAttempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts before a job is discarded")
-	b.Int(&c.workers, "workers", "WORKERS", defaultWorkers, "jobs run at once in this process (0: none here; `inbox work` runs them)")
+	b.Int(&c.workers, "workers", "WORKERS", defaultWorkers, "jobs run at once in this process (0: none here; inbox work runs them)")
 	b.Retention(&c.retention, "retention", "RETENTION",
 		"delete messages, status events and finished jobs older than this, e.g. 90d (at least 1d; unset: keep everything)")
 }
@@ -141,7 +141,7 @@ func (r jobsRunner) stop(ctx context.Context, timeout time.Duration, logger *slo
 // runWork runs workers only, no HTTP, so a team can scale processing apart
 // from the webhook: `serve` with WORKERS=0 enqueues, `work` processes.
 func runWork(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("work", getenv, stderr)
+	b := newBinder("work", getenv, stdout, stderr)
 	var (
 		cfg             commonConfig
 		processing      processingConfig
@@ -177,6 +177,10 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer pool.Close()
 	m := metrics.New()
+	logBuild(logger, m, "work")
+	if _, err := checkDatabase(ctx, store.New(pool), cfg.databaseURL.s, logger); err != nil {
+		return err
+	}
 	st, jobs, err := processing.start(ctx, pool, logger, m, store.Options{}) // work writes no messages
 	if err != nil {
 		return err
