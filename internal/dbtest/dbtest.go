@@ -12,11 +12,14 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -60,10 +63,19 @@ func config(t testing.TB) pgtestdb.Config {
 
 // migrator builds the template with the same goose provider `inbox migrate`
 // uses, so tests run against exactly what production migrates to.
+//
+// Each test process builds its own template (its pid is part of the hash,
+// and the template is marked with it), so that Main can drop it when the
+// package's tests end without pulling it from under another package's
+// tests, which run at the same time in processes of their own.
 type migrator struct{}
+
+// templateMark is the comment on a template this process built.
+func templateMark() string { return fmt.Sprintf("inbox dbtest template, pid %d", os.Getpid()) }
 
 func (migrator) Hash() (string, error) {
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", templateMark())
 	err := fs.WalkDir(schema.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -92,7 +104,83 @@ func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) erro
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate template: %w", err)
 	}
+	return markTemplate(ctx, db)
+}
+
+// markTemplate marks the template db is connected to as this process's,
+// for Main to find and drop.
+func markTemplate(ctx context.Context, db *sql.DB) error {
+	// COMMENT takes a literal, not a parameter.
+	mark := strings.ReplaceAll(templateMark(), "'", "''")
+	if _, err := db.ExecContext(ctx, "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), '"+mark+"'); END $$"); err != nil {
+		return fmt.Errorf("mark template: %w", err)
+	}
 	return nil
+}
+
+// emptyMigrator builds a template with no migrations applied, marked like
+// migrator's.
+type emptyMigrator struct{}
+
+func (emptyMigrator) Hash() (string, error) { return "empty\x00" + templateMark(), nil }
+
+func (emptyMigrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) error {
+	return markTemplate(ctx, db)
+}
+
+// Main runs a package's tests; call it from TestMain. Then it drops the
+// template database this process built, and, when every test passed, fails
+// the run if any database cloned from it is left: each test's database is
+// dropped when the test passes (a failing test's is kept, with its URL in
+// the log, to look into).
+func Main(m *testing.M) {
+	code := m.Run()
+	if err := dropTemplates(code == 0); err != nil {
+		fmt.Fprintln(os.Stderr, "dbtest:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// dropTemplates drops the templates marked with this process's pid, after
+// checking, when passed, that no test database cloned from them is left.
+func dropTemplates(passed bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		return fmt.Errorf("connect to drop this run's template: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') = $1`, templateMark())
+	if err != nil {
+		return fmt.Errorf("find this run's template: %w", err)
+	}
+	templates, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("find this run's template: %w", err)
+	}
+	var errs []error
+	for _, tpl := range templates {
+		var left []string
+		if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(datname ORDER BY datname), '{}') FROM pg_database WHERE starts_with(datname, $1)`,
+			tpl+"_inst_").Scan(&left); err != nil {
+			errs = append(errs, fmt.Errorf("count databases cloned from %s: %w", tpl, err))
+		} else if passed && len(left) > 0 {
+			errs = append(errs, fmt.Errorf("every test passed, yet %d of their databases are left: %v", len(left), left))
+		}
+		ident := pgx.Identifier{tpl}.Sanitize()
+		if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident+" IS_TEMPLATE false"); err != nil {
+			errs = append(errs, fmt.Errorf("unmark template %s: %w", tpl, err))
+			continue
+		}
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+ident+" WITH (FORCE)"); err != nil {
+			errs = append(errs, fmt.Errorf("drop template %s: %w", tpl, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // URL returns the URL of a new, fully migrated database for this test only.
@@ -107,7 +195,7 @@ func URL(t testing.TB) string {
 // tests of the migrations themselves.
 func EmptyURL(t testing.TB) string {
 	t.Helper()
-	return pgtestdb.Custom(t, config(t), pgtestdb.NoopMigrator{}).URL()
+	return pgtestdb.Custom(t, config(t), emptyMigrator{}).URL()
 }
 
 // Pool returns a pool on a new, fully migrated database for this test only,
