@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"inbox/account"
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
 	"inbox/internal/poll"
@@ -197,9 +199,15 @@ func TestTokensAreSealedAndAWrongKeyStopsServe(t *testing.T) {
 		}
 	}
 
-	serve := func(key string) error {
+	// serve starts `inbox serve` with key, and with the fallback token or
+	// not; it returns its log, and what it refused with, or nil once it
+	// listens.
+	serve := func(key string, fallback bool) (string, error) {
 		vars := map[string]string{"DATABASE_URL": databaseURL, "PUBLIC_BASE_URL": "http://127.0.0.1", "LISTEN_ADDR": "127.0.0.1:0",
-			"ADMIN_ADDR": "off", "ENCRYPTION_KEY": key, "TWILIO_AUTH_TOKEN": testToken}
+			"ADMIN_ADDR": "off", "ENCRYPTION_KEY": key}
+		if fallback {
+			vars["TWILIO_AUTH_TOKEN"] = testToken
+		}
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		errc := make(chan error, 1)
@@ -215,29 +223,34 @@ func TestTokensAreSealedAndAWrongKeyStopsServe(t *testing.T) {
 				return strings.Contains(stderr.String(), `"msg":"listening"`)
 			}
 		})
-		return err
+		return stderr.String(), err
 	}
-	for key, want := range map[string]string{
-		"":                    "cannot be decrypted",
-		newKey:                "cannot be decrypted",
-		newKey + "," + oldKey: "",
-		oldKey:                "",
-	} {
-		err := serve(key)
-		if (want == "") != (err == nil) || err != nil && (!strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), a)) {
-			t.Fatalf("serve with key %q…: %v, want %q naming %s", key[:min(len(key), 4)], err, want, a)
+	// Without the fallback token, a key that opens no account stops serve,
+	// naming the account; with it, serve starts (the table's one account is
+	// refused), and the log names the account it cannot read.
+	for key, refused := range map[string]bool{"": true, newKey: true, newKey + "," + oldKey: false, oldKey: false} {
+		_, err := serve(key, false)
+		if refused != (err != nil) || err != nil && (!strings.Contains(err.Error(), "cannot be decrypted") || !strings.Contains(err.Error(), a)) {
+			t.Fatalf("serve with key %q… and no fallback: %v, want refused %v naming %s", key[:min(len(key), 4)], err, refused, a)
 		}
 		if err != nil && (strings.Contains(err.Error(), aToken) || strings.Contains(err.Error(), second)) {
 			t.Fatal("the error shows a token")
+		}
+		log, err := serve(key, true)
+		if err != nil {
+			t.Fatalf("serve with key %q… and the fallback token: %v", key[:min(len(key), 4)], err)
+		}
+		if named := strings.Contains(log, `cannot be decrypted with ENCRYPTION_KEY`) && strings.Contains(log, a); named != refused {
+			t.Fatalf("serve with key %q… and the fallback token: the log names %s as unreadable: %v, want %v\n%s", key[:min(len(key), 4)], a, named, refused, log)
 		}
 	}
 	if out := mustAccounts(t, databaseURL, newKey+","+oldKey, "", "reseal"); !strings.Contains(out, "resealed 1 accounts") {
 		t.Fatalf("reseal: %s", out)
 	}
-	if err := serve(newKey); err != nil {
+	if _, err := serve(newKey, false); err != nil {
 		t.Fatalf("serve with only the new key after reseal: %v", err)
 	}
-	if err := serve(oldKey); err == nil {
+	if _, err := serve(oldKey, false); err == nil {
 		t.Fatal("serve with only the old key after reseal started")
 	}
 }
@@ -370,7 +383,11 @@ func TestAccountsCLINeverShowsAToken(t *testing.T) {
 	if _, err := accountsCLI(t, databaseURL, "", bToken, "add", b); err == nil || !strings.Contains(err.Error(), "--allow-plaintext-tokens") {
 		t.Fatalf("without a key: %v, want a refusal that names --allow-plaintext-tokens", err)
 	}
-	mustAccounts(t, databaseURL, "", bToken, "add", b, "-allow-plaintext-tokens")
+	// The table's token is sealed, and no key is given: refused, unless forced.
+	if _, err := accountsCLI(t, databaseURL, "", bToken, "add", b, "-allow-plaintext-tokens"); !errors.Is(err, account.ErrKeyMismatch) {
+		t.Fatalf("a plaintext token beside a sealed one: %v, want ErrKeyMismatch", err)
+	}
+	mustAccounts(t, databaseURL, "", bToken, "add", b, "-allow-plaintext-tokens", "-force")
 	if out := mustAccounts(t, databaseURL, key, "", "list"); !strings.Contains(out, "plaintext") || !strings.Contains(out, "2 accounts") {
 		t.Fatalf("list does not say the plaintext token is plaintext:\n%s", out)
 	}

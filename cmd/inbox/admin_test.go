@@ -31,27 +31,45 @@ func startAdmin(t *testing.T, databaseURL string, extra map[string]string) (*ser
 	return startServe(t, databaseURL, vars), "http://" + addr
 }
 
-// adminGet sends method to url with the given Authorization header ("" for
-// none) and returns the status and body.
+// adminDo sends method to url with the given Authorization header ("" for
+// none), as the README tells curl users to (a POST says
+// application/json), and returns the status and body.
 func adminDo(t *testing.T, method, url, auth string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
+	h := http.Header{}
+	if auth != "" {
+		h.Set("Authorization", auth)
+	}
+	if method == http.MethodPost {
+		h.Set("Content-Type", "application/json")
+	}
+	return adminSend(t, method, url, h, "")
+}
+
+// adminSend sends method to url with exactly the headers and body given,
+// as a browser or a script would, and returns the status and body.
+func adminSend(t *testing.T, method, url string, h http.Header, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
+	if host := h.Get("Host"); host != "" {
+		req.Host = host
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	got, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, resp.Header, body
+	return resp.StatusCode, resp.Header, got
 }
 
 // TestAdminRoutesNeedTheToken: every admin route answers 401 without the
@@ -292,35 +310,78 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 }
 
 // TestReplayForwardsAgainWithTheSameID: POST /api/messages/{sid}/forward
-// enqueues one new job, which forwards the message once more under the same
-// webhook-id; the message's detail lists both jobs; the River UI serves its
+// enqueues a new job, which forwards the message once more under the same
+// webhook-id; 200 replays asked for at once, while that replay is still
+// running, make that one job; once it has finished, the next replay makes
+// another. The message's detail lists the jobs; the River UI serves its
 // page behind the same token.
 func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
+	// Each forward waits in the app until the test lets it go, so a
+	// replay is still running while the others are asked for.
+	a.hold, a.held = make(chan struct{}), make(chan string, 8)
 	s, base := startAdmin(t, dbtest.URL(t), forwarding(a))
 	sid := simulate.NewMessageSID(simulate.SMS)
 	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
 		t.Fatalf("delivery: %d", st)
 	}
+	<-a.held
+	a.hold <- struct{}{}
 	poll.Until(t, "the first forward", func() bool { return a.deliveries(sid) == 1 })
 
-	// Replays of the same message at once: each is its own job.
+	type answer struct {
+		status int
+		job    int64
+	}
+	replay := func() answer {
+		st, h, body := adminDo(t, "POST", base+"/api/messages/"+sid+"/forward", "Bearer "+adminToken)
+		var job struct {
+			ID   int64  `json:"id"`
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal(body, &job); err != nil || h.Get("Content-Type") != "application/json" || job.ID == 0 || job.Kind != "inbox_message" {
+			t.Errorf("replay: %d %s %s", st, h.Get("Content-Type"), body)
+		}
+		return answer{st, job.ID}
+	}
+	answers := make([]answer, 200)
 	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			st, h, body := adminDo(t, "POST", base+"/api/messages/"+sid+"/forward", "Bearer "+adminToken)
-			var job struct {
-				ID   int64  `json:"id"`
-				Kind string `json:"kind"`
-			}
-			if err := json.Unmarshal(body, &job); st != http.StatusAccepted || h.Get("Content-Type") != "application/json" || err != nil || job.ID == 0 || job.Kind != "inbox_message" {
-				t.Errorf("replay: %d %s %s", st, h.Get("Content-Type"), body)
-			}
-		})
+	for i := range answers {
+		wg.Go(func() { answers[i] = replay() })
 	}
 	wg.Wait()
-	poll.Until(t, "the replayed forwards", func() bool { return a.deliveries(sid) == 4 })
+	created := 0
+	for _, a := range answers {
+		if a.status == http.StatusAccepted {
+			created++
+		} else if a.status != http.StatusOK {
+			t.Fatalf("replay answered %d, want 202 or 200", a.status)
+		}
+		if a.job != answers[0].job {
+			t.Fatalf("replays answered jobs %d and %d, want one", answers[0].job, a.job)
+		}
+	}
+	pool := dbtest.Connect(t, s.env["DATABASE_URL"], 1)
+	if _, jobs := counts(t, pool, sid); created != 1 || jobs != 2 {
+		t.Fatalf("200 replays at once: %d answered 202, %d jobs for the sid; want 1 and 2 (the first forward and one replay)", created, jobs)
+	}
+	<-a.held // the replay's forward, in the app
+	a.hold <- struct{}{}
+	poll.Until(t, "the replayed forward", func() bool { return a.deliveries(sid) == 2 })
+
+	// Finished, so the next replay is a new job.
+	poll.Until(t, "the replay's job to complete", func() bool {
+		var state string
+		pool.QueryRow(t.Context(), `SELECT state FROM river_job WHERE id = $1`, answers[0].job).Scan(&state)
+		return state == "completed"
+	})
+	if next := replay(); next.status != http.StatusAccepted || next.job == answers[0].job {
+		t.Fatalf("a replay after the last one finished: %+v, want 202 with a new job", next)
+	}
+	<-a.held
+	a.hold <- struct{}{}
+	poll.Until(t, "the third forward", func() bool { return a.deliveries(sid) == 3 })
 	if a.distinct() != 1 {
 		t.Fatalf("forwards went out under %d webhook-ids, want 1 (the sid)", a.distinct())
 	}
@@ -343,10 +404,10 @@ func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 				done++
 			}
 		}
-		return done == 4
+		return done == 3
 	})
-	if detail.Message.SID != sid || len(detail.Jobs) != 4 || a.deliveries(sid) != 4 {
-		t.Fatalf("detail %+v, forwards %d: want the message, 4 jobs and 4 forwards", detail, a.deliveries(sid))
+	if detail.Message.SID != sid || len(detail.Jobs) != 3 || a.deliveries(sid) != 3 {
+		t.Fatalf("detail %+v, forwards %d: want the message, 3 jobs and 3 forwards", detail, a.deliveries(sid))
 	}
 
 	for path, want := range map[string]int{"/api/messages/SMffffffffffffffffffffffffffffffff/forward": 404, "/api/messages/SM1/forward": 400} {
@@ -365,6 +426,122 @@ func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 	st, _, body = adminDo(t, "GET", base+"/riverui/api/jobs?state=completed&limit=10", "Bearer "+adminToken)
 	if st != http.StatusOK || !strings.Contains(string(body), "inbox_message") {
 		t.Fatalf("River UI's job API: %d %.300s", st, body)
+	}
+}
+
+// TestCrossSiteRequestsAreRefused: the forms a web page could make an
+// operator's browser send (the issue's exact bodies, to the replay API and
+// to River UI's retry, cancel and delete) are refused and change nothing,
+// on the default listener with no token (any browser on the host reaches
+// it) and behind a token sent as Basic auth, which a browser adds by
+// itself; the same requests as curl sends them pass; and a Host that is not
+// this listener's (DNS rebinding) is refused even for a read.
+func TestCrossSiteRequestsAreRefused(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	for _, token := range []string{"", adminToken} {
+		databaseURL := dbtest.URL(t)
+		vars := forwarding(a)
+		vars["ADMIN_TOKEN"] = token
+		s, base := startAdmin(t, databaseURL, vars)
+		sid := simulate.NewMessageSID(simulate.SMS)
+		if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
+			t.Fatalf("delivery: %d", st)
+		}
+		poll.Until(t, "the first forward", func() bool { return a.deliveries(sid) == 1 })
+		pool := dbtest.Connect(t, databaseURL, 1)
+		var jobID int64
+		if err := pool.QueryRow(t.Context(), `SELECT id FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&jobID); err != nil {
+			t.Fatal(err)
+		}
+		jobState := func() (state string, jobs int) {
+			pool.QueryRow(t.Context(), `SELECT (SELECT state::text FROM river_job WHERE id = $1), (SELECT count(*) FROM river_job)`, jobID).Scan(&state, &jobs)
+			return state, jobs
+		}
+		poll.Until(t, "the first job to complete", func() bool { st, _ := jobState(); return st == "completed" })
+
+		browser := func(contentType string, extra ...string) http.Header {
+			h := http.Header{"Content-Type": {contentType}}
+			if token != "" {
+				req, _ := http.NewRequest("GET", "/", nil)
+				req.SetBasicAuth("ops", token)
+				h.Set("Authorization", req.Header.Get("Authorization"))
+			}
+			for i := 0; i+1 < len(extra); i += 2 {
+				h.Set(extra[i], extra[i+1])
+			}
+			return h
+		}
+		// River UI reads any body as JSON: this text/plain form field
+		// sends {"ids":["<id>"],"x":"="}.
+		riverBody := fmt.Sprintf(`{"ids":["%d"],"x":"=`+`"}`, jobID)
+		forms := []struct {
+			name, path string
+			h          http.Header
+			body       string
+			want       int
+		}{
+			{"urlencoded form to the API", "/api/messages/" + sid + "/forward", browser("application/x-www-form-urlencoded", "Origin", "http://evil.example"), "a=b", 403},
+			{"text/plain form to the API", "/api/messages/" + sid + "/forward", browser("text/plain", "Origin", "http://evil.example"), "a=b", 403},
+			{"Sec-Fetch-Site cross-site, no Origin", "/api/messages/" + sid + "/forward", browser("application/json", "Sec-Fetch-Site", "cross-site"), "", 403},
+			{"a form from an old browser (no Origin)", "/api/messages/" + sid + "/forward", browser("text/plain"), "a=b", 415},
+			{"no content type, no Origin", "/api/messages/" + sid + "/forward", browser(""), "", 415},
+			{"null Origin", "/api/messages/" + sid + "/forward", browser("application/json", "Origin", "null"), "", 403},
+		}
+		for _, verb := range []string{"retry", "cancel", "delete"} {
+			path := "/riverui/api/jobs/" + verb
+			forms = append(forms,
+				struct {
+					name, path string
+					h          http.Header
+					body       string
+					want       int
+				}{"text/plain form to River UI's " + verb, path, browser("text/plain", "Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"), riverBody, 403},
+				struct {
+					name, path string
+					h          http.Header
+					body       string
+					want       int
+				}{"River UI's " + verb + " from an old browser (no Origin)", path, browser("text/plain"), riverBody, 415},
+			)
+		}
+		for _, f := range forms {
+			st, _, body := adminSend(t, "POST", base+f.path, f.h, f.body)
+			if st != f.want {
+				t.Errorf("token %v, %s: %d %s, want %d", token != "", f.name, st, body, f.want)
+			}
+			if state, jobs := jobState(); state != "completed" || jobs != 1 {
+				t.Fatalf("token %v, after %s: the job is %q, %d jobs; want it completed and alone", token != "", f.name, state, jobs)
+			}
+		}
+		if got := a.deliveries(sid); got != 1 {
+			t.Fatalf("refused requests forwarded the message: %d forwards", got)
+		}
+		for _, host := range []string{"evil.example", "evil.example:9090", "127.0.0.1.nip.io"} {
+			for _, path := range []string{"/api/messages", "/metrics", "/riverui/"} {
+				if st, _, _ := adminSend(t, "GET", base+path, browser("", "Host", host), ""); st != http.StatusForbidden {
+					t.Errorf("token %v, GET %s with Host %s: %d, want 403", token != "", path, host, st)
+				}
+			}
+		}
+
+		// curl: JSON, no Origin, the token if there is one: allowed.
+		curl := http.Header{"Content-Type": {"application/json"}}
+		if token != "" {
+			curl.Set("Authorization", "Bearer "+token)
+		}
+		if st, _, body := adminSend(t, "POST", base+"/api/messages/"+sid+"/forward", curl, ""); st != http.StatusAccepted {
+			t.Fatalf("token %v, replay as curl sends it: %d %s, want 202", token != "", st, body)
+		}
+		poll.Until(t, "the replay", func() bool { return a.deliveries(sid) == 2 })
+		// The browser's own page: same origin, Sec-Fetch-Site same-origin.
+		own := browser("application/json", "Origin", base, "Sec-Fetch-Site", "same-origin")
+		if st, _, body := adminSend(t, "POST", base+"/riverui/api/jobs/delete", own, fmt.Sprintf(`{"ids":["%d"]}`, jobID)); st != http.StatusOK {
+			t.Fatalf("token %v, River UI's own delete: %d %s, want 200", token != "", st, body)
+		}
+		if state, _ := jobState(); state != "" {
+			t.Fatalf("token %v, River UI's own delete left the job %q", token != "", state)
+		}
 	}
 }
 

@@ -26,13 +26,13 @@ func TestPasswordIsNeverShown(t *testing.T) {
 		"host=127.0.0.1 user=inbox password=" + secret + " dbname=inbox",
 	} {
 		for _, cmd := range []string{"serve", "migrate", "simulate"} {
-			var stderr bytes.Buffer
-			err := run(t.Context(), []string{cmd, "-h"}, env(map[string]string{"DATABASE_URL": u}), nil, io.Discard, &stderr)
+			var stdout bytes.Buffer
+			err := run(t.Context(), []string{cmd, "-h"}, env(map[string]string{"DATABASE_URL": u}), nil, &stdout, io.Discard)
 			if err != nil {
 				t.Fatalf("%s -h: %v", cmd, err)
 			}
-			if strings.Contains(stderr.String(), secret) || !strings.Contains(stderr.String(), "xxxxx") {
-				t.Fatalf("%s -h with %q shows the password or no redacted URL:\n%s", cmd, redactURL(u), stderr.String())
+			if strings.Contains(stdout.String(), secret) || !strings.Contains(stdout.String(), "xxxxx") {
+				t.Fatalf("%s -h with %q shows the password or no redacted URL:\n%s", cmd, redactURL(u), stdout.String())
 			}
 		}
 	}
