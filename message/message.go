@@ -1,6 +1,9 @@
-// Package message holds the shapes of a message's jsonb columns. It is a leaf:
-// the generated db package maps the columns to these types, and everything
-// above reads and writes them without touching JSON by hand.
+// Package message holds the service's shapes of a message: what is stored
+// for a new one (Inbound), a stored one (Message), a status callback and
+// its event, the jsonb columns (Metadata, Params, MediaList), and the JSON
+// a message is forwarded and shown as (Payload). It is a leaf: the store
+// maps the database to these types, and everything above reads and writes
+// them without touching JSON or the database's types.
 package message
 
 // Direction says whether Twilio delivered a message to us or sent one for us.
@@ -8,8 +11,8 @@ type Direction string
 
 // The values the messages.direction check constraint allows.
 const (
-	Inbound  Direction = "inbound"
-	Outbound Direction = "outbound"
+	DirectionInbound  Direction = "inbound"
+	DirectionOutbound Direction = "outbound"
 )
 
 // Metadata is the messages.metadata column. MessageSID is the idempotency key:
