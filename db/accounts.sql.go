@@ -114,6 +114,19 @@ func (q *Queries) ListTwilioAccounts(ctx context.Context, arg ListTwilioAccounts
 	return items, nil
 }
 
+const listenForAccountChanges = `-- name: ListenForAccountChanges :exec
+LISTEN inbox_twilio_accounts
+`
+
+// Subscribes this connection to the notification every change above sends
+// at commit, with the account sid as its payload. A utility statement:
+// there is no plan to EXPLAIN.
+// @sqlc-vet-disable explain-succeeds no-seq-scan
+func (q *Queries) ListenForAccountChanges(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, listenForAccountChanges)
+	return err
+}
+
 const promoteTwilioAccountSecondary = `-- name: PromoteTwilioAccountSecondary :one
 WITH changed AS (
     UPDATE twilio_accounts

@@ -17,85 +17,7 @@ var (
 	ErrBatchAlreadyClosed = errors.New("batch already closed")
 )
 
-const insertInboundMessages = `-- name: InsertInboundMessages :batchone
-INSERT INTO messages (
-    direction, account_sid, messaging_service_sid, from_address, to_address,
-    body, num_media, num_segments, media, status, metadata
-) VALUES (
-    'inbound', $1, $2, $3, $4,
-    $5, $6, $7, $8, 'received', $9
-)
-ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-RETURNING id
-`
-
-type InsertInboundMessagesBatchResults struct {
-	br     pgx.BatchResults
-	tot    int
-	closed bool
-}
-
-type InsertInboundMessagesParams struct {
-	AccountSID          string
-	MessagingServiceSID *string
-	FromAddress         string
-	ToAddress           string
-	Body                string
-	NumMedia            int32
-	NumSegments         int32
-	Media               message.MediaList
-	Metadata            message.Metadata
-}
-
-// InsertInboundMessage for a group of deliveries sent together: pgx sends
-// the group in one round trip with one Sync, so PostgreSQL runs it as one
-// implicit transaction and one commit (group commit). Each delivery still
-// learns for itself: an id means it stored its message, no row a duplicate
-// (also of an earlier delivery in the same group).
-func (q *Queries) InsertInboundMessages(ctx context.Context, arg []InsertInboundMessagesParams) *InsertInboundMessagesBatchResults {
-	batch := &pgx.Batch{}
-	for _, a := range arg {
-		vals := []interface{}{
-			a.AccountSID,
-			a.MessagingServiceSID,
-			a.FromAddress,
-			a.ToAddress,
-			a.Body,
-			a.NumMedia,
-			a.NumSegments,
-			a.Media,
-			a.Metadata,
-		}
-		batch.Queue(insertInboundMessages, vals...)
-	}
-	br := q.db.SendBatch(ctx, batch)
-	return &InsertInboundMessagesBatchResults{br, len(arg), false}
-}
-
-func (b *InsertInboundMessagesBatchResults) QueryRow(f func(int, int64, error)) {
-	defer b.br.Close()
-	for t := 0; t < b.tot; t++ {
-		var id int64
-		if b.closed {
-			if f != nil {
-				f(t, id, ErrBatchAlreadyClosed)
-			}
-			continue
-		}
-		row := b.br.QueryRow()
-		err := row.Scan(&id)
-		if f != nil {
-			f(t, id, err)
-		}
-	}
-}
-
-func (b *InsertInboundMessagesBatchResults) Close() error {
-	b.closed = true
-	return b.br.Close()
-}
-
-const insertInboundMessagesWithJob = `-- name: InsertInboundMessagesWithJob :batchone
+const insertInboundMessage = `-- name: InsertInboundMessage :batchone
 WITH stored AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -108,19 +30,20 @@ WITH stored AS (
     RETURNING id, metadata->>'message_sid' AS sid
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
-    SELECT jsonb_build_object('sid', stored.sid), 'inbox_message', $10::smallint
+    SELECT jsonb_build_object('sid', stored.sid), $10::text, $11::smallint
     FROM stored
+    WHERE $11::smallint > 0
 )
 SELECT stored.id FROM stored
 `
 
-type InsertInboundMessagesWithJobBatchResults struct {
+type InsertInboundMessageBatchResults struct {
 	br     pgx.BatchResults
 	tot    int
 	closed bool
 }
 
-type InsertInboundMessagesWithJobParams struct {
+type InsertInboundMessageParams struct {
 	AccountSID          string
 	MessagingServiceSID *string
 	FromAddress         string
@@ -130,16 +53,28 @@ type InsertInboundMessagesWithJobParams struct {
 	NumSegments         int32
 	Media               message.MediaList
 	Metadata            message.Metadata
+	JobKind             string
 	MaxAttempts         int16
 }
 
-// InsertInboundMessages, and in the same statement the River job that
-// processes each message, only when the message is new: the job exists
-// exactly when the row does, and commits with the group. The job row is what
-// River's InsertTx makes for process.MessageArgs (kind inbox_message, args
-// {"sid": …}, River's defaults for the rest); a test in package process
-// holds the two equal.
-func (q *Queries) InsertInboundMessagesWithJob(ctx context.Context, arg []InsertInboundMessagesWithJobParams) *InsertInboundMessagesWithJobBatchResults {
+// Stores an inbound message unless one with the same sid is already stored.
+// The unique index on (metadata->>'message_sid') decides, atomically, under
+// any concurrency: a returned id means this statement stored the message, no
+// row means it was a duplicate (also of an earlier delivery in the same
+// batch). The conflict target must match that index's expression exactly,
+// or PostgreSQL rejects the statement at planning time.
+//
+// When max_attempts is above 0, the same statement inserts the River job
+// that processes the message (kind job_kind, args {"sid": …}, River's
+// defaults for the rest), only when the message is new: the job exists
+// exactly when the row does, and commits with it. A test in package process
+// holds the job row equal to what River's own insert makes.
+//
+// It is the one statement that stores an inbound message, on every path:
+// pgx sends a batch of them (one delivery, or a group commit of many) in one
+// round trip with one Sync, so PostgreSQL runs the batch as one implicit
+// transaction with one commit.
+func (q *Queries) InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
 		vals := []interface{}{
@@ -152,15 +87,16 @@ func (q *Queries) InsertInboundMessagesWithJob(ctx context.Context, arg []Insert
 			a.NumSegments,
 			a.Media,
 			a.Metadata,
+			a.JobKind,
 			a.MaxAttempts,
 		}
-		batch.Queue(insertInboundMessagesWithJob, vals...)
+		batch.Queue(insertInboundMessage, vals...)
 	}
 	br := q.db.SendBatch(ctx, batch)
-	return &InsertInboundMessagesWithJobBatchResults{br, len(arg), false}
+	return &InsertInboundMessageBatchResults{br, len(arg), false}
 }
 
-func (b *InsertInboundMessagesWithJobBatchResults) QueryRow(f func(int, int64, error)) {
+func (b *InsertInboundMessageBatchResults) QueryRow(f func(int, int64, error)) {
 	defer b.br.Close()
 	for t := 0; t < b.tot; t++ {
 		var id int64
@@ -178,7 +114,7 @@ func (b *InsertInboundMessagesWithJobBatchResults) QueryRow(f func(int, int64, e
 	}
 }
 
-func (b *InsertInboundMessagesWithJobBatchResults) Close() error {
+func (b *InsertInboundMessageBatchResults) Close() error {
 	b.closed = true
 	return b.br.Close()
 }

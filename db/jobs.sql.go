@@ -50,13 +50,14 @@ WHERE id IN (
     SELECT id FROM river_job
     WHERE state IN ('completed', 'cancelled', 'discarded')
       AND finalized_at < $1::timestamptz
-      AND kind IN ('inbox_message', 'inbox_status')
-    LIMIT $2::integer
+      AND kind = ANY($2::text[])
+    LIMIT $3::integer
 )
 `
 
 type DeleteFinishedJobsBeforeParams struct {
 	Before  time.Time
+	Kinds   []string
 	MaxRows int32
 }
 
@@ -65,7 +66,7 @@ type DeleteFinishedJobsBeforeParams struct {
 // deletes them sooner by default; this bounds what a longer River setting
 // would keep.
 func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinishedJobsBeforeParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteFinishedJobsBefore, arg.Before, arg.MaxRows)
+	result, err := q.db.Exec(ctx, deleteFinishedJobsBefore, arg.Before, arg.Kinds, arg.MaxRows)
 	if err != nil {
 		return 0, err
 	}
@@ -74,10 +75,10 @@ func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinish
 
 const insertMessageJob = `-- name: InsertMessageJob :one
 INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
-SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), 'inbox_message', $1::smallint,
+SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), $1::text, $2::smallint,
        convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
 FROM messages m
-WHERE m.metadata->>'message_sid' = $2::text AND m.direction = 'inbound'
+WHERE m.metadata->>'message_sid' = $3::text AND m.direction = 'inbound'
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
     DO UPDATE SET kind = river_job.kind
@@ -87,6 +88,7 @@ RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, sch
 `
 
 type InsertMessageJobParams struct {
+	JobKind     string
 	MaxAttempts int16
 	SID         string
 }
@@ -106,7 +108,7 @@ type InsertMessageJobRow struct {
 }
 
 // A new processing job for a stored inbound message (the admin API's
-// replay): the same row InsertInboundMessagesWithJob inserts, so the forward
+// replay): the same row InsertInboundMessage inserts, so the forward
 // carries the same webhook-id, the message sid. No row when no inbound
 // message has this sid.
 //
@@ -118,7 +120,7 @@ type InsertMessageJobRow struct {
 // returns that job instead, with created false (xmax is then the updating
 // transaction's id, as River's own unique inserts read it).
 func (q *Queries) InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error) {
-	row := q.db.QueryRow(ctx, insertMessageJob, arg.MaxAttempts, arg.SID)
+	row := q.db.QueryRow(ctx, insertMessageJob, arg.JobKind, arg.MaxAttempts, arg.SID)
 	var i InsertMessageJobRow
 	err := row.Scan(
 		&i.ID,
@@ -141,13 +143,14 @@ SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, schedu
        attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error
 FROM river_job
 WHERE args @> jsonb_build_object('sid', $1::text)
-  AND kind IN ('inbox_message', 'inbox_status')
+  AND kind = ANY($2::text[])
 ORDER BY id DESC
-LIMIT $2::integer
+LIMIT $3::integer
 `
 
 type ListMessageJobsParams struct {
 	SID     string
+	Kinds   []string
 	MaxRows int32
 }
 
@@ -167,7 +170,7 @@ type ListMessageJobsRow struct {
 // The processing jobs of a message (its forward, and its status changes'),
 // newest first, through River's GIN index on args.
 func (q *Queries) ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error) {
-	rows, err := q.db.Query(ctx, listMessageJobs, arg.SID, arg.MaxRows)
+	rows, err := q.db.Query(ctx, listMessageJobs, arg.SID, arg.Kinds, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,6 @@ package db
 import (
 	"context"
 	"time"
-
-	"inbox/message"
 )
 
 const countMessagesBySIDs = `-- name: CountMessagesBySIDs :one
@@ -104,52 +102,6 @@ func (q *Queries) GetMessageReceivedPayload(ctx context.Context, arg GetMessageR
 	var column_1 string
 	err := row.Scan(&column_1)
 	return column_1, err
-}
-
-const insertInboundMessage = `-- name: InsertInboundMessage :one
-INSERT INTO messages (
-    direction, account_sid, messaging_service_sid, from_address, to_address,
-    body, num_media, num_segments, media, status, metadata
-) VALUES (
-    'inbound', $1, $2, $3, $4,
-    $5, $6, $7, $8, 'received', $9
-)
-ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-RETURNING id
-`
-
-type InsertInboundMessageParams struct {
-	AccountSID          string
-	MessagingServiceSID *string
-	FromAddress         string
-	ToAddress           string
-	Body                string
-	NumMedia            int32
-	NumSegments         int32
-	Media               message.MediaList
-	Metadata            message.Metadata
-}
-
-// Stores an inbound message unless one with the same sid is already stored.
-// The unique index on (metadata->>'message_sid') decides, atomically, under
-// any concurrency: a returned id means this delivery stored the message, no
-// row means it was a duplicate. The conflict target must match that index's
-// expression exactly, or PostgreSQL rejects the statement at planning time.
-func (q *Queries) InsertInboundMessage(ctx context.Context, arg InsertInboundMessageParams) (int64, error) {
-	row := q.db.QueryRow(ctx, insertInboundMessage,
-		arg.AccountSID,
-		arg.MessagingServiceSID,
-		arg.FromAddress,
-		arg.ToAddress,
-		arg.Body,
-		arg.NumMedia,
-		arg.NumSegments,
-		arg.Media,
-		arg.Metadata,
-	)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
 }
 
 const listMessages = `-- name: ListMessages :many

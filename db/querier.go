@@ -43,25 +43,24 @@ type Querier interface {
 	GetTwilioAccount(ctx context.Context, accountSid string) (TwilioAccount, error)
 	// Stores an inbound message unless one with the same sid is already stored.
 	// The unique index on (metadata->>'message_sid') decides, atomically, under
-	// any concurrency: a returned id means this delivery stored the message, no
-	// row means it was a duplicate. The conflict target must match that index's
-	// expression exactly, or PostgreSQL rejects the statement at planning time.
-	InsertInboundMessage(ctx context.Context, arg InsertInboundMessageParams) (int64, error)
-	// InsertInboundMessage for a group of deliveries sent together: pgx sends
-	// the group in one round trip with one Sync, so PostgreSQL runs it as one
-	// implicit transaction and one commit (group commit). Each delivery still
-	// learns for itself: an id means it stored its message, no row a duplicate
-	// (also of an earlier delivery in the same group).
-	InsertInboundMessages(ctx context.Context, arg []InsertInboundMessagesParams) *InsertInboundMessagesBatchResults
-	// InsertInboundMessages, and in the same statement the River job that
-	// processes each message, only when the message is new: the job exists
-	// exactly when the row does, and commits with the group. The job row is what
-	// River's InsertTx makes for process.MessageArgs (kind inbox_message, args
-	// {"sid": …}, River's defaults for the rest); a test in package process
-	// holds the two equal.
-	InsertInboundMessagesWithJob(ctx context.Context, arg []InsertInboundMessagesWithJobParams) *InsertInboundMessagesWithJobBatchResults
+	// any concurrency: a returned id means this statement stored the message, no
+	// row means it was a duplicate (also of an earlier delivery in the same
+	// batch). The conflict target must match that index's expression exactly,
+	// or PostgreSQL rejects the statement at planning time.
+	//
+	// When max_attempts is above 0, the same statement inserts the River job
+	// that processes the message (kind job_kind, args {"sid": …}, River's
+	// defaults for the rest), only when the message is new: the job exists
+	// exactly when the row does, and commits with it. A test in package process
+	// holds the job row equal to what River's own insert makes.
+	//
+	// It is the one statement that stores an inbound message, on every path:
+	// pgx sends a batch of them (one delivery, or a group commit of many) in one
+	// round trip with one Sync, so PostgreSQL runs the batch as one implicit
+	// transaction with one commit.
+	InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults
 	// A new processing job for a stored inbound message (the admin API's
-	// replay): the same row InsertInboundMessagesWithJob inserts, so the forward
+	// replay): the same row InsertInboundMessage inserts, so the forward
 	// carries the same webhook-id, the message sid. No row when no inbound
 	// message has this sid.
 	//
@@ -100,6 +99,11 @@ type Querier interface {
 	// A page of accounts in sid order after the given sid: how a server loads
 	// the whole table into memory at start, and the CLI lists it.
 	ListTwilioAccounts(ctx context.Context, arg ListTwilioAccountsParams) ([]TwilioAccount, error)
+	// Subscribes this connection to the notification every change above sends
+	// at commit, with the account sid as its payload. A utility statement:
+	// there is no plan to EXPLAIN.
+	// @sqlc-vet-disable explain-succeeds no-seq-scan
+	ListenForAccountChanges(ctx context.Context) error
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
 	// because a sealed value is bound to its slot.
@@ -115,8 +119,8 @@ type Querier interface {
 	// one, decided on the row's latest version under any concurrency. No row
 	// back means nothing changed (a repeat or a regression). When max_attempts
 	// is above 0, the same statement inserts the River job that processes the
-	// change (kind inbox_status, args {"sid": …, "status": …}, as River's
-	// InsertTx makes it for process.StatusArgs) whenever the status moved.
+	// change (kind job_kind, args {"sid": …, "status": …}, as River's
+	// InsertTx makes it for job.Status) whenever the status moved.
 	UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error)
 }
 

@@ -155,9 +155,9 @@ WITH moved AS (
     RETURNING id, status, metadata->>'message_sid' AS sid
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
-    SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), 'inbox_status', $8::smallint
+    SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), $8::text, $9::smallint
     FROM moved
-    WHERE $8::smallint > 0
+    WHERE $9::smallint > 0
 )
 SELECT moved.id, moved.status FROM moved
 `
@@ -170,6 +170,7 @@ type UpsertOutboundStatusParams struct {
 	Status              string
 	ErrorCode           *string
 	Metadata            message.Metadata
+	JobKind             string
 	MaxAttempts         int16
 }
 
@@ -183,8 +184,8 @@ type UpsertOutboundStatusRow struct {
 // one, decided on the row's latest version under any concurrency. No row
 // back means nothing changed (a repeat or a regression). When max_attempts
 // is above 0, the same statement inserts the River job that processes the
-// change (kind inbox_status, args {"sid": …, "status": …}, as River's
-// InsertTx makes it for process.StatusArgs) whenever the status moved.
+// change (kind job_kind, args {"sid": …, "status": …}, as River's
+// InsertTx makes it for job.Status) whenever the status moved.
 func (q *Queries) UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundStatusParams) (UpsertOutboundStatusRow, error) {
 	row := q.db.QueryRow(ctx, upsertOutboundStatus,
 		arg.AccountSID,
@@ -194,6 +195,7 @@ func (q *Queries) UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundSt
 		arg.Status,
 		arg.ErrorCode,
 		arg.Metadata,
+		arg.JobKind,
 		arg.MaxAttempts,
 	)
 	var i UpsertOutboundStatusRow

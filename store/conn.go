@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"inbox/metrics"
 )
 
 // ConnectProblem names what kept a connection to the database from being
@@ -46,4 +48,15 @@ func DescribeConnectError(err error) ConnectProblem {
 func isTimeout(err error) bool {
 	ne, ok := errors.AsType[net.Error](err)
 	return ok && ne.Timeout()
+}
+
+// PoolStat returns what the pool says of itself, for metrics.
+func (s *Store) PoolStat() metrics.PoolStat {
+	st := s.pool.Stat()
+	return metrics.PoolStat{
+		Acquired: st.AcquiredConns(), Idle: st.IdleConns(), Constructing: st.ConstructingConns(), Total: st.TotalConns(),
+		Max: st.MaxConns(), Acquires: st.AcquireCount(), EmptyAcquires: st.EmptyAcquireCount(),
+		CanceledAcquires: st.CanceledAcquireCount(), News: st.NewConnsCount(),
+		AcquireDuration: st.AcquireDuration(), EmptyAcquireWait: st.EmptyAcquireWaitTime(),
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"inbox/db"
+	"inbox/message"
 	"inbox/metrics"
 )
 
@@ -38,14 +39,8 @@ type groupCommit struct {
 
 type pendingInsert struct {
 	ctx    context.Context
-	m      db.InsertInboundMessageParams
+	m      message.Inbound
 	result chan insertResult // buffered: a writer never waits on a caller
-}
-
-type insertResult struct {
-	id       int64
-	inserted bool
-	err      error
 }
 
 func newGroupCommit(q *db.Queries, opts Options, lost func(error)) *groupCommit {
@@ -62,18 +57,18 @@ func newGroupCommit(q *db.Queries, opts Options, lost func(error)) *groupCommit 
 // insert hands m to a writer and waits for its outcome or for ctx. A
 // delivery whose ctx ends first gets ctx's error although its batch may
 // still commit: the outcome is unknown to it, and a retry is safe.
-func (g *groupCommit) insert(ctx context.Context, m db.InsertInboundMessageParams) (int64, bool, error) {
+func (g *groupCommit) insert(ctx context.Context, m message.Inbound) insertResult {
 	p := &pendingInsert{ctx: ctx, m: m, result: make(chan insertResult, 1)}
 	select {
 	case g.pending <- p:
 	case <-ctx.Done():
-		return 0, false, fmt.Errorf("wait for a writer: %w", ctx.Err())
+		return insertResult{err: fmt.Errorf("wait for a writer: %w: %w", ErrUnavailable, ctx.Err())}
 	}
 	select {
 	case r := <-p.result:
-		return r.id, r.inserted, r.err
+		return r
 	case <-ctx.Done():
-		return 0, false, fmt.Errorf("wait for the group commit: %w", ctx.Err())
+		return insertResult{err: fmt.Errorf("wait for the group commit: %w: %w", ErrUnavailable, ctx.Err())}
 	}
 }
 
@@ -113,7 +108,7 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
-			p.result <- insertResult{err: fmt.Errorf("before the group commit: %w", err)}
+			p.result <- insertResult{err: fmt.Errorf("before the group commit: %w: %w", ErrUnavailable, err)}
 			continue
 		}
 		live = append(live, p)
@@ -187,65 +182,9 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 // send runs one batch and returns each insert's outcome, or the error that
 // failed the batch: then no insert of it committed.
 func (g *groupCommit) send(ctx context.Context, batch []*pendingInsert) ([]insertResult, error) {
-	ms := make([]db.InsertInboundMessageParams, len(batch))
+	ms := make([]message.Inbound, len(batch))
 	for i, p := range batch {
 		ms[i] = p.m
 	}
-	return sendBatch(ctx, g.q, g.jobAttempts, ms)
-}
-
-// sendBatch sends ms as one pgx batch (one implicit transaction) of the
-// generated :batchone insert, with each message's job when jobAttempts is
-// not 0, and returns each insert's outcome once the commit's is known, or
-// the error that failed the batch.
-func sendBatch(ctx context.Context, q *db.Queries, jobAttempts int16, ms []db.InsertInboundMessageParams) ([]insertResult, error) {
-	results := make([]insertResult, len(ms))
-	collect := func(i int, id int64, err error) {
-		id, inserted, err := fromRow(id, err)
-		results[i] = insertResult{id: id, inserted: inserted, err: err}
-	}
-	var closeErr error
-	if jobAttempts == 0 {
-		params := make([]db.InsertInboundMessagesParams, len(ms))
-		for i, m := range ms {
-			params[i] = db.InsertInboundMessagesParams(m)
-		}
-		br := q.InsertInboundMessages(ctx, params)
-		br.QueryRow(collect)
-		closeErr = br.Close() // the commit's outcome, read after every row's
-	} else {
-		params := make([]db.InsertInboundMessagesWithJobParams, len(ms))
-		for i, m := range ms {
-			params[i] = withJob(m, jobAttempts)
-		}
-		br := q.InsertInboundMessagesWithJob(ctx, params)
-		br.QueryRow(collect)
-		closeErr = br.Close()
-	}
-	if closeErr != nil {
-		return nil, batchError(closeErr, ms)
-	}
-	for i, r := range results {
-		if r.err != nil {
-			return nil, batchError(r.err, ms[i:i+1])
-		}
-	}
-	return results, nil
-}
-
-// batchError says how many messages a failure took with it; the caller
-// names the sid.
-func batchError(err error, ms []db.InsertInboundMessageParams) error {
-	if len(ms) == 1 {
-		return err
-	}
-	return fmt.Errorf("group commit of %d messages: %w", len(ms), err)
-}
-
-func withJob(m db.InsertInboundMessageParams, attempts int16) db.InsertInboundMessagesWithJobParams {
-	return db.InsertInboundMessagesWithJobParams{
-		AccountSID: m.AccountSID, MessagingServiceSID: m.MessagingServiceSID, FromAddress: m.FromAddress,
-		ToAddress: m.ToAddress, Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments,
-		Media: m.Media, Metadata: m.Metadata, MaxAttempts: attempts,
-	}
+	return sendInserts(ctx, g.q, g.jobAttempts, ms)
 }

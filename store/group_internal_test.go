@@ -11,19 +11,17 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"inbox/db"
 	"inbox/internal/dbtest"
+	"inbox/internal/fixture"
 	"inbox/internal/poll"
 	"inbox/message"
 )
 
-func sms(n int) db.InsertInboundMessageParams {
-	sid := fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(n))
-	return db.InsertInboundMessageParams{
-		AccountSID: "AC0123456789abcdef0123456789abcdef", FromAddress: "+5511912340000", ToAddress: "+5511987650000",
-		Body: fmt.Sprintf("message %d", n), NumSegments: 1, Media: message.MediaList{},
-		Metadata: message.Metadata{MessageSID: sid, Params: message.Params{"MessageSid": sid}},
-	}
+// sms is the fixture message, numbered n in its body.
+func sms(n int) message.Inbound {
+	m := fixture.Inbound(fixture.SID())
+	m.Body = fmt.Sprintf("message %d", n)
+	return m
 }
 
 type outcome struct {
@@ -65,7 +63,7 @@ func setupGroup(t *testing.T, timeout time.Duration) *groupHarness {
 
 // batch holds the writer with a first insert, queues ms, releases the
 // writer, and returns the outcome of each of ms, which went as one batch.
-func (h *groupHarness) batch(ctxs []context.Context, ms []db.InsertInboundMessageParams) []outcome {
+func (h *groupHarness) batch(ctxs []context.Context, ms []message.Inbound) []outcome {
 	h.t.Helper()
 	release := h.lock()
 	defer release()
@@ -128,12 +126,12 @@ func TestGroupWithADuplicateInside(t *testing.T) {
 	t.Parallel()
 	h := setupGroup(t, 5*time.Second)
 	a, b := sms(1), sms(2)
-	out := h.batch(background(3), []db.InsertInboundMessageParams{a, b, a})
+	out := h.batch(background(3), []message.Inbound{a, b, a})
 	// The two deliveries of a queue in either order: one stores it.
 	if out[0].err != nil || out[2].err != nil || out[0].inserted == out[2].inserted || out[1].err != nil || !out[1].inserted {
 		t.Fatalf("outcomes %+v: want b new, and one delivery of a new and the other a duplicate", out)
 	}
-	for _, m := range []db.InsertInboundMessageParams{a, b} {
+	for _, m := range []message.Inbound{a, b} {
 		if rows, jobs := h.count("messages", m.Metadata.MessageSID), h.count("river_job", m.Metadata.MessageSID); rows != 1 || jobs != 1 {
 			t.Fatalf("%s: %d rows, %d jobs; want 1 and 1", m.Metadata.MessageSID, rows, jobs)
 		}
@@ -149,11 +147,11 @@ func TestGroupWithOnePoisonedRow(t *testing.T) {
 	h := setupGroup(t, 5*time.Second)
 	good1, bad, good2 := sms(1), sms(2), sms(3)
 	bad.NumMedia = -1
-	out := h.batch(background(3), []db.InsertInboundMessageParams{good1, bad, good2})
+	out := h.batch(background(3), []message.Inbound{good1, bad, good2})
 	if !errors.Is(out[1].err, ErrInvalid) {
 		t.Fatalf("poisoned row: %v, want ErrInvalid", out[1].err)
 	}
-	for i, m := range []db.InsertInboundMessageParams{good1, good2} {
+	for i, m := range []message.Inbound{good1, good2} {
 		o := out[i*2]
 		if o.err != nil || !o.inserted || h.count("messages", m.Metadata.MessageSID) != 1 {
 			t.Fatalf("good row %d: %+v, want stored", i, o)
@@ -170,7 +168,7 @@ func TestGroupWithOnePoisonedRow(t *testing.T) {
 func TestGroupWhoseTransactionFails(t *testing.T) {
 	t.Parallel()
 	h := setupGroup(t, 300*time.Millisecond)
-	ms := []db.InsertInboundMessageParams{sms(1), sms(2), sms(3)}
+	ms := []message.Inbound{sms(1), sms(2), sms(3)}
 	release := h.lock()
 	out := make([]outcome, len(ms))
 	var wg sync.WaitGroup
@@ -215,7 +213,7 @@ func TestGroupDeliveryCancelledInFlight(t *testing.T) {
 	release()
 	poll.Until(t, "the batch to commit", func() bool { return h.count("messages", m.Metadata.MessageSID) == 1 })
 	got, err := h.store.GetMessageBySID(t.Context(), m.Metadata.MessageSID)
-	if err != nil || got.Body != m.Body || got.Metadata.MessageSID != m.Metadata.MessageSID || got.FromAddress != m.FromAddress {
+	if err != nil || got.Body != m.Body || got.Metadata.MessageSID != m.Metadata.MessageSID || got.From != m.From {
 		t.Fatalf("stored %+v (%v), want what the delivery sent", got, err)
 	}
 	_, inserted, err := h.store.InsertInboundMessage(t.Context(), m)
@@ -244,11 +242,11 @@ func TestGroupsSharingSIDsDoNotDeadlock(t *testing.T) {
 	// p99 of a second).
 	var (
 		mu     sync.Mutex
-		recent []db.InsertInboundMessageParams
+		recent []message.Inbound
 		next   int
 		wg     sync.WaitGroup
 	)
-	pick := func(rng *rand.Rand) db.InsertInboundMessageParams {
+	pick := func(rng *rand.Rand) message.Inbound {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(recent) > 0 && rng.IntN(10) < 3 {
@@ -295,7 +293,7 @@ func TestGroupWithAStormInside(t *testing.T) {
 	t.Parallel()
 	h := setupGroup(t, 5*time.Second)
 	a, b := sms(1), sms(2)
-	ms := []db.InsertInboundMessageParams{b}
+	ms := []message.Inbound{b}
 	for range 20 {
 		ms = append(ms, a)
 	}
@@ -318,7 +316,7 @@ func TestGroupWithAStormInside(t *testing.T) {
 		t.Fatalf("b %+v; of a: %d inserted, %d duplicates, %d failed; want b new, 1 new, 19 duplicates (the poisoned one may fail if it led)",
 			out[0], inserted, duplicates, failed)
 	}
-	for _, m := range []db.InsertInboundMessageParams{a, b} {
+	for _, m := range []message.Inbound{a, b} {
 		if rows, jobs := h.count("messages", m.Metadata.MessageSID), h.count("river_job", m.Metadata.MessageSID); rows != 1 || jobs != 1 {
 			t.Fatalf("%s: %d rows, %d jobs; want 1 and 1", m.Metadata.MessageSID, rows, jobs)
 		}

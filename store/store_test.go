@@ -1,16 +1,14 @@
 package store_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
-	"inbox/db"
 	"inbox/internal/dbtest"
+	"inbox/internal/fixture"
 	"inbox/message"
 	"inbox/store"
 )
@@ -20,44 +18,20 @@ func setup(t *testing.T, maxConns int32) *store.Store {
 	return store.New(dbtest.Pool(t, maxConns))
 }
 
-// newSID returns a fresh message sid of Twilio's shape.
-func newSID(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "SM" + hex.EncodeToString(b)
-}
-
-// smsParams builds the insert parameters of a plain inbound SMS, with the
-// form parameters Twilio sends kept in metadata.
-func smsParams(sid, body string) db.InsertInboundMessageParams {
-	params := map[string]string{
-		"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid,
-		"AccountSid": "AC0123456789abcdef0123456789abcdef",
-		"From":       "+5511912340000", "To": "+5511987650000",
-		"Body": body, "NumMedia": "0", "NumSegments": "1",
-		"SmsStatus": "received", "ApiVersion": "2010-04-01",
-	}
-	return db.InsertInboundMessageParams{
-		AccountSID:  params["AccountSid"],
-		FromAddress: params["From"],
-		ToAddress:   params["To"],
-		Body:        body,
-		NumSegments: 1,
-		Media:       []message.Media{},
-		Metadata:    message.Metadata{MessageSID: sid, Params: params},
-	}
+// sms is the fixture message with sid and body.
+func sms(sid, body string) message.Inbound {
+	m := fixture.Inbound(sid)
+	m.Body, m.Metadata.Params["Body"] = body, body
+	return m
 }
 
 func TestInsertInboundMessageNewThenDuplicate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := setup(t, 4)
-	sid := newSID(t)
+	sid := fixture.SID()
 
-	id, inserted, err := s.InsertInboundMessage(ctx, smsParams(sid, "first"))
+	id, inserted, err := s.InsertInboundMessage(ctx, sms(sid, "first"))
 	if err != nil || !inserted || id <= 0 {
 		t.Fatalf("first insert = (%d, %v, %v), want (id > 0, true, nil)", id, inserted, err)
 	}
@@ -67,7 +41,7 @@ func TestInsertInboundMessageNewThenDuplicate(t *testing.T) {
 	}
 
 	// A redelivery that differs (a proxy rewrote the body) must not touch the row.
-	id2, inserted, err := s.InsertInboundMessage(ctx, smsParams(sid, "second"))
+	id2, inserted, err := s.InsertInboundMessage(ctx, sms(sid, "second"))
 	if err != nil || inserted || id2 != 0 {
 		t.Fatalf("duplicate insert = (%d, %v, %v), want (0, false, nil)", id2, inserted, err)
 	}
@@ -78,7 +52,7 @@ func TestInsertInboundMessageNewThenDuplicate(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("first row changed by a duplicate:\nbefore %+v\nafter  %+v", before, after)
 	}
-	if after.ID != id || after.Body != "first" || after.Direction != message.Inbound || after.Status != "received" {
+	if after.ID != id || after.Body != "first" || after.Direction != message.DirectionInbound || after.Status != "received" {
 		t.Fatalf("stored row = %+v, want id %d, body first, inbound, received", after, id)
 	}
 	if n, err := s.CountMessagesBySIDs(ctx, []string{sid}); err != nil || n != 1 {
@@ -93,7 +67,7 @@ func TestInsertInboundMessageConcurrentSameSID(t *testing.T) {
 	// not in the pool's queue; fewer than a default max_connections of 100
 	// so parallel tests still fit.
 	s := setup(t, 40)
-	sid := newSID(t)
+	sid := fixture.SID()
 	const n = 200
 
 	var (
@@ -108,7 +82,7 @@ func TestInsertInboundMessageConcurrentSameSID(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			id, ok, err := s.InsertInboundMessage(ctx, smsParams(sid, "same message"))
+			id, ok, err := s.InsertInboundMessage(ctx, sms(sid, "same message"))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -146,7 +120,7 @@ func TestMessagesRoundTripExactly(t *testing.T) {
 	long := strings.Repeat("ação 🚚 !", 200) // Twilio's 1600-character maximum
 	unicode := "Olá! Pedido #42 está pronto? 🚚 100% + \"aspas\" & <tags> 中文 \u200d 👩‍👩‍👧"
 
-	mms := smsParams(newSID(t), "see attached")
+	mms := sms(fixture.SID(), "see attached")
 	mms.Metadata.MessageSID = "MM" + mms.Metadata.MessageSID[2:]
 	mms.NumMedia = 2
 	mms.Media = []message.Media{
@@ -156,9 +130,9 @@ func TestMessagesRoundTripExactly(t *testing.T) {
 	svc := "MG0123456789abcdef0123456789abcdef"
 	mms.MessagingServiceSID = &svc
 
-	whatsapp := smsParams(newSID(t), unicode)
-	whatsapp.FromAddress = "whatsapp:+5511912340000"
-	whatsapp.ToAddress = "whatsapp:+14155238886"
+	whatsapp := sms(fixture.SID(), unicode)
+	whatsapp.From = "whatsapp:+5511912340000"
+	whatsapp.To = "whatsapp:+14155238886"
 	for k, v := range map[string]string{
 		"ProfileName": "Zoë 🌻", "WaId": "5511912340000", "Forwarded": "true",
 		"ButtonPayload": "yes", "Latitude": "-23.5505", "Longitude": "-46.6333",
@@ -168,10 +142,10 @@ func TestMessagesRoundTripExactly(t *testing.T) {
 	}
 	whatsapp.Metadata.IdempotencyToken = "abc-123"
 
-	cases := map[string]db.InsertInboundMessageParams{
-		"unicode":                    smsParams(newSID(t), unicode),
-		"1600 characters":            smsParams(newSID(t), long),
-		"sql and control characters": smsParams(newSID(t), "tab\tnewline\r\n'; DROP TABLE messages; --"),
+	cases := map[string]message.Inbound{
+		"unicode":                    sms(fixture.SID(), unicode),
+		"1600 characters":            sms(fixture.SID(), long),
+		"sql and control characters": sms(fixture.SID(), "tab\tnewline\r\n'; DROP TABLE messages; --"),
 		"mms with media":             mms,
 		"whatsapp":                   whatsapp,
 	}
@@ -185,10 +159,10 @@ func TestMessagesRoundTripExactly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := db.Message{
+			want := message.Message{
 				ID: got.ID, Direction: "inbound", AccountSID: in.AccountSID,
-				MessagingServiceSID: in.MessagingServiceSID, FromAddress: in.FromAddress,
-				ToAddress: in.ToAddress, Body: in.Body, NumMedia: in.NumMedia,
+				MessagingServiceSID: in.MessagingServiceSID, From: in.From,
+				To: in.To, Body: in.Body, NumMedia: in.NumMedia,
 				NumSegments: in.NumSegments, Media: in.Media, Status: "received",
 				ReceivedAt: got.ReceivedAt, Metadata: in.Metadata,
 			}
@@ -201,8 +175,57 @@ func TestMessagesRoundTripExactly(t *testing.T) {
 
 func TestGetMessageBySIDNotFound(t *testing.T) {
 	t.Parallel()
-	_, err := setup(t, 2).GetMessageBySID(t.Context(), newSID(t))
+	_, err := setup(t, 2).GetMessageBySID(t.Context(), fixture.SID())
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestEveryInboundFieldIsStored: every field of message.Inbound, each set
+// to a value of its own, reads back as stored from the field of
+// message.Message of the same name. A field added to Inbound and not
+// written by the store's one insert (or with no column to read it back
+// from) fails here, instead of being stored as zero without an error.
+func TestEveryInboundFieldIsStored(t *testing.T) {
+	t.Parallel()
+	s := setup(t, 2)
+	in := fixture.Inbound(fixture.SID())
+	v := reflect.ValueOf(&in).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		name := v.Type().Field(i).Name
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("value of " + name)
+		case reflect.Int32:
+			f.SetInt(int64(10 + i))
+		case reflect.Pointer: // *string
+			text := "value of " + name
+			f.Set(reflect.ValueOf(&text))
+		case reflect.Slice: // MediaList
+			f.Set(reflect.ValueOf(message.MediaList{{URL: "https://media.example/" + name, ContentType: "image/png"}}))
+		case reflect.Struct: // Metadata: the fixture's, with a sid of its own
+		default:
+			t.Fatalf("Inbound.%s is a %s: teach this test to set one", name, f.Kind())
+		}
+	}
+	if _, inserted, err := s.InsertInboundMessage(t.Context(), in); err != nil || !inserted {
+		t.Fatalf("insert: %v %v", inserted, err)
+	}
+	got, err := s.GetMessageBySID(t.Context(), in.Metadata.MessageSID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := reflect.ValueOf(got)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		stored := out.FieldByName(name)
+		if !stored.IsValid() {
+			t.Errorf("message.Message has no field %s to read Inbound.%s back from", name, name)
+			continue
+		}
+		if !reflect.DeepEqual(stored.Interface(), v.Field(i).Interface()) {
+			t.Errorf("Inbound.%s = %v was stored as %v", name, v.Field(i).Interface(), stored.Interface())
+		}
 	}
 }

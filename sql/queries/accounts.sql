@@ -74,3 +74,10 @@ WITH removed AS (
     RETURNING account_sid
 )
 SELECT (pg_notify('inbox_twilio_accounts', removed.account_sid) IS NOT NULL)::boolean AS removed FROM removed;
+
+-- name: ListenForAccountChanges :exec
+-- Subscribes this connection to the notification every change above sends
+-- at commit, with the account sid as its payload. A utility statement:
+-- there is no plan to EXPLAIN.
+-- @sqlc-vet-disable explain-succeeds no-seq-scan
+LISTEN inbox_twilio_accounts;

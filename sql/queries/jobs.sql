@@ -1,6 +1,6 @@
 -- name: InsertMessageJob :one
 -- A new processing job for a stored inbound message (the admin API's
--- replay): the same row InsertInboundMessagesWithJob inserts, so the forward
+-- replay): the same row InsertInboundMessage inserts, so the forward
 -- carries the same webhook-id, the message sid. No row when no inbound
 -- message has this sid.
 --
@@ -12,7 +12,7 @@
 -- returns that job instead, with created false (xmax is then the updating
 -- transaction's id, as River's own unique inserts read it).
 INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
-SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), 'inbox_message', @max_attempts::smallint,
+SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), @job_kind::text, @max_attempts::smallint,
        convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
 FROM messages m
 WHERE m.metadata->>'message_sid' = @sid::text AND m.direction = 'inbound'
@@ -30,7 +30,7 @@ SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, schedu
        attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error
 FROM river_job
 WHERE args @> jsonb_build_object('sid', @sid::text)
-  AND kind IN ('inbox_message', 'inbox_status')
+  AND kind = ANY(@kinds::text[])
 ORDER BY id DESC
 LIMIT @max_rows::integer;
 
@@ -52,6 +52,6 @@ WHERE id IN (
     SELECT id FROM river_job
     WHERE state IN ('completed', 'cancelled', 'discarded')
       AND finalized_at < @before::timestamptz
-      AND kind IN ('inbox_message', 'inbox_status')
+      AND kind = ANY(@kinds::text[])
     LIMIT @max_rows::integer
 );

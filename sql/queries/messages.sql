@@ -1,49 +1,21 @@
--- name: InsertInboundMessage :one
+-- name: InsertInboundMessage :batchone
 -- Stores an inbound message unless one with the same sid is already stored.
 -- The unique index on (metadata->>'message_sid') decides, atomically, under
--- any concurrency: a returned id means this delivery stored the message, no
--- row means it was a duplicate. The conflict target must match that index's
--- expression exactly, or PostgreSQL rejects the statement at planning time.
-INSERT INTO messages (
-    direction, account_sid, messaging_service_sid, from_address, to_address,
-    body, num_media, num_segments, media, status, metadata
-) VALUES (
-    'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
-    @body, @num_media, @num_segments, @media, 'received', @metadata
-)
-ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-RETURNING id;
-
--- name: GetMessageBySID :one
--- The message with this Twilio sid, through the unique index.
-SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
-FROM messages
-WHERE metadata->>'message_sid' = @sid::text;
-
--- name: InsertInboundMessages :batchone
--- InsertInboundMessage for a group of deliveries sent together: pgx sends
--- the group in one round trip with one Sync, so PostgreSQL runs it as one
--- implicit transaction and one commit (group commit). Each delivery still
--- learns for itself: an id means it stored its message, no row a duplicate
--- (also of an earlier delivery in the same group).
-INSERT INTO messages (
-    direction, account_sid, messaging_service_sid, from_address, to_address,
-    body, num_media, num_segments, media, status, metadata
-) VALUES (
-    'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
-    @body, @num_media, @num_segments, @media, 'received', @metadata
-)
-ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-RETURNING id;
-
--- name: InsertInboundMessagesWithJob :batchone
--- InsertInboundMessages, and in the same statement the River job that
--- processes each message, only when the message is new: the job exists
--- exactly when the row does, and commits with the group. The job row is what
--- River's InsertTx makes for process.MessageArgs (kind inbox_message, args
--- {"sid": …}, River's defaults for the rest); a test in package process
--- holds the two equal.
+-- any concurrency: a returned id means this statement stored the message, no
+-- row means it was a duplicate (also of an earlier delivery in the same
+-- batch). The conflict target must match that index's expression exactly,
+-- or PostgreSQL rejects the statement at planning time.
+--
+-- When max_attempts is above 0, the same statement inserts the River job
+-- that processes the message (kind job_kind, args {"sid": …}, River's
+-- defaults for the rest), only when the message is new: the job exists
+-- exactly when the row does, and commits with it. A test in package process
+-- holds the job row equal to what River's own insert makes.
+--
+-- It is the one statement that stores an inbound message, on every path:
+-- pgx sends a batch of them (one delivery, or a group commit of many) in one
+-- round trip with one Sync, so PostgreSQL runs the batch as one implicit
+-- transaction with one commit.
 WITH stored AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -56,10 +28,18 @@ WITH stored AS (
     RETURNING id, metadata->>'message_sid' AS sid
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
-    SELECT jsonb_build_object('sid', stored.sid), 'inbox_message', @max_attempts::smallint
+    SELECT jsonb_build_object('sid', stored.sid), @job_kind::text, @max_attempts::smallint
     FROM stored
+    WHERE @max_attempts::smallint > 0
 )
 SELECT stored.id FROM stored;
+
+-- name: GetMessageBySID :one
+-- The message with this Twilio sid, through the unique index.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code
+FROM messages
+WHERE metadata->>'message_sid' = @sid::text;
 
 -- name: GetMessageReceivedPayload :one
 -- The forward of a newly stored message: {id, type, message}, as JSON text.

@@ -12,8 +12,8 @@ RETURNING id;
 -- one, decided on the row's latest version under any concurrency. No row
 -- back means nothing changed (a repeat or a regression). When max_attempts
 -- is above 0, the same statement inserts the River job that processes the
--- change (kind inbox_status, args {"sid": …, "status": …}, as River's
--- InsertTx makes it for process.StatusArgs) whenever the status moved.
+-- change (kind job_kind, args {"sid": …, "status": …}, as River's
+-- InsertTx makes it for job.Status) whenever the status moved.
 WITH moved AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -30,7 +30,7 @@ WITH moved AS (
     RETURNING id, status, metadata->>'message_sid' AS sid
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
-    SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), 'inbox_status', @max_attempts::smallint
+    SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), @job_kind::text, @max_attempts::smallint
     FROM moved
     WHERE @max_attempts::smallint > 0
 )

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"inbox/db"
+	"inbox/job"
+)
+
+// Job is a processing job (a row of River's river_job), as the admin API
+// shows it.
+type Job struct {
+	ID          int64      `json:"id"`
+	Kind        string     `json:"kind"`
+	State       string     `json:"state"`
+	Attempt     int16      `json:"attempt"`
+	MaxAttempts int16      `json:"max_attempts"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ScheduledAt time.Time  `json:"scheduled_at"`
+	AttemptedAt *time.Time `json:"attempted_at"`
+	FinalizedAt *time.Time `json:"finalized_at"`
+	LastError   string     `json:"last_error,omitempty"`
+}
+
+// MessageJobs returns up to limit processing jobs of the message sid (its
+// forward and its status changes'), newest first.
+func (s *Store) MessageJobs(ctx context.Context, sid string, limit int32) ([]Job, error) {
+	rows, err := s.q.ListMessageJobs(ctx, db.ListMessageJobsParams{SID: sid, Kinds: job.ProcessingKinds(), MaxRows: limit})
+	if err != nil {
+		return nil, fail("list jobs of "+sid, err, ErrNotFound)
+	}
+	jobs := make([]Job, len(rows))
+	for i, r := range rows {
+		jobs[i] = Job(r)
+	}
+	return jobs, nil
+}
+
+// InsertMessageJob inserts a new processing job for the stored inbound
+// message sid, with maxAttempts attempts, and returns it with created true;
+// while an earlier job inserted this way for sid is unfinished (waiting,
+// retrying or running), it returns that job instead, with created false, so
+// any number of concurrent calls make at most one new job. ErrNotFound when
+// no inbound message has that sid.
+func (s *Store) InsertMessageJob(ctx context.Context, sid string, maxAttempts int16) (j Job, created bool, err error) {
+	r, err := s.q.InsertMessageJob(ctx, db.InsertMessageJobParams{SID: sid, JobKind: job.KindMessage, MaxAttempts: maxAttempts})
+	if err != nil {
+		return Job{}, false, fail("insert job for "+sid, err, ErrNotFound)
+	}
+	return Job{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
+		ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError}, r.Created, nil
+}
+
+// CountJobsByState returns the number of jobs in each River state that has
+// any.
+func (s *Store) CountJobsByState(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.q.CountJobsByState(ctx)
+	if err != nil {
+		return nil, fail("count jobs", err, ErrNotFound)
+	}
+	counts := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		counts[r.State] = r.Jobs
+	}
+	return counts, nil
+}
+
+func (s *Store) deleteFinishedJobsBefore(ctx context.Context, cutoff time.Time, maxRows int32) (int64, error) {
+	n, err := s.q.DeleteFinishedJobsBefore(ctx, db.DeleteFinishedJobsBeforeParams{Before: cutoff, Kinds: job.ProcessingKinds(), MaxRows: maxRows})
+	if err != nil {
+		return 0, fail("delete finished jobs before "+cutoff.Format(time.RFC3339), err, ErrNotFound)
+	}
+	return n, nil
+}

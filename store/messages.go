@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"inbox/db"
+	"inbox/job"
+	"inbox/message"
+)
+
+// InsertInboundMessage stores m unless a message with the same sid
+// (m.Metadata.MessageSID) is already stored. inserted is true, with the new
+// row's id, only for the one call that stored it; every other call for that
+// sid, concurrent or later, gets inserted == false and a nil error. The
+// database decides through its unique index: there is no lookup first.
+//
+// With JobAttempts, the statement inserts the message's job when, and only
+// when, it stores the message. With Writers, concurrent calls are committed
+// together (see Options); each still learns its own outcome, and a call
+// whose ctx ends while its group is in flight returns ctx's error although
+// the group may still commit its row. Errors wrap ErrInvalid (the database
+// refused m; storing it again fails again), ErrSchemaBehind or
+// ErrUnavailable (the outcome is unknown; a retry is safe).
+func (s *Store) InsertInboundMessage(ctx context.Context, m message.Inbound) (id int64, inserted bool, err error) {
+	var r insertResult
+	if s.group != nil {
+		r = s.group.insert(ctx, m)
+	} else { // a batch of one
+		var rs []insertResult
+		if rs, r.err = sendInserts(ctx, s.q, s.jobAttempts, []message.Inbound{m}); r.err == nil {
+			r = rs[0]
+		}
+	}
+	if r.err != nil {
+		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, r.err)
+	}
+	return r.id, r.inserted, nil
+}
+
+// insertParams is the one place a message.Inbound becomes the parameters of
+// InsertInboundMessage, the one statement that stores an inbound message:
+// a field of Inbound not written here would be stored as zero, and
+// TestEveryInboundFieldIsStored fails.
+func insertParams(m message.Inbound, jobAttempts int16) db.InsertInboundMessageParams {
+	return db.InsertInboundMessageParams{
+		AccountSID:          m.AccountSID,
+		MessagingServiceSID: m.MessagingServiceSID,
+		FromAddress:         m.From,
+		ToAddress:           m.To,
+		Body:                m.Body,
+		NumMedia:            m.NumMedia,
+		NumSegments:         m.NumSegments,
+		Media:               m.Media,
+		Metadata:            m.Metadata,
+		JobKind:             job.KindMessage,
+		MaxAttempts:         jobAttempts,
+	}
+}
+
+type insertResult struct {
+	id       int64
+	inserted bool
+	err      error
+}
+
+// sendInserts sends ms as one pgx batch (one implicit transaction) of
+// InsertInboundMessage, with each new message's job when jobAttempts is not
+// 0, and returns each insert's outcome once the commit's is known, or the
+// error that failed the batch: then none of it committed.
+func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []message.Inbound) ([]insertResult, error) {
+	params := make([]db.InsertInboundMessageParams, len(ms))
+	for i, m := range ms {
+		params[i] = insertParams(m, jobAttempts)
+	}
+	results := make([]insertResult, len(ms))
+	br := q.InsertInboundMessage(ctx, params)
+	br.QueryRow(func(i int, id int64, err error) {
+		switch {
+		case err == nil:
+			results[i] = insertResult{id: id, inserted: true}
+		case errors.Is(err, pgx.ErrNoRows): // a duplicate
+		default:
+			results[i] = insertResult{err: err}
+		}
+	})
+	if err := br.Close(); err != nil { // the commit's outcome, read after every row's
+		return nil, batchError(err, len(ms))
+	}
+	for _, r := range results {
+		if r.err != nil {
+			return nil, batchError(r.err, len(ms))
+		}
+	}
+	return results, nil
+}
+
+// batchError says how many messages a failure took with it; the caller
+// names the sid.
+func batchError(err error, n int) error {
+	if n == 1 {
+		return fail("store", err, ErrNotFound)
+	}
+	return fail(fmt.Sprintf("group commit of %d messages", n), err, ErrNotFound)
+}
+
+// toMessage is a messages row as the service sees it.
+func toMessage(m db.Message) message.Message {
+	return message.Message{
+		ID: m.ID, Direction: m.Direction, AccountSID: m.AccountSID, MessagingServiceSID: m.MessagingServiceSID,
+		From: m.FromAddress, To: m.ToAddress, Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments,
+		Media: m.Media, Status: m.Status, ErrorCode: m.ErrorCode, ReceivedAt: m.ReceivedAt, Metadata: m.Metadata,
+	}
+}
+
+func toMessages(rows []db.Message) []message.Message {
+	out := make([]message.Message, len(rows))
+	for i, r := range rows {
+		out[i] = toMessage(r)
+	}
+	return out
+}
+
+// GetMessageBySID returns the message with Twilio sid sid, or ErrNotFound.
+func (s *Store) GetMessageBySID(ctx context.Context, sid string) (message.Message, error) {
+	m, err := s.q.GetMessageBySID(ctx, sid)
+	if err != nil {
+		return message.Message{}, fail("get message "+sid, err, ErrNotFound)
+	}
+	return toMessage(m), nil
+}
+
+// CountMessagesBySIDs returns how many stored messages have one of sids.
+func (s *Store) CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error) {
+	n, err := s.q.CountMessagesBySIDs(ctx, sids)
+	if err != nil {
+		return 0, fail("count messages", err, ErrNotFound)
+	}
+	return n, nil
+}
+
+// MessageReceivedPayload returns the JSON forwarded for the newly stored
+// message sid (docs/processing.md, "The forward"), with id as its id, or
+// ErrNotFound.
+func (s *Store) MessageReceivedPayload(ctx context.Context, id, sid string) ([]byte, error) {
+	p, err := s.q.GetMessageReceivedPayload(ctx, db.GetMessageReceivedPayloadParams{ID: id, SID: sid})
+	if err != nil {
+		return nil, fail("payload of message "+sid, err, ErrNotFound)
+	}
+	return []byte(p), nil
+}
+
+// Cursor is a position in the newest-first order of messages: the last
+// message of a page.
+type Cursor struct {
+	ReceivedAt time.Time
+	ID         int64
+}
+
+// Filter selects messages for ListMessages. Zero fields select everything.
+type Filter struct {
+	Direction  string
+	Status     string
+	From       string
+	To         string
+	AccountSID string
+	// Since and Until bound received_at to [Since, Until).
+	Since time.Time
+	Until time.Time
+	// After, when set, starts the page after this position.
+	After *Cursor
+	// Limit is the page size, at least 1.
+	Limit int32
+}
+
+// endOfTime is later than any received_at: the first page's cursor, so that
+// the cursor is always an index condition.
+var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// ListMessages returns a page of messages newest first (by received_at,
+// then id), which stays consistent while messages arrive: a page starts
+// strictly after the cursor, so paging on skips no row that existed when
+// paging began and repeats none. A filter on From, To or AccountSID uses the
+// index that leads with it.
+func (s *Store) ListMessages(ctx context.Context, f Filter) ([]message.Message, error) {
+	before := Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
+	if f.After != nil {
+		before = *f.After
+	}
+	if !f.Until.IsZero() && f.Until.Before(before.ReceivedAt) {
+		// (received_at, id) < (until, MinInt64) is received_at < until.
+		before = Cursor{ReceivedAt: f.Until, ID: math.MinInt64}
+	}
+	var (
+		ms  []db.Message
+		err error
+	)
+	switch {
+	case f.From != "":
+		ms, err = s.q.ListMessagesFrom(ctx, db.ListMessagesFromParams{
+			FromAddress: f.From, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
+			ToAddress: optionalString(f.To), AccountSID: optionalString(f.AccountSID),
+			Direction: optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+		})
+	case f.To != "":
+		ms, err = s.q.ListMessagesTo(ctx, db.ListMessagesToParams{
+			ToAddress: f.To, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
+			AccountSID: optionalString(f.AccountSID),
+			Direction:  optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+		})
+	case f.AccountSID != "":
+		ms, err = s.q.ListMessagesForAccount(ctx, db.ListMessagesForAccountParams{
+			AccountSID: f.AccountSID, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
+			Direction: optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+		})
+	default:
+		ms, err = s.q.ListMessages(ctx, db.ListMessagesParams{
+			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
+			Direction: optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+		})
+	}
+	if err != nil {
+		return nil, fail("list messages", err, ErrNotFound)
+	}
+	return toMessages(ms), nil
+}
+
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (s *Store) deleteMessagesBefore(ctx context.Context, cutoff time.Time, maxRows int32) (int64, error) {
+	n, err := s.q.DeleteMessagesBefore(ctx, db.DeleteMessagesBeforeParams{Before: cutoff, MaxRows: maxRows})
+	if err != nil {
+		return 0, fail("delete messages before "+cutoff.Format(time.RFC3339), err, ErrNotFound)
+	}
+	return n, nil
+}
