@@ -18,7 +18,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"inbox/db"
 	"inbox/keyring"
 	"inbox/store"
 	"inbox/twilio"
@@ -64,15 +63,15 @@ const (
 )
 
 // open returns the account's tokens in the clear.
-func open(keys *keyring.Keyring, a db.TwilioAccount) (primary, secondary string, err error) {
-	p, err := keys.Open(a.PrimaryToken, aad(a.AccountSID, slotPrimary))
+func open(keys *keyring.Keyring, a store.Account) (primary, secondary string, err error) {
+	p, err := keys.Open(a.PrimaryToken, aad(a.SID, slotPrimary))
 	if err != nil {
-		return "", "", fmt.Errorf("account %s, primary token: %w", a.AccountSID, err)
+		return "", "", fmt.Errorf("account %s, primary token: %w", a.SID, err)
 	}
 	if a.SecondaryToken != nil {
-		s, err := keys.Open(a.SecondaryToken, aad(a.AccountSID, slotSecondary))
+		s, err := keys.Open(a.SecondaryToken, aad(a.SID, slotSecondary))
 		if err != nil {
-			return "", "", fmt.Errorf("account %s, secondary token: %w", a.AccountSID, err)
+			return "", "", fmt.Errorf("account %s, secondary token: %w", a.SID, err)
 		}
 		secondary = string(s)
 	}
@@ -80,7 +79,7 @@ func open(keys *keyring.Keyring, a db.TwilioAccount) (primary, secondary string,
 }
 
 // validator builds the signature check of an account.
-func validator(keys *keyring.Keyring, a db.TwilioAccount) (*twilio.Validator, error) {
+func validator(keys *keyring.Keyring, a store.Account) (*twilio.Validator, error) {
 	p, s, err := open(keys, a)
 	if err != nil {
 		return nil, err
@@ -122,7 +121,7 @@ func (m *Manager) checkKeys(ctx context.Context) error {
 	sealedWith := map[string]bool{}
 	for _, a := range all {
 		if _, _, err := open(m.Keys, a); err != nil {
-			unreadable = append(unreadable, a.AccountSID)
+			unreadable = append(unreadable, a.SID)
 			sealedWith[keyring.KeyOf(a.PrimaryToken)] = true
 		}
 	}
@@ -225,7 +224,7 @@ func (m *Manager) SetSecondary(ctx context.Context, sid, token string) error {
 	if err != nil {
 		return err
 	}
-	return found(sid)(m.Store.SetAccountSecondary(ctx, sid, sealed))
+	return m.Store.SetAccountSecondary(ctx, sid, sealed)
 }
 
 // Rotate promotes the secondary token to primary; the old primary stops
@@ -249,7 +248,7 @@ func (m *Manager) Rotate(ctx context.Context, sid string) error {
 	if err != nil {
 		return err
 	}
-	return found(sid)(m.Store.PromoteAccountSecondary(ctx, sid, sealed))
+	return m.Store.PromoteAccountSecondary(ctx, sid, sealed)
 }
 
 // SetDisabled disables or enables an account.
@@ -257,7 +256,7 @@ func (m *Manager) SetDisabled(ctx context.Context, sid string, disabled bool) er
 	if err := checkSID(sid); err != nil {
 		return err
 	}
-	return found(sid)(m.Store.SetAccountDisabled(ctx, sid, disabled))
+	return m.Store.SetAccountDisabled(ctx, sid, disabled)
 }
 
 // Remove deletes an account.
@@ -265,7 +264,7 @@ func (m *Manager) Remove(ctx context.Context, sid string) error {
 	if err := checkSID(sid); err != nil {
 		return err
 	}
-	return found(sid)(m.Store.RemoveAccount(ctx, sid))
+	return m.Store.RemoveAccount(ctx, sid)
 }
 
 // Reseal seals every token again with the keyring's first key, after a new
@@ -288,13 +287,13 @@ func (m *Manager) Reseal(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		primary, err := m.Keys.Seal([]byte(p), aad(a.AccountSID, slotPrimary))
+		primary, err := m.Keys.Seal([]byte(p), aad(a.SID, slotPrimary))
 		if err != nil {
 			return n, err
 		}
 		var secondary []byte
 		if a.SecondaryToken != nil {
-			if secondary, err = m.Keys.Seal([]byte(s), aad(a.AccountSID, slotSecondary)); err != nil {
+			if secondary, err = m.Keys.Seal([]byte(s), aad(a.SID, slotSecondary)); err != nil {
 				return n, err
 			}
 		}
@@ -303,7 +302,7 @@ func (m *Manager) Reseal(ctx context.Context) (int, error) {
 			return n, err
 		}
 		if !ok {
-			return n, fmt.Errorf("account %s changed while resealing: run reseal again", a.AccountSID)
+			return n, fmt.Errorf("account %s changed while resealing: run reseal again", a.SID)
 		}
 		n++
 	}
@@ -329,22 +328,8 @@ func (m *Manager) List(ctx context.Context) ([]Summary, error) {
 	}
 	out := make([]Summary, len(all))
 	for i, a := range all {
-		out[i] = Summary{SID: a.AccountSID, Label: a.Label, HasSecondary: a.SecondaryToken != nil, Disabled: a.Disabled,
+		out[i] = Summary{SID: a.SID, Label: a.Label, HasSecondary: a.SecondaryToken != nil, Disabled: a.Disabled,
 			Encrypted: !keyring.Plain(a.PrimaryToken), CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	}
 	return out, nil
-}
-
-// found turns a store write's "changed nothing" into an error naming the
-// account.
-func found(sid string) func(bool, error) error {
-	return func(ok bool, err error) error {
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("account %s: %w", sid, store.ErrNoAccount)
-		}
-		return nil
-	}
 }

@@ -10,9 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"inbox/db"
 	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/store"
@@ -46,10 +43,8 @@ type RegistryConfig struct {
 	// Fallback verifies the sids that are not in the table
 	// (TWILIO_AUTH_TOKEN, and its secondary); nil refuses them.
 	Fallback *twilio.Validator
-	// Connect opens the connection that listens for changes.
-	Connect func(ctx context.Context) (*pgx.Conn, error)
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
 	// Zero means the Default of each.
 	NegativeTTL      time.Duration
 	MaxNegative      int
@@ -150,7 +145,7 @@ func (r *Registry) Listening() bool { return r.listening.Load() }
 // TWILIO_AUTH_TOKEN.
 func (r *Registry) HasFallback() bool { return r.cfg.Fallback != nil }
 
-func (r *Registry) entryOf(a db.TwilioAccount) (entry, error) {
+func (r *Registry) entryOf(a store.Account) (entry, error) {
 	v, err := validator(r.cfg.Keys, a)
 	if err != nil {
 		return entry{disabled: a.Disabled, err: err}, err
@@ -173,10 +168,10 @@ func (r *Registry) Load(ctx context.Context) error {
 	for _, a := range all {
 		e, err := r.entryOf(a)
 		if err != nil {
-			unreadable.SIDs = append(unreadable.SIDs, a.AccountSID)
+			unreadable.SIDs = append(unreadable.SIDs, a.SID)
 			unreadable.Errs = append(unreadable.Errs, err)
 		}
-		accounts[a.AccountSID] = e
+		accounts[a.SID] = e
 	}
 	// The sids remembered as unknown stay so: the table was just read
 	// whole, and an account in it is found in accounts first.
@@ -341,14 +336,11 @@ func (r *Registry) Run(ctx context.Context) {
 var errReconnect = errors.New("reconnect")
 
 func (r *Registry) listen(ctx context.Context) error {
-	conn, err := r.cfg.Connect(ctx)
+	l, err := r.cfg.Store.ListenForAccountChanges(ctx)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+store.AccountsChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
+	defer l.Close(context.WithoutCancel(ctx))
 	if err := r.Load(ctx); err != nil {
 		r.LogLoadError(ctx, err)
 	}
@@ -356,19 +348,19 @@ func (r *Registry) listen(ctx context.Context) error {
 	defer r.listening.Store(false)
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, reloadEvery)
-		n, err := conn.WaitForNotification(waitCtx)
+		sid, err := l.Next(waitCtx)
 		cancel()
 		switch {
 		case err == nil:
-			r.refresh(ctx, n.Payload)
+			r.refresh(ctx, sid)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			// pgx closes a connection whose wait was interrupted by its
-			// context: listen again on a new one, which reloads.
+			// A wait interrupted by its context ends the connection:
+			// listen again on a new one, which reloads.
 			return errReconnect
 		default:
-			return fmt.Errorf("wait for notification: %w", err)
+			return err
 		}
 	}
 }

@@ -2,9 +2,7 @@ package admin_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,20 +19,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/admin"
-	"inbox/db"
 	"inbox/internal/dbtest"
+	"inbox/internal/fixture"
 	"inbox/message"
 	"inbox/metrics"
 	"inbox/store"
 )
 
-type fixture struct {
+type harness struct {
 	pool  *pgxpool.Pool
 	store *store.Store
 	url   string
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T) *harness {
 	t.Helper()
 	pool := dbtest.Pool(t, 8)
 	// Group commit, as serve writes: many messages of a batch share one
@@ -45,14 +43,7 @@ func setup(t *testing.T) *fixture {
 		Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New(), Store: st, ForwardAttempts: 5,
 	}))
 	t.Cleanup(srv.Close)
-	return &fixture{pool: pool, store: st, url: srv.URL}
-}
-
-func newSID(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 16)
-	rand.Read(b)
-	return "SM" + hex.EncodeToString(b)
+	return &harness{pool: pool, store: st, url: srv.URL}
 }
 
 const (
@@ -61,14 +52,10 @@ const (
 )
 
 // insert stores an inbound message from, to, in account and returns its sid.
-func (f *fixture) insert(t *testing.T, from, to, account string) string {
+func (f *harness) insert(t *testing.T, from, to, account string) string {
 	t.Helper()
-	sid := newSID(t)
-	params := message.Params{"MessageSid": sid, "AccountSid": account, "From": from, "To": to, "ApiVersion": "2010-04-01", "Body": "hi"}
-	_, inserted, err := f.store.InsertInboundMessage(t.Context(), db.InsertInboundMessageParams{
-		AccountSID: account, FromAddress: from, ToAddress: to, Body: "hi", NumSegments: 1,
-		Media: message.MediaList{}, Metadata: message.Metadata{MessageSID: sid, Params: params},
-	})
+	sid := fixture.SID()
+	_, inserted, err := f.store.InsertInboundMessage(t.Context(), fixture.Between(sid, from, to, account))
 	if err != nil || !inserted {
 		t.Fatalf("insert: %v %v", inserted, err)
 	}
@@ -88,7 +75,7 @@ type page struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-func (f *fixture) get(t *testing.T, query string) (int, http.Header, []byte) {
+func (f *harness) get(t *testing.T, query string) (int, http.Header, []byte) {
 	t.Helper()
 	resp, err := http.Get(f.url + "/api/messages?" + query)
 	if err != nil {
@@ -100,7 +87,7 @@ func (f *fixture) get(t *testing.T, query string) (int, http.Header, []byte) {
 }
 
 // all pages through query and returns every sid, in order.
-func (f *fixture) all(t *testing.T, query url.Values) []string {
+func (f *harness) all(t *testing.T, query url.Values) []string {
 	t.Helper()
 	var sids []string
 	for {
@@ -200,10 +187,9 @@ func TestEachFilterSelectsExactlyItsMessages(t *testing.T) {
 	a2 := f.insert(t, "+15550000002", "+15550000100", accountA)
 	a3 := f.insert(t, "+15550000001", "+15550000200", accountB)
 	wa := f.insert(t, "whatsapp:+15550000003", "whatsapp:+15550000100", accountB)
-	out := newSID(t)
-	if _, err := f.store.RecordStatus(ctx, db.InsertStatusEventParams{MessageSID: out, Status: "delivered", Params: message.Params{}},
-		db.UpsertOutboundStatusParams{AccountSID: accountA, FromAddress: "+15550000100", ToAddress: "+15550000001",
-			Status: "delivered", Metadata: message.Metadata{MessageSID: out, Params: message.Params{}}}); err != nil {
+	out := fixture.SID()
+	if _, err := f.store.RecordStatus(ctx, message.StatusCallback{MessageSID: out, Status: "delivered", Params: message.Params{},
+		AccountSID: accountA, From: "+15550000100", To: "+15550000001"}); err != nil {
 		t.Fatal(err)
 	}
 	// Spread the arrivals an hour apart, a1 the oldest, out the newest.

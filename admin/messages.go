@@ -14,9 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"inbox/db"
 	"inbox/message"
-	"inbox/process"
 	"inbox/store"
 	"inbox/twilio"
 )
@@ -28,18 +26,6 @@ const (
 	// maxDetailRows bounds the status events and jobs shown with a message.
 	maxDetailRows = 100
 )
-
-// toJSON is a message as the API shows it: exactly as it is forwarded
-// (README, "The forward"), so the API and the forward describe a message
-// the same way.
-func toJSON(m db.Message) process.PayloadMessage {
-	return process.PayloadMessage{
-		SID: m.Metadata.MessageSID, Direction: m.Direction, AccountSID: m.AccountSID,
-		MessagingServiceSID: m.MessagingServiceSID, From: m.FromAddress, To: m.ToAddress,
-		Body: m.Body, NumMedia: m.NumMedia, NumSegments: m.NumSegments, Media: m.Media,
-		Status: m.Status, ErrorCode: m.ErrorCode, ReceivedAt: m.ReceivedAt, Params: m.Metadata.Params,
-	}
-}
 
 // listParams are the query parameters GET /api/messages takes.
 var listParams = []string{"direction", "status", "from", "to", "account_sid", "since", "until", "limit", "cursor"}
@@ -57,12 +43,14 @@ func handleListMessages(st *store.Store, logger *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
+		// A message as the API shows it is exactly as it is forwarded, so
+		// the two describe a message the same way.
 		out := struct {
-			Messages   []process.PayloadMessage `json:"messages"`
+			Messages   []message.PayloadMessage `json:"messages"`
 			NextCursor *string                  `json:"next_cursor"`
-		}{Messages: make([]process.PayloadMessage, len(ms))}
+		}{Messages: make([]message.PayloadMessage, len(ms))}
 		for i, m := range ms {
-			out.Messages[i] = toJSON(m)
+			out.Messages[i] = m.Payload()
 		}
 		if len(ms) == int(f.Limit) {
 			last := ms[len(ms)-1]
@@ -86,7 +74,7 @@ func parseFilter(r *http.Request) (store.Filter, error) {
 	for name, v := range q {
 		switch name {
 		case "direction":
-			if v != string(message.Inbound) && v != string(message.Outbound) {
+			if v != string(message.DirectionInbound) && v != string(message.DirectionOutbound) {
 				return f, badParam(name, "direction must be inbound or outbound")
 			}
 			f.Direction = v
@@ -217,12 +205,12 @@ func handleGetMessage(st *store.Store, logger *slog.Logger) http.Handler {
 			return err
 		}
 		out := struct {
-			Message      process.PayloadMessage  `json:"message"`
-			StatusEvents []process.PayloadStatus `json:"status_events"`
+			Message      message.PayloadMessage  `json:"message"`
+			StatusEvents []message.PayloadStatus `json:"status_events"`
 			Jobs         []store.Job             `json:"jobs"`
-		}{Message: toJSON(m), StatusEvents: make([]process.PayloadStatus, len(evs)), Jobs: jobs}
+		}{Message: m.Payload(), StatusEvents: make([]message.PayloadStatus, len(evs)), Jobs: jobs}
 		for i, e := range evs {
-			out.StatusEvents[i] = process.PayloadStatus{Status: e.Status, ErrorCode: e.ErrorCode, ReceivedAt: e.ReceivedAt, Params: e.Params}
+			out.StatusEvents[i] = e.Payload()
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -254,7 +242,7 @@ func handleForwardMessage(st *store.Store, attempts int16, logger *slog.Logger) 
 				return &apiError{status: http.StatusNotFound, detail: "no message with sid " + sid}
 			case err != nil:
 				return err
-			case m.Direction != message.Inbound:
+			case m.Direction != message.DirectionInbound:
 				return &apiError{status: http.StatusConflict, detail: "message " + sid + " is outbound: only inbound messages are forwarded"}
 			}
 			return &apiError{status: http.StatusNotFound, detail: "no inbound message with sid " + sid}

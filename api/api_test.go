@@ -201,8 +201,8 @@ func TestFirstDeliveryStoredAndRetryIgnored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Body != form.Get("Body") || m.FromAddress != form.Get("From") || m.ToAddress != form.Get("To") ||
-				m.AccountSID != simulate.AccountSID || m.Direction != message.Inbound || int(m.NumMedia) != len(m.Media) {
+			if m.Body != form.Get("Body") || m.From != form.Get("From") || m.To != form.Get("To") ||
+				m.AccountSID != simulate.AccountSID || m.Direction != message.DirectionInbound || int(m.NumMedia) != len(m.Media) {
 				t.Fatalf("stored %+v from form %v", m, form)
 			}
 			for k := range form {

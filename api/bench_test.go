@@ -9,15 +9,15 @@ import (
 )
 
 // benchRequest returns the body and signature of a realistic delivery.
-func benchRequest(b *testing.B, kind simulate.Kind) (Config, string, string) {
+func benchRequest(b *testing.B, kind simulate.Kind) (*formReader, string, string) {
 	b.Helper()
 	v, err := twilio.NewValidator("bench-token", "secondary-token")
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := Config{Validator: v, PublicBaseURL: "https://hooks.example.com", MaxBodyBytes: DefaultMaxBodyBytes}
+	forms := &formReader{validator: v, publicBaseURL: "https://hooks.example.com", maxBody: DefaultMaxBodyBytes}
 	form := simulate.InboundForm(kind, simulate.NewMessageSID(kind), 1)
-	return cfg, form.Encode(), twilio.Sign("bench-token", cfg.PublicBaseURL+"/twilio/messages", form)
+	return forms, form.Encode(), twilio.Sign("bench-token", forms.publicBaseURL+"/twilio/messages", form)
 }
 
 // BenchmarkInboundCPUPath is the per-request work without the database:
@@ -25,11 +25,11 @@ func benchRequest(b *testing.B, kind simulate.Kind) (Config, string, string) {
 func BenchmarkInboundCPUPath(b *testing.B) {
 	for _, kind := range simulate.Kinds {
 		b.Run(string(kind), func(b *testing.B) {
-			cfg, body, sig := benchRequest(b, kind)
+			forms, body, sig := benchRequest(b, kind)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				form, _, err := verifyForm(context.Background(), cfg, []byte(body), "/twilio/messages", sig)
+				form, _, err := forms.verify(context.Background(), []byte(body), "/twilio/messages", sig)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -52,12 +52,12 @@ func BenchmarkParseForm(b *testing.B) {
 }
 
 func BenchmarkSignatureCheck(b *testing.B) {
-	cfg, body, sig := benchRequest(b, simulate.WhatsApp)
+	forms, body, sig := benchRequest(b, simulate.WhatsApp)
 	form, _ := twilio.ParseForm([]byte(body))
-	u := cfg.PublicBaseURL + "/twilio/messages"
+	u := forms.publicBaseURL + "/twilio/messages"
 	b.ReportAllocs()
 	for b.Loop() {
-		if !cfg.Validator.Valid(u, form, sig) {
+		if !forms.validator.Valid(u, form, sig) {
 			b.Fatal("invalid")
 		}
 	}

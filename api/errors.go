@@ -50,7 +50,7 @@ func unavailable(err error) error {
 func storeError(err error) error {
 	switch {
 	case errors.Is(err, store.ErrInvalid):
-		return &httpError{status: http.StatusBadRequest, code: "database_refused", reason: "the database refused this message", err: err}
+		return &httpError{status: http.StatusBadRequest, code: RefusalDatabaseRefused, reason: "the database refused this message", err: err}
 	case errors.Is(err, store.ErrSchemaBehind):
 		return &httpError{status: http.StatusServiceUnavailable, reason: "database unavailable: its schema is behind this binary; run inbox migrate up", err: err}
 	}
@@ -105,7 +105,7 @@ func respondError(w http.ResponseWriter, r *http.Request, err error) {
 // handleNotFound answers any path the router does not know.
 func handleNotFound() http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
-		return refuse(http.StatusNotFound, "no_route", "no route for %s", r.URL.Path)
+		return refuse(http.StatusNotFound, RefusalNoRoute, "no route for %s", r.URL.Path)
 	})
 }
 
@@ -125,6 +125,6 @@ func handleMethodNotAllowed(router *mux.Router) http.Handler {
 		slices.Sort(allowed)
 		allowed = slices.Compact(allowed)
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		return refuse(http.StatusMethodNotAllowed, "method_not_allowed", "method %s not allowed on %s", r.Method, r.URL.Path)
+		return refuse(http.StatusMethodNotAllowed, RefusalMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
 	})
 }

@@ -18,29 +18,40 @@ import (
 	"inbox/twilio"
 )
 
-// readSignedForm reads a Twilio webhook's form body and checks its
-// signature. In order, so that each refusal names the first thing wrong: a
-// content type other than a form is 415; a body over the limit 413; more
-// than MaxParams parameters or broken percent-encoding 400; a missing or
-// wrong X-Twilio-Signature 403. Nothing is written before all have passed.
-func readSignedForm(cfg Config, w http.ResponseWriter, r *http.Request) (twilio.Form, error) {
+// formReader reads Twilio's signed forms: what both delivery handlers
+// share.
+type formReader struct {
+	// publicBaseURL is what Twilio calls, without a trailing slash: the
+	// signed URL is it followed by the request's path and query.
+	publicBaseURL string
+	validator     *twilio.Validator // when accounts is nil
+	accounts      Accounts
+	maxBody       int64
+}
+
+// read reads a Twilio webhook's form body and checks its signature. In
+// order, so that each refusal names the first thing wrong: a content type
+// other than a form is 415; a body over the limit 413; more than MaxParams
+// parameters or broken percent-encoding 400; a missing or wrong
+// X-Twilio-Signature 403. Nothing is written before all have passed.
+func (f *formReader) read(w http.ResponseWriter, r *http.Request) (twilio.Form, error) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, refuse(http.StatusUnsupportedMediaType, "content_type", "content type %q is not application/x-www-form-urlencoded", truncate(ct))
+		return nil, refuse(http.StatusUnsupportedMediaType, RefusalContentType, "content type %q is not application/x-www-form-urlencoded", truncate(ct))
 	}
-	if r.ContentLength > cfg.MaxBodyBytes {
-		return nil, refuse(http.StatusRequestEntityTooLarge, "body_too_large", "body of %d bytes is over the %d-byte limit", r.ContentLength, cfg.MaxBodyBytes)
+	if r.ContentLength > f.maxBody {
+		return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body of %d bytes is over the %d-byte limit", r.ContentLength, f.maxBody)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, refuse(http.StatusRequestEntityTooLarge, "body_too_large", "body is over the %d-byte limit", cfg.MaxBodyBytes)
+			return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body is over the %d-byte limit", f.maxBody)
 		}
-		return nil, refuse(http.StatusBadRequest, "body_unreadable", "reading body: %v", err)
+		return nil, refuse(http.StatusBadRequest, RefusalBodyUnreadable, "reading body: %v", err)
 	}
-	form, validator, err := verifyForm(r.Context(), cfg, body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
-	if he, ok := errors.AsType[*httpError](err); ok && he.code == "signature_mismatch" {
-		he.hint = mismatchHint(cfg.PublicBaseURL, r, validator, form)
+	form, validator, err := f.verify(r.Context(), body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
+	if he, ok := errors.AsType[*httpError](err); ok && he.code == RefusalSignatureMismatch {
+		he.hint = mismatchHint(f.publicBaseURL, r, validator, form)
 	}
 	return form, err
 }
@@ -76,50 +87,50 @@ func mismatchHint(base string, r *http.Request, v *twilio.Validator, form twilio
 	return check
 }
 
-// verifyForm parses a form body and checks its signature over the public
-// URL of requestURI: the request's CPU work, apart from reading it. It
-// returns the validator it checked with, for the caller's diagnosis.
-func verifyForm(ctx context.Context, cfg Config, body []byte, requestURI, sig string) (twilio.Form, *twilio.Validator, error) {
+// verify parses a form body and checks its signature over the public URL
+// of requestURI: the request's CPU work, apart from reading it. It returns
+// the validator it checked with, for the caller's diagnosis.
+func (f *formReader) verify(ctx context.Context, body []byte, requestURI, sig string) (twilio.Form, *twilio.Validator, error) {
 	if n := bytes.Count(body, []byte("&")) + 1; n > MaxParams {
-		return nil, nil, refuse(http.StatusBadRequest, "too_many_params", "%d form parameters, more than the %d allowed", n, MaxParams)
+		return nil, nil, refuse(http.StatusBadRequest, RefusalTooManyParams, "%d form parameters, more than the %d allowed", n, MaxParams)
 	}
 	form, err := twilio.ParseForm(body)
 	if err != nil {
-		return nil, nil, refuse(http.StatusBadRequest, "malformed_form", "malformed form encoding: %v", err)
+		return nil, nil, refuse(http.StatusBadRequest, RefusalMalformedForm, "malformed form encoding: %v", err)
 	}
 	if sig == "" {
-		return nil, nil, refuse(http.StatusForbidden, "signature_missing", "no %s header", twilio.SignatureHeader)
+		return nil, nil, refuse(http.StatusForbidden, RefusalSignatureMissing, "no %s header", twilio.SignatureHeader)
 	}
-	validator, err := accountValidator(ctx, cfg, form)
+	validator, err := f.validatorFor(ctx, form)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !validator.Valid(cfg.PublicBaseURL+requestURI, form, sig) {
+	if !validator.Valid(f.publicBaseURL+requestURI, form, sig) {
 		path, _, _ := strings.Cut(requestURI, "?")
-		return form, validator, refuse(http.StatusForbidden, "signature_mismatch", "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, cfg.PublicBaseURL+path)
+		return form, validator, refuse(http.StatusForbidden, RefusalSignatureMismatch, "%s does not match %s with this body under the auth token(s)", twilio.SignatureHeader, f.publicBaseURL+path)
 	}
 	return form, validator, nil
 }
 
-// accountValidator returns the signature check of the account the form
-// names, refusing (403) an account that is not configured, disabled, or
-// whose token cannot be read. The AccountSid is not yet verified here; it
-// only chooses which token must have signed the request.
-func accountValidator(ctx context.Context, cfg Config, form twilio.Form) (*twilio.Validator, error) {
-	if cfg.Accounts == nil {
-		return cfg.Validator, nil
+// validatorFor returns the signature check of the account the form names,
+// refusing (403) an account that is not configured, disabled, or whose
+// token cannot be read. The AccountSid is not yet verified here; it only
+// chooses which token must have signed the request.
+func (f *formReader) validatorFor(ctx context.Context, form twilio.Form) (*twilio.Validator, error) {
+	if f.accounts == nil {
+		return f.validator, nil
 	}
 	sid := form.Get("AccountSid")
-	v, err := cfg.Accounts.Validator(ctx, sid)
+	v, err := f.accounts.Validator(ctx, sid)
 	switch {
 	case err == nil:
 		return v, nil
 	case errors.Is(err, account.ErrUnknown):
-		return nil, refuse(http.StatusForbidden, "account_unknown", "AccountSid %q is not an account this service accepts", truncate(sid))
+		return nil, refuse(http.StatusForbidden, RefusalAccountUnknown, "AccountSid %q is not an account this service accepts", truncate(sid))
 	case errors.Is(err, account.ErrDisabled):
-		return nil, refuse(http.StatusForbidden, "account_disabled", "AccountSid %q is disabled", sid)
+		return nil, refuse(http.StatusForbidden, RefusalAccountDisabled, "AccountSid %q is disabled", sid)
 	case errors.Is(err, account.ErrUnreadable):
-		return nil, &httpError{status: http.StatusForbidden, code: "account_unreadable", reason: "the token of AccountSid " + sid + " cannot be decrypted", err: err}
+		return nil, &httpError{status: http.StatusForbidden, code: RefusalAccountUnreadable, reason: "the token of AccountSid " + sid + " cannot be decrypted", err: err}
 	default:
 		return nil, unavailable(err)
 	}
@@ -144,27 +155,27 @@ func formParams(form twilio.Form) (params message.Params, sid string, err error)
 	params = make(message.Params, len(form))
 	for i, p := range form {
 		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
-			return nil, "", refuse(http.StatusBadRequest, "param_repeated", "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, RefusalParamRepeated, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		if !storable(p.Name) || !storable(p.Value) {
-			return nil, "", refuse(http.StatusBadRequest, "param_not_text", "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, RefusalParamNotText, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		params[p.Name] = p.Value
 	}
 	sid = params["MessageSid"]
 	switch {
 	case sid == "":
-		return nil, "", refuse(http.StatusBadRequest, "message_sid_missing", "MessageSid is missing")
+		return nil, "", refuse(http.StatusBadRequest, RefusalMessageSIDMissing, "MessageSid is missing")
 	case !twilio.IsMessageSID(sid):
-		return nil, "", refuse(http.StatusBadRequest, "message_sid_invalid", "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", truncate(sid))
+		return nil, "", refuse(http.StatusBadRequest, RefusalMessageSIDInvalid, "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", truncate(sid))
 	case !twilio.IsAccountSID(params["AccountSid"]):
-		return nil, "", refuse(http.StatusBadRequest, "account_sid_invalid", "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", truncate(params["AccountSid"]))
+		return nil, "", refuse(http.StatusBadRequest, RefusalAccountSIDInvalid, "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", truncate(params["AccountSid"]))
 	case params["From"] == "" || params["To"] == "" || params["ApiVersion"] == "":
-		return nil, "", refuse(http.StatusBadRequest, "required_param_missing", "From, To and ApiVersion must all be present and non-empty")
+		return nil, "", refuse(http.StatusBadRequest, RefusalRequiredParamMissing, "From, To and ApiVersion must all be present and non-empty")
 	}
 	for _, alias := range [...]string{"SmsSid", "SmsMessageSid"} {
 		if v, ok := params[alias]; ok && v != sid {
-			return nil, "", refuse(http.StatusBadRequest, "sid_alias_mismatch", "%s %q differs from MessageSid %q", alias, truncate(v), sid)
+			return nil, "", refuse(http.StatusBadRequest, RefusalSIDAliasMismatch, "%s %q differs from MessageSid %q", alias, truncate(v), sid)
 		}
 	}
 	return params, sid, nil
@@ -187,7 +198,7 @@ func count(params message.Params, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > max {
-		return 0, refuse(http.StatusBadRequest, "count_invalid", "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
+		return 0, refuse(http.StatusBadRequest, RefusalCountInvalid, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
 	}
 	return n, nil
 }

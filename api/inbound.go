@@ -4,10 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"time"
 
-	"inbox/db"
 	"inbox/message"
 	"inbox/metrics"
+	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -21,10 +22,11 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 // delivery is stored once, however often it arrives; the first and every
 // repeat get 200 with empty TwiML, so Twilio neither retries nor replies.
 // The message's processing job, when the store enqueues, commits with it.
-func handleInboundMessage(cfg Config) http.Handler {
+// Its database work is bounded by timeout.
+func handleInboundMessage(forms *formReader, st *store.Store, timeout time.Duration) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		setDelivery(r.Context(), metrics.KindMessage)
-		form, err := readSignedForm(cfg, w, r)
+		form, err := forms.read(w, r)
 		if err != nil {
 			return err
 		}
@@ -41,8 +43,8 @@ func handleInboundMessage(cfg Config) http.Handler {
 			logger.DebugContext(ctx, "idempotency token ignored: not 1 to 128 printable ASCII characters", "sid", sid)
 		}
 
-		dbCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-		id, inserted, err := cfg.Store.InsertInboundMessage(dbCtx, msg)
+		dbCtx, cancel := context.WithTimeout(ctx, timeout)
+		id, inserted, err := st.InsertInboundMessage(dbCtx, msg)
 		cancel()
 		switch {
 		case err != nil:
@@ -69,38 +71,38 @@ const (
 	maxSegments = 1000
 )
 
-// inboundParams turns a verified inbound-message form into the insert's
-// parameters. Beyond formParams' checks it refuses (400) counts that are not
+// inboundParams turns a verified inbound-message form into the message to
+// store. Beyond formParams' checks it refuses (400) counts that are not
 // small non-negative integers and NumMedia without its MediaUrlN. Every
 // parameter is kept, as sent, in the metadata.
-func inboundParams(form twilio.Form, idempotencyToken string) (db.InsertInboundMessageParams, error) {
+func inboundParams(form twilio.Form, idempotencyToken string) (message.Inbound, error) {
 	params, sid, err := formParams(form)
 	if err != nil {
-		return db.InsertInboundMessageParams{}, err
+		return message.Inbound{}, err
 	}
 	numMedia, err := count(params, "NumMedia", 0, maxMedia)
 	if err != nil {
-		return db.InsertInboundMessageParams{}, err
+		return message.Inbound{}, err
 	}
 	numSegments, err := count(params, "NumSegments", 1, maxSegments)
 	if err != nil {
-		return db.InsertInboundMessageParams{}, err
+		return message.Inbound{}, err
 	}
 	media := make([]message.Media, numMedia)
 	var key [32]byte // "MediaContentType" and up to 3 digits, built without allocating
 	for i := range media {
 		u, ok := params[string(strconv.AppendInt(append(key[:0], "MediaUrl"...), int64(i), 10))]
 		if !ok || u == "" {
-			return db.InsertInboundMessageParams{}, refuse(http.StatusBadRequest, "media_url_missing", "NumMedia is %d but MediaUrl%d is missing", numMedia, i)
+			return message.Inbound{}, refuse(http.StatusBadRequest, RefusalMediaURLMissing, "NumMedia is %d but MediaUrl%d is missing", numMedia, i)
 		}
 		ct := params[string(strconv.AppendInt(append(key[:0], "MediaContentType"...), int64(i), 10))]
 		media[i] = message.Media{URL: u, ContentType: ct}
 	}
-	return db.InsertInboundMessageParams{
+	return message.Inbound{
 		AccountSID:          params["AccountSid"],
 		MessagingServiceSID: optional(params, "MessagingServiceSid"),
-		FromAddress:         params["From"],
-		ToAddress:           params["To"],
+		From:                params["From"],
+		To:                  params["To"],
 		Body:                params["Body"],
 		NumMedia:            int32(numMedia),
 		NumSegments:         int32(numSegments),

@@ -48,7 +48,7 @@ func FuzzInboundParams(f *testing.F) {
 				t.Fatalf("parameter %q = %q, form has %q", k, v, form[k])
 			}
 		}
-		if p.Body != form.Get("Body") || p.FromAddress != form.Get("From") {
+		if p.Body != form.Get("Body") || p.From != form.Get("From") {
 			t.Fatal("typed columns differ from the form")
 		}
 	})

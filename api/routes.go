@@ -20,9 +20,10 @@ func Paths() []string { return []string{PathMessages, PathStatus, PathHealthz, P
 
 // addRoutes lists every route the service answers.
 func addRoutes(cfg Config) *mux.Router {
+	forms := &formReader{publicBaseURL: cfg.PublicBaseURL, validator: cfg.Validator, accounts: cfg.Accounts, maxBody: cfg.MaxBodyBytes}
 	r := mux.NewRouter()
-	r.Handle(PathMessages, handleInboundMessage(cfg)).Methods(http.MethodPost)
-	r.Handle(PathStatus, handleStatusCallback(cfg)).Methods(http.MethodPost)
+	r.Handle(PathMessages, handleInboundMessage(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
+	r.Handle(PathStatus, handleStatusCallback(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
 	r.Handle(PathHealthz, handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReadyz, handleReadyz(&readiness{store: cfg.Store, need: cfg.SchemaVersion})).Methods(http.MethodGet, http.MethodHead)
 	r.Use(withRoute)

@@ -1,13 +1,19 @@
-// Package api is the service's HTTP edge: the Twilio messaging webhook and
-// the health endpoints. It depends on the data layer (package store) and on
-// package twilio, never the reverse; cmd/inbox builds a Config from the
-// environment and runs the handler NewServer returns.
+// Package api is the service's Twilio edge: the messaging webhook, the
+// status callback and the health endpoints. It depends on the data layer
+// (package store) and on package twilio, never the reverse; cmd/inbox
+// builds a Config from the environment and runs the handler NewServer
+// returns. routes.go lists every route; errors.go is where an error becomes
+// a status.
 package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"inbox/metrics"
@@ -79,4 +85,34 @@ func NewServer(cfg Config) http.Handler {
 	}
 	cfg.failures = newFailureLog()
 	return withRequestLog(cfg.Logger, cfg.failures, cfg.Metrics, addRoutes(cfg))
+}
+
+// ParsePublicBaseURL validates PUBLIC_BASE_URL and returns it without a
+// trailing slash, ready for a request path to be appended: http or https,
+// a host, no user, query or fragment, and not ending in a path the service
+// serves (then every delivery would be checked against a URL Twilio did
+// not sign).
+func ParsePublicBaseURL(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("PUBLIC_BASE_URL is not set: it is the scheme, host and port Twilio calls (e.g. https://hooks.example.com), which signatures cover")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: %w", s, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: the scheme must be http or https", s)
+	case u.Host == "":
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
+		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: give only scheme, host, port and an optional path prefix", s)
+	}
+	base := strings.TrimSuffix(s, "/")
+	for _, route := range Paths() {
+		if strings.HasSuffix(base, route) {
+			return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: it ends in %s, which the service appends itself; "+
+				"give what comes before it (e.g. %s), or every delivery is signed for a URL the service does not check", s, route, strings.TrimSuffix(base, route))
+		}
+	}
+	return base, nil
 }

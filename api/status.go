@@ -3,10 +3,11 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
-	"inbox/db"
 	"inbox/message"
 	"inbox/metrics"
+	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -15,22 +16,23 @@ import (
 // and arrive out of order, so each distinct (sid, status) is stored once as
 // an event, and the message's current status only moves forward. A new
 // status, a repeat and a regression all get 200 with an empty body: Twilio
-// needs nothing more, and a retry would change nothing.
-func handleStatusCallback(cfg Config) http.Handler {
+// needs nothing more, and a retry would change nothing. Its database work
+// is bounded by timeout.
+func handleStatusCallback(forms *formReader, st *store.Store, timeout time.Duration) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		setDelivery(r.Context(), metrics.KindStatus)
-		form, err := readSignedForm(cfg, w, r)
+		form, err := forms.read(w, r)
 		if err != nil {
 			return err
 		}
-		ev, msg, err := statusParams(form)
+		cb, err := statusParams(form)
 		if err != nil {
 			return err
 		}
 		ctx := r.Context()
-		setSID(ctx, ev.MessageSID)
-		dbCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-		res, err := cfg.Store.RecordStatus(dbCtx, ev, msg)
+		setSID(ctx, cb.MessageSID)
+		dbCtx, cancel := context.WithTimeout(ctx, timeout)
+		res, err := st.RecordStatus(dbCtx, cb)
 		cancel()
 		if err != nil {
 			return storeError(err)
@@ -40,39 +42,37 @@ func handleStatusCallback(cfg Config) http.Handler {
 		switch {
 		case res.NewEvent:
 			setResult(ctx, metrics.ResultNew)
-			logger.InfoContext(ctx, "status recorded", "sid", ev.MessageSID, "status", ev.Status, "current", res.Moved)
+			logger.InfoContext(ctx, "status recorded", "sid", cb.MessageSID, "status", cb.Status, "current", res.Moved)
 		default:
 			setResult(ctx, metrics.ResultDuplicate)
-			logger.InfoContext(ctx, "duplicate status ignored", "sid", ev.MessageSID, "status", ev.Status)
+			logger.InfoContext(ctx, "duplicate status ignored", "sid", cb.MessageSID, "status", cb.Status)
 		}
 		w.WriteHeader(http.StatusOK)
 		return nil
 	})
 }
 
-// statusParams turns a verified status callback into the event and the
-// message upsert. Beyond what every webhook must be (see formParams), it
-// needs a MessageStatus of lower-case letters and underscores; a status
-// Twilio adds later is stored, and ranks below every known one.
-func statusParams(form twilio.Form) (db.InsertStatusEventParams, db.UpsertOutboundStatusParams, error) {
+// statusParams turns a verified status callback into what it says. Beyond
+// what every webhook must be (see formParams), it needs a MessageStatus of
+// lower-case letters and underscores; a status Twilio adds later is stored,
+// and ranks below every known one.
+func statusParams(form twilio.Form) (message.StatusCallback, error) {
 	params, sid, err := formParams(form)
 	if err != nil {
-		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, err
+		return message.StatusCallback{}, err
 	}
 	status := params["MessageStatus"]
 	if !twilio.IsStatus(status) {
-		return db.InsertStatusEventParams{}, db.UpsertOutboundStatusParams{}, refuse(http.StatusBadRequest, "message_status_invalid", "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
+		return message.StatusCallback{}, refuse(http.StatusBadRequest, RefusalMessageStatusInvalid, "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
 	}
-	errorCode := optional(params, "ErrorCode")
-	ev := db.InsertStatusEventParams{MessageSID: sid, Status: status, ErrorCode: errorCode, Params: params}
-	msg := db.UpsertOutboundStatusParams{
+	return message.StatusCallback{
+		MessageSID:          sid,
+		Status:              status,
+		ErrorCode:           optional(params, "ErrorCode"),
 		AccountSID:          params["AccountSid"],
 		MessagingServiceSID: optional(params, "MessagingServiceSid"),
-		FromAddress:         params["From"],
-		ToAddress:           params["To"],
-		Status:              status,
-		ErrorCode:           errorCode,
-		Metadata:            message.Metadata{MessageSID: sid, Params: params},
-	}
-	return ev, msg, nil
+		From:                params["From"],
+		To:                  params["To"],
+		Params:              params,
+	}, nil
 }

@@ -127,8 +127,8 @@ func TestCallbackForUnknownSIDCreatesOutboundRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Direction != "outbound" || m.Status != "sent" || m.FromAddress != "+5511987650000" ||
-		m.ToAddress != "+5511912340000" || m.AccountSID != simulate.AccountSID || m.Metadata.Params["MessageStatus"] != "sent" {
+	if m.Direction != "outbound" || m.Status != "sent" || m.From != "+5511987650000" ||
+		m.To != "+5511912340000" || m.AccountSID != simulate.AccountSID || m.Metadata.Params["MessageStatus"] != "sent" {
 		t.Fatalf("created %+v", m)
 	}
 	if h.jobs(messageJob, sid) != 0 || h.jobs(statusJob, sid) != 1 {

@@ -4,13 +4,20 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// poolCollector reads pgxpool's statistics at scrape time.
+// PoolStat is what the connection pool says of itself (pgxpool's Stat), as
+// the store reports it.
+type PoolStat struct {
+	Acquired, Idle, Constructing, Total, Max        int32
+	Acquires, EmptyAcquires, CanceledAcquires, News int64
+	AcquireDuration, EmptyAcquireWait               time.Duration
+}
+
+// poolCollector reads the pool's statistics at scrape time.
 type poolCollector struct {
-	pool *pgxpool.Pool
+	stat func() PoolStat
 
 	acquired, idle, constructing, total, max *prometheus.Desc
 	acquires, emptyAcquires, canceled        *prometheus.Desc
@@ -19,13 +26,13 @@ type poolCollector struct {
 }
 
 // NewPoolCollector returns a collector of the pool's connection counts and
-// acquire statistics (inbox_pool_*).
-func NewPoolCollector(pool *pgxpool.Pool) prometheus.Collector {
+// acquire statistics (inbox_pool_*), read with stat at each scrape.
+func NewPoolCollector(stat func() PoolStat) prometheus.Collector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("inbox_pool_"+name, help, nil, nil)
 	}
 	return &poolCollector{
-		pool:             pool,
+		stat:             stat,
 		acquired:         d("acquired_connections", "Connections in use."),
 		idle:             d("idle_connections", "Idle connections."),
 		constructing:     d("constructing_connections", "Connections being opened."),
@@ -48,26 +55,28 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.pool.Stat()
+	s := c.stat()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
 	}
-	gauge(c.acquired, float64(s.AcquiredConns()))
-	gauge(c.idle, float64(s.IdleConns()))
-	gauge(c.constructing, float64(s.ConstructingConns()))
-	gauge(c.total, float64(s.TotalConns()))
-	gauge(c.max, float64(s.MaxConns()))
-	counter(c.acquires, float64(s.AcquireCount()))
-	counter(c.emptyAcquires, float64(s.EmptyAcquireCount()))
-	counter(c.canceled, float64(s.CanceledAcquireCount()))
-	counter(c.acquireSeconds, s.AcquireDuration().Seconds())
-	counter(c.emptyWaitSeconds, s.EmptyAcquireWaitTime().Seconds())
-	counter(c.newConns, float64(s.NewConnsCount()))
+	gauge(c.acquired, float64(s.Acquired))
+	gauge(c.idle, float64(s.Idle))
+	gauge(c.constructing, float64(s.Constructing))
+	gauge(c.total, float64(s.Total))
+	gauge(c.max, float64(s.Max))
+	counter(c.acquires, float64(s.Acquires))
+	counter(c.emptyAcquires, float64(s.EmptyAcquires))
+	counter(c.canceled, float64(s.CanceledAcquires))
+	counter(c.acquireSeconds, s.AcquireDuration.Seconds())
+	counter(c.emptyWaitSeconds, s.EmptyAcquireWait.Seconds())
+	counter(c.newConns, float64(s.News))
 }
 
-// JobStates are River's job states, each reported even at zero.
-var jobStates = []string{"available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded", "pending"}
+// jobStates are River's job states, each reported even at zero.
+func jobStates() []string {
+	return []string{"available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded", "pending"}
+}
 
 // jobCollector counts the job table by state at scrape time.
 type jobCollector struct {
@@ -104,7 +113,7 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	for _, state := range jobStates {
+	for _, state := range jobStates() {
 		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(counts[state]), state)
 	}
 }

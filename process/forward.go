@@ -3,19 +3,14 @@ package process
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
-	"inbox/message"
+	"inbox/webhook"
 )
 
 // maxIdlePerHost is how many keep-alive connections to the app the
@@ -31,7 +26,9 @@ const DefaultForwardTimeout = 10 * time.Second
 // repeats by webhook-id.
 //
 // A 2xx answer completes the job. A network error, a timeout, 408, 409,
-// 425, 429 and 5xx are retried with backoff. Any other answer (a 3xx, since
+// 425, 429 and 5xx are retried with backoff (no sooner than a Retry-After
+// of a 429 or 503 asks), and so are 401, 403 and 404, which say a setting
+// is wrong rather than the message. Any other answer (a 3xx, since
 // redirects are not followed, and the remaining 4xx) says the request
 // itself is wrong, so the job is cancelled: repeating it would only repeat
 // the refusal.
@@ -50,7 +47,7 @@ func NewForwarder(rawURL, secret string, timeout time.Duration) (*Forwarder, err
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid FORWARD_URL %q: want an http or https URL", rawURL)
 	}
-	key, err := ParseSecret(secret)
+	key, err := webhook.ParseSecret(secret)
 	if err != nil {
 		return nil, err
 	}
@@ -76,20 +73,6 @@ func NewForwarder(rawURL, secret string, timeout time.Duration) (*Forwarder, err
 	}, nil
 }
 
-// ParseSecret decodes a Standard Webhooks secret: "whsec_" followed by the
-// base64 of at least 24 random bytes. The error never contains the secret.
-func ParseSecret(s string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(s, "whsec_")
-	if !ok {
-		return nil, errors.New("invalid FORWARD_SECRET: want whsec_ followed by base64 (e.g. whsec_$(head -c 32 /dev/urandom | base64))")
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(key) < 24 {
-		return nil, errors.New("invalid FORWARD_SECRET: the part after whsec_ must be standard base64 of at least 24 bytes")
-	}
-	return key, nil
-}
-
 // Process implements Processor: one signed POST.
 func (f *Forwarder) Process(ctx context.Context, ev Event) error {
 	body := ev.Payload
@@ -97,14 +80,11 @@ func (f *Forwarder) Process(ctx context.Context, ev Event) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("build request: %w", err))
 	}
-	// Signed afresh on every attempt: receivers refuse a timestamp more
-	// than five minutes from their clock.
-	ts := strconv.FormatInt(f.now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "inbox-forwarder")
-	req.Header.Set("webhook-id", ev.ID)
-	req.Header.Set("webhook-timestamp", ts)
-	req.Header.Set("webhook-signature", Sign(f.secret, ev.ID, ts, body))
+	// Signed afresh on every attempt: receivers refuse a timestamp more
+	// than five minutes from their clock.
+	webhook.SetHeaders(req.Header, f.secret, ev.ID, f.now(), body)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("forward %s: %w", ev.ID, err)
@@ -152,82 +132,4 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(d, MaxRetryAfter), true
-}
-
-// Sign returns the webhook-signature header of a Standard Webhooks
-// delivery: "v1," and the base64 of HMAC-SHA256 over id.timestamp.body.
-func Sign(key []byte, id, timestamp string, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
-
-// Payload is the JSON body of a forwarded event (documented in the README),
-// for receivers written in Go and for processors that want it typed. The
-// database builds the JSON (message_payload, sql/schema/00006); a test holds
-// the two to the same fields.
-type Payload struct {
-	ID      string         `json:"id"`
-	Type    string         `json:"type"`
-	Message PayloadMessage `json:"message"`
-	Status  *PayloadStatus `json:"status,omitempty"`
-}
-
-// PayloadMessage is a stored message as forwarded.
-type PayloadMessage struct {
-	SID                 string            `json:"sid"`
-	Direction           message.Direction `json:"direction"`
-	AccountSID          string            `json:"account_sid"`
-	MessagingServiceSID *string           `json:"messaging_service_sid"`
-	From                string            `json:"from"`
-	To                  string            `json:"to"`
-	Body                string            `json:"body"`
-	NumMedia            int32             `json:"num_media"`
-	NumSegments         int32             `json:"num_segments"`
-	Media               message.MediaList `json:"media"`
-	Status              string            `json:"status"`
-	ErrorCode           *string           `json:"error_code"`
-	ReceivedAt          time.Time         `json:"received_at"`
-	Params              map[string]string `json:"params"`
-}
-
-// PayloadStatus is the status change of a "message.status" event.
-type PayloadStatus struct {
-	Status     string            `json:"status"`
-	ErrorCode  *string           `json:"error_code"`
-	ReceivedAt time.Time         `json:"received_at"`
-	Params     map[string]string `json:"params"`
-}
-
-// Tolerance is how far a webhook-timestamp may be from the receiver's
-// clock, as Standard Webhooks receivers check.
-const Tolerance = 5 * time.Minute
-
-// Verify checks a forwarded request as a Standard Webhooks receiver does:
-// one of the space-separated v1 signatures in webhook-signature is the
-// HMAC-SHA256 of webhook-id.webhook-timestamp.body under key, compared in
-// constant time, and the timestamp is within Tolerance of now.
-func Verify(key []byte, h http.Header, body []byte, now time.Time) error {
-	id, ts := h.Get("webhook-id"), h.Get("webhook-timestamp")
-	if id == "" || ts == "" || h.Get("webhook-signature") == "" {
-		return errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("webhook-timestamp %q is not Unix seconds", ts)
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > Tolerance || d < -Tolerance {
-		return fmt.Errorf("webhook-timestamp is %s from now, more than %s", d.Round(time.Second), Tolerance)
-	}
-	want := Sign(key, id, ts, body)
-	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
-		if hmac.Equal([]byte(sig), []byte(want)) {
-			return nil
-		}
-	}
-	return errors.New("no webhook-signature matches")
 }

@@ -26,29 +26,11 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"inbox/job"
+	"inbox/message"
 	"inbox/metrics"
 	"inbox/store"
 )
-
-// MessageArgs is the job of a newly stored inbound message. The store
-// inserts it in SQL (InsertInboundMessagesWithJob), with this kind and these
-// args; a test holds the row equal to what River's InsertTx makes.
-type MessageArgs struct {
-	SID string `json:"sid"`
-}
-
-// Kind is River's name for the job.
-func (MessageArgs) Kind() string { return "inbox_message" }
-
-// StatusArgs is the job of an outbound message's status change, inserted
-// by UpsertOutboundStatus.
-type StatusArgs struct {
-	SID    string `json:"sid"`
-	Status string `json:"status"`
-}
-
-// Kind is River's name for the job.
-func (StatusArgs) Kind() string { return "inbox_status" }
 
 // Event is what a Processor is given.
 type Event struct {
@@ -58,8 +40,8 @@ type Event struct {
 	// Type is "message.received" or "message.status".
 	Type string
 	// Payload is the event as JSON, exactly what the Forwarder posts
-	// (README, "The forward"); json.Unmarshal it into a Payload for typed
-	// access. The message in it is as stored when the job runs: for a
+	// (docs/processing.md, "The forward"); json.Unmarshal it into a
+	// message.Payload for typed access. The message in it is as stored when the job runs: for a
 	// status change its status may already be a later one.
 	Payload []byte
 	// Attempt counts the job's runs, from 1.
@@ -106,20 +88,21 @@ type Config struct {
 	// Workers is how many of Processor's jobs run at once in this
 	// process, at least 1 when Processor is set.
 	Workers int
-	// RetryPolicy replaces River's backoff (about attempt⁴ seconds), and
-	// FetchPollInterval River's 1 s between polls for due jobs; tests set
-	// both short.
-	RetryPolicy       river.ClientRetryPolicy
+	// RetryPolicy replaces River's backoff (about attempt⁴ seconds); tests
+	// set it short.
+	RetryPolicy river.ClientRetryPolicy
+	// FetchPollInterval is how often workers look for due jobs (default
+	// DefaultFetchPollInterval).
 	FetchPollInterval time.Duration
 	// JobTimeout bounds one run of a job (River's default: 1 min). A job
 	// still marked running twice that long after it started is taken to
 	// belong to a process that died, and is retried: River's rescuer looks
 	// every 30 s.
 	JobTimeout time.Duration
-	// FetchCooldown is the least time between two fetches of jobs (River's
-	// default: 100 ms). A fetch takes at most as many jobs as there are
-	// idle workers, so Workers / FetchCooldown bounds the jobs run per
-	// second.
+	// FetchCooldown is the least time between two fetches of jobs
+	// (default DefaultFetchCooldown). A fetch takes at most as many jobs
+	// as there are idle workers, so Workers / FetchCooldown bounds the jobs
+	// run per second.
 	FetchCooldown time.Duration
 	// Metrics, when set, records each run's outcome and the lag of each
 	// success.
@@ -133,6 +116,16 @@ type Config struct {
 	RetentionInterval time.Duration
 	RetentionBatch    int32
 }
+
+// Defaults of Config. The store inserts jobs in SQL, which sends River no
+// notice of them, so workers look for due jobs every 100 ms, and a fetch
+// may follow another after 20 ms: with 100 workers that runs up to 5 000
+// jobs a second (River's own 1 s poll and 100 ms cooldown allowed 100 a
+// second with 10 workers; the processing lag grew past a minute).
+const (
+	DefaultFetchPollInterval = 100 * time.Millisecond
+	DefaultFetchCooldown     = 20 * time.Millisecond
+)
 
 // Client is the River client that runs the jobs the store inserts
 // (store.Options.JobAttempts) with its writes, and retention.
@@ -149,10 +142,11 @@ const maintenanceQueue = "inbox_maintenance"
 // cfg.Retention is; at least one must be.
 func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	rc := &river.Config{
-		Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy, FetchPollInterval: cfg.FetchPollInterval,
-		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: 2 * cfg.JobTimeout,
-		FetchCooldown: cfg.FetchCooldown,
-		Queues:        map[string]river.QueueConfig{},
+		Logger: cfg.Logger, RetryPolicy: cfg.RetryPolicy,
+		FetchPollInterval: cmp.Or(cfg.FetchPollInterval, DefaultFetchPollInterval),
+		FetchCooldown:     cmp.Or(cfg.FetchCooldown, DefaultFetchCooldown),
+		JobTimeout:        cfg.JobTimeout, RescueStuckJobsAfter: 2 * cfg.JobTimeout,
+		Queues: map[string]river.QueueConfig{},
 	}
 	if cfg.Processor == nil && cfg.Retention == 0 {
 		return nil, errors.New("process: a client needs a Processor or a Retention")
@@ -184,7 +178,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(
 			river.PeriodicInterval(cmp.Or(cfg.RetentionInterval, DefaultRetentionInterval)),
 			func() (river.JobArgs, *river.InsertOpts) {
-				return RetentionArgs{}, &river.InsertOpts{Queue: maintenanceQueue}
+				return job.Retention{}, &river.InsertOpts{Queue: maintenanceQueue}
 			},
 			&river.PeriodicJobOpts{ID: "inbox_retention", RunOnStart: true},
 		)}
@@ -297,40 +291,38 @@ func (w *worker) run(ctx context.Context, ev Event, job jobRun, loadErr error) e
 	return err
 }
 
+// messageWorker runs job.Message: the forward of a new inbound message.
 type messageWorker struct {
 	*worker
-	river.WorkerDefaults[MessageArgs]
+	river.WorkerDefaults[job.Message]
 }
 
-func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
-	id := job.Args.SID
-	p, err := w.store.MessageReceivedPayload(ctx, id, job.Args.SID)
+func (w *messageWorker) Work(ctx context.Context, j *river.Job[job.Message]) error {
+	id := j.Args.SID
+	p, err := w.store.MessageReceivedPayload(ctx, id, j.Args.SID)
 	if err != nil {
 		err = load("message", err)
 	}
-	return w.run(ctx, Event{ID: id, Type: "message.received", Payload: p, Attempt: job.Attempt},
-		jobRun{id: job.ID, kind: metrics.KindMessage, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
+	return w.run(ctx, Event{ID: id, Type: message.TypeReceived, Payload: p, Attempt: j.Attempt},
+		jobRun{id: j.ID, kind: metrics.KindMessage, maxAttempts: j.MaxAttempts, createdAt: j.CreatedAt}, err)
 }
 
-func (w *messageWorker) NextRetry(job *river.Job[MessageArgs]) time.Time {
-	return w.nextRetry(job.JobRow)
-}
+func (w *messageWorker) NextRetry(j *river.Job[job.Message]) time.Time { return w.nextRetry(j.JobRow) }
 
+// statusWorker runs job.Status: the forward of a status change.
 type statusWorker struct {
 	*worker
-	river.WorkerDefaults[StatusArgs]
+	river.WorkerDefaults[job.Status]
 }
 
-func (w *statusWorker) Work(ctx context.Context, job *river.Job[StatusArgs]) error {
-	id := job.Args.SID + "." + job.Args.Status
-	p, err := w.store.StatusChangedPayload(ctx, id, job.Args.SID, job.Args.Status)
+func (w *statusWorker) Work(ctx context.Context, j *river.Job[job.Status]) error {
+	id := j.Args.SID + "." + j.Args.Status
+	p, err := w.store.StatusChangedPayload(ctx, id, j.Args.SID, j.Args.Status)
 	if err != nil {
 		err = load("status change", err)
 	}
-	return w.run(ctx, Event{ID: id, Type: "message.status", Payload: p, Attempt: job.Attempt},
-		jobRun{id: job.ID, kind: metrics.KindStatus, maxAttempts: job.MaxAttempts, createdAt: job.CreatedAt}, err)
+	return w.run(ctx, Event{ID: id, Type: message.TypeStatus, Payload: p, Attempt: j.Attempt},
+		jobRun{id: j.ID, kind: metrics.KindStatus, maxAttempts: j.MaxAttempts, createdAt: j.CreatedAt}, err)
 }
 
-func (w *statusWorker) NextRetry(job *river.Job[StatusArgs]) time.Time {
-	return w.nextRetry(job.JobRow)
-}
+func (w *statusWorker) NextRetry(j *river.Job[job.Status]) time.Time { return w.nextRetry(j.JobRow) }

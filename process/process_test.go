@@ -3,16 +3,12 @@ package process_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,72 +16,27 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"inbox/db"
 	"inbox/internal/dbtest"
+	"inbox/internal/fixture"
 	"inbox/internal/logtest"
 	"inbox/internal/poll"
+	"inbox/internal/teamapp"
+	"inbox/job"
 	"inbox/message"
 	"inbox/process"
 	"inbox/simulate"
 	"inbox/store"
 )
 
-const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // 24 bytes, base64
-
 // fastRetry retries at once, so a test sees several attempts in a second.
 type fastRetry struct{}
 
 func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(20 * time.Millisecond) }
 
-// receiver is the team's app: it verifies every request with an
-// independent Standard Webhooks implementation and answers what answer says.
-type receiver struct {
-	t      *testing.T
-	srv    *httptest.Server
-	answer func(n int64) int // status for the n-th request, from 1
-	calls  atomic.Int64
-	mu     sync.Mutex
-	got    map[string][]process.Payload // by webhook-id, the 2xx-answered ones
-	raw    map[string][]byte            // the last body accepted, by webhook-id
-}
-
-func newReceiver(t *testing.T, answer func(n int64) int) *receiver {
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{t: t, answer: answer, got: map[string][]process.Payload{}, raw: map[string][]byte{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		n := r.calls.Add(1)
-		body, _ := io.ReadAll(req.Body)
-		if err := wh.Verify(body, req.Header); err != nil {
-			t.Errorf("signature does not verify with the standard-webhooks library: %v", err)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		code := answer(n)
-		if code/100 == 2 {
-			var p process.Payload
-			if err := json.Unmarshal(body, &p); err != nil {
-				t.Errorf("payload: %v", err)
-			}
-			r.mu.Lock()
-			r.got[req.Header.Get("webhook-id")] = append(r.got[req.Header.Get("webhook-id")], p)
-			r.raw[req.Header.Get("webhook-id")] = body
-			r.mu.Unlock()
-		}
-		w.WriteHeader(code)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) delivered() map[string][]process.Payload {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.got)
+// answering is a team app that answers the n-th request with answer(n).
+func answering(t *testing.T, answer func(n int64) int) *teamapp.App {
+	return teamapp.New(t, teamapp.Options{Answer: func(n int64, _ http.Header) int { return answer(n) }})
 }
 
 // maxAttempts is what the harness's store gives each job.
@@ -102,7 +53,7 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 	t.Helper()
 	pool := dbtest.Pool(t, 8)
 	h := &harness{pool: pool, logs: &logtest.Buffer{}}
-	fwd, err := process.NewForwarder(url, secret, 2*time.Second)
+	fwd, err := process.NewForwarder(url, teamapp.Secret, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,16 +85,7 @@ func setup(t *testing.T, proc func(*process.Forwarder) process.Processor, url st
 
 func (h *harness) insert(t *testing.T, sid string) bool {
 	t.Helper()
-	form := simulate.InboundForm(simulate.SMS, sid, 1)
-	params := message.Params{}
-	for k := range form {
-		params[k] = form.Get(k)
-	}
-	_, inserted, err := h.store.InsertInboundMessage(t.Context(), db.InsertInboundMessageParams{
-		AccountSID: simulate.AccountSID, FromAddress: form.Get("From"), ToAddress: form.Get("To"),
-		Body: form.Get("Body"), NumSegments: 1, Media: message.MediaList{},
-		Metadata: message.Metadata{MessageSID: sid, Params: params},
-	})
+	_, inserted, err := h.store.InsertInboundMessage(t.Context(), fixture.Inbound(sid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,29 +112,25 @@ func (h *harness) jobs(t *testing.T, sid string) []string {
 
 func TestNewMessageIsForwardedOnceAndVerifies(t *testing.T) {
 	t.Parallel()
-	rcv := newReceiver(t, func(int64) int { return http.StatusNoContent })
-	h := setup(t, nil, rcv.srv.URL)
-	sid := simulate.NewMessageSID(simulate.SMS)
+	app := answering(t, func(int64) int { return http.StatusNoContent })
+	h := setup(t, nil, app.URL)
+	sid := fixture.SID()
 	if !h.insert(t, sid) || h.insert(t, sid) {
 		t.Fatal("want the first insert new and the second a duplicate")
 	}
 	poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
-	got := rcv.delivered()
-	if len(got) != 1 || len(got[sid]) != 1 {
+	if got := app.Accepted(); len(got) != 1 || got[sid] != 1 {
 		t.Fatalf("deliveries by webhook-id: %v, want one for %s", got, sid)
 	}
-	p := got[sid][0]
-	if p.Type != "message.received" || p.ID != sid || p.Message.SID != sid || p.Message.Direction != message.Inbound ||
+	p := app.Payloads(sid)[0]
+	if p.Type != "message.received" || p.ID != sid || p.Message.SID != sid || p.Message.Direction != message.DirectionInbound ||
 		p.Message.Params["MessageSid"] != sid || p.Message.Body == "" || p.Message.ReceivedAt.IsZero() {
 		t.Fatalf("payload %+v", p)
 	}
 	if n := h.jobs(t, sid); len(n) != 1 {
 		t.Fatalf("jobs for the sid: %v, want exactly one: the duplicate insert enqueued nothing", n)
 	}
-	rcv.mu.Lock()
-	raw := rcv.raw[sid]
-	rcv.mu.Unlock()
-	sameFields(t, raw, reflect.TypeFor[process.Payload]())
+	sameFields(t, app.Raw(sid), reflect.TypeFor[message.Payload]())
 }
 
 // sameFields fails unless the JSON object in body has exactly the fields
@@ -236,21 +174,21 @@ func sameFields(t *testing.T, body []byte, typ reflect.Type) {
 
 func TestRetriedUntilTheReceiverAnswers2xx(t *testing.T) {
 	t.Parallel()
-	rcv := newReceiver(t, func(n int64) int {
+	app := answering(t, func(n int64) int {
 		if n <= 2 {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
 	})
-	h := setup(t, nil, rcv.srv.URL)
-	sid := simulate.NewMessageSID(simulate.SMS)
+	h := setup(t, nil, app.URL)
+	sid := fixture.SID()
 	h.insert(t, sid)
 	poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
-	if calls := rcv.calls.Load(); calls != 3 {
+	if calls := app.Calls(); calls != 3 {
 		t.Fatalf("receiver called %d times, want 3 (500, 500, 200)", calls)
 	}
-	if got := rcv.delivered(); len(got[sid]) != 1 {
-		t.Fatalf("accepted deliveries %v, want one", got)
+	if got := app.Deliveries(sid); got != 1 {
+		t.Fatalf("accepted deliveries %d, want one", got)
 	}
 	if h.logs.Count("processing failed; will retry") != 2 {
 		t.Fatalf("want two retry lines:\n%s", h.logs)
@@ -262,9 +200,9 @@ func TestPermanentRefusalCancelsTheJob(t *testing.T) {
 	for name, answer := range map[string]int{"422": http.StatusUnprocessableEntity, "a redirect": http.StatusFound} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rcv := newReceiver(t, func(int64) int { return answer })
-			h := setup(t, nil, rcv.srv.URL)
-			sid := simulate.NewMessageSID(simulate.SMS)
+			app := answering(t, func(int64) int { return answer })
+			h := setup(t, nil, app.URL)
+			sid := fixture.SID()
 			h.insert(t, sid)
 			poll.Until(t, "the job to be cancelled", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "cancelled" })
 			// A cancelled job is never fetched again: the receiver saw one
@@ -273,8 +211,8 @@ func TestPermanentRefusalCancelsTheJob(t *testing.T) {
 			if err := h.pool.QueryRow(t.Context(), `SELECT attempt FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&attempts); err != nil || attempts != 1 {
 				t.Fatalf("attempts = %d (%v), want 1", attempts, err)
 			}
-			if rcv.calls.Load() != 1 || h.logs.Count("processing failed for good; job cancelled") != 1 {
-				t.Fatalf("calls = %d, want 1 and a log line:\n%s", rcv.calls.Load(), h.logs)
+			if app.Calls() != 1 || h.logs.Count("processing failed for good; job cancelled") != 1 {
+				t.Fatalf("calls = %d, want 1 and a log line:\n%s", app.Calls(), h.logs)
 			}
 		})
 	}
@@ -285,12 +223,12 @@ func TestPermanentRefusalCancelsTheJob(t *testing.T) {
 // ERROR line names it.
 func TestGivenUpVisiblyAfterTheLastAttempt(t *testing.T) {
 	t.Parallel()
-	rcv := newReceiver(t, func(int64) int { return http.StatusServiceUnavailable })
-	h := setup(t, nil, rcv.srv.URL)
-	sid := simulate.NewMessageSID(simulate.SMS)
+	app := answering(t, func(int64) int { return http.StatusServiceUnavailable })
+	h := setup(t, nil, app.URL)
+	sid := fixture.SID()
 	h.insert(t, sid)
 	poll.Until(t, "the job to be discarded", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "discarded" })
-	if calls := rcv.calls.Load(); calls != maxAttempts {
+	if calls := app.Calls(); calls != maxAttempts {
 		t.Fatalf("receiver called %d times, want %d", calls, maxAttempts)
 	}
 	if h.logs.Count(`"msg":"processing failed on its last attempt; job discarded"`) != 1 || !strings.Contains(h.logs.String(), `"event":"`+sid+`"`) {
@@ -307,12 +245,12 @@ func TestReceiverDownForTheWholeLoadThenUp(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	rcv := newReceiver(t, func(int64) int { return http.StatusOK })
+	app := teamapp.New(t, teamapp.Options{})
 	h := setup(t, nil, "http://"+addr+"/hook")
 
 	var sids []string
 	for range 20 {
-		sid := simulate.NewMessageSID(simulate.SMS)
+		sid := fixture.SID()
 		h.insert(t, sid)
 		sids = append(sids, sid)
 	}
@@ -326,7 +264,7 @@ func TestReceiverDownForTheWholeLoadThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := &http.Server{Handler: rcv.srv.Config.Handler}
+	up := &http.Server{Handler: app.Handler()}
 	go up.Serve(ln)
 	t.Cleanup(func() { up.Close() })
 
@@ -335,10 +273,9 @@ func TestReceiverDownForTheWholeLoadThenUp(t *testing.T) {
 		h.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&done)
 		return done == 20
 	})
-	got := rcv.delivered()
 	for _, sid := range sids {
-		if j := h.jobs(t, sid); len(j) != 1 || len(got[sid]) != 1 {
-			t.Fatalf("%s: jobs %v, accepted deliveries %d; want one of each", sid, j, len(got[sid]))
+		if j := h.jobs(t, sid); len(j) != 1 || app.Deliveries(sid) != 1 {
+			t.Fatalf("%s: jobs %v, accepted deliveries %d; want one of each", sid, j, app.Deliveries(sid))
 		}
 	}
 }
@@ -360,7 +297,7 @@ func TestTeamProcessorReplacesTheForwarder(t *testing.T) {
 	t.Parallel()
 	own := &countingProcessor{seen: map[string]int{}}
 	h := setup(t, func(*process.Forwarder) process.Processor { return own }, "http://127.0.0.1:1/unused")
-	sid := simulate.NewMessageSID(simulate.SMS)
+	sid := fixture.SID()
 	h.insert(t, sid)
 	poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
 	own.mu.Lock()
@@ -380,7 +317,7 @@ func TestSecretMustBeStandardWebhooks(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"ftp://x", "app.example.com/hook", "https://"} {
-		if _, err := process.NewForwarder(bad, secret, time.Second); err == nil {
+		if _, err := process.NewForwarder(bad, teamapp.Secret, time.Second); err == nil {
 			t.Errorf("url %q accepted", bad)
 		}
 	}
@@ -403,13 +340,10 @@ func TestStoreInsertsTheJobRiverWould(t *testing.T) {
 	st := store.NewWith(pool, store.Options{JobAttempts: attempts})
 	h := &harness{pool: pool, store: st}
 
-	viaStore, viaRiver := simulate.NewMessageSID(simulate.SMS), simulate.NewMessageSID(simulate.SMS)
+	viaStore, viaRiver := fixture.SID(), fixture.SID()
 	h.insert(t, viaStore)
-	ev := db.InsertStatusEventParams{MessageSID: viaStore, Status: "sent", Params: message.Params{}}
-	if _, err := st.RecordStatus(ctx, ev, db.UpsertOutboundStatusParams{
-		AccountSID: simulate.AccountSID, FromAddress: "+1", ToAddress: "+2", Status: "sent",
-		Metadata: message.Metadata{MessageSID: viaStore + "x", Params: message.Params{}},
-	}); err != nil {
+	if _, err := st.RecordStatus(ctx, message.StatusCallback{MessageSID: viaStore + "x", Status: "sent", Params: message.Params{},
+		AccountSID: simulate.AccountSID, From: "+1", To: "+2"}); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := pool.Begin(ctx)
@@ -417,7 +351,7 @@ func TestStoreInsertsTheJobRiverWould(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	for _, args := range []river.JobArgs{process.MessageArgs{SID: viaRiver}, process.StatusArgs{SID: viaRiver + "x", Status: "sent"}} {
+	for _, args := range []river.JobArgs{job.Message{SID: viaRiver}, job.Status{SID: viaRiver + "x", Status: "sent"}} {
 		if _, err := rc.InsertTx(ctx, tx, args, &river.InsertOpts{MaxAttempts: attempts}); err != nil {
 			t.Fatal(err)
 		}
@@ -439,8 +373,8 @@ func TestStoreInsertsTheJobRiverWould(t *testing.T) {
 		return s
 	}
 	for _, c := range []struct{ kind, store, river string }{
-		{process.MessageArgs{}.Kind(), viaStore, viaRiver},
-		{process.StatusArgs{}.Kind(), viaStore + "x", viaRiver + "x"},
+		{job.Message{}.Kind(), viaStore, viaRiver},
+		{job.Status{}.Kind(), viaStore + "x", viaRiver + "x"},
 	} {
 		if got, want := row(c.kind, c.store), row(c.kind, c.river); got != want {
 			t.Fatalf("%s job:\nthe store's %s\nRiver's     %s", c.kind, got, want)
@@ -450,9 +384,9 @@ func TestStoreInsertsTheJobRiverWould(t *testing.T) {
 
 func TestStatusChangeIsForwarded(t *testing.T) {
 	t.Parallel()
-	rcv := newReceiver(t, func(int64) int { return http.StatusOK })
-	h := setup(t, nil, rcv.srv.URL)
-	sid := simulate.NewMessageSID(simulate.SMS)
+	app := teamapp.New(t, teamapp.Options{})
+	h := setup(t, nil, app.URL)
+	sid := fixture.SID()
 	code := "30003"
 	for _, status := range []string{"sent", "undelivered", "sent"} { // the last regresses: no job
 		var ec *string
@@ -460,10 +394,8 @@ func TestStatusChangeIsForwarded(t *testing.T) {
 			ec = &code
 		}
 		params := message.Params{"MessageSid": sid, "MessageStatus": status}
-		if _, err := h.store.RecordStatus(t.Context(),
-			db.InsertStatusEventParams{MessageSID: sid, Status: status, ErrorCode: ec, Params: params},
-			db.UpsertOutboundStatusParams{AccountSID: simulate.AccountSID, FromAddress: "+1", ToAddress: "+2", Status: status,
-				ErrorCode: ec, Metadata: message.Metadata{MessageSID: sid, Params: params}}); err != nil {
+		if _, err := h.store.RecordStatus(t.Context(), message.StatusCallback{MessageSID: sid, Status: status, ErrorCode: ec,
+			Params: params, AccountSID: simulate.AccountSID, From: "+1", To: "+2"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -471,20 +403,16 @@ func TestStatusChangeIsForwarded(t *testing.T) {
 		t.Fatalf("jobs %v, want two: the regression to sent moved nothing", jobs)
 	}
 	id := sid + ".undelivered"
-	poll.Until(t, "both status forwards", func() bool { return len(rcv.delivered()) == 2 })
-	got := rcv.delivered()
-	if len(got[sid+".sent"]) != 1 || len(got[id]) != 1 {
+	poll.Until(t, "both status forwards", func() bool { return app.Distinct() == 2 })
+	if got := app.Accepted(); got[sid+".sent"] != 1 || got[id] != 1 {
 		t.Fatalf("forwards by webhook-id: %v, want one for sent and one for undelivered", got)
 	}
-	p := got[id][0]
+	p := app.Payloads(id)[0]
 	if p.Type != "message.status" || p.ID != id || p.Status == nil || p.Status.Status != "undelivered" ||
-		p.Status.ErrorCode == nil || *p.Status.ErrorCode != code || p.Message.Status != "undelivered" || p.Message.Direction != message.Outbound {
+		p.Status.ErrorCode == nil || *p.Status.ErrorCode != code || p.Message.Status != "undelivered" || p.Message.Direction != message.DirectionOutbound {
 		t.Fatalf("payload %+v (status %+v)", p, p.Status)
 	}
-	rcv.mu.Lock()
-	raw := rcv.raw[id]
-	rcv.mu.Unlock()
-	sameFields(t, raw, reflect.TypeFor[process.Payload]())
+	sameFields(t, app.Raw(id), reflect.TypeFor[message.Payload]())
 }
 
 // TestRetryAfterIsHonoured: a receiver that answers 429 or 503 with
@@ -503,25 +431,18 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var mu sync.Mutex
-			var arrivals []time.Time
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				arrivals = append(arrivals, time.Now())
-				first := len(arrivals) == 1
-				mu.Unlock()
-				if first {
-					w.Header().Set("Retry-After", c.header(time.Now()))
-					w.WriteHeader(c.status)
+			app := teamapp.New(t, teamapp.Options{Answer: func(n int64, h http.Header) int {
+				if n > 1 {
+					return http.StatusOK
 				}
-			}))
-			t.Cleanup(srv.Close)
-			h := setup(t, nil, srv.URL)
-			sid := simulate.NewMessageSID(simulate.SMS)
+				h.Set("Retry-After", c.header(time.Now()))
+				return c.status
+			}})
+			h := setup(t, nil, app.URL)
+			sid := fixture.SID()
 			h.insert(t, sid)
 			poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
-			mu.Lock()
-			defer mu.Unlock()
+			arrivals := app.Arrivals()
 			if len(arrivals) != 2 {
 				t.Fatalf("%d attempts, want 2", len(arrivals))
 			}
@@ -540,17 +461,17 @@ func TestRefusalsASettingCanFixAreRetried(t *testing.T) {
 	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
 			t.Parallel()
-			rcv := newReceiver(t, func(n int64) int {
+			app := answering(t, func(n int64) int {
 				if n == 1 {
 					return code
 				}
 				return http.StatusNoContent
 			})
-			h := setup(t, nil, rcv.srv.URL)
-			sid := simulate.NewMessageSID(simulate.SMS)
+			h := setup(t, nil, app.URL)
+			sid := fixture.SID()
 			h.insert(t, sid)
 			poll.Until(t, "the job to complete", func() bool { j := h.jobs(t, sid); return len(j) == 1 && j[0] == "completed" })
-			if calls := rcv.calls.Load(); calls != 2 || !strings.Contains(h.logs.String(), "check FORWARD_URL") {
+			if calls := app.Calls(); calls != 2 || !strings.Contains(h.logs.String(), "check FORWARD_URL") {
 				t.Fatalf("receiver called %d times, want 2, and a retry line naming FORWARD_URL:\n%s", calls, h.logs)
 			}
 		})

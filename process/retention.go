@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 
+	"inbox/job"
 	"inbox/metrics"
 	"inbox/store"
 )
@@ -24,15 +27,36 @@ const (
 	retentionTimeout = 10 * time.Minute
 )
 
-// RetentionArgs is the periodic job that deletes what is older than the
-// retention.
-type RetentionArgs struct{}
+// MinRetention keeps retention from deleting what is still being worked
+// on: Twilio retries within minutes, and a failing forward retries for
+// days.
+const MinRetention = 24 * time.Hour
 
-// Kind is River's name for the job.
-func (RetentionArgs) Kind() string { return "inbox_retention" }
+// ParseRetention reads a retention: a number of days ("90d") or a
+// duration ("36h"), at least MinRetention.
+func ParseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q: want a number of days such as 90d, or a duration such as 36h", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("%q: want a number of days such as 90d, or a duration such as 36h", v)
+		}
+	}
+	if d < MinRetention {
+		return 0, fmt.Errorf("%q: retention must be at least 1d, or a redelivery or a retrying forward could outlive its message", v)
+	}
+	return d, nil
+}
 
+// retentionWorker runs job.Retention.
 type retentionWorker struct {
-	river.WorkerDefaults[RetentionArgs]
+	river.WorkerDefaults[job.Retention]
 	store     *store.Store
 	retention time.Duration
 	batch     int32
@@ -41,11 +65,11 @@ type retentionWorker struct {
 	now       func() time.Time
 }
 
-func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration { return retentionTimeout }
+func (w *retentionWorker) Timeout(*river.Job[job.Retention]) time.Duration { return retentionTimeout }
 
 // Work deletes in batches until every table has nothing older than the
 // cutoff, each batch its own statement, so no lock is held for long.
-func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
+func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[job.Retention]) error {
 	cutoff := w.now().Add(-w.retention)
 	var total store.Deleted
 	for {

@@ -3,7 +3,6 @@ package process_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -11,10 +10,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/internal/dbtest"
+	"inbox/internal/fixture"
 	"inbox/internal/poll"
+	"inbox/internal/teamapp"
 	"inbox/metrics"
 	"inbox/process"
-	"inbox/simulate"
 	"inbox/store"
 )
 
@@ -31,7 +31,7 @@ func seedAged(t *testing.T) *aged {
 	a := &aged{pool: dbtest.Pool(t, 4), oldMsgs: 25, oldEvts: 12, oldJobs: 9, newMsgs: 10, newEvts: 3, newJobs: 4}
 	h := &harness{pool: a.pool, store: store.New(a.pool)}
 	for i := range a.oldMsgs + a.newMsgs {
-		sid := simulate.NewMessageSID(simulate.SMS)
+		sid := fixture.SID()
 		h.insert(t, sid)
 		if i < a.oldMsgs {
 			a.exec(t, `UPDATE messages SET received_at = now() - interval '100 days' WHERE metadata->>'message_sid' = $1`, sid)
@@ -43,7 +43,7 @@ func seedAged(t *testing.T) *aged {
 			age = "100 days"
 		}
 		a.exec(t, `INSERT INTO message_status_events (message_sid, status, received_at, params)
-			VALUES ($1, 'sent', now() - $2::interval, '{}')`, simulate.NewMessageSID(simulate.SMS), age)
+			VALUES ($1, 'sent', now() - $2::interval, '{}')`, fixture.SID(), age)
 	}
 	for i := range a.oldJobs + a.newJobs {
 		age, state := "0 days", "completed"
@@ -52,7 +52,7 @@ func seedAged(t *testing.T) *aged {
 		}
 		a.exec(t, `INSERT INTO river_job (args, kind, max_attempts, state, finalized_at)
 			VALUES (jsonb_build_object('sid', $1::text), 'inbox_message', 5, $2::river_job_state, now() - $3::interval)`,
-			simulate.NewMessageSID(simulate.SMS), state, age)
+			fixture.SID(), state, age)
 	}
 	// Jobs not yet finished are never retention's, however old.
 	a.exec(t, `INSERT INTO river_job (args, kind, max_attempts, state, created_at, scheduled_at)
@@ -154,14 +154,14 @@ func TestRetentionJobDeletesOnlyWhatIsOlder(t *testing.T) {
 // failing for the rest of its attempts.
 func TestJobOfADeletedMessageEndsAtOnce(t *testing.T) {
 	t.Parallel()
-	r := newReceiver(t, func(int64) int { return http.StatusNoContent })
-	h := setup(t, nil, r.srv.URL)
-	sid := simulate.NewMessageSID(simulate.SMS)
+	app := teamapp.New(t, teamapp.Options{})
+	h := setup(t, nil, app.URL)
+	sid := fixture.SID()
 	if _, err := h.pool.Exec(t.Context(), `INSERT INTO river_job (args, kind, max_attempts) VALUES (jsonb_build_object('sid', $1::text), 'inbox_message', 25)`, sid); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, "the job to end", func() bool { return slices.Equal(h.jobs(t, sid), []string{"cancelled"}) })
-	if r.calls.Load() != 0 {
-		t.Fatalf("%d forwards of a message that does not exist", r.calls.Load())
+	if app.Calls() != 0 {
+		t.Fatalf("%d forwards of a message that does not exist", app.Calls())
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"inbox/process"
+	"inbox/webhook"
 )
 
 // Receiver plays the team's app: it takes the service's forwards, verifies
@@ -28,7 +28,7 @@ type Receiver struct {
 
 // NewReceiver listens on addr and verifies with secret (whsec_…).
 func NewReceiver(addr, secret string) (*Receiver, error) {
-	key, err := process.ParseSecret(secret)
+	key, err := webhook.ParseSecret(secret)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (r *Receiver) Close() error { return r.srv.Close() }
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 	if err == nil {
-		err = process.Verify(r.key, req.Header, body, time.Now())
+		err = webhook.Verify(r.key, req.Header, body, time.Now())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

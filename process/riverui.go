@@ -1,4 +1,4 @@
-package admin
+package process
 
 import (
 	"fmt"
@@ -10,10 +10,12 @@ import (
 	"riverqueue.com/riverui"
 )
 
-// NewRiverUI returns River's web UI over the job table in pool, for
-// Config.RiverUI, served under /riverui/. It has its own insert-only River
-// client (one that runs no jobs), so it works in a process with processing
-// off, or with its workers elsewhere. Call its Start before serving.
+// NewRiverUI returns River's web UI over the job table in pool, to be
+// served under /riverui/ (admin.Config.RiverUI). It is built here, where
+// River lives, so the admin edge takes it as an http.Handler and knows
+// nothing of River. It has its own insert-only River client (one that runs
+// no jobs), so it works in a process with processing off, or with its
+// workers elsewhere. Call its Start before serving.
 func NewRiverUI(pool *pgxpool.Pool, logger *slog.Logger) (*riverui.Handler, error) {
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger})
 	if err != nil {
