@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/bench"
+	"inbox/job"
 	"inbox/message"
 	"inbox/simulate"
 	"inbox/store"
@@ -404,20 +405,21 @@ func (h *harness) pgbench(ctx context.Context, c, perTx int) (pgResult, error) {
 }
 
 // generatedInsert returns the pgbench command for one message: the
-// statement sqlc generated for InsertInboundMessage, read from
-// db/messages.sql.go, with its parameters as the service sends them for a
-// simulated SMS (the same metadata, about 700 bytes, of the same shape) and
-// the sid made in SQL, fresh each time, so that it is one statement and one
-// round trip, as in the service. pgbench variables are numeric only, so the
-// values are SQL literals; the sid replaces a placeholder in the metadata.
+// statement sqlc generated for InsertInboundMessage, read from db/batch.go,
+// with its parameters as the service sends them for a simulated SMS with
+// processing off (the same metadata, about 700 bytes, of the same shape;
+// max_attempts 0, so no job) and the sid made in SQL, fresh each time, so
+// that it is one statement and one round trip, as in the service. pgbench
+// variables are numeric only, so the values are SQL literals; the sid
+// replaces a placeholder in the metadata.
 func generatedInsert() (string, error) {
-	src, err := os.ReadFile("db/messages.sql.go")
+	src, err := os.ReadFile("db/batch.go")
 	if err != nil {
 		return "", fmt.Errorf("read the generated statement: %w", err)
 	}
 	m := regexp.MustCompile("(?s)const insertInboundMessage = `(.*?)`").FindSubmatch(src)
 	if m == nil {
-		return "", errors.New("no insertInboundMessage in db/messages.sql.go")
+		return "", errors.New("no insertInboundMessage in db/batch.go")
 	}
 	const placeholder = "SM00000000000000000000000000000000"
 	form := simulate.InboundForm(simulate.SMS, placeholder, 1)
@@ -434,7 +436,8 @@ func generatedInsert() (string, error) {
 	values := map[string]string{
 		"$1": quote(form.Get("AccountSid")), "$2": "NULL", "$3": quote(form.Get("From")), "$4": quote(form.Get("To")),
 		"$5": quote(form.Get("Body")), "$6": "0", "$7": "1", "$8": quote(string(media)) + "::jsonb",
-		"$9": "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
+		"$9":  "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
+		"$10": quote(job.KindMessage), "$11": "0",
 	}
 	stmt := regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(string(m[1]), func(v string) string { return values[v] })
 	// pgbench wants one command per line.

@@ -217,11 +217,10 @@ func parseAccountsFlags(verb accountsVerb, args []string, getenv func(string) st
 // withAccountsManager connects to the database and runs fn with a Manager
 // over it.
 func withAccountsManager(ctx context.Context, cfg *accountsConfig, keys *keyring.Keyring, stderr io.Writer, fn func(*account.Manager) error) error {
-	_, poolCfg, err := cfg.setup(stderr)
+	_, poolCfg, err := cfg.setup(stderr, 2)
 	if err != nil {
 		return err
 	}
-	poolCfg.MaxConns = 2
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("create database pool: %w", err)

@@ -61,12 +61,7 @@ func deliverAs(t *testing.T, addr, account, token string) (int, string) {
 	sid := simulate.NewMessageSID(simulate.SMS)
 	form := simulate.InboundForm(simulate.SMS, sid, 1)
 	form.Set("AccountSid", account)
-	target := "http://" + addr + "/twilio/messages"
-	req, err := simulate.NewRequest(t.Context(), target, target, token, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(signedRequest(t, addr, token, form))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +278,7 @@ func TestFloodOfUnknownAccountsIsBounded(t *testing.T) {
 				sid, token := newAccount()
 				form := simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), 1)
 				form.Set("AccountSid", sid)
-				target := "http://" + s.addr + "/twilio/messages"
-				req, _ := simulate.NewRequest(t.Context(), target, target, token, form)
+				req := signedRequest(t, s.addr, token, form)
 				resp, err := client.Do(req)
 				if err != nil {
 					other.Add(1)
@@ -401,7 +395,8 @@ func TestSimulateSignsForSeveralAccounts(t *testing.T) {
 	databaseURL, key := dbtest.URL(t), newKeyB64()
 	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
 	var stdout bytes.Buffer
-	vars := map[string]string{"DATABASE_URL": databaseURL, "SIMULATE_URL": "http://" + s.addr, "ENCRYPTION_KEY": key, "LOG_FORMAT": "json"}
+	vars := s.simulateEnv()
+	vars["TWILIO_AUTH_TOKEN"], vars["ENCRYPTION_KEY"], vars["LOG_FORMAT"] = "", key, "json"
 	err := run(t.Context(), []string{"simulate", "-accounts", "4", "-n", "12", "-repeats", "3"}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "signing for 4 accounts") || !strings.Contains(stdout.String(), "answered 200: 36") {
 		t.Fatalf("simulate -accounts: %v\n%s", err, stdout.String())

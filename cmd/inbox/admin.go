@@ -14,6 +14,7 @@ import (
 
 	"inbox/admin"
 	"inbox/metrics"
+	"inbox/process"
 	"inbox/store"
 )
 
@@ -105,14 +106,14 @@ func loopback(addr string) bool {
 // stops it. The pool's and the job table's collectors are registered in m.
 func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.Store, m *metrics.Metrics,
 	forwardAttempts int16, logger *slog.Logger) (stop func(), err error) {
-	if err := m.Register(metrics.NewPoolCollector(pool), metrics.NewJobCollector(st.CountJobsByState, 2*time.Second)); err != nil {
+	if err := m.Register(metrics.NewPoolCollector(st.PoolStat), metrics.NewJobCollector(st.CountJobsByState, 2*time.Second)); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	if c.addr == "" {
 		logger.Info("admin listener off")
 		return func() {}, nil
 	}
-	ui, err := admin.NewRiverUI(pool, logger)
+	ui, err := process.NewRiverUI(pool, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -16,19 +16,21 @@ import (
 
 	"inbox/internal/dbtest"
 	"inbox/internal/poll"
+	"inbox/internal/teamapp"
 	"inbox/simulate"
 )
 
 const adminToken = "admin-test-token-0123456789"
 
-// startAdmin runs serve with its admin listener on a free loopback port,
-// behind adminToken, and returns the server and the admin base URL.
+// startAdmin runs serve with its admin listener on a loopback port the
+// kernel picks, behind adminToken, and returns the server and the admin
+// base URL.
 func startAdmin(t *testing.T, databaseURL string, extra map[string]string) (*server, string) {
 	t.Helper()
-	addr := freeAddr(t)
-	vars := map[string]string{"ADMIN_ADDR": addr, "ADMIN_TOKEN": adminToken}
+	vars := map[string]string{"ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": adminToken}
 	maps.Copy(vars, extra)
-	return startServe(t, databaseURL, vars), "http://" + addr
+	s := startServe(t, databaseURL, vars)
+	return s, "http://" + s.adminAddr
 }
 
 // adminDo sends method to url with the given Authorization header ("" for
@@ -184,9 +186,10 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	t.Parallel()
 	s, base := startAdmin(t, dbtest.URL(t), nil)
 	target := "http://" + s.addr
+	public := publicURL
 
 	send := func(path, token string, form map[string][]string, mutate func(*http.Request)) int {
-		req, err := simulate.NewRequest(t.Context(), target+path, target+path, token, form)
+		req, err := simulate.NewRequest(t.Context(), target+path, public+path, token, form)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,18 +320,17 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 // page behind the same token.
 func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 	t.Parallel()
-	a := newApp(t)
 	// Each forward waits in the app until the test lets it go, so a
 	// replay is still running while the others are asked for.
-	a.hold, a.held = make(chan struct{}), make(chan string, 8)
-	s, base := startAdmin(t, dbtest.URL(t), forwarding(a))
+	a := teamapp.New(t, teamapp.Options{Hold: true})
+	s, base := startAdmin(t, dbtest.URL(t), a.Env())
 	sid := simulate.NewMessageSID(simulate.SMS)
 	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
 		t.Fatalf("delivery: %d", st)
 	}
-	<-a.held
-	a.hold <- struct{}{}
-	poll.Until(t, "the first forward", func() bool { return a.deliveries(sid) == 1 })
+	a.Held()
+	a.Release()
+	poll.Until(t, "the first forward", func() bool { return a.Deliveries(sid) == 1 })
 
 	type answer struct {
 		status int
@@ -366,9 +368,9 @@ func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 	if _, jobs := counts(t, pool, sid); created != 1 || jobs != 2 {
 		t.Fatalf("200 replays at once: %d answered 202, %d jobs for the sid; want 1 and 2 (the first forward and one replay)", created, jobs)
 	}
-	<-a.held // the replay's forward, in the app
-	a.hold <- struct{}{}
-	poll.Until(t, "the replayed forward", func() bool { return a.deliveries(sid) == 2 })
+	a.Held() // the replay's forward, in the app
+	a.Release()
+	poll.Until(t, "the replayed forward", func() bool { return a.Deliveries(sid) == 2 })
 
 	// Finished, so the next replay is a new job.
 	poll.Until(t, "the replay's job to complete", func() bool {
@@ -379,11 +381,11 @@ func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 	if next := replay(); next.status != http.StatusAccepted || next.job == answers[0].job {
 		t.Fatalf("a replay after the last one finished: %+v, want 202 with a new job", next)
 	}
-	<-a.held
-	a.hold <- struct{}{}
-	poll.Until(t, "the third forward", func() bool { return a.deliveries(sid) == 3 })
-	if a.distinct() != 1 {
-		t.Fatalf("forwards went out under %d webhook-ids, want 1 (the sid)", a.distinct())
+	a.Held()
+	a.Release()
+	poll.Until(t, "the third forward", func() bool { return a.Deliveries(sid) == 3 })
+	if a.Distinct() != 1 {
+		t.Fatalf("forwards went out under %d webhook-ids, want 1 (the sid)", a.Distinct())
 	}
 	var detail struct {
 		Message struct {
@@ -406,8 +408,8 @@ func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 		}
 		return done == 3
 	})
-	if detail.Message.SID != sid || len(detail.Jobs) != 3 || a.deliveries(sid) != 3 {
-		t.Fatalf("detail %+v, forwards %d: want the message, 3 jobs and 3 forwards", detail, a.deliveries(sid))
+	if detail.Message.SID != sid || len(detail.Jobs) != 3 || a.Deliveries(sid) != 3 {
+		t.Fatalf("detail %+v, forwards %d: want the message, 3 jobs and 3 forwards", detail, a.Deliveries(sid))
 	}
 
 	for path, want := range map[string]int{"/api/messages/SMffffffffffffffffffffffffffffffff/forward": 404, "/api/messages/SM1/forward": 400} {
@@ -438,17 +440,17 @@ func TestReplayForwardsAgainWithTheSameID(t *testing.T) {
 // this listener's (DNS rebinding) is refused even for a read.
 func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	t.Parallel()
-	a := newApp(t)
+	a := teamapp.New(t, teamapp.Options{})
 	for _, token := range []string{"", adminToken} {
 		databaseURL := dbtest.URL(t)
-		vars := forwarding(a)
+		vars := a.Env()
 		vars["ADMIN_TOKEN"] = token
 		s, base := startAdmin(t, databaseURL, vars)
 		sid := simulate.NewMessageSID(simulate.SMS)
 		if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
 			t.Fatalf("delivery: %d", st)
 		}
-		poll.Until(t, "the first forward", func() bool { return a.deliveries(sid) == 1 })
+		poll.Until(t, "the first forward", func() bool { return a.Deliveries(sid) == 1 })
 		pool := dbtest.Connect(t, databaseURL, 1)
 		var jobID int64
 		if err := pool.QueryRow(t.Context(), `SELECT id FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&jobID); err != nil {
@@ -514,7 +516,7 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 				t.Fatalf("token %v, after %s: the job is %q, %d jobs; want it completed and alone", token != "", f.name, state, jobs)
 			}
 		}
-		if got := a.deliveries(sid); got != 1 {
+		if got := a.Deliveries(sid); got != 1 {
 			t.Fatalf("refused requests forwarded the message: %d forwards", got)
 		}
 		for _, host := range []string{"evil.example", "evil.example:9090", "127.0.0.1.nip.io"} {
@@ -533,7 +535,7 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 		if st, _, body := adminSend(t, "POST", base+"/api/messages/"+sid+"/forward", curl, ""); st != http.StatusAccepted {
 			t.Fatalf("token %v, replay as curl sends it: %d %s, want 202", token != "", st, body)
 		}
-		poll.Until(t, "the replay", func() bool { return a.deliveries(sid) == 2 })
+		poll.Until(t, "the replay", func() bool { return a.Deliveries(sid) == 2 })
 		// The browser's own page: same origin, Sec-Fetch-Site same-origin.
 		own := browser("application/json", "Origin", base, "Sec-Fetch-Site", "same-origin")
 		if st, _, body := adminSend(t, "POST", base+"/riverui/api/jobs/delete", own, fmt.Sprintf(`{"ids":["%d"]}`, jobID)); st != http.StatusOK {

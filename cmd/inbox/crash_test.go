@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"inbox/api"
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
 	"inbox/internal/poll"
+	"inbox/internal/teamapp"
 	"inbox/simulate"
 )
 
@@ -32,19 +35,22 @@ func buildInbox(t *testing.T) string {
 
 // serveProcess is `inbox serve` running as a process of its own.
 type serveProcess struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *logtest.Buffer
+	cmd     *exec.Cmd
+	addr    string
+	stderr  *logtest.Buffer
+	exited  chan struct{} // closed once the process ended; waitErr says how
+	waitErr error
 }
 
+// startServeProcess runs the binary's serve, on a port the kernel picks,
+// and waits until it says where it listens. kill stops it at once.
 func startServeProcess(t *testing.T, bin, databaseURL string, extra map[string]string) *serveProcess {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &serveProcess{addr: addr, stderr: &logtest.Buffer{}}
+	p := &serveProcess{stderr: &logtest.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+databaseURL, "TWILIO_AUTH_TOKEN="+testToken, "PUBLIC_BASE_URL=http://"+addr,
-		"LISTEN_ADDR="+addr, "LOG_FORMAT=json", "LOG_LEVEL=warn", "ADMIN_ADDR=off")
+		"DATABASE_URL="+databaseURL, "TWILIO_AUTH_TOKEN="+testToken, "PUBLIC_BASE_URL="+publicURL,
+		"LISTEN_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "ADMIN_ADDR=off")
 	for k, v := range extra {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
@@ -52,19 +58,26 @@ func startServeProcess(t *testing.T, bin, databaseURL string, extra map[string]s
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-	})
-	poll.Until(t, "serve to answer /healthz", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(p.kill)
+	p.addr = listening(t, p.stderr, "listening", func() error {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("serve exited: %v", p.waitErr)
+		default:
+			return nil
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
 	})
 	return p
+}
+
+// kill sends SIGKILL, no shutdown at all, and waits for the process to end.
+func (p *serveProcess) kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
 }
 
 // TestKillMidLoadLosesNoProcessing: `kill -9` the service while deliveries
@@ -79,9 +92,8 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	t.Parallel()
 	bin := buildInbox(t)
 	databaseURL := dbtest.URL(t)
-	a := newApp(t)
-	a.delay = 100 * time.Millisecond // a real app takes a while, so forwards are in flight at the kill
-	env := forwarding(a)
+	a := teamapp.New(t, teamapp.Options{Delay: 100 * time.Millisecond}) // a real app takes a while, so forwards are in flight at the kill
+	env := a.Env()
 	env["FORWARD_TIMEOUT"] = "1s" // jobs of the dead process are rescued 12 s after they started
 	first := startServeProcess(t, bin, databaseURL, env)
 
@@ -104,11 +116,11 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 				default:
 				}
 				sid := simulate.NewMessageSID(simulate.SMS)
-				target := "http://" + first.addr + "/twilio/messages"
 				var pair sync.WaitGroup
 				for range 2 {
 					pair.Go(func() {
-						req, err := simulate.NewRequest(context.Background(), target, target, testToken, simulate.InboundForm(simulate.SMS, sid, 1))
+						req, err := simulate.NewRequest(context.Background(), "http://"+first.addr+api.PathMessages, publicURL+api.PathMessages,
+							testToken, simulate.InboundForm(simulate.SMS, sid, 1))
 						if err != nil {
 							return
 						}
@@ -133,12 +145,9 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 		mu.Lock()
 		n := len(answered)
 		mu.Unlock()
-		return n >= 300 && a.total() >= 50
+		return n >= 300 && a.Total() >= 50
 	})
-	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
-		t.Fatal(err)
-	}
-	first.cmd.Wait()
+	first.kill()
 	close(stop)
 	wg.Wait()
 
@@ -152,7 +161,7 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("at the kill: %d deliveries sent, %d sids answered 200, %d rows, %d jobs (%d running), %d forwarded",
-		sent.Load(), len(answered), stored, jobs, running, a.total())
+		sent.Load(), len(answered), stored, jobs, running, a.Total())
 	if jobs != stored || doubled != 0 {
 		t.Fatalf("%d rows but %d jobs, %d sids with two jobs: a row and its job must commit together", stored, jobs, doubled)
 	}
@@ -168,11 +177,11 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 		pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&done)
 		return done == stored
 	})
-	if a.distinct() != stored {
-		t.Fatalf("%d distinct webhook-ids received, %d messages stored", a.distinct(), stored)
+	if a.Distinct() != stored {
+		t.Fatalf("%d distinct webhook-ids received, %d messages stored", a.Distinct(), stored)
 	}
 	for sid := range answered {
-		if a.deliveries(sid) == 0 {
+		if a.Deliveries(sid) == 0 {
 			t.Fatalf("%s was answered 200 and never forwarded", sid)
 		}
 	}
@@ -181,5 +190,5 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	if rows != len(answered) {
 		t.Fatalf("%d of %d sids answered 200 are stored", rows, len(answered))
 	}
-	t.Logf("after the restart: %d forwarded, %d redelivered (at least once, deduped by webhook-id)", a.distinct(), a.total()-a.distinct())
+	t.Logf("after the restart: %d forwarded, %d redelivered (at least once, deduped by webhook-id)", a.Distinct(), a.Total()-a.Distinct())
 }

@@ -279,7 +279,7 @@ func TestErrorsNameTheSettingToFix(t *testing.T) {
 	// Signed for https, configured for http: refused, and the log says so.
 	s = startServe(t, databaseURL, nil)
 	sid := simulate.NewMessageSID(simulate.SMS)
-	req, err := simulate.NewRequest(t.Context(), "http://"+s.addr+"/twilio/messages", "https://"+s.addr+"/twilio/messages", testToken,
+	req, err := simulate.NewRequest(t.Context(), "http://"+s.addr+"/twilio/messages", "https://inbox.test/twilio/messages", testToken,
 		simulate.InboundForm(simulate.SMS, sid, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +289,7 @@ func TestErrorsNameTheSettingToFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	want := "the request is signed for https://" + s.addr + ": set PUBLIC_BASE_URL=https://" + s.addr
+	want := "the request is signed for https://inbox.test: set PUBLIC_BASE_URL=https://inbox.test"
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(s.stderr.String(), want) {
 		t.Fatalf("a delivery signed for the other scheme: %d; want 403 and a log line %q:\n%s", resp.StatusCode, want, s.stderr)
 	}

@@ -55,7 +55,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("migrate %s: unexpected arguments %q", command, fs.Args())
 	}
 
-	logger, poolCfg, err := cfg.setup(stderr)
+	logger, poolCfg, err := cfg.setup(stderr, 0)
 	if err != nil {
 		return err
 	}

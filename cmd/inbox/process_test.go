@@ -2,94 +2,24 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"inbox/internal/dbtest"
+	"inbox/internal/logtest"
 	"inbox/internal/poll"
+	"inbox/internal/teamapp"
 	"inbox/simulate"
 )
-
-const forwardSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-// app is the team's app that `serve` forwards to: it verifies every
-// request as a Standard Webhooks receiver does and counts accepted
-// deliveries by webhook-id.
-type app struct {
-	srv   *httptest.Server
-	delay time.Duration // how long the app takes to answer
-	// hold, when set, makes every request wait in the app until it is
-	// closed; held receives each webhook-id as it starts waiting.
-	hold chan struct{}
-	held chan string
-	mu   sync.Mutex
-	ids  map[string]int
-}
-
-func newApp(t *testing.T) *app {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(forwardSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &app{ids: map[string]int{}}
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := wh.Verify(body, r.Header); err != nil {
-			t.Errorf("forwarded request does not verify: %v", err)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		time.Sleep(a.delay) // the app's own work, not synchronisation
-		if a.hold != nil {
-			a.held <- r.Header.Get("webhook-id")
-			<-a.hold
-		}
-		a.mu.Lock()
-		a.ids[r.Header.Get("webhook-id")]++
-		a.mu.Unlock()
-	}))
-	t.Cleanup(a.srv.Close)
-	return a
-}
-
-func (a *app) deliveries(id string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.ids[id]
-}
-
-// total returns how many forwards the app accepted.
-func (a *app) total() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, c := range a.ids {
-		n += c
-	}
-	return n
-}
-
-// distinct returns how many webhook-ids the app accepted.
-func (a *app) distinct() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.ids)
-}
-
-func forwarding(a *app) map[string]string {
-	return map[string]string{"FORWARD_URL": a.srv.URL, "FORWARD_SECRET": forwardSecret}
-}
 
 // deliverAt sends n identical deliveries of form to each server in turn, all at once.
 func deliverAt(t *testing.T, addrs []string, sid string, n int) []int {
@@ -101,11 +31,7 @@ func deliverAt(t *testing.T, addrs []string, sid string, n int) []int {
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
-		target := "http://" + addrs[i%len(addrs)] + "/twilio/messages"
-		req, err := simulate.NewRequest(t.Context(), target, target, testToken, form)
-		if err != nil {
-			t.Fatal(err)
-		}
+		req := signedRequest(t, addrs[i%len(addrs)], testToken, form)
 		wg.Go(func() {
 			<-start
 			resp, err := client.Do(req)
@@ -140,9 +66,9 @@ func counts(t *testing.T, pool *pgxpool.Pool, sid string) (rows, jobs int) {
 func TestStormIsStoredProcessedAndForwardedOnce(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
-	a := newApp(t)
-	one := startServe(t, databaseURL, forwarding(a))
-	two := startServe(t, databaseURL, forwarding(a))
+	a := teamapp.New(t, teamapp.Options{})
+	one := startServe(t, databaseURL, a.Env())
+	two := startServe(t, databaseURL, a.Env())
 	pool := dbtest.Connect(t, databaseURL, 2)
 
 	sid := simulate.NewMessageSID(simulate.SMS)
@@ -151,14 +77,14 @@ func TestStormIsStoredProcessedAndForwardedOnce(t *testing.T) {
 			t.Fatalf("delivery %d answered %d, want 200", i, st)
 		}
 	}
-	poll.Until(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
+	poll.Until(t, "the forward", func() bool { return a.Deliveries(sid) >= 1 })
 	poll.Until(t, "the job to complete", func() bool {
 		var state string
 		pool.QueryRow(t.Context(), `SELECT state::text FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&state)
 		return state == "completed"
 	})
-	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.deliveries(sid) != 1 {
-		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.deliveries(sid))
+	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.Deliveries(sid) != 1 {
+		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.Deliveries(sid))
 	}
 }
 
@@ -171,8 +97,8 @@ func TestLostCommitAnswerIsProcessedOnce(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
 	proxy, viaProxy := dbtest.NewProxy(t, databaseURL)
-	a := newApp(t)
-	s := startServe(t, viaProxy, forwarding(a))
+	a := teamapp.New(t, teamapp.Options{})
+	s := startServe(t, viaProxy, a.Env())
 	pool := dbtest.Connect(t, databaseURL, 2)
 
 	sid := simulate.NewMessageSID(simulate.SMS)
@@ -186,9 +112,9 @@ func TestLostCommitAnswerIsProcessedOnce(t *testing.T) {
 	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
 		t.Fatalf("Twilio's retry: %d, want 200", st)
 	}
-	poll.Until(t, "the forward", func() bool { return a.deliveries(sid) >= 1 })
-	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.deliveries(sid) != 1 {
-		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.deliveries(sid))
+	poll.Until(t, "the forward", func() bool { return a.Deliveries(sid) >= 1 })
+	if rows, jobs := counts(t, pool, sid); rows != 1 || jobs != 1 || a.Deliveries(sid) != 1 {
+		t.Fatalf("rows = %d, jobs = %d, forwards = %d; want 1 each", rows, jobs, a.Deliveries(sid))
 	}
 }
 
@@ -217,14 +143,13 @@ func TestServeRefusesForwardingItCannotSign(t *testing.T) {
 func TestSIGTERMLetsRunningForwardsFinish(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
-	a := newApp(t)
-	a.hold, a.held = make(chan struct{}), make(chan string, 1)
-	s := startServe(t, databaseURL, forwarding(a))
+	a := teamapp.New(t, teamapp.Options{Hold: true})
+	s := startServe(t, databaseURL, a.Env())
 	sid := simulate.NewMessageSID(simulate.SMS)
 	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
 		t.Fatalf("delivery: %d", st)
 	}
-	if id := <-a.held; id != sid {
+	if id := a.Held(); id != sid {
 		t.Fatalf("forward of %s, want %s", id, sid)
 	}
 	s.cancel() // SIGTERM, with the forward in the app's hands
@@ -240,7 +165,7 @@ func TestSIGTERMLetsRunningForwardsFinish(t *testing.T) {
 		t.Fatalf("serve returned while a forward was running: %v", err)
 	default:
 	}
-	close(a.hold)
+	a.Release()
 	if err := <-s.done; err != nil {
 		t.Fatalf("serve: %v", err)
 	}
@@ -250,8 +175,8 @@ func TestSIGTERMLetsRunningForwardsFinish(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `SELECT state::text FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&state); err != nil || state != "completed" {
 		t.Fatalf("job state %q (%v), want completed", state, err)
 	}
-	if a.deliveries(sid) != 1 {
-		t.Fatalf("forwards = %d, want 1", a.deliveries(sid))
+	if a.Deliveries(sid) != 1 {
+		t.Fatalf("forwards = %d, want 1", a.Deliveries(sid))
 	}
 }
 
@@ -260,8 +185,8 @@ func TestSIGTERMLetsRunningForwardsFinish(t *testing.T) {
 func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
-	a := newApp(t)
-	vars := forwarding(a)
+	a := teamapp.New(t, teamapp.Options{})
+	vars := a.Env()
 	vars["WORKERS"] = "0"
 	s := startServe(t, databaseURL, vars)
 	sid := simulate.NewMessageSID(simulate.SMS)
@@ -271,18 +196,27 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 		}
 	}
 	pool := dbtest.Connect(t, databaseURL, 1)
-	if _, jobs := counts(t, pool, sid); jobs != 1 || a.deliveries(sid) != 0 {
-		t.Fatalf("serve with WORKERS=0: %d jobs, %d forwards; want 1 job waiting", jobs, a.deliveries(sid))
+	if _, jobs := counts(t, pool, sid); jobs != 1 || a.Deliveries(sid) != 0 {
+		t.Fatalf("serve with WORKERS=0: %d jobs, %d forwards; want 1 job waiting", jobs, a.Deliveries(sid))
 	}
 
 	vars = maps.Clone(vars)
 	vars["WORKERS"], vars["DATABASE_URL"], vars["LOG_FORMAT"] = "2", databaseURL, "json"
-	adminAddr := freeAddr(t)
-	vars["ADMIN_ADDR"], vars["ADMIN_TOKEN"] = adminAddr, adminToken
+	vars["ADMIN_ADDR"], vars["ADMIN_TOKEN"] = "127.0.0.1:0", adminToken
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"work"}, env(vars), nil, io.Discard, io.Discard) }()
-	poll.Until(t, "work to forward the message", func() bool { return a.deliveries(sid) == 1 })
+	log := &logtest.Buffer{}
+	go func() { done <- run(ctx, []string{"work"}, env(vars), nil, io.Discard, log) }()
+	adminAddr := listening(t, log, "admin listening", func() error {
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("work returned %v", err)
+		default:
+			return nil
+		}
+	})
+	poll.Until(t, "work to forward the message", func() bool { return a.Deliveries(sid) == 1 })
 	// work's own admin listener reports its forwards.
 	poll.Until(t, "work's metrics to count the forward", func() bool {
 		v, _ := value(scrape(t, "http://"+adminAddr), "inbox_processing_attempts_total", map[string]string{"event": "message", "outcome": "success"})
@@ -292,9 +226,22 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("work: %v", err)
 	}
-	if a.deliveries(sid) != 1 {
-		t.Fatalf("forwards = %d, want 1", a.deliveries(sid))
+	if a.Deliveries(sid) != 1 {
+		t.Fatalf("forwards = %d, want 1", a.Deliveries(sid))
 	}
+}
+
+// freeAddr returns a loopback address nothing listens on now, for the one
+// test that must name an address before anything listens there; another
+// process may take it meanwhile, so that test tries again with another.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // TestSimulateReceivesTheForwards: simulate plays Twilio and the team's app
@@ -302,26 +249,43 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 // says the signatures fail and exits non-zero.
 func TestSimulateReceivesTheForwards(t *testing.T) {
 	t.Parallel()
-	databaseURL := dbtest.URL(t)
-	receiveAddr := freeAddr(t)
-	s := startServe(t, databaseURL, map[string]string{"FORWARD_URL": "http://" + receiveAddr + "/inbox", "FORWARD_SECRET": forwardSecret})
-	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr, "FORWARD_SECRET": forwardSecret}
+	for try := 1; ; try++ {
+		err := simulateReceiving(t, freeAddr(t))
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "address already in use") || try == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("try %d: the address was taken before simulate could listen: %v", try, err)
+	}
+}
+
+// simulateReceiving runs the test's simulations with the team's app on
+// receiveAddr.
+func simulateReceiving(t *testing.T, receiveAddr string) error {
+	// simulate -receive takes its address as a user gives it, so the test
+	// must name one before serve forwards there.
+	s := startServe(t, dbtest.URL(t), map[string]string{"FORWARD_URL": "http://" + receiveAddr + "/inbox", "FORWARD_SECRET": teamapp.Secret})
+	vars := s.simulateEnv()
+	vars["FORWARD_SECRET"] = teamapp.Secret
 	var stdout strings.Builder
 	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-receive", receiveAddr}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "forwarded: 12 messages, each once") {
-		t.Fatalf("simulate -receive: %v\n%s", err, stdout.String())
+		return fmt.Errorf("simulate -receive: %w\n%s", err, stdout.String())
 	}
 
 	stdout.Reset()
 	err = run(t.Context(), []string{"simulate", "-status", "-n", "6", "-receive", receiveAddr}, env(vars), nil, &stdout, io.Discard)
 	if err != nil || !strings.Contains(stdout.String(), "forwarded: 6 final statuses, each once") {
-		t.Fatalf("simulate -status -receive: %v\n%s", err, stdout.String())
+		return fmt.Errorf("simulate -status -receive: %w\n%s", err, stdout.String())
 	}
 
 	vars["FORWARD_SECRET"] = "whsec_" + strings.Repeat("A", 32) // not the service's
 	stdout.Reset()
 	err = run(t.Context(), []string{"simulate", "-n", "2", "-receive", receiveAddr}, env(vars), nil, &stdout, io.Discard)
 	if err == nil || !strings.Contains(stdout.String(), "signatures that failed") {
-		t.Fatalf("simulate -receive with the wrong secret: %v\n%s", err, stdout.String())
+		return fmt.Errorf("simulate -receive with the wrong secret: %v\n%s", err, stdout.String())
 	}
+	return nil
 }

@@ -115,14 +115,9 @@ func TestRecoversWithinSecondsAfterNetworkBlackhole(t *testing.T) {
 	t.Parallel()
 	proxy, viaProxy := dbtest.NewProxy(t, dbtest.URL(t))
 	s := startServe(t, viaProxy, map[string]string{"REQUEST_TIMEOUT": "1s"})
-	target := "http://" + s.addr + "/twilio/messages"
 	client := &http.Client{Timeout: 10 * time.Second}
 	deliver := func() (int, error) {
-		req, err := simulate.NewRequest(t.Context(), target, target, testToken,
-			simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), 1))
-		if err != nil {
-			return 0, err
-		}
+		req := signedRequest(t, s.addr, testToken, simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), 1))
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0, err

@@ -8,11 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/net/netutil"
 
@@ -40,12 +37,31 @@ type serveConfig struct {
 	maxBatch           int
 	admin              adminConfig
 	processing         processingConfig
+
+	// Set by validate.
+	fallback *twilio.Validator // TWILIO_AUTH_TOKEN's; nil: none
+	keys     *keyring.Keyring
 }
 
 // defaultMaxConnections caps open client connections. Twilio needs a few
 // dozen at most; each idle one costs about 16 KiB, so the cap bounds what
 // a flood of idle connections can take to about 16 MiB.
 const defaultMaxConnections = 1024
+
+// defaultPoolMaxConns replaces pgx's default of max(4, cores) unless the
+// URL sets pool_max_conns. Each webhook is one short insert whose commit
+// waits on the WAL flush; with more connections more commits share one flush.
+// On two cores, at 32 concurrent webhooks, 4 connections gave 0.33 of
+// pgbench's rate, 8 gave 0.42, 16 gave 0.53 and 32 gave 0.50 with worse
+// tail latency (scripts/bench -db-params pool_max_conns=N).
+const defaultPoolMaxConns = 16
+
+// Group commit: see store.Options. Measured with scripts/bench, see
+// docs/benchmarks.md.
+const (
+	defaultWriters  = 2
+	defaultMaxBatch = 64
+)
 
 func (c *serveConfig) bind(b *binder) {
 	c.commonConfig.bind(b)
@@ -75,7 +91,7 @@ func (c *serveConfig) validate() error {
 	if c.authToken == "" && c.authTokenSecondary != "" {
 		return errors.New("TWILIO_AUTH_TOKEN_SECONDARY is set but TWILIO_AUTH_TOKEN is not")
 	}
-	base, err := publicBaseURL(c.publicBaseURL)
+	base, err := api.ParsePublicBaseURL(c.publicBaseURL)
 	if err != nil {
 		return err
 	}
@@ -83,53 +99,26 @@ func (c *serveConfig) validate() error {
 	if c.requestTimeout >= 15*time.Second {
 		return fmt.Errorf("REQUEST_TIMEOUT %s: must be under Twilio's 15 s, or Twilio gives up first", c.requestTimeout)
 	}
-	return c.admin.validate()
-}
-
-// publicBaseURL validates PUBLIC_BASE_URL and returns it without a trailing
-// slash, ready for a request path to be appended.
-func publicBaseURL(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("PUBLIC_BASE_URL is not set: it is the scheme, host and port Twilio calls (e.g. https://hooks.example.com), which signatures cover")
+	if err := c.admin.validate(); err != nil {
+		return err
 	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: %w", s, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: the scheme must be http or https", s)
-	case u.Host == "":
-		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: no host", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
-		return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: give only scheme, host, port and an optional path prefix", s)
+	if err := c.processing.validate(); err != nil {
+		return err
 	}
-	base := strings.TrimSuffix(s, "/")
-	for _, route := range api.Paths() {
-		if strings.HasSuffix(base, route) {
-			return "", fmt.Errorf("invalid PUBLIC_BASE_URL %q: it ends in %s, which the service appends itself; "+
-				"give what comes before it (e.g. %s), or every delivery is signed for a URL the service does not check", s, route, strings.TrimSuffix(base, route))
+	if c.authToken != "" {
+		if c.fallback, err = twilio.NewValidator(c.authToken, c.authTokenSecondary); err != nil {
+			return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
 		}
 	}
-	return base, nil
+	if c.keys, err = keyring.Parse(c.encryptionKey); err != nil {
+		return fmt.Errorf("invalid ENCRYPTION_KEY: %w", err)
+	}
+	return nil
 }
 
-// defaultPoolMaxConns replaces pgx's default of max(4, cores) unless the
-// URL sets pool_max_conns. Each webhook is one short insert whose commit
-// waits on the WAL flush; with more connections more commits share one flush.
-// On two cores, at 32 concurrent webhooks, 4 connections gave 0.33 of
-// pgbench's rate, 8 gave 0.42, 16 gave 0.53 and 32 gave 0.50 with worse
-// tail latency (scripts/bench -db-params pool_max_conns=N).
-const defaultPoolMaxConns = 16
-
-// Group commit: see store.Options. Measured with scripts/bench, see the
-// README's Benchmarks.
-const (
-	defaultWriters  = 2
-	defaultMaxBatch = 64
-)
-
 // runServe runs the HTTP server until ctx is cancelled, then shuts down in
-// order: stop accepting, let in-flight requests finish, close the pool last.
+// order: stop accepting, let in-flight requests finish, stop the workers,
+// close the pool last.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	b := newBinder("serve", getenv, stdout, stderr)
 	var cfg serveConfig
@@ -143,26 +132,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	if err := cfg.processing.validate(); err != nil {
-		return err
-	}
-	var fallback *twilio.Validator
-	if cfg.authToken != "" {
-		var err error
-		if fallback, err = twilio.NewValidator(cfg.authToken, cfg.authTokenSecondary); err != nil {
-			return fmt.Errorf("TWILIO_AUTH_TOKEN: %w", err)
-		}
-	}
-	keys, err := keyring.Parse(cfg.encryptionKey)
-	if err != nil {
-		return fmt.Errorf("invalid ENCRYPTION_KEY: %w", err)
-	}
-	logger, poolCfg, err := cfg.setup(stderr)
+	logger, poolCfg, err := cfg.setup(stderr, defaultPoolMaxConns)
 	if err != nil {
 		return err
-	}
-	if !connParams(cfg.databaseURL.s, getenv)["pool_max_conns"] {
-		poolCfg.MaxConns = defaultPoolMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
@@ -175,46 +147,43 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	st, jobs, err := cfg.processing.start(ctx, pool, logger, m, store.Options{
-		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m,
-	})
+	workers, err := cfg.processing.start(ctx, pool, logger, m)
 	if err != nil {
 		return err
 	}
-	defer jobs.stop(ctx, cfg.shutdownTimeout, logger)
+	defer stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
+	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(),
+		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
 	defer st.Close() // after the server has drained: its requests write through it
-
-	accounts, stopAccounts, err := startAccounts(ctx, pool, poolCfg, keys, fallback, cfg.requestTimeout, m, logger)
+	accounts, stopAccounts, err := startAccounts(ctx, st, cfg.keys, cfg.fallback, cfg.requestTimeout, m, logger)
 	if err != nil {
 		return err
 	}
 	defer stopAccounts()
-
 	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), logger)
 	if err != nil {
 		return err
 	}
 	defer stopAdmin()
-	srv := newHTTPServer(logger, api.Config{
-		Logger:         logger,
-		Store:          st,
-		Accounts:       accounts,
-		PublicBaseURL:  cfg.publicBaseURL,
-		RequestTimeout: cfg.requestTimeout,
-		Metrics:        m,
-		SchemaVersion:  need,
-	})
-	ln, err := listen(cfg.listenAddr, "LISTEN_ADDR", "-listen-addr")
+	return cfg.serveWebhook(ctx, api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,
+		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need}, accounts.Len())
+}
+
+// serveWebhook listens on LISTEN_ADDR and serves the webhook until ctx
+// ends; accounts is how many Twilio accounts it starts with, for the log.
+func (c *serveConfig) serveWebhook(ctx context.Context, apiCfg api.Config, accounts int) error {
+	srv := newHTTPServer(apiCfg.Logger, apiCfg)
+	ln, err := listen(c.listenAddr, "LISTEN_ADDR", "-listen-addr")
 	if err != nil {
 		return err
 	}
-	if cfg.maxConnections > 0 {
-		ln = netutil.LimitListener(ln, cfg.maxConnections)
+	if c.maxConnections > 0 {
+		ln = netutil.LimitListener(ln, c.maxConnections)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "webhook", cfg.publicBaseURL+"/twilio/messages",
-		"accounts", accounts.Len(), "fallback_token", cfg.authToken != "", "secondary_token", cfg.authTokenSecondary != "", "max_connections", cfg.maxConnections,
-		"database", redactURL(cfg.databaseURL.s))
-	return serveUntilDone(ctx, srv, ln, cfg.shutdownTimeout, logger)
+	apiCfg.Logger.Info("listening", "addr", ln.Addr().String(), "webhook", c.publicBaseURL+api.PathMessages,
+		"accounts", accounts, "fallback_token", c.fallback != nil, "secondary_token", c.authTokenSecondary != "",
+		"max_connections", c.maxConnections, "database", redactURL(c.databaseURL.s))
+	return serveUntilDone(ctx, srv, ln, c.shutdownTimeout, apiCfg.Logger)
 }
 
 // checkDatabase pings the database and reads its schema version at start,
@@ -230,8 +199,7 @@ func checkDatabase(ctx context.Context, st *store.Store, databaseURL string, log
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err = st.Ping(ctx)
-	if err != nil {
+	if err := st.Ping(ctx); err != nil {
 		p := store.DescribeConnectError(err)
 		if p.Permanent {
 			return 0, fmt.Errorf("database at DATABASE_URL %s: %s: %w", redactURL(databaseURL), p.Class, err)
@@ -261,19 +229,17 @@ func listen(addr, env, flag string) (net.Listener, error) {
 }
 
 // startAccounts loads the Twilio accounts signatures are checked against
-// and keeps them fresh until ctx ends or stop is called. An account whose
-// token cannot be opened with ENCRYPTION_KEY is logged at ERROR and its
-// deliveries refused; it refuses to start only when no account can be
-// opened and there is no TWILIO_AUTH_TOKEN, or there is neither an account
-// nor TWILIO_AUTH_TOKEN. A database that cannot be read at start is fatal
-// only without TWILIO_AUTH_TOKEN: with it, the one-account deployment serves
-// as before and the accounts load once the database answers.
-func startAccounts(ctx context.Context, pool *pgxpool.Pool, poolCfg *pgxpool.Config, keys *keyring.Keyring,
-	fallback *twilio.Validator, lookupTimeout time.Duration, m *metrics.Metrics, logger *slog.Logger) (*account.Registry, func(), error) {
-	connCfg := poolCfg.ConnConfig.Copy()
+// and keeps them fresh until stop is called. An account whose token cannot
+// be opened with ENCRYPTION_KEY is logged at ERROR and its deliveries
+// refused; it refuses to start only when no account can be opened and
+// there is no TWILIO_AUTH_TOKEN, or there is neither an account nor
+// TWILIO_AUTH_TOKEN. A database that cannot be read at start is fatal only
+// without TWILIO_AUTH_TOKEN: with it, the one-account deployment serves as
+// before and the accounts load once the database answers.
+func startAccounts(ctx context.Context, st *store.Store, keys *keyring.Keyring, fallback *twilio.Validator,
+	lookupTimeout time.Duration, m *metrics.Metrics, logger *slog.Logger) (*account.Registry, func(), error) {
 	reg := account.NewRegistry(account.RegistryConfig{
-		Store: store.New(pool), Keys: keys, Fallback: fallback, Logger: logger, Metrics: m, LookupTimeout: lookupTimeout,
-		Connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, connCfg) },
+		Store: st, Keys: keys, Fallback: fallback, Logger: logger, Metrics: m, LookupTimeout: lookupTimeout,
 	})
 	loadCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := reg.Load(loadCtx)

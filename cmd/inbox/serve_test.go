@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
-	"time"
 
+	"inbox/api"
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
 	"inbox/internal/poll"
@@ -19,35 +22,53 @@ import (
 
 const testToken = "serve-test-token"
 
-// freeAddr returns a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// publicURL is the PUBLIC_BASE_URL of every server a test starts. Servers
+// listen on a port the kernel picks (LISTEN_ADDR=127.0.0.1:0), so nothing
+// can take it between choosing and binding; the URL Twilio "calls" is then a
+// name of its own, which deliveries are signed for, and they are sent to the
+// address the server reports.
+const publicURL = "http://inbox.test"
 
 type server struct {
-	addr   string
-	env    map[string]string
-	stderr *logtest.Buffer
-	cancel context.CancelFunc // SIGTERM
-	done   chan error         // what run returned
+	addr      string // where the webhook listens
+	adminAddr string // where the admin listener listens, when on
+	env       map[string]string
+	stderr    *logtest.Buffer
+	cancel    context.CancelFunc // SIGTERM
+	done      chan error         // what run returned
+}
+
+// listening waits until log says a listener of msg ("listening", "admin
+// listening") is up and returns its address, or fails the test when
+// exited reports that the server ended first.
+func listening(t *testing.T, log *logtest.Buffer, msg string, exited func() error) string {
+	t.Helper()
+	var addr string
+	poll.Until(t, "a "+msg+" line in the log", func() bool {
+		if err := exited(); err != nil {
+			t.Fatalf("the server exited before it was ready: %v\n%s", err, log)
+		}
+		for line := range strings.Lines(log.String()) {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg && l.Addr != "" {
+				addr = l.Addr
+				return true
+			}
+		}
+		return false
+	})
+	return addr
 }
 
 // startServe runs `inbox serve` in-process, as main would, with the
-// environment a deployment needs plus extra, and waits until it answers
-// /healthz.
+// environment a deployment needs plus extra (ADMIN_ADDR "127.0.0.1:0" to
+// have an admin listener), and waits until it listens.
 func startServe(t *testing.T, databaseURL string, extra map[string]string) *server {
 	t.Helper()
-	addr := freeAddr(t)
-	s := &server{addr: addr, stderr: &logtest.Buffer{}, done: make(chan error, 1)}
+	s := &server{stderr: &logtest.Buffer{}, done: make(chan error, 1)}
 	s.env = map[string]string{
 		"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken,
-		"PUBLIC_BASE_URL": "http://" + addr, "LISTEN_ADDR": addr, "LOG_FORMAT": "json", "ADMIN_ADDR": "off",
+		"PUBLIC_BASE_URL": publicURL, "LISTEN_ADDR": "127.0.0.1:0", "LOG_FORMAT": "json", "ADMIN_ADDR": "off",
 	}
 	maps.Copy(s.env, extra)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,25 +78,37 @@ func startServe(t *testing.T, databaseURL string, extra map[string]string) *serv
 		cancel()
 		<-s.done
 	})
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
+	exited := func() error {
 		select {
 		case err := <-s.done:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, s.stderr)
-		case <-time.After(20 * time.Millisecond): // poll the condition, bounded by the deadline
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready after 10 s:\n%s", s.stderr)
+			s.done <- err // for the cleanup
+			return fmt.Errorf("run returned %v", err)
+		default:
+			return nil
 		}
 	}
+	s.addr = listening(t, s.stderr, "listening", exited)
+	if s.env["ADMIN_ADDR"] != "off" {
+		s.adminAddr = listening(t, s.stderr, "admin listening", exited)
+	}
+	return s
+}
+
+// signedRequest is a delivery of form to the webhook at addr, signed with
+// token for publicURL, as Twilio signs it.
+func signedRequest(t *testing.T, addr, token string, form url.Values) *http.Request {
+	t.Helper()
+	req, err := simulate.NewRequest(t.Context(), "http://"+addr+api.PathMessages, publicURL+api.PathMessages, token, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// simulateEnv is what `inbox simulate` needs to play Twilio against s.
+func (s *server) simulateEnv() map[string]string {
+	return map[string]string{"DATABASE_URL": s.env["DATABASE_URL"], "TWILIO_AUTH_TOKEN": testToken,
+		"SIMULATE_URL": "http://" + s.addr, "PUBLIC_BASE_URL": publicURL}
 }
 
 func TestServeRefusesToStartWithoutWhatSignaturesNeed(t *testing.T) {
@@ -128,11 +161,7 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 	}
 
 	sid := simulate.NewMessageSID(simulate.SMS)
-	target := "http://" + s.addr + "/twilio/messages"
-	req, err := simulate.NewRequest(ctx, target, target, testToken, simulate.InboundForm(simulate.SMS, sid, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := signedRequest(t, s.addr, testToken, simulate.InboundForm(simulate.SMS, sid, 1))
 	type answer struct {
 		status int
 		body   string
@@ -199,7 +228,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	databaseURL := dbtest.URL(t)
 	s := startServe(t, databaseURL, nil)
 	var stdout bytes.Buffer
-	vars := map[string]string{"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken, "SIMULATE_URL": "http://" + s.addr}
+	vars := s.simulateEnv()
 	err := run(t.Context(), []string{"simulate", "-n", "12", "-repeats", "5", "-concurrency", "10"}, env(vars), nil, &stdout, io.Discard)
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, stdout.String())

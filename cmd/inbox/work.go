@@ -65,56 +65,43 @@ func (c *processingConfig) validate() error {
 	return err
 }
 
-// jobsRunner stops the workers, if any were started.
-type jobsRunner struct{ client *process.Client }
-
-// start returns the store the process writes through: with FORWARD_URL,
-// one that inserts a job with each write; without, one that stores only.
-// It starts River's workers when this process runs jobs: the forwards
+// start starts River's workers when this process runs jobs: the forwards
 // (FORWARD_URL set and WORKERS not 0), retention (RETENTION set), or both.
-func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, m *metrics.Metrics, opts store.Options) (*store.Store, jobsRunner, error) {
+// It returns nil when it runs none; stopWorkers takes either.
+func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, m *metrics.Metrics) (*process.Client, error) {
 	forwarding := c.forwardURL != "" && c.workers > 0
 	switch {
 	case c.forwardURL == "":
 		logger.Info("processing off: FORWARD_URL is not set, messages are stored only")
 	case c.workers == 0:
-		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; `inbox work` forwards them",
+		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; inbox work forwards them",
 			"max_attempts", c.maxAttempts)
 	}
-	opts.JobAttempts = c.attempts()
 	if !forwarding && c.retention == 0 {
-		return store.NewWith(pool, opts), jobsRunner{}, nil
+		return nil, nil
 	}
 	pcfg := process.Config{
 		Store: store.New(pool), Logger: logger, Metrics: m, Retention: c.retention,
 		// A forward takes at most FORWARD_TIMEOUT; the rest is two reads.
 		// So a job running for twice that belongs to a process that died.
 		JobTimeout: c.forwardTimeout + 5*time.Second,
-		// The store inserts jobs in SQL, which sends River no notice of
-		// them, so workers look for due jobs every 100 ms, and a fetch may
-		// follow another after 20 ms: with WORKERS at 100 that runs up to
-		// 5 000 jobs a second (River's 100 ms cooldown allowed 100 a second
-		// with 10 workers; the processing lag grew past a minute).
-		FetchPollInterval: 100 * time.Millisecond,
-		FetchCooldown:     20 * time.Millisecond,
 	}
 	if forwarding {
 		fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
 		if err != nil {
-			return nil, jobsRunner{}, err
+			return nil, err
 		}
 		pcfg.Processor, pcfg.Workers = fwd, c.workers
 	}
-	// Workers only read; the webhook's writes insert the jobs.
 	client, err := process.NewClient(pool, pcfg)
 	if err != nil {
-		return nil, jobsRunner{}, err
+		return nil, err
 	}
 	// Not ctx itself: River takes the end of Start's context for a hard
-	// stop that cancels running jobs. SIGTERM ends ctx; stop is the soft
-	// stop, called once the HTTP server has drained.
+	// stop that cancels running jobs. SIGTERM ends ctx; stopWorkers is the
+	// soft stop, called once the HTTP server has drained.
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, jobsRunner{}, err
+		return nil, err
 	}
 	if forwarding {
 		logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
@@ -123,51 +110,64 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	if c.retention > 0 {
 		logger.Info("retention on: older messages, status events and finished jobs are deleted hourly", "retention", c.retention.String())
 	}
-	return store.NewWith(pool, opts), jobsRunner{client}, nil
+	return client, nil
 }
 
-// stop stops fetching jobs and lets running ones finish within timeout.
-func (r jobsRunner) stop(ctx context.Context, timeout time.Duration, logger *slog.Logger) {
-	if r.client == nil {
+// stopWorkers stops fetching jobs and lets running ones finish within
+// timeout; client may be nil.
+func stopWorkers(ctx context.Context, client *process.Client, timeout time.Duration, logger *slog.Logger) {
+	if client == nil {
 		return
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := r.client.Stop(stopCtx); err != nil {
+	if err := client.Stop(stopCtx); err != nil {
 		logger.Error("stopping workers", "err", err)
 	}
 }
 
-// runWork runs workers only, no HTTP, so a team can scale processing apart
-// from the webhook: `serve` with WORKERS=0 enqueues, `work` processes.
+// workConfig is the configuration of `inbox work`.
+type workConfig struct {
+	commonConfig
+	processing      processingConfig
+	admin           adminConfig
+	shutdownTimeout time.Duration
+}
+
+func (c *workConfig) bind(b *binder) {
+	c.commonConfig.bind(b)
+	c.processing.bind(b)
+	c.admin.bind(b, defaultWorkAdminAddr)
+	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
+}
+
+func (c *workConfig) validate() error {
+	if c.processing.forwardURL == "" && c.processing.retention == 0 {
+		return errors.New("work: neither FORWARD_URL nor RETENTION is set: there is nothing to do")
+	}
+	if c.processing.workers == 0 {
+		return errors.New("work: WORKERS is 0")
+	}
+	if err := c.processing.validate(); err != nil {
+		return err
+	}
+	return c.admin.validate()
+}
+
+// runWork runs workers only, and the admin listener for their metrics, so
+// a team can scale processing apart from the webhook: `serve` with
+// WORKERS=0 enqueues, `work` processes.
 func runWork(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	b := newBinder("work", getenv, stdout, stderr)
-	var (
-		cfg             commonConfig
-		processing      processingConfig
-		adm             adminConfig
-		shutdownTimeout time.Duration
-	)
+	var cfg workConfig
 	cfg.bind(b)
-	processing.bind(b)
-	adm.bind(b, defaultWorkAdminAddr)
-	b.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
 	if err := b.Parse(args); err != nil {
 		return err
 	}
-	if processing.forwardURL == "" && processing.retention == 0 {
-		return errors.New("work: neither FORWARD_URL nor RETENTION is set: there is nothing to do")
-	}
-	if processing.workers == 0 {
-		return errors.New("work: WORKERS is 0")
-	}
-	if err := processing.validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
-	if err := adm.validate(); err != nil {
-		return err
-	}
-	logger, poolCfg, err := cfg.setup(stderr)
+	logger, poolCfg, err := cfg.setup(stderr, 0)
 	if err != nil {
 		return err
 	}
@@ -178,23 +178,23 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	defer pool.Close()
 	m := metrics.New()
 	logBuild(logger, m, "work")
-	if _, err := checkDatabase(ctx, store.New(pool), cfg.databaseURL.s, logger); err != nil {
+	st := store.New(pool) // work writes no messages
+	if _, err := checkDatabase(ctx, st, cfg.databaseURL.s, logger); err != nil {
 		return err
 	}
-	st, jobs, err := processing.start(ctx, pool, logger, m, store.Options{}) // work writes no messages
+	workers, err := cfg.processing.start(ctx, pool, logger, m)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	stopAdmin, err := adm.serve(ctx, pool, st, m, processing.attempts(), logger)
+	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), logger)
 	if err != nil {
-		jobs.stop(ctx, shutdownTimeout, logger)
+		stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
 		return err
 	}
 	defer stopAdmin()
 	<-ctx.Done()
-	logger.Info("shutting down: no new jobs, finishing running ones", "timeout", shutdownTimeout.String())
-	jobs.stop(ctx, shutdownTimeout, logger)
+	logger.Info("shutting down: no new jobs, finishing running ones", "timeout", cfg.shutdownTimeout.String())
+	stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
 	logger.Info("stopped")
 	return nil
 }
