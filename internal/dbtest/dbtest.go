@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for pgtestdb and goose
 	"github.com/peterldowns/pgtestdb"
+	"go.uber.org/goleak"
 
 	"inbox/sql/schema"
 )
@@ -130,14 +132,23 @@ func (emptyMigrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config)
 
 // Main runs a package's tests; call it from TestMain. Then it drops the
 // template database this process built, and, when every test passed, fails
-// the run if any database cloned from it is left: each test's database is
-// dropped when the test passes (a failing test's is kept, with its URL in
-// the log, to look into).
+// the run if any database cloned from it is left (each test's database is
+// dropped when the test passes; a failing test's is kept, with its URL in
+// the log, to look into), or if a goroutine outlived the tests (goleak, as
+// River checks its packages).
 func Main(m *testing.M) {
 	code := m.Run()
 	if err := dropTemplates(code == 0); err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest:", err)
 		if code == 0 {
+			code = 1
+		}
+	}
+	if code == 0 {
+		// Keep-alive connections of http.DefaultClient are not the code's.
+		http.DefaultClient.CloseIdleConnections()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
 	}

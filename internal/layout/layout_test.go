@@ -1,0 +1,98 @@
+package layout_test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// below says which of the project's packages each may import: the layers
+// under it. A new package must be added here, where its place is decided.
+// cmd/inbox, bench and scripts wire everything and are not listed.
+func below() map[string][]string {
+	leaf := []string{}
+	return map[string][]string{
+		"message": leaf, "twilio": leaf, "webhook": leaf, "job": leaf, "keyring": leaf, "metrics": leaf,
+		"internal/buildinfo": leaf, "internal/statuswriter": leaf, "internal/poll": leaf, "internal/logtest": leaf,
+		"internal/pgdial": leaf, "internal/layout": leaf,
+		"db":                {"message"},
+		"sql/schema":        leaf,
+		"internal/dbconfig": {"internal/pgdial"},
+		"internal/dbtest":   {"sql/schema"},
+		"store":             {"db", "job", "message", "metrics"},
+		"simulate":          {"message", "twilio", "webhook"},
+		"internal/fixture":  {"message", "simulate"},
+		"internal/teamapp":  {"message"},
+		"account":           {"keyring", "metrics", "store", "twilio"},
+		"process":           {"job", "message", "metrics", "store", "webhook"},
+		"api":               {"account", "internal/statuswriter", "message", "metrics", "store", "twilio"},
+		"admin":             {"internal/statuswriter", "message", "metrics", "store", "twilio"},
+	}
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+}
+
+func packages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "inbox/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var all []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p)
+	}
+	return all
+}
+
+// TestEachPackageImportsOnlyTheLayersBelowIt: no upward arrow, no cycle
+// through a side door, and sqlc's db and pgx stay behind the store.
+func TestEachPackageImportsOnlyTheLayersBelowIt(t *testing.T) {
+	allowed := below()
+	for _, p := range packages(t) {
+		name := strings.TrimPrefix(p.ImportPath, "inbox/")
+		wiring := name == "cmd/inbox" || strings.HasPrefix(name, "bench") || strings.HasPrefix(name, "scripts/")
+		ok, listed := allowed[name]
+		if !listed && !wiring {
+			t.Errorf("%s is not in this test's layout: decide which layers it may import and add it", p.ImportPath)
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ours := strings.CutPrefix(imp, "inbox/")
+			switch {
+			case ours && dep == "db" && name != "store":
+				t.Errorf("%s imports inbox/db: only the store may know sqlc's code", p.ImportPath)
+			case ours && !wiring && !slices.Contains(ok, dep):
+				t.Errorf("%s imports %s, which is not below it", p.ImportPath, imp)
+			case strings.HasPrefix(imp, "github.com/jackc/pgx") && !pgxAllowed(name):
+				t.Errorf("%s imports %s: database access goes through the store", p.ImportPath, imp)
+			}
+		}
+	}
+}
+
+// pgxAllowed: the store and sqlc's code, the internal helpers that dial and
+// configure connections, the migrations, River's driver (process), and the
+// wiring that creates the pool.
+func pgxAllowed(name string) bool {
+	switch {
+	case name == "store", name == "db", name == "process", name == "sql/schema", name == "cmd/inbox":
+		return true
+	case strings.HasPrefix(name, "internal/"), strings.HasPrefix(name, "bench"), strings.HasPrefix(name, "scripts/"):
+		return true
+	}
+	return false
+}
