@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"unicode"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
 	"inbox/account"
@@ -51,49 +50,53 @@ type accountsArgs struct {
 	sid, token, label string
 }
 
-var accountsVerbs = []accountsVerb{
-	{name: "add", sid: true, token: true, help: "add an account; its auth token is read from standard input (or -token-file)",
-		done: func(sid, stored string) string { return "added " + sid + ", token stored " + stored + "\n" },
-		run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
-			return m.Add(ctx, a.sid, a.token, a.label)
-		}},
-	{name: "set-secondary", sid: true, token: true, help: "set a second token (read the same way), accepted beside the primary while rotating",
-		done: func(sid, stored string) string {
-			return "set the secondary token of " + sid + ", stored " + stored + ": both tokens verify until rotate\n"
-		},
-		run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
-			return m.SetSecondary(ctx, a.sid, a.token)
-		}},
-	{name: "rotate", sid: true, help: "promote the secondary token to primary; the old primary stops verifying",
-		done: func(sid, _ string) string { return "rotated " + sid + ": the former secondary is now the only token\n" },
-		run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
-			return m.Rotate(ctx, a.sid)
-		}},
-	{name: "disable", sid: true, help: "refuse the account's deliveries (403), keeping its tokens", done: changed("disabled"),
-		run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
-			return m.SetDisabled(ctx, a.sid, true)
-		}},
-	{name: "enable", sid: true, help: "accept them again", done: changed("enabled"),
-		run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
-			return m.SetDisabled(ctx, a.sid, false)
-		}},
-	{name: "remove", sid: true, help: "delete the account and its tokens", done: changed("removed"),
-		run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
-			return m.Remove(ctx, a.sid)
-		}},
-	{name: "list", help: "show sids, labels, whether a secondary is set: never a token",
-		run: func(ctx context.Context, m *account.Manager, _ accountsArgs, stdout io.Writer) error {
-			return listAccounts(ctx, m, stdout)
-		}},
-	{name: "reseal", help: "seal every token again with the first ENCRYPTION_KEY (after adding a new key first)",
-		run: func(ctx context.Context, m *account.Manager, _ accountsArgs, stdout io.Writer) error {
-			n, err := m.Reseal(ctx)
-			if err != nil {
-				return fmt.Errorf("%w (%d resealed before)", err, n)
-			}
-			fmt.Fprintf(stdout, "resealed %d accounts with the first key\n", n)
-			return nil
-		}},
+// accountVerbs are the verbs of `inbox accounts`, in the order -h lists
+// them.
+func accountVerbs() []accountsVerb {
+	return []accountsVerb{
+		{name: "add", sid: true, token: true, help: "add an account; its auth token is read from standard input (or -token-file)",
+			done: func(sid, stored string) string { return "added " + sid + ", token stored " + stored + "\n" },
+			run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
+				return m.Add(ctx, a.sid, a.token, a.label)
+			}},
+		{name: "set-secondary", sid: true, token: true, help: "set a second token (read the same way), accepted beside the primary while rotating",
+			done: func(sid, stored string) string {
+				return "set the secondary token of " + sid + ", stored " + stored + ": both tokens verify until rotate\n"
+			},
+			run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
+				return m.SetSecondary(ctx, a.sid, a.token)
+			}},
+		{name: "rotate", sid: true, help: "promote the secondary token to primary; the old primary stops verifying",
+			done: func(sid, _ string) string { return "rotated " + sid + ": the former secondary is now the only token\n" },
+			run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
+				return m.Rotate(ctx, a.sid)
+			}},
+		{name: "disable", sid: true, help: "refuse the account's deliveries (403), keeping its tokens", done: changed("disabled"),
+			run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
+				return m.SetDisabled(ctx, a.sid, true)
+			}},
+		{name: "enable", sid: true, help: "accept them again", done: changed("enabled"),
+			run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
+				return m.SetDisabled(ctx, a.sid, false)
+			}},
+		{name: "remove", sid: true, help: "delete the account and its tokens", done: changed("removed"),
+			run: func(ctx context.Context, m *account.Manager, a accountsArgs, _ io.Writer) error {
+				return m.Remove(ctx, a.sid)
+			}},
+		{name: "list", help: "show sids, labels, whether a secondary is set: never a token",
+			run: func(ctx context.Context, m *account.Manager, _ accountsArgs, stdout io.Writer) error {
+				return listAccounts(ctx, m, stdout)
+			}},
+		{name: "reseal", help: "seal every token again with the first ENCRYPTION_KEY (after adding a new key first)",
+			run: func(ctx context.Context, m *account.Manager, _ accountsArgs, stdout io.Writer) error {
+				n, err := m.Reseal(ctx)
+				if err != nil {
+					return fmt.Errorf("%w (%d resealed before)", err, n)
+				}
+				fmt.Fprintf(stdout, "resealed %d accounts with the first key\n", n)
+				return nil
+			}},
+	}
 }
 
 // changed is the done line of a verb that changes an account's state.
@@ -104,7 +107,7 @@ func changed(what string) func(sid, _ string) string {
 func accountsHelp() string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	for _, v := range accountsVerbs {
+	for _, v := range accountVerbs() {
 		args := ""
 		if v.sid {
 			args = " AC…"
@@ -116,8 +119,9 @@ func accountsHelp() string {
 }
 
 func verbNames() string {
-	names := make([]string, len(accountsVerbs))
-	for i, v := range accountsVerbs {
+	verbs := accountVerbs()
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
 		names[i] = v.name
 	}
 	return strings.Join(names, ", ")
@@ -133,11 +137,12 @@ func runAccounts(ctx context.Context, args []string, getenv func(string) string,
 		io.WriteString(stdout, accountsHelp())
 		return nil
 	}
-	i := slices.IndexFunc(accountsVerbs, func(v accountsVerb) bool { return v.name == args[0] })
+	verbs := accountVerbs()
+	i := slices.IndexFunc(verbs, func(v accountsVerb) bool { return v.name == args[0] })
 	if i < 0 {
 		return fmt.Errorf("accounts: unknown verb %q; verbs: %s", truncateArg(args[0]), verbNames())
 	}
-	verb, args := accountsVerbs[i], args[1:]
+	verb, args := verbs[i], args[1:]
 	var a accountsArgs
 	if verb.sid && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		a.sid, args = args[0], args[1:]
@@ -186,7 +191,22 @@ type accountsConfig struct {
 func parseAccountsFlags(verb accountsVerb, args []string, getenv func(string) string, stdout, stderr io.Writer, a *accountsArgs) (*accountsConfig, error) {
 	b := newBinder("accounts "+verb.name, getenv, stdout, stderr)
 	var cfg accountsConfig
-	cfg.bind(b)
+	cfg.bind(b, verb, a)
+	if err := b.Parse(args); err != nil {
+		return nil, err
+	}
+	if b.fs.NArg() != 0 {
+		if verb.token {
+			return nil, fmt.Errorf("accounts %s: unexpected arguments: a token is read from standard input or -token-file, never from an argument, where ps and shell history would show it", verb.name)
+		}
+		return nil, fmt.Errorf("accounts %s: unexpected arguments %q", verb.name, b.fs.Args())
+	}
+	return &cfg, nil
+}
+
+// bind registers the flags verb takes.
+func (cfg *accountsConfig) bind(b *binder, verb accountsVerb, a *accountsArgs) {
+	cfg.commonConfig.bind(b)
 	b.Secret(&cfg.encryptionKey, "ENCRYPTION_KEY", "keys that seal and open the tokens: 32 bytes as base64 or hex, comma-separated, the first sealing")
 	if verb.name == "add" {
 		b.String(&a.label, "label", "", "", "a name for the account, shown by list (printable text, at most 200 characters)")
@@ -202,28 +222,14 @@ func parseAccountsFlags(verb accountsVerb, args []string, getenv func(string) st
 		sid = " AC…"
 	}
 	b.Usage = fmt.Sprintf("Usage: inbox accounts %s%s [flags]\n\n  %s\n", verb.name, sid, verb.help)
-	if err := b.Parse(args); err != nil {
-		return nil, err
-	}
-	if b.fs.NArg() != 0 {
-		if verb.token {
-			return nil, fmt.Errorf("accounts %s: unexpected arguments: a token is read from standard input or -token-file, never from an argument, where ps and shell history would show it", verb.name)
-		}
-		return nil, fmt.Errorf("accounts %s: unexpected arguments %q", verb.name, b.fs.Args())
-	}
-	return &cfg, nil
 }
 
 // withAccountsManager connects to the database and runs fn with a Manager
 // over it.
 func withAccountsManager(ctx context.Context, cfg *accountsConfig, keys *keyring.Keyring, stderr io.Writer, fn func(*account.Manager) error) error {
-	_, poolCfg, err := cfg.setup(stderr, 2)
+	_, pool, err := cfg.open(ctx, stderr, 2)
 	if err != nil {
 		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close()
 	return fn(&account.Manager{Store: store.New(pool), Keys: keys, AllowPlaintext: cfg.allowPlaintext, Force: cfg.force})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -216,6 +217,20 @@ func (c *commonConfig) setup(stderr io.Writer, maxConns int32) (*slog.Logger, *p
 		return nil, nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
 	}
 	return logger, poolCfg, nil
+}
+
+// open is setup, then the pool (which connects when first used); the
+// caller closes it.
+func (c *commonConfig) open(ctx context.Context, stderr io.Writer, maxConns int32) (*slog.Logger, *pgxpool.Pool, error) {
+	logger, poolCfg, err := c.setup(stderr, maxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create database pool: %w", err)
+	}
+	return logger, pool, nil
 }
 
 // logger builds the process's logger: tint's coloured text when stderr is a

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/net/netutil"
 
 	"inbox/account"
@@ -132,13 +131,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	logger, poolCfg, err := cfg.setup(stderr, defaultPoolMaxConns)
+	logger, pool, err := cfg.open(ctx, stderr, defaultPoolMaxConns)
 	if err != nil {
 		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close() // deferred first, so it runs after the server and workers have stopped
 	m := metrics.New()

@@ -9,8 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"inbox/account"
 	"inbox/keyring"
 	"inbox/simulate"
@@ -84,13 +82,9 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	_, poolCfg, err := cfg.setup(stderr, 4)
+	_, pool, err := cfg.open(ctx, stderr, 4)
 	if err != nil {
 		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("connect to the database (set DATABASE_URL to the service's): %w", err)
 	}
 	defer pool.Close()
 	st := store.New(pool)

@@ -167,13 +167,9 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	logger, poolCfg, err := cfg.setup(stderr, 0)
+	logger, pool, err := cfg.open(ctx, stderr, 0)
 	if err != nil {
 		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("create database pool: %w", err)
 	}
 	defer pool.Close()
 	m := metrics.New()
