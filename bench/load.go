@@ -1,7 +1,7 @@
 // Package bench measures the service under load: a load generator that
 // posts signed inbound-message webhooks over keep-alive connections (one per
 // worker, requests pre-built, as wrk does) in three mixes, and the latency and status figures it reports. bench/run drives it,
-// beside pgbench, into the README's table.
+// beside pgbench, into docs/benchmarks.md's table.
 package bench
 
 import (
