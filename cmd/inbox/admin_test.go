@@ -34,7 +34,7 @@ func startAdmin(t *testing.T, databaseURL string, extra map[string]string) (*ser
 }
 
 // adminDo sends method to url with the given Authorization header ("" for
-// none), as the README tells curl users to (a POST says
+// none), as docs/operating.md tells curl users to (a POST says
 // application/json), and returns the status and body.
 func adminDo(t *testing.T, method, url, auth string) (int, http.Header, []byte) {
 	t.Helper()

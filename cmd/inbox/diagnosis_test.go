@@ -136,7 +136,7 @@ func TestCLISaysWhatItDoes(t *testing.T) {
 		err := run(t.Context(), args, env(map[string]string{"DATABASE_URL": databaseURL, "LOG_FORMAT": "json"}), strings.NewReader(""), &stdout, &stderr)
 		return stdout.String(), stderr.String(), err
 	}
-	for _, verb := range accountsVerbs {
+	for _, verb := range accountVerbs() {
 		out, _, err := cli("accounts", verb.name, "-h")
 		if err != nil || !strings.Contains(out, "Usage: inbox accounts "+verb.name) || !strings.Contains(out, verb.help) {
 			t.Fatalf("accounts %s -h: %v\n%s", verb.name, err, out)

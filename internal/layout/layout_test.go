@@ -3,7 +3,11 @@ package layout_test
 import (
 	"encoding/json"
 	"io"
+	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -95,4 +99,52 @@ func pgxAllowed(name string) bool {
 		return true
 	}
 	return false
+}
+
+// TestReadmeLayoutMatchesTheTree: every folder of the README's layout table
+// exists, and every package (and every top-level folder) is in it.
+func TestReadmeLayoutMatchesTheTree(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "## Layout")
+	table, _, _ = strings.Cut(table, "\n## ")
+	listed := map[string]bool{}
+	for line := range strings.Lines(table) {
+		cols := strings.Split(line, "|")
+		if len(cols) < 3 {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([a-z][a-z/]*)/`").FindAllStringSubmatch(cols[1], -1) {
+			listed[m[1]] = true
+		}
+	}
+	for dir := range listed {
+		if fi, err := os.Stat("../../" + dir); err != nil || !fi.IsDir() {
+			t.Errorf("the README lists %s/, which is not a folder", dir)
+		}
+	}
+	covered := func(dir string) bool {
+		for d := dir; d != "." && d != ""; d = filepath.Dir(d) {
+			if listed[d] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range packages(t) {
+		if name := strings.TrimPrefix(p.ImportPath, "inbox/"); !covered(name) {
+			t.Errorf("package %s is not in the README's layout table", p.ImportPath)
+		}
+	}
+	top, err := os.ReadDir("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range top {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !listed[e.Name()] && !slices.ContainsFunc(slices.Collect(maps.Keys(listed)), func(d string) bool { return strings.HasPrefix(d, e.Name()+"/") }) {
+			t.Errorf("the folder %s/ is not in the README's layout table", e.Name())
+		}
+	}
 }
