@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"inbox/account"
 	"inbox/message"
@@ -157,7 +156,7 @@ func formParams(form twilio.Form) (params message.Params, sid string, err error)
 		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
 			return nil, "", refuse(http.StatusBadRequest, RefusalParamRepeated, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
-		if !storable(p.Name) || !storable(p.Value) {
+		if !message.Storable(p.Name) || !message.Storable(p.Value) {
 			return nil, "", refuse(http.StatusBadRequest, RefusalParamNotText, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
 		}
 		params[p.Name] = p.Value
@@ -181,15 +180,6 @@ func formParams(form twilio.Form) (params message.Params, sid string, err error)
 	return params, sid, nil
 }
 
-// optional returns params[name], or nil when it is absent or empty: the
-// nullable columns store NULL rather than "".
-func optional(params message.Params, name string) *string {
-	if v := params[name]; v != "" {
-		return &v
-	}
-	return nil
-}
-
 // count parses params[name] as an integer in [0, max], or def when absent.
 func count(params message.Params, name string, def, max int) (int, error) {
 	s, ok := params[name]
@@ -201,13 +191,6 @@ func count(params message.Params, name string, def, max int) (int, error) {
 		return 0, refuse(http.StatusBadRequest, RefusalCountInvalid, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
 	}
 	return n, nil
-}
-
-// storable reports whether s can be stored exactly in a text column and a
-// jsonb string: valid UTF-8 (json.Marshal would silently replace the rest)
-// and no NUL (PostgreSQL rejects it).
-func storable(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // truncate shortens a client-supplied string for a log line or a reason.

@@ -100,7 +100,7 @@ func inboundParams(form twilio.Form, idempotencyToken string) (message.Inbound, 
 	}
 	return message.Inbound{
 		AccountSID:          params["AccountSid"],
-		MessagingServiceSID: optional(params, "MessagingServiceSid"),
+		MessagingServiceSID: params.Optional("MessagingServiceSid"),
 		From:                params["From"],
 		To:                  params["To"],
 		Body:                params["Body"],
@@ -110,6 +110,7 @@ func inboundParams(form twilio.Form, idempotencyToken string) (message.Inbound, 
 		Metadata: message.Metadata{
 			MessageSID:       sid,
 			IdempotencyToken: idempotencyToken,
+			Source:           message.SourceWebhook,
 			Params:           params,
 		},
 	}, nil

@@ -68,9 +68,9 @@ func statusParams(form twilio.Form) (message.StatusCallback, error) {
 	return message.StatusCallback{
 		MessageSID:          sid,
 		Status:              status,
-		ErrorCode:           optional(params, "ErrorCode"),
+		ErrorCode:           params.Optional("ErrorCode"),
 		AccountSID:          params["AccountSid"],
-		MessagingServiceSID: optional(params, "MessagingServiceSid"),
+		MessagingServiceSID: params.Optional("MessagingServiceSid"),
 		From:                params["From"],
 		To:                  params["To"],
 		Params:              params,

@@ -53,7 +53,7 @@ func (q *Queries) DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBe
 
 const getMessageBySID = `-- name: GetMessageBySID :one
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE metadata->>'message_sid' = $1::text
 `
@@ -77,6 +77,7 @@ func (q *Queries) GetMessageBySID(ctx context.Context, sid string) (Message, err
 		&i.ReceivedAt,
 		&i.Metadata,
 		&i.ErrorCode,
+		&i.StatusCheckedAt,
 	)
 	return i, err
 }
@@ -106,7 +107,7 @@ func (q *Queries) GetMessageReceivedPayload(ctx context.Context, arg GetMessageR
 
 const listMessages = `-- name: ListMessages :many
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE (received_at, id) < ($1::timestamptz, $2::bigint)
   AND received_at >= $3::timestamptz
@@ -162,6 +163,7 @@ func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]M
 			&i.ReceivedAt,
 			&i.Metadata,
 			&i.ErrorCode,
+			&i.StatusCheckedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -175,7 +177,7 @@ func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]M
 
 const listMessagesForAccount = `-- name: ListMessagesForAccount :many
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE account_sid = $1::text
   AND (received_at, id) < ($2::timestamptz, $3::bigint)
@@ -229,6 +231,7 @@ func (q *Queries) ListMessagesForAccount(ctx context.Context, arg ListMessagesFo
 			&i.ReceivedAt,
 			&i.Metadata,
 			&i.ErrorCode,
+			&i.StatusCheckedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -242,7 +245,7 @@ func (q *Queries) ListMessagesForAccount(ctx context.Context, arg ListMessagesFo
 
 const listMessagesFrom = `-- name: ListMessagesFrom :many
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE from_address = $1::text
   AND (received_at, id) < ($2::timestamptz, $3::bigint)
@@ -302,6 +305,7 @@ func (q *Queries) ListMessagesFrom(ctx context.Context, arg ListMessagesFromPara
 			&i.ReceivedAt,
 			&i.Metadata,
 			&i.ErrorCode,
+			&i.StatusCheckedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -315,7 +319,7 @@ func (q *Queries) ListMessagesFrom(ctx context.Context, arg ListMessagesFromPara
 
 const listMessagesTo = `-- name: ListMessagesTo :many
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE to_address = $1::text
   AND (received_at, id) < ($2::timestamptz, $3::bigint)
@@ -372,6 +376,7 @@ func (q *Queries) ListMessagesTo(ctx context.Context, arg ListMessagesToParams) 
 			&i.ReceivedAt,
 			&i.Metadata,
 			&i.ErrorCode,
+			&i.StatusCheckedAt,
 		); err != nil {
 			return nil, err
 		}

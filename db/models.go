@@ -83,6 +83,7 @@ type Message struct {
 	ReceivedAt          time.Time
 	Metadata            message.Metadata
 	ErrorCode           *string
+	StatusCheckedAt     *time.Time
 }
 
 type MessageDuplicate struct {
@@ -110,6 +111,19 @@ type MessageStatusEvent struct {
 	ErrorCode  *string
 	ReceivedAt time.Time
 	Params     message.Params
+}
+
+type ReconcileSweep struct {
+	AccountSID    string
+	Watermark     *time.Time
+	SweepFrom     *time.Time
+	SweepTo       *time.Time
+	NextPageURI   *string
+	Listed        int64
+	Found         int64
+	LastSweepAt   *time.Time
+	LastSuccessAt *time.Time
+	LastError     *string
 }
 
 type RiverJob struct {

@@ -28,10 +28,18 @@ type Querier interface {
 	// the cutoff, through message_status_events_received_at_idx.
 	DeleteStatusEventsBefore(ctx context.Context, arg DeleteStatusEventsBeforeParams) (int64, error)
 	DeleteTwilioAccount(ctx context.Context, accountSid string) (bool, error)
+	// The sweep stopped short: it keeps where it resumes, and says why.
+	FailReconcileSweep(ctx context.Context, arg FailReconcileSweepParams) error
+	// The sweep listed its whole window: everything sent before its end is
+	// stored, so the watermark moves there, and the next sweep starts anew.
+	FinishReconcileSweep(ctx context.Context, arg FinishReconcileSweepParams) error
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
 	// The forward of a newly stored message: {id, type, message}, as JSON text.
 	GetMessageReceivedPayload(ctx context.Context, arg GetMessageReceivedPayloadParams) (string, error)
+	// An account's sweep state: how far back everything is listed, and the
+	// sweep under way, if any.
+	GetReconcileSweep(ctx context.Context, accountSid string) (ReconcileSweep, error)
 	// The latest migration applied, as goose's provider reads it: what the
 	// readiness check compares with the version this binary needs. goose's
 	// table holds one row per migration, so a scan of it is a few rows.
@@ -94,16 +102,31 @@ type Querier interface {
 	ListMessagesFrom(ctx context.Context, arg ListMessagesFromParams) ([]Message, error)
 	// ListMessages for one recipient, through messages_to_address_received_at_idx.
 	ListMessagesTo(ctx context.Context, arg ListMessagesToParams) ([]Message, error)
+	// Every account's sweep state, for the admin API.
+	ListReconcileSweeps(ctx context.Context, maxRows int32) ([]ReconcileSweep, error)
 	// The statuses reported for a message, in the order they arrived.
 	ListStatusEvents(ctx context.Context, arg ListStatusEventsParams) ([]MessageStatusEvent, error)
 	// A page of accounts in sid order after the given sid: how a server loads
 	// the whole table into memory at start, and the CLI lists it.
 	ListTwilioAccounts(ctx context.Context, arg ListTwilioAccountsParams) ([]TwilioAccount, error)
+	// An account's outbound messages whose status can still move and has not
+	// moved (no callback) since moved_before, oldest check first, through
+	// messages_unfinished_outbound_idx: those whose callbacks may be lost.
+	ListUnfinishedOutbound(ctx context.Context, arg ListUnfinishedOutboundParams) ([]ListUnfinishedOutboundRow, error)
 	// Subscribes this connection to the notification every change above sends
 	// at commit, with the account sid as its payload. A utility statement:
 	// there is no plan to EXPLAIN.
 	// @sqlc-vet-disable explain-succeeds no-seq-scan
 	ListenForAccountChanges(ctx context.Context) error
+	// When a sweep last asked Twilio for these outbound messages' status.
+	MarkStatusChecked(ctx context.Context, sids []string) error
+	// Which of a listed page's sids no row has: one round trip per page, each
+	// sid looked up through the unique index. In the same statement, when
+	// persist is set, the sweep's progress: it resumes at this page
+	// (resume_uri), with what it had listed and found before it. A sweep that
+	// stops after this page's inserts committed lists it once more; one that
+	// stops before, too; never a third time.
+	MissingMessages(ctx context.Context, arg MissingMessagesParams) ([]string, error)
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
 	// because a sealed value is bound to its slot.
@@ -114,6 +137,13 @@ type Querier interface {
 	SetTwilioAccountDisabled(ctx context.Context, arg SetTwilioAccountDisabledParams) (bool, error)
 	// Sets (or, with NULL, clears) the secondary token.
 	SetTwilioAccountSecondary(ctx context.Context, arg SetTwilioAccountSecondaryParams) (bool, error)
+	// A new sweep of [sweep_from, sweep_to], from its first page.
+	StartReconcileSweep(ctx context.Context, arg StartReconcileSweepParams) error
+	// One sweep per account at a time, across every process: a session
+	// advisory lock, which PostgreSQL releases when the session ends, so a
+	// process that dies mid-sweep holds it no longer than its connection.
+	TryLockSweep(ctx context.Context, accountSid string) (bool, error)
+	UnlockSweep(ctx context.Context, accountSid string) error
 	// Creates the outbound message on its first callback, or moves its status
 	// forward: the update happens only when the new status outranks the stored
 	// one, decided on the row's latest version under any concurrency. No row

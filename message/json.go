@@ -37,7 +37,7 @@ func (l MediaList) MarshalJSON() ([]byte, error) {
 // encodes the metadata of every webhook, and through reflection that was
 // 7.5% of the service's CPU under load.
 func (m Metadata) MarshalJSON() ([]byte, error) {
-	size := 64 + len(m.MessageSID) + len(m.IdempotencyToken)
+	size := 80 + len(m.MessageSID) + len(m.IdempotencyToken) + len(m.Source)
 	for k, v := range m.Params {
 		size += len(k) + len(v) + 8
 	}
@@ -47,6 +47,10 @@ func (m Metadata) MarshalJSON() ([]byte, error) {
 	if m.IdempotencyToken != "" {
 		b = append(b, `,"idempotency_token":`...)
 		b = appendString(b, m.IdempotencyToken)
+	}
+	if m.Source != "" {
+		b = append(b, `,"source":`...)
+		b = appendString(b, m.Source)
 	}
 	b = append(b, `,"params":`...)
 	b = m.Params.appendJSON(b)

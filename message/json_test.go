@@ -44,15 +44,16 @@ func TestMetadataMarshalJSONMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
 	check(t, message.Metadata{MessageSID: "SM1", Params: message.Params{}})
 	check(t, message.Metadata{MessageSID: "SM1"})
-	check(t, message.Metadata{MessageSID: "SM1", IdempotencyToken: "t", Params: message.Params{
+	check(t, message.Metadata{MessageSID: "SM1", Source: message.SourceReconcile, Params: message.Params{"Body": "hi"}})
+	check(t, message.Metadata{MessageSID: "SM1", IdempotencyToken: "t", Source: "we\"bhook", Params: message.Params{
 		"Body": "Olá \"aspas\" \\ <tags> & \t\n\r\x00\x1f\x7f 🚚 \u2028\u2029 \xff\xfe", "B": "", "a": "1", "\x01k": "v",
 	}})
 }
 
 func FuzzMetadataMarshalJSON(f *testing.F) {
-	f.Add("SM1", "", "Body", "hi", "X", "\xff<\u2028>")
-	f.Fuzz(func(t *testing.T, sid, token, k1, v1, k2, v2 string) {
-		check(t, message.Metadata{MessageSID: sid, IdempotencyToken: token, Params: message.Params{k1: v1, k2: v2}})
+	f.Add("SM1", "", "webhook", "Body", "hi", "X", "\xff<\u2028>")
+	f.Fuzz(func(t *testing.T, sid, token, source, k1, v1, k2, v2 string) {
+		check(t, message.Metadata{MessageSID: sid, IdempotencyToken: token, Source: source, Params: message.Params{k1: v1, k2: v2}})
 	})
 }
 

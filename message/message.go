@@ -6,6 +6,11 @@
 // them without touching JSON or the database's types.
 package message
 
+import (
+	"strings"
+	"unicode/utf8"
+)
+
 // Direction says whether Twilio delivered a message to us or sent one for us.
 type Direction string
 
@@ -23,13 +28,32 @@ type Metadata struct {
 	// IdempotencyToken is the I-Twilio-Idempotency-Token header of the delivery
 	// that stored the row, kept for tracing retries; it is not the key.
 	IdempotencyToken string `json:"idempotency_token,omitempty"`
+	// Source says how the service learned of the message: SourceWebhook,
+	// or SourceReconcile when a sweep of Twilio's API found it stored by no
+	// webhook. Rows stored before sources were recorded have none: webhook.
+	Source string `json:"source,omitempty"`
 	// Params is every form parameter Twilio sent, by name, exactly as sent.
 	Params Params `json:"params"`
 }
 
+// The values of Metadata.Source.
+const (
+	SourceWebhook   = "webhook"
+	SourceReconcile = "reconcile"
+)
+
 // Params is a webhook's form parameters by name, exactly as Twilio sent
 // them; message_status_events.params holds one too.
 type Params map[string]string
+
+// Optional returns p[name], or nil when it is absent or empty: nullable
+// columns store NULL rather than "".
+func (p Params) Optional(name string) *string {
+	if v := p[name]; v != "" {
+		return &v
+	}
+	return nil
+}
 
 // MediaList is the messages.media column: a message's media in Twilio's
 // MediaUrlN order.
@@ -41,3 +65,8 @@ type Media struct {
 	URL         string `json:"url"`
 	ContentType string `json:"content_type"`
 }
+
+// Storable reports whether s can be stored exactly in a text column and a
+// jsonb string: valid UTF-8 (JSON encoders would silently replace the
+// rest) and no NUL (PostgreSQL refuses it).
+func Storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

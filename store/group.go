@@ -116,11 +116,8 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	if len(live) == 0 {
 		return
 	}
-	// In sid order: two batches in flight that share sids (Twilio's retries
-	// of the same messages, at once) then lock their index entries in the
-	// same order. In arrival order they could each wait on the other, and
-	// PostgreSQL would break that deadlock only after a second. Stable, so
-	// the deliveries of one sid stay in arrival order.
+	// In sid order, as sendInserts sends every batch, so that the
+	// deliveries of one sid sit together (stable: in arrival order).
 	slices.SortStableFunc(live, func(a, b *pendingInsert) int {
 		return strings.Compare(a.m.Metadata.MessageSID, b.m.Metadata.MessageSID)
 	})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,22 +73,33 @@ type insertResult struct {
 
 // sendInserts sends ms as one pgx batch (one implicit transaction) of
 // InsertInboundMessage, with each new message's job when jobAttempts is not
-// 0, and returns each insert's outcome once the commit's is known, or the
-// error that failed the batch: then none of it committed.
+// 0, and returns each insert's outcome, in ms's order, once the commit's is
+// known, or the error that failed the batch: then none of it committed.
+//
+// The batch goes in sid order (stable, so two of one sid keep theirs):
+// batches in flight that share sids (a group commit's, a sweep's, Twilio's
+// retries of the same messages at once) then lock their index entries in
+// the same order. In any other order they can each wait on the other, and
+// PostgreSQL breaks that deadlock only after a second, failing one.
 func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []message.Inbound) ([]insertResult, error) {
+	order := make([]int, len(ms))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(ms[a].Metadata.MessageSID, ms[b].Metadata.MessageSID) })
 	params := make([]db.InsertInboundMessageParams, len(ms))
-	for i, m := range ms {
-		params[i] = insertParams(m, jobAttempts)
+	for i, o := range order {
+		params[i] = insertParams(ms[o], jobAttempts)
 	}
 	results := make([]insertResult, len(ms))
 	br := q.InsertInboundMessage(ctx, params)
 	br.QueryRow(func(i int, id int64, err error) {
-		switch {
+		switch r := &results[order[i]]; {
 		case err == nil:
-			results[i] = insertResult{id: id, inserted: true}
+			*r = insertResult{id: id, inserted: true}
 		case errors.Is(err, pgx.ErrNoRows): // a duplicate
 		default:
-			results[i] = insertResult{err: err}
+			*r = insertResult{err: err}
 		}
 	})
 	if err := br.Close(); err != nil { // the commit's outcome, read after every row's

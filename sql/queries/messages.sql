@@ -37,7 +37,7 @@ SELECT stored.id FROM stored;
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE metadata->>'message_sid' = @sid::text;
 
@@ -66,7 +66,7 @@ WHERE metadata->>'message_sid' = ANY(@sids::text[]);
 -- filter that scan; a filter on from, to or account uses its own query
 -- below, led by its own index.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
   AND received_at >= @since::timestamptz
@@ -78,7 +78,7 @@ LIMIT @max_rows::integer;
 -- name: ListMessagesFrom :many
 -- ListMessages for one sender, through messages_from_address_received_at_idx.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE from_address = @from_address::text
   AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
@@ -93,7 +93,7 @@ LIMIT @max_rows::integer;
 -- name: ListMessagesTo :many
 -- ListMessages for one recipient, through messages_to_address_received_at_idx.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE to_address = @to_address::text
   AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
@@ -107,7 +107,7 @@ LIMIT @max_rows::integer;
 -- name: ListMessagesForAccount :many
 -- ListMessages for one account, through messages_account_sid_received_at_idx.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE account_sid = @account_sid::text
   AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
