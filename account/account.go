@@ -21,6 +21,7 @@ import (
 	"inbox/keyring"
 	"inbox/store"
 	"inbox/twilio"
+	"inbox/twilioapi"
 )
 
 // Errors a lookup returns; the api package answers both with 403.
@@ -330,6 +331,36 @@ func (m *Manager) List(ctx context.Context) ([]Summary, error) {
 	for i, a := range all {
 		out[i] = Summary{SID: a.SID, Label: a.Label, HasSecondary: a.SecondaryToken != nil, Disabled: a.Disabled,
 			Encrypted: !keyring.Plain(a.PrimaryToken), CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	}
+	return out, nil
+}
+
+// Credentials returns what reconciliation calls Twilio's API with: every
+// enabled account in the table whose primary token opens with keys, and,
+// when fallback names an account (TWILIO_ACCOUNT_SID with
+// TWILIO_AUTH_TOKEN) the table does not have, that one. An account that
+// cannot be opened is left out: serve names it at start, and refuses its
+// deliveries.
+func Credentials(ctx context.Context, st *store.Store, keys *keyring.Keyring, fallback twilioapi.Credentials) ([]twilioapi.Credentials, error) {
+	all, err := st.AllAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []twilioapi.Credentials
+	inTable := false
+	for _, a := range all {
+		inTable = inTable || a.SID == fallback.AccountSID
+		if a.Disabled {
+			continue
+		}
+		p, _, err := open(keys, a)
+		if err != nil {
+			continue
+		}
+		out = append(out, twilioapi.Credentials{AccountSID: a.SID, Token: p})
+	}
+	if fallback.AccountSID != "" && fallback.Token != "" && !inTable {
+		out = append(out, fallback)
 	}
 	return out, nil
 }

@@ -8,9 +8,11 @@ package job
 
 // The kinds, as River records them in river_job.kind.
 const (
-	KindMessage   = "inbox_message"
-	KindStatus    = "inbox_status"
-	KindRetention = "inbox_retention"
+	KindMessage           = "inbox_message"
+	KindStatus            = "inbox_status"
+	KindRetention         = "inbox_retention"
+	KindReconcileSchedule = "inbox_reconcile_schedule"
+	KindReconcile         = "inbox_reconcile"
 )
 
 // Message processes a newly stored inbound message: the forward, by default.
@@ -35,6 +37,21 @@ type Retention struct{}
 
 // Kind is River's name for the job.
 func (Retention) Kind() string { return KindRetention }
+
+// ReconcileSchedule starts a sweep of each account; periodic.
+type ReconcileSchedule struct{}
+
+// Kind is River's name for the job.
+func (ReconcileSchedule) Kind() string { return KindReconcileSchedule }
+
+// Reconcile sweeps one account's messages on Twilio's API; one at a time
+// per account.
+type Reconcile struct {
+	AccountSID string `json:"account_sid"`
+}
+
+// Kind is River's name for the job.
+func (Reconcile) Kind() string { return KindReconcile }
 
 // ProcessingKinds are the kinds that hand a message on: the ones a
 // message's story (the admin API's jobs) and retention's cleanup cover.

@@ -32,6 +32,7 @@ func exported(t *testing.T) map[string]bool {
 	m.AccountLookup()
 	m.RegisterAccounts(func() (int, int, int) { return 1, 0, 0 })
 	m.BuildInfo("v0", "abc", "go1")
+	m.ReconcileSucceeded("AC0", time.Now())
 	families, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,21 @@ type Metrics struct {
 	lag            prometheus.Histogram
 	retentionRows  *prometheus.CounterVec
 	accountLookups prometheus.Counter
+
+	reconcileFound     *prometheus.CounterVec
+	reconcileSweeps    *prometheus.CounterVec
+	reconcileListed    prometheus.Counter
+	reconcileInvalid   prometheus.Counter
+	reconcileSucceeded *prometheus.GaugeVec
+	twilioRequests     *prometheus.CounterVec
+	twilioThrottled    prometheus.Counter
 }
+
+// The results of inbox_reconcile_sweeps_total.
+const (
+	SweepSucceeded = "success"
+	SweepFailed    = "failed"
+)
 
 // New returns a registry with the Go runtime and process collectors and
 // every inbox_ metric, the labelled ones at zero for each known label value
@@ -118,7 +132,36 @@ func New() *Metrics {
 		Name: "inbox_account_lookups_total",
 		Help: "Queries for an account sid not in memory (bounded by a budget a second, whatever arrives).",
 	})
+	m.reconcileFound = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inbox_reconcile_found_total",
+		Help: "What a reconciliation sweep stored that no webhook had, by kind: message (an inbound message) or status (an outbound message's status change). Above zero means webhooks were lost.",
+	}, []string{"kind"})
+	m.reconcileSweeps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inbox_reconcile_sweeps_total",
+		Help: "Reconciliation sweeps of an account, by result: success (its window listed whole), failed (stopped short; the next resumes).",
+	}, []string{"result"})
+	m.reconcileListed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_reconcile_listed_total",
+		Help: "Messages reconciliation listed on Twilio's API.",
+	})
+	m.reconcileInvalid = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_reconcile_invalid_total",
+		Help: "Listed messages reconciliation could not store as they were (a bad sid, an unknown direction, text PostgreSQL cannot store); each is logged.",
+	})
+	m.reconcileSucceeded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "inbox_reconcile_last_success_timestamp_seconds",
+		Help: "When the last successful sweep of an account ended, Unix seconds (by this process).",
+	}, []string{"account_sid"})
+	m.twilioRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inbox_twilio_api_requests_total",
+		Help: "Requests to Twilio's REST API, by answer: 2xx, 4xx, 429, 5xx, or error (no answer).",
+	}, []string{"code"})
+	m.twilioThrottled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_twilio_api_throttled_total",
+		Help: "Requests to Twilio's REST API answered 429 (error 20429): retried after backing off.",
+	})
 	for _, c := range []prometheus.Collector{
+		m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
 		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
 		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows,
 	} {
@@ -134,6 +177,15 @@ func New() *Metrics {
 	}
 	for _, table := range []string{"messages", "message_status_events", "river_job"} {
 		m.retentionRows.WithLabelValues(table)
+	}
+	for _, kind := range []string{KindMessage, KindStatus} {
+		m.reconcileFound.WithLabelValues(kind)
+	}
+	for _, result := range []string{SweepSucceeded, SweepFailed} {
+		m.reconcileSweeps.WithLabelValues(result)
+	}
+	for _, code := range []string{"2xx", "4xx", "429", "5xx", "error"} {
+		m.twilioRequests.WithLabelValues(code)
 	}
 	return m
 }
@@ -261,4 +313,71 @@ func (m *Metrics) RegisterAccounts(sizes func() (accounts, unreadable, unknown i
 			Help: "Account sids remembered as not configured (bounded).",
 		}, func() float64 { _, _, n := sizes(); return float64(n) }),
 	)
+}
+
+// ReconcileFound records one thing a sweep stored that no webhook had:
+// KindMessage or KindStatus.
+func (m *Metrics) ReconcileFound(kind string) {
+	if m == nil {
+		return
+	}
+	m.reconcileFound.WithLabelValues(kind).Inc()
+}
+
+// ReconcileSweep records a sweep's end: listed whole, or stopped short.
+func (m *Metrics) ReconcileSweep(ok bool) {
+	if m == nil {
+		return
+	}
+	result := SweepSucceeded
+	if !ok {
+		result = SweepFailed
+	}
+	m.reconcileSweeps.WithLabelValues(result).Inc()
+}
+
+// ReconcileSucceeded records when the sweep of account last succeeded.
+func (m *Metrics) ReconcileSucceeded(account string, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.reconcileSucceeded.WithLabelValues(account).Set(float64(at.Unix()))
+}
+
+// ReconcileListed records n messages listed.
+func (m *Metrics) ReconcileListed(n int) {
+	if m == nil {
+		return
+	}
+	m.reconcileListed.Add(float64(n))
+}
+
+// ReconcileInvalid records a listed message that could not be stored.
+func (m *Metrics) ReconcileInvalid() {
+	if m == nil {
+		return
+	}
+	m.reconcileInvalid.Inc()
+}
+
+// TwilioAPI records one answer of Twilio's REST API (status 0: none).
+func (m *Metrics) TwilioAPI(status int, throttled bool) {
+	if m == nil {
+		return
+	}
+	code := "error"
+	switch {
+	case status == 429:
+		code = "429"
+	case status >= 200 && status < 300:
+		code = "2xx"
+	case status >= 400 && status < 500:
+		code = "4xx"
+	case status >= 500:
+		code = "5xx"
+	}
+	m.twilioRequests.WithLabelValues(code).Inc()
+	if throttled {
+		m.twilioThrottled.Inc()
+	}
 }

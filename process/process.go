@@ -115,6 +115,11 @@ type Config struct {
 	Retention         time.Duration
 	RetentionInterval time.Duration
 	RetentionBatch    int32
+	// Reconciler, when set, sweeps each account on Twilio's API every
+	// ReconcileInterval (and when the client starts), on River's leader,
+	// one sweep per account at a time.
+	Reconciler        Reconciler
+	ReconcileInterval time.Duration
 }
 
 // Defaults of Config. The store inserts jobs in SQL, which sends River no
@@ -148,8 +153,8 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		JobTimeout:        cfg.JobTimeout, RescueStuckJobsAfter: 2 * cfg.JobTimeout,
 		Queues: map[string]river.QueueConfig{},
 	}
-	if cfg.Processor == nil && cfg.Retention == 0 {
-		return nil, errors.New("process: a client needs a Processor or a Retention")
+	if cfg.Processor == nil && cfg.Retention == 0 && cfg.Reconciler == nil {
+		return nil, errors.New("process: a client needs a Processor, a Retention or a Reconciler")
 	}
 	workers := river.NewWorkers()
 	if cfg.Processor != nil {
@@ -182,6 +187,14 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 			},
 			&river.PeriodicJobOpts{ID: "inbox_retention", RunOnStart: true},
 		)}
+	}
+	if cfg.Reconciler != nil {
+		if cfg.ReconcileInterval <= 0 {
+			return nil, errors.New("process: a Reconciler needs a ReconcileInterval")
+		}
+		if err := addReconcile(rc, workers, cfg.Reconciler, cfg.ReconcileInterval, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	rc.Workers = workers
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
