@@ -15,6 +15,7 @@ func addRoutes(cfg Config) *mux.Router {
 	r.Handle("/api/messages", handleListMessages(cfg.Store, cfg.Logger)).Methods(http.MethodGet)
 	r.Handle("/api/messages/{sid}", handleGetMessage(cfg.Store, cfg.Logger)).Methods(http.MethodGet)
 	r.Handle("/api/messages/{sid}/forward", handleForwardMessage(cfg.Store, cfg.ForwardAttempts, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/accounts", handleListAccounts(cfg.Store, cfg.Logger)).Methods(http.MethodGet)
 
 	if cfg.RiverUI != nil {
 		r.Handle("/riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))

@@ -111,6 +111,33 @@ func (b *binder) Duration(p *time.Duration, name, env string, def time.Duration,
 	b.fs.DurationVar(p, name, def, withEnv(text, env))
 }
 
+// DurationOrOff binds a positive duration that "off" (or 0) turns off.
+func (b *binder) DurationOrOff(p *time.Duration, name, env string, def time.Duration, text string) {
+	parse := func(v string) (time.Duration, error) {
+		if v == "off" || v == "0" {
+			return 0, nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, fmt.Errorf("%q: want a positive duration such as 1m, or off", v)
+		}
+		return d, nil
+	}
+	*p = def
+	b.fs.Func(name, withEnv(text+fmt.Sprintf(" (default %s)", def), env), func(v string) error {
+		d, err := parse(v)
+		*p = d
+		return err
+	})
+	if v := b.env(env, ""); v != "" {
+		d, err := parse(v)
+		if err != nil {
+			b.fail(fmt.Errorf("invalid %s: %w", env, err))
+		}
+		*p = d
+	}
+}
+
 // Retention binds a retention (process.ParseRetention): days ("90d") or
 // a duration, at least a day; unset is 0, off.
 func (b *binder) Retention(p *time.Duration, name, env, text string) {

@@ -31,6 +31,7 @@ func settingsRead(t *testing.T) (flags, vars map[string]bool) {
 	bind("work", func(b *binder) *commonConfig { var c workConfig; c.bind(b); return &c.commonConfig })
 	bind("simulate", func(b *binder) *commonConfig { var c simulateConfig; c.bind(b); return &c.commonConfig })
 	bind("migrate", func(b *binder) *commonConfig { var c commonConfig; c.bind(b); return &c })
+	bind("reconcile", func(b *binder) *commonConfig { var c reconcileCommand; c.bind(b); return &c.commonConfig })
 	for _, verb := range accountVerbs() {
 		bind("accounts "+verb.name, func(b *binder) *commonConfig {
 			var c accountsConfig

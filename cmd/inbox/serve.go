@@ -36,6 +36,7 @@ type serveConfig struct {
 	maxBatch           int
 	admin              adminConfig
 	processing         processingConfig
+	reconcile          reconcileConfig
 
 	// Set by validate.
 	fallback *twilio.Validator // TWILIO_AUTH_TOKEN's; nil: none
@@ -81,6 +82,7 @@ func (c *serveConfig) bind(b *binder) {
 	b.Int(&c.maxBatch, "write-batch-max", "WRITE_BATCH_MAX", defaultMaxBatch, "most deliveries committed together")
 	c.admin.bind(b, defaultServeAdminAddr)
 	c.processing.bind(b)
+	c.reconcile.bind(b, true)
 }
 
 // validate checks what the flags cannot: the service refuses to start
@@ -102,6 +104,10 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	if err := c.processing.validate(); err != nil {
+		return err
+	}
+	c.reconcile.authToken = c.authToken
+	if err := c.reconcile.validate(c.processing.retention); err != nil {
 		return err
 	}
 	if c.authToken != "" {
@@ -142,14 +148,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	workers, err := cfg.processing.start(ctx, pool, logger, m)
+	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(),
+		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
+	defer st.Close() // after the server has drained and the workers stopped: both write through it
+	rec, err := startReconcile(cfg.reconcile, st, cfg.keys, logger, m)
+	if err != nil {
+		return err
+	}
+	workers, err := cfg.processing.start(ctx, pool, logger, m, rec, cfg.reconcile.interval)
 	if err != nil {
 		return err
 	}
 	defer stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
-	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(),
-		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
-	defer st.Close() // after the server has drained: its requests write through it
 	accounts, stopAccounts, err := startAccounts(ctx, st, cfg.keys, cfg.fallback, cfg.requestTimeout, m, logger)
 	if err != nil {
 		return err

@@ -69,6 +69,9 @@ func startServe(t *testing.T, databaseURL string, extra map[string]string) *serv
 	s.env = map[string]string{
 		"DATABASE_URL": databaseURL, "TWILIO_AUTH_TOKEN": testToken,
 		"PUBLIC_BASE_URL": publicURL, "LISTEN_ADDR": "127.0.0.1:0", "LOG_FORMAT": "json", "ADMIN_ADDR": "off",
+		// Reconciliation would sweep api.twilio.com for every account a
+		// test adds: the tests of it turn it on, against a stand-in.
+		"RECONCILE_INTERVAL": "off",
 	}
 	maps.Copy(s.env, extra)
 	ctx, cancel := context.WithCancel(context.Background())

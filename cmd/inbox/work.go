@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/process"
 	"inbox/store"
@@ -66,9 +67,11 @@ func (c *processingConfig) validate() error {
 }
 
 // start starts River's workers when this process runs jobs: the forwards
-// (FORWARD_URL set and WORKERS not 0), retention (RETENTION set), or both.
-// It returns nil when it runs none; stopWorkers takes either.
-func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, m *metrics.Metrics) (*process.Client, error) {
+// (FORWARD_URL set and WORKERS not 0), retention (RETENTION set),
+// reconciliation (rec set, every every), or any of them. It returns nil
+// when it runs none; stopWorkers takes either.
+func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, m *metrics.Metrics,
+	rec process.Reconciler, every time.Duration) (*process.Client, error) {
 	forwarding := c.forwardURL != "" && c.workers > 0
 	switch {
 	case c.forwardURL == "":
@@ -77,11 +80,11 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; inbox work forwards them",
 			"max_attempts", c.maxAttempts)
 	}
-	if !forwarding && c.retention == 0 {
+	if !forwarding && c.retention == 0 && rec == nil {
 		return nil, nil
 	}
 	pcfg := process.Config{
-		Store: store.New(pool), Logger: logger, Metrics: m, Retention: c.retention,
+		Store: store.New(pool), Logger: logger, Metrics: m, Retention: c.retention, Reconciler: rec, ReconcileInterval: every,
 		// A forward takes at most FORWARD_TIMEOUT; the rest is two reads.
 		// So a job running for twice that belongs to a process that died.
 		JobTimeout: c.forwardTimeout + 5*time.Second,
@@ -110,6 +113,9 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 	if c.retention > 0 {
 		logger.Info("retention on: older messages, status events and finished jobs are deleted hourly", "retention", c.retention.String())
 	}
+	if rec != nil {
+		logger.Info("reconciliation on: each account's messages on Twilio's API are swept for what no webhook delivered", "every", every.String())
+	}
 	return client, nil
 }
 
@@ -130,26 +136,38 @@ func stopWorkers(ctx context.Context, client *process.Client, timeout time.Durat
 type workConfig struct {
 	commonConfig
 	processing      processingConfig
+	reconcile       reconcileConfig
 	admin           adminConfig
+	encryptionKey   string
 	shutdownTimeout time.Duration
+	keys            *keyring.Keyring // set by validate
 }
 
 func (c *workConfig) bind(b *binder) {
 	c.commonConfig.bind(b)
 	c.processing.bind(b)
+	c.reconcile.bind(b, true)
 	c.admin.bind(b, defaultWorkAdminAddr)
+	b.Secret(&c.reconcile.authToken, "TWILIO_AUTH_TOKEN", "the auth token of TWILIO_ACCOUNT_SID's account, for reconciliation")
+	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY", "keys that open twilio_accounts' tokens, for reconciliation")
 	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
 }
 
-func (c *workConfig) validate() error {
-	if c.processing.forwardURL == "" && c.processing.retention == 0 {
-		return errors.New("work: neither FORWARD_URL nor RETENTION is set: there is nothing to do")
+func (c *workConfig) validate() (err error) {
+	if c.processing.forwardURL == "" && c.processing.retention == 0 && c.reconcile.interval == 0 {
+		return errors.New("work: neither FORWARD_URL, RETENTION nor RECONCILE_INTERVAL is set: there is nothing to do")
 	}
 	if c.processing.workers == 0 {
 		return errors.New("work: WORKERS is 0")
 	}
 	if err := c.processing.validate(); err != nil {
 		return err
+	}
+	if err := c.reconcile.validate(c.processing.retention); err != nil {
+		return err
+	}
+	if c.keys, err = keyring.Parse(c.encryptionKey); err != nil {
+		return fmt.Errorf("invalid ENCRYPTION_KEY: %w", err)
 	}
 	return c.admin.validate()
 }
@@ -174,11 +192,16 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	defer pool.Close()
 	m := metrics.New()
 	logBuild(logger, m, "work")
-	st := store.New(pool) // work writes no messages
+	// Only found messages are written here, with their jobs.
+	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts()})
 	if _, err := checkDatabase(ctx, st, cfg.databaseURL.s, logger); err != nil {
 		return err
 	}
-	workers, err := cfg.processing.start(ctx, pool, logger, m)
+	rec, err := startReconcile(cfg.reconcile, st, cfg.keys, logger, m)
+	if err != nil {
+		return err
+	}
+	workers, err := cfg.processing.start(ctx, pool, logger, m, rec, cfg.reconcile.interval)
 	if err != nil {
 		return err
 	}
@@ -193,4 +216,14 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
 	logger.Info("stopped")
 	return nil
+}
+
+// startReconcile returns the sweeper the workers run periodically, or nil
+// when RECONCILE_INTERVAL is off.
+func startReconcile(c reconcileConfig, st *store.Store, keys *keyring.Keyring, logger *slog.Logger, m *metrics.Metrics) (process.Reconciler, error) {
+	if c.interval == 0 {
+		logger.Info("reconciliation off: RECONCILE_INTERVAL is off; messages whose webhooks all failed are not found")
+		return nil, nil
+	}
+	return c.sweeper(st, keys, logger, m)
 }
