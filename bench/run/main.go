@@ -56,6 +56,7 @@ type config struct {
 	pprofAddr string
 	rounds    int
 	procLevel map[int]bool
+	reconcile int
 }
 
 func main() {
@@ -80,6 +81,7 @@ func run() error {
 	flag.StringVar(&cfg.dbParams, "db-params", "", "extra DATABASE_URL parameters for the service, e.g. pool_max_conns=8")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "pgbench and all-new runs alternate this many times per level; the medians are reported")
 	flag.StringVar(&cfg.pprofAddr, "pprof-addr", "", "have the service serve its admin listener, with pprof, here (ADMIN_ADDR)")
+	flag.IntVar(&cfg.reconcile, "reconcile", 100_000, "messages the reconciliation sweep lists (1% of them not stored); 0: no sweep")
 	var procLevels string
 	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
 	flag.Parse()
@@ -171,7 +173,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report := render(cfg, rows, procRows, row{res: storm}, row{res: rss}, rssStats.rssMB)
+	var recon *reconResult
+	if cfg.reconcile > 0 {
+		r, err := h.reconciliation(ctx, cfg.reconcile, 100)
+		if err != nil {
+			return err
+		}
+		recon = &r
+	}
+	report := render(cfg, rows, procRows, row{res: storm}, row{res: rss}, rssStats.rssMB, recon)
 	fmt.Print(report)
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		return err

@@ -67,7 +67,7 @@ type procRow struct {
 	pg  pgResult
 }
 
-func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64) string {
+func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64, recon *reconResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s. Each run: %s on a fresh database. At each level pgbench and the all-new mix alternate %d times (the medians are shown); the ratio column divides each row's rate by that median pgbench rate.\n\n", machine(), cfg.duration, max(1, cfg.rounds))
 	b.WriteString("| mix | conc | requests | req/s | p50 ms | p99 ms | max ms | non-200 | rows = distinct sids | service CPU µs/req | PostgreSQL CPU µs/req | pgbench tps | pgbench p99 ms | service / pgbench |\n")
@@ -103,6 +103,14 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 	fmt.Fprintf(&b, "\nPeak RSS (VmHWM) of `inbox serve` under %d connections (all-new mix, %s): %.1f MiB; %.0f req/s, p99 %s ms.\n",
 		rss.res.Concurrency, cfg.duration, rssMB, rss.res.RPS(), ms(rss.res.P99))
 	b.WriteString("\npgbench runs the statement sqlc generated for InsertInboundMessage (`-M prepared`) with the metadata the service stores for a simulated SMS (about 700 bytes, same shape) and the sid made in SQL: one statement and one round trip per message, as in the service.\n")
+	if recon != nil {
+		r := *recon
+		fmt.Fprintf(&b, "\nReconciliation: `inbox reconcile -since 48h` over %d messages the stand-in for Twilio's API lists (pages of 1000), %d of them not stored; processing on, so each found message gets its job.\n\n", r.listed, r.missing)
+		b.WriteString("| listed | pages | stored now | seconds | listed/s | inbox CPU µs/listed | PostgreSQL CPU µs/listed | stand-in CPU µs/listed | database transactions | per page |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| %d | %d | %d | %.1f | %.0f | %.1f | %.1f | %.1f | %d | %.1f |\n", r.listed, r.pages, r.found, r.elapsed.Seconds(),
+			float64(r.listed)/r.elapsed.Seconds(), perMessage(r.serviceCPU, r.listed), perMessage(r.serverCPU, r.listed), perMessage(r.stdCPU, r.listed),
+			r.transactions, float64(r.transactions)/float64(max(r.pages, 1)))
+	}
 	return b.String()
 }
 

@@ -221,30 +221,36 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := q.Get("PageToken")
-	s.mu.Lock()
-	var matched []Message
-	for _, m := range s.messages {
+	match := func(m Message) bool {
 		d := m.Sent.UTC().Truncate(24 * time.Hour)
-		switch {
-		case m.AccountSID != account,
-			hasAfter && d.Before(after), hasBefore && d.After(before), hasOn && !d.Equal(on),
-			q.Get("To") != "" && m.To != q.Get("To"), q.Get("From") != "" && m.From != q.Get("From"):
-			continue
-		}
-		matched = append(matched, m)
+		return m.AccountSID == account && (!hasAfter || !d.Before(after)) && (!hasBefore || !d.After(before)) &&
+			(!hasOn || d.Equal(on)) && (q.Get("To") == "" || m.To == q.Get("To")) && (q.Get("From") == "" || m.From == q.Get("From"))
 	}
+	s.mu.Lock()
 	start := 0
 	if token != "" {
-		i := slices.IndexFunc(matched, func(m Message) bool { return "PA"+m.SID == token })
-		if i < 0 {
+		i, ok := s.bySID[strings.TrimPrefix(token, "PA")]
+		if !ok || !strings.HasPrefix(token, "PA") || !match(s.messages[i]) {
 			s.mu.Unlock()
 			writeError(w, http.StatusBadRequest, 21481, "Invalid PageToken")
 			return
 		}
 		start = i + 1
 	}
-	end := min(start+size, len(matched))
-	page := matched[start:end]
+	// The page: the next size matches after the token, and whether any
+	// follows it.
+	var page []Message
+	more := false
+	for _, m := range s.messages[start:] {
+		if !match(m) {
+			continue
+		}
+		if len(page) == size {
+			more = true
+			break
+		}
+		page = append(page, m)
+	}
 	s.listings[token]++
 	s.mu.Unlock()
 
@@ -253,7 +259,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		items[i] = s.render(m)
 	}
 	var next any
-	if end < len(matched) {
+	if more {
 		nq := url.Values{}
 		for k, v := range q {
 			if k != "Page" && k != "PageToken" {
@@ -267,7 +273,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, map[string]any{
 		"messages": items, "next_page_uri": next, "page": q.Get("Page"), "page_size": size,
-		"first_page_uri": r.URL.Path + "?PageSize=" + strconv.Itoa(size), "previous_page_uri": nil, "start": start, "end": end - 1,
+		"first_page_uri": r.URL.Path + "?PageSize=" + strconv.Itoa(size), "previous_page_uri": nil,
 		"uri": r.URL.RequestURI(),
 	})
 }
