@@ -140,7 +140,9 @@ func (q *Queries) InsertMessageJob(ctx context.Context, arg InsertMessageJobPara
 
 const listMessageJobs = `-- name: ListMessageJobs :many
 SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
-       attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error
+       attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+       (SELECT coalesce(jsonb_agg(e - 'trace' ORDER BY n), '[]'::jsonb)
+        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures
 FROM river_job
 WHERE args @> jsonb_build_object('sid', $1::text)
   AND kind = ANY($2::text[])
@@ -165,10 +167,12 @@ type ListMessageJobsRow struct {
 	AttemptedAt *time.Time
 	FinalizedAt *time.Time
 	LastError   string
+	Failures    []byte
 }
 
 // The processing jobs of a message (its forward, and its status changes'),
-// newest first, through River's GIN index on args.
+// newest first, through River's GIN index on args; with each failed
+// attempt (River's errors: at, attempt, error), without the stack traces.
 func (q *Queries) ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error) {
 	rows, err := q.db.Query(ctx, listMessageJobs, arg.SID, arg.Kinds, arg.MaxRows)
 	if err != nil {
@@ -189,6 +193,7 @@ func (q *Queries) ListMessageJobs(ctx context.Context, arg ListMessageJobsParams
 			&i.AttemptedAt,
 			&i.FinalizedAt,
 			&i.LastError,
+			&i.Failures,
 		); err != nil {
 			return nil, err
 		}

@@ -105,6 +105,45 @@ func (q *Queries) GetMessageReceivedPayload(ctx context.Context, arg GetMessageR
 	return column_1, err
 }
 
+const lastMessageForAccounts = `-- name: LastMessageForAccounts :many
+SELECT a.sid::text AS account_sid, last.received_at
+FROM unnest($1::text[]) AS a(sid)
+CROSS JOIN LATERAL (
+    SELECT m.received_at FROM messages m
+    WHERE m.account_sid = a.sid AND coalesce(m.metadata->>'source', 'webhook') = 'webhook'
+    ORDER BY m.received_at DESC
+    LIMIT 1
+) AS last
+LIMIT 1000
+`
+
+type LastMessageForAccountsRow struct {
+	AccountSID string
+	ReceivedAt time.Time
+}
+
+// Each account's latest delivered (webhook) message, through
+// messages_account_sid_received_at_idx.
+func (q *Queries) LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error) {
+	rows, err := q.db.Query(ctx, lastMessageForAccounts, accountSids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LastMessageForAccountsRow
+	for rows.Next() {
+		var i LastMessageForAccountsRow
+		if err := rows.Scan(&i.AccountSID, &i.ReceivedAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listMessages = `-- name: ListMessages :many
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
@@ -113,8 +152,10 @@ WHERE (received_at, id) < ($1::timestamptz, $2::bigint)
   AND received_at >= $3::timestamptz
   AND ($4::text IS NULL OR direction = $4)
   AND ($5::text IS NULL OR status = $5)
+  AND ($6::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $6)
+  AND ($7::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($7::text[]))
 ORDER BY received_at DESC, id DESC
-LIMIT $6::integer
+LIMIT $8::integer
 `
 
 type ListMessagesParams struct {
@@ -123,15 +164,19 @@ type ListMessagesParams struct {
 	Since     time.Time
 	Direction *string
 	Status    *string
+	Source    *string
+	Forward   []string
 	MaxRows   int32
 }
 
 // A page of messages, newest first, after the keyset cursor (before_at,
 // before_id) and within [since, until). The caller always passes a cursor
 // (the first page's is past every row), so the cursor is an index condition
-// on messages_received_at_id_idx rather than a filter. direction and status
-// filter that scan; a filter on from, to or account uses its own query
-// below, led by its own index.
+// on messages_received_at_id_idx rather than a filter. direction, status,
+// source and forward state filter that scan; a filter on from, to, a number
+// or account uses its own query below, led by its own index, and one on
+// the unfinished or failed forward states starts from the jobs
+// (ListMessagesByForward).
 func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error) {
 	rows, err := q.db.Query(ctx, listMessages,
 		arg.BeforeAt,
@@ -139,6 +184,101 @@ func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]M
 		arg.Since,
 		arg.Direction,
 		arg.Status,
+		arg.Source,
+		arg.Forward,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.Direction,
+			&i.AccountSID,
+			&i.MessagingServiceSID,
+			&i.FromAddress,
+			&i.ToAddress,
+			&i.Body,
+			&i.NumMedia,
+			&i.NumSegments,
+			&i.Media,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.Metadata,
+			&i.ErrorCode,
+			&i.StatusCheckedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listMessagesByForward = `-- name: ListMessagesByForward :many
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+FROM messages
+WHERE metadata->>'message_sid' IN (
+        SELECT j.args->>'sid' FROM river_job j
+        WHERE j.state = ANY(CAST($1::text[] AS river_job_state[])) AND j.kind = $2::text)
+  AND message_forward_state(metadata->>'message_sid') = ANY($3::text[])
+  AND (received_at, id) < ($4::timestamptz, $5::bigint)
+  AND received_at >= $6::timestamptz
+  AND ($7::text IS NULL OR from_address = $7 OR to_address = $7)
+  AND ($8::text IS NULL OR from_address = $8)
+  AND ($9::text IS NULL OR to_address = $9)
+  AND ($10::text IS NULL OR account_sid = $10)
+  AND ($11::text IS NULL OR direction = $11)
+  AND ($12::text IS NULL OR status = $12)
+  AND ($13::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $13)
+ORDER BY received_at DESC, id DESC
+LIMIT $14::integer
+`
+
+type ListMessagesByForwardParams struct {
+	JobStates   []string
+	JobKind     string
+	Forward     []string
+	BeforeAt    time.Time
+	BeforeID    int64
+	Since       time.Time
+	Number      *string
+	FromAddress *string
+	ToAddress   *string
+	AccountSID  *string
+	Direction   *string
+	Status      *string
+	Source      *string
+	MaxRows     int32
+}
+
+// ListMessages for forward states that few messages are in (pending,
+// retrying, failed, cancelled): the candidates are the sids of the forward
+// jobs in the River states that can give them (job_states, through River's
+// state indexes), kept when their latest job gives one of forward.
+func (q *Queries) ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, listMessagesByForward,
+		arg.JobStates,
+		arg.JobKind,
+		arg.Forward,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.Number,
+		arg.FromAddress,
+		arg.ToAddress,
+		arg.AccountSID,
+		arg.Direction,
+		arg.Status,
+		arg.Source,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -184,8 +324,10 @@ WHERE account_sid = $1::text
   AND received_at >= $4::timestamptz
   AND ($5::text IS NULL OR direction = $5)
   AND ($6::text IS NULL OR status = $6)
+  AND ($7::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $7)
+  AND ($8::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($8::text[]))
 ORDER BY account_sid DESC, received_at DESC, id DESC
-LIMIT $7::integer
+LIMIT $9::integer
 `
 
 type ListMessagesForAccountParams struct {
@@ -195,6 +337,8 @@ type ListMessagesForAccountParams struct {
 	Since      time.Time
 	Direction  *string
 	Status     *string
+	Source     *string
+	Forward    []string
 	MaxRows    int32
 }
 
@@ -207,6 +351,8 @@ func (q *Queries) ListMessagesForAccount(ctx context.Context, arg ListMessagesFo
 		arg.Since,
 		arg.Direction,
 		arg.Status,
+		arg.Source,
+		arg.Forward,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -254,8 +400,10 @@ WHERE from_address = $1::text
   AND ($6::text IS NULL OR account_sid = $6)
   AND ($7::text IS NULL OR direction = $7)
   AND ($8::text IS NULL OR status = $8)
+  AND ($9::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $9)
+  AND ($10::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($10::text[]))
 ORDER BY from_address DESC, received_at DESC, id DESC
-LIMIT $9::integer
+LIMIT $11::integer
 `
 
 type ListMessagesFromParams struct {
@@ -267,6 +415,8 @@ type ListMessagesFromParams struct {
 	AccountSID  *string
 	Direction   *string
 	Status      *string
+	Source      *string
+	Forward     []string
 	MaxRows     int32
 }
 
@@ -281,6 +431,107 @@ func (q *Queries) ListMessagesFrom(ctx context.Context, arg ListMessagesFromPara
 		arg.AccountSID,
 		arg.Direction,
 		arg.Status,
+		arg.Source,
+		arg.Forward,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Message
+	for rows.Next() {
+		var i Message
+		if err := rows.Scan(
+			&i.ID,
+			&i.Direction,
+			&i.AccountSID,
+			&i.MessagingServiceSID,
+			&i.FromAddress,
+			&i.ToAddress,
+			&i.Body,
+			&i.NumMedia,
+			&i.NumSegments,
+			&i.Media,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.Metadata,
+			&i.ErrorCode,
+			&i.StatusCheckedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listMessagesNumber = `-- name: ListMessagesNumber :many
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+FROM (
+    (SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+     FROM messages
+     WHERE from_address = $1::text
+       AND (received_at, id) < ($2::timestamptz, $3::bigint)
+       AND received_at >= $4::timestamptz
+       AND ($5::text IS NULL OR account_sid = $5)
+       AND ($6::text IS NULL OR direction = $6)
+       AND ($7::text IS NULL OR status = $7)
+       AND ($8::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $8)
+       AND ($9::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($9::text[]))
+     ORDER BY from_address DESC, received_at DESC, id DESC
+     LIMIT $10::integer)
+    UNION ALL
+    (SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+     FROM messages
+     WHERE to_address = $1::text AND from_address <> $1::text
+       AND (received_at, id) < ($2::timestamptz, $3::bigint)
+       AND received_at >= $4::timestamptz
+       AND ($5::text IS NULL OR account_sid = $5)
+       AND ($6::text IS NULL OR direction = $6)
+       AND ($7::text IS NULL OR status = $7)
+       AND ($8::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $8)
+       AND ($9::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($9::text[]))
+     ORDER BY to_address DESC, received_at DESC, id DESC
+     LIMIT $10::integer)
+) AS m
+ORDER BY received_at DESC, id DESC
+LIMIT $10::integer
+`
+
+type ListMessagesNumberParams struct {
+	Number     string
+	BeforeAt   time.Time
+	BeforeID   int64
+	Since      time.Time
+	AccountSID *string
+	Direction  *string
+	Status     *string
+	Source     *string
+	Forward    []string
+	MaxRows    int32
+}
+
+// ListMessages for one phone number, as sender or recipient: the newest of
+// each index (messages_from_address_received_at_idx and
+// messages_to_address_received_at_idx), merged.
+func (q *Queries) ListMessagesNumber(ctx context.Context, arg ListMessagesNumberParams) ([]Message, error) {
+	rows, err := q.db.Query(ctx, listMessagesNumber,
+		arg.Number,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Since,
+		arg.AccountSID,
+		arg.Direction,
+		arg.Status,
+		arg.Source,
+		arg.Forward,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -327,8 +578,10 @@ WHERE to_address = $1::text
   AND ($5::text IS NULL OR account_sid = $5)
   AND ($6::text IS NULL OR direction = $6)
   AND ($7::text IS NULL OR status = $7)
+  AND ($8::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $8)
+  AND ($9::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($9::text[]))
 ORDER BY to_address DESC, received_at DESC, id DESC
-LIMIT $8::integer
+LIMIT $10::integer
 `
 
 type ListMessagesToParams struct {
@@ -339,6 +592,8 @@ type ListMessagesToParams struct {
 	AccountSID *string
 	Direction  *string
 	Status     *string
+	Source     *string
+	Forward    []string
 	MaxRows    int32
 }
 
@@ -352,6 +607,8 @@ func (q *Queries) ListMessagesTo(ctx context.Context, arg ListMessagesToParams) 
 		arg.AccountSID,
 		arg.Direction,
 		arg.Status,
+		arg.Source,
+		arg.Forward,
 		arg.MaxRows,
 	)
 	if err != nil {

@@ -61,6 +61,25 @@ func (ns NullRiverJobState) Value() (driver.Value, error) {
 	return string(ns.RiverJobState), nil
 }
 
+type ForwardRetry struct {
+	ID          int64
+	Filter      []byte
+	RequestedAt time.Time
+	Matched     int32
+	Retried     int32
+	FinishedAt  *time.Time
+	Error       *string
+}
+
+type ForwardingControl struct {
+	ID           bool
+	Rate         *float64
+	NextSlotAt   time.Time
+	PausedReason *string
+	PausedDetail *string
+	PausedAt     *time.Time
+}
+
 type GooseDbVersion struct {
 	ID        int32
 	VersionID int64
@@ -132,6 +151,8 @@ type RiverJob struct {
 	MaxAttempts  int16
 	Args         []byte
 	Kind         string
+	Queue        string
+	Priority     int16
 	Attempt      int16
 	Errors       [][]byte
 	CreatedAt    time.Time

@@ -6,15 +6,29 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 type Querier interface {
+	// A page of a bulk retry done: matched failed forwards, retried of them
+	// (the rest were already being replayed).
+	AddForwardRetryProgress(ctx context.Context, arg AddForwardRetryProgressParams) error
+	// Resume, in the transaction that resumes River's queue: was_paused is true
+	// when it was paused.
+	ClearForwardingPaused(ctx context.Context) (bool, error)
+	// Forwards that ended since a time, by outcome (completed, discarded,
+	// cancelled), through River's (state, finalized_at) index; each count is
+	// capped at max_count, so a busy hour costs a bounded scan.
+	CountFinishedForwardsSince(ctx context.Context, arg CountFinishedForwardsSinceParams) ([]CountFinishedForwardsSinceRow, error)
 	// Jobs by River state, for the inbox_jobs gauge. River's cleaner deletes
 	// finished jobs (completed after a day, by default), so the table stays small.
 	CountJobsByState(ctx context.Context) ([]CountJobsByStateRow, error)
 	// How many rows exist for the given sids: the check that a load or a
 	// simulation stored each distinct message once.
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
+	// The forwards not yet done, by River state, through River's fetch index
+	// (state, queue, ...): the queue's backlog.
+	CountUnfinishedForwards(ctx context.Context, arg CountUnfinishedForwardsParams) ([]CountUnfinishedForwardsRow, error)
 	// Retention: up to max_rows of this service's jobs that finished before the
 	// cutoff, through River's (state, finalized_at) index. River's own cleaner
 	// deletes them sooner by default; this bounds what a longer River setting
@@ -30,9 +44,17 @@ type Querier interface {
 	DeleteTwilioAccount(ctx context.Context, accountSid string) (bool, error)
 	// The sweep stopped short: it keeps where it resumes, and says why.
 	FailReconcileSweep(ctx context.Context, arg FailReconcileSweepParams) error
+	FinishForwardRetry(ctx context.Context, arg FinishForwardRetryParams) error
 	// The sweep listed its whole window: everything sent before its end is
 	// stored, so the watermark moves there, and the next sweep starts anew.
 	FinishReconcileSweep(ctx context.Context, arg FinishReconcileSweepParams) error
+	// The forward state of each of these messages (message_forward_state).
+	ForwardStates(ctx context.Context, sids []string) ([]ForwardStatesRow, error)
+	GetForwardRetry(ctx context.Context, id int64) (GetForwardRetryRow, error)
+	// The operator's controls of forwarding: the rate and why it is paused.
+	// (Every query of the table names its one row, WHERE id, by its key.)
+	// Every worker process reads it about once a second (process's gate).
+	GetForwardingControl(ctx context.Context) (GetForwardingControlRow, error)
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
 	// The forward of a newly stored message: {id, type, message}, as JSON text.
@@ -49,6 +71,9 @@ type Querier interface {
 	// text; status is the callback that first reported the status.
 	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
 	GetTwilioAccount(ctx context.Context, accountSid string) (TwilioAccount, error)
+	// A bulk retry of failed forwards, recorded in the transaction that
+	// inserts its job.
+	InsertForwardRetry(ctx context.Context, filter []byte) (InsertForwardRetryRow, error)
 	// Stores an inbound message unless one with the same sid is already stored.
 	// The unique index on (metadata->>'message_sid') decides, atomically, under
 	// any concurrency: a returned id means this statement stored the message, no
@@ -86,20 +111,37 @@ type Querier interface {
 	// Adds an account; no row when it exists already. The notification is sent
 	// at commit, so a server never reads the account before it is there.
 	InsertTwilioAccount(ctx context.Context, arg InsertTwilioAccountParams) (bool, error)
+	// Each account's latest delivered (webhook) message, through
+	// messages_account_sid_received_at_idx.
+	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
+	// The latest bulk retries, newest first.
+	ListForwardRetries(ctx context.Context, maxRows int32) ([]ListForwardRetriesRow, error)
 	// The processing jobs of a message (its forward, and its status changes'),
-	// newest first, through River's GIN index on args.
+	// newest first, through River's GIN index on args; with each failed
+	// attempt (River's errors: at, attempt, error), without the stack traces.
 	ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error)
 	// A page of messages, newest first, after the keyset cursor (before_at,
 	// before_id) and within [since, until). The caller always passes a cursor
 	// (the first page's is past every row), so the cursor is an index condition
-	// on messages_received_at_id_idx rather than a filter. direction and status
-	// filter that scan; a filter on from, to or account uses its own query
-	// below, led by its own index.
+	// on messages_received_at_id_idx rather than a filter. direction, status,
+	// source and forward state filter that scan; a filter on from, to, a number
+	// or account uses its own query below, led by its own index, and one on
+	// the unfinished or failed forward states starts from the jobs
+	// (ListMessagesByForward).
 	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
+	// ListMessages for forward states that few messages are in (pending,
+	// retrying, failed, cancelled): the candidates are the sids of the forward
+	// jobs in the River states that can give them (job_states, through River's
+	// state indexes), kept when their latest job gives one of forward.
+	ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error)
 	// ListMessages for one account, through messages_account_sid_received_at_idx.
 	ListMessagesForAccount(ctx context.Context, arg ListMessagesForAccountParams) ([]Message, error)
 	// ListMessages for one sender, through messages_from_address_received_at_idx.
 	ListMessagesFrom(ctx context.Context, arg ListMessagesFromParams) ([]Message, error)
+	// ListMessages for one phone number, as sender or recipient: the newest of
+	// each index (messages_from_address_received_at_idx and
+	// messages_to_address_received_at_idx), merged.
+	ListMessagesNumber(ctx context.Context, arg ListMessagesNumberParams) ([]Message, error)
 	// ListMessages for one recipient, through messages_to_address_received_at_idx.
 	ListMessagesTo(ctx context.Context, arg ListMessagesToParams) ([]Message, error)
 	// Every account's sweep state, for the admin API.
@@ -127,6 +169,9 @@ type Querier interface {
 	// stops after this page's inserts committed lists it once more; one that
 	// stops before, too; never a third time.
 	MissingMessages(ctx context.Context, arg MissingMessagesParams) ([]string, error)
+	// When the longest-waiting due forward became due: the lag now is its age;
+	// now when none waits.
+	OldestAvailableForward(ctx context.Context, arg OldestAvailableForwardParams) (time.Time, error)
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
 	// because a sealed value is bound to its slot.
@@ -134,6 +179,23 @@ type Querier interface {
 	// Replaces both sealed tokens (after a key rotation), only if they are
 	// still what the caller read, so a concurrent change is not overwritten.
 	ResealTwilioAccount(ctx context.Context, arg ResealTwilioAccountParams) (bool, error)
+	// A worker's turn under the rate, a generic cell rate algorithm over one
+	// row: the slot is the later of now and the next free one, which moves one
+	// interval on, so every worker of every process shares the rate and a
+	// burst is held, not dropped. A slot more than max_ahead_seconds away is
+	// not taken: reserved is false and wait_seconds says when it frees, so the
+	// job is snoozed rather than holding a worker. Without a rate every slot is
+	// now. The row lock serialises workers for the length of this statement.
+	ReserveForwardSlot(ctx context.Context, maxAheadSeconds float64) (ReserveForwardSlotRow, error)
+	// Records why forwarding is paused, in the transaction that pauses River's
+	// queue. A pause while paused keeps the first reason, so the breaker
+	// tripping during an operator's pause does not make it the breaker's (and
+	// a resume of "the breaker's pause" lift the operator's). paused_now is
+	// true when this call paused it. The row lock orders concurrent calls.
+	SetForwardingPaused(ctx context.Context, arg SetForwardingPausedParams) (bool, error)
+	// The delivery rate, forwards a second across every worker; NULL for
+	// unlimited. The slot clock starts over, so a new rate holds from now.
+	SetForwardingRate(ctx context.Context, rate *float64) error
 	SetTwilioAccountDisabled(ctx context.Context, arg SetTwilioAccountDisabledParams) (bool, error)
 	// Sets (or, with NULL, clears) the secondary token.
 	SetTwilioAccountSecondary(ctx context.Context, arg SetTwilioAccountSecondaryParams) (bool, error)

@@ -163,3 +163,17 @@ func (l *AccountListener) Next(ctx context.Context) (string, error) {
 
 // Close closes the listener's connection.
 func (l *AccountListener) Close(ctx context.Context) { l.conn.Close(ctx) }
+
+// LastDeliveries returns, by account sid, when each of sids (at most 1000)
+// last had a message delivered by webhook; an account with none is absent.
+func (s *Store) LastDeliveries(ctx context.Context, sids []string) (map[string]time.Time, error) {
+	rows, err := s.q.LastMessageForAccounts(ctx, sids)
+	if err != nil {
+		return nil, fail("read each account's last delivery", err, ErrNotFound)
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.AccountSID] = r.ReceivedAt
+	}
+	return out, nil
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"inbox/db"
@@ -21,6 +23,17 @@ type Job struct {
 	AttemptedAt *time.Time `json:"attempted_at"`
 	FinalizedAt *time.Time `json:"finalized_at"`
 	LastError   string     `json:"last_error,omitempty"`
+	// Failures are the job's failed attempts, oldest first, as River
+	// recorded them (without their stack traces); a job that succeeded on
+	// attempt n has n-1.
+	Failures []Failure `json:"failures"`
+}
+
+// Failure is one failed attempt of a job.
+type Failure struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
 }
 
 // MessageJobs returns up to limit processing jobs of the message sid (its
@@ -32,7 +45,11 @@ func (s *Store) MessageJobs(ctx context.Context, sid string, limit int32) ([]Job
 	}
 	jobs := make([]Job, len(rows))
 	for i, r := range rows {
-		jobs[i] = Job(r)
+		jobs[i] = Job{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
+			ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError, Failures: []Failure{}}
+		if err := json.Unmarshal(r.Failures, &jobs[i].Failures); err != nil {
+			return nil, fmt.Errorf("list jobs of %s: job %d's errors: %w", sid, r.ID, err)
+		}
 	}
 	return jobs, nil
 }
@@ -49,7 +66,7 @@ func (s *Store) InsertMessageJob(ctx context.Context, sid string, maxAttempts in
 		return Job{}, false, fail("insert job for "+sid, err, ErrNotFound)
 	}
 	return Job{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
-		ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError}, r.Created, nil
+		ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError, Failures: []Failure{}}, r.Created, nil
 }
 
 // CountJobsByState returns the number of jobs in each River state that has

@@ -177,18 +177,70 @@ type Cursor struct {
 
 // Filter selects messages for ListMessages. Zero fields select everything.
 type Filter struct {
-	Direction  string
-	Status     string
-	From       string
-	To         string
-	AccountSID string
+	Direction string `json:"direction,omitempty"`
+	Status    string `json:"status,omitempty"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+	// Number selects messages from it or to it; with it, From and To are
+	// not looked at.
+	Number     string `json:"number,omitempty"`
+	AccountSID string `json:"account_sid,omitempty"`
+	// Source is message.SourceWebhook or message.SourceReconcile.
+	Source string `json:"source,omitempty"`
+	// Forward selects messages whose forward is in one of these states
+	// (the Forward* constants).
+	Forward []string `json:"forward,omitempty"`
 	// Since and Until bound received_at to [Since, Until).
-	Since time.Time
-	Until time.Time
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
 	// After, when set, starts the page after this position.
-	After *Cursor
+	After *Cursor `json:"-"`
 	// Limit is the page size, at least 1.
-	Limit int32
+	Limit int32 `json:"-"`
+}
+
+// A message's forward state, from its latest forward job (the SQL function
+// message_forward_state says it once for every query).
+const (
+	ForwardNone      = "none"      // no forward job (processing off, or River cleaned it)
+	ForwardPending   = "pending"   // waiting, or on its first attempt
+	ForwardRetrying  = "retrying"  // an attempt failed; it will run again
+	ForwardForwarded = "forwarded" // the app took it
+	ForwardFailed    = "failed"    // every attempt failed (River: discarded)
+	ForwardCancelled = "cancelled" // refused for good, or cancelled by hand
+)
+
+// ForwardStates lists the forward states, in the order a message moves
+// through them.
+func ForwardStates() []string {
+	return []string{ForwardNone, ForwardPending, ForwardRetrying, ForwardForwarded, ForwardFailed, ForwardCancelled}
+}
+
+// IsForwardState reports whether s is one of ForwardStates.
+func IsForwardState(s string) bool { return slices.Contains(ForwardStates(), s) }
+
+// jobStatesOf returns the River states a job can be in while its message
+// has one of the forward states, and false when one of them (none,
+// forwarded) is what most messages are in, so that starting from the jobs
+// would not narrow anything.
+func jobStatesOf(forward []string) ([]string, bool) {
+	var states []string
+	for _, f := range forward {
+		switch f {
+		case ForwardPending:
+			states = append(states, "available", "scheduled", "pending", "running")
+		case ForwardRetrying:
+			states = append(states, "retryable", "available", "scheduled", "running")
+		case ForwardFailed:
+			states = append(states, "discarded")
+		case ForwardCancelled:
+			states = append(states, "cancelled")
+		default:
+			return nil, false
+		}
+	}
+	slices.Sort(states)
+	return slices.Compact(states), true
 }
 
 // endOfTime is later than any received_at: the first page's cursor, so that
@@ -198,8 +250,9 @@ var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 // ListMessages returns a page of messages newest first (by received_at,
 // then id), which stays consistent while messages arrive: a page starts
 // strictly after the cursor, so paging on skips no row that existed when
-// paging began and repeats none. A filter on From, To or AccountSID uses the
-// index that leads with it.
+// paging began and repeats none. A filter on the forward states few
+// messages are in starts from their jobs; otherwise one on From, To, Number
+// or AccountSID uses the index that leads with it.
 func (s *Store) ListMessages(ctx context.Context, f Filter) ([]message.Message, error) {
 	before := Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
 	if f.After != nil {
@@ -209,38 +262,63 @@ func (s *Store) ListMessages(ctx context.Context, f Filter) ([]message.Message, 
 		// (received_at, id) < (until, MinInt64) is received_at < until.
 		before = Cursor{ReceivedAt: f.Until, ID: math.MinInt64}
 	}
+	var forward []string
+	if len(f.Forward) > 0 {
+		forward = f.Forward
+	}
+	dir, status, source, account := optionalString(f.Direction), optionalString(f.Status), optionalString(f.Source), optionalString(f.AccountSID)
 	var (
 		ms  []db.Message
 		err error
 	)
+	jobStates, fromJobs := jobStatesOf(forward)
 	switch {
+	case forward != nil && fromJobs:
+		ms, err = s.q.ListMessagesByForward(ctx, db.ListMessagesByForwardParams{
+			JobStates: jobStates, JobKind: job.KindMessage, Forward: forward,
+			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
+			Number: optionalString(f.Number), FromAddress: optionalString(ifEmpty(f.Number, f.From)), ToAddress: optionalString(ifEmpty(f.Number, f.To)),
+			AccountSID: account, Direction: dir, Status: status, Source: source, MaxRows: f.Limit,
+		})
+	case f.Number != "":
+		ms, err = s.q.ListMessagesNumber(ctx, db.ListMessagesNumberParams{
+			Number: f.Number, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
+			AccountSID: account, Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
+		})
 	case f.From != "":
 		ms, err = s.q.ListMessagesFrom(ctx, db.ListMessagesFromParams{
 			FromAddress: f.From, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			ToAddress: optionalString(f.To), AccountSID: optionalString(f.AccountSID),
-			Direction: optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+			ToAddress: optionalString(f.To), AccountSID: account,
+			Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
 		})
 	case f.To != "":
 		ms, err = s.q.ListMessagesTo(ctx, db.ListMessagesToParams{
 			ToAddress: f.To, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			AccountSID: optionalString(f.AccountSID),
-			Direction:  optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+			AccountSID: account, Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
 		})
 	case f.AccountSID != "":
 		ms, err = s.q.ListMessagesForAccount(ctx, db.ListMessagesForAccountParams{
 			AccountSID: f.AccountSID, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			Direction: optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+			Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
 		})
 	default:
 		ms, err = s.q.ListMessages(ctx, db.ListMessagesParams{
 			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			Direction: optionalString(f.Direction), Status: optionalString(f.Status), MaxRows: f.Limit,
+			Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
 		})
 	}
 	if err != nil {
 		return nil, fail("list messages", err, ErrNotFound)
 	}
 	return toMessages(ms), nil
+}
+
+// ifEmpty returns s when other is empty, else "".
+func ifEmpty(other, s string) string {
+	if other != "" {
+		return ""
+	}
+	return s
 }
 
 func optionalString(s string) *string {

@@ -25,9 +25,12 @@ RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, sch
 
 -- name: ListMessageJobs :many
 -- The processing jobs of a message (its forward, and its status changes'),
--- newest first, through River's GIN index on args.
+-- newest first, through River's GIN index on args; with each failed
+-- attempt (River's errors: at, attempt, error), without the stack traces.
 SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
-       attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error
+       attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+       (SELECT coalesce(jsonb_agg(e - 'trace' ORDER BY n), '[]'::jsonb)
+        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures
 FROM river_job
 WHERE args @> jsonb_build_object('sid', @sid::text)
   AND kind = ANY(@kinds::text[])

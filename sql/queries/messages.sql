@@ -62,9 +62,11 @@ WHERE metadata->>'message_sid' = ANY(@sids::text[]);
 -- A page of messages, newest first, after the keyset cursor (before_at,
 -- before_id) and within [since, until). The caller always passes a cursor
 -- (the first page's is past every row), so the cursor is an index condition
--- on messages_received_at_id_idx rather than a filter. direction and status
--- filter that scan; a filter on from, to or account uses its own query
--- below, led by its own index.
+-- on messages_received_at_id_idx rather than a filter. direction, status,
+-- source and forward state filter that scan; a filter on from, to, a number
+-- or account uses its own query below, led by its own index, and one on
+-- the unfinished or failed forward states starts from the jobs
+-- (ListMessagesByForward).
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
@@ -72,6 +74,8 @@ WHERE (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
   AND received_at >= @since::timestamptz
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
 ORDER BY received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -87,6 +91,8 @@ WHERE from_address = @from_address::text
   AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
 ORDER BY from_address DESC, received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -101,6 +107,8 @@ WHERE to_address = @to_address::text
   AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
 ORDER BY to_address DESC, received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -114,8 +122,85 @@ WHERE account_sid = @account_sid::text
   AND received_at >= @since::timestamptz
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
 ORDER BY account_sid DESC, received_at DESC, id DESC
 LIMIT @max_rows::integer;
+
+-- name: ListMessagesNumber :many
+-- ListMessages for one phone number, as sender or recipient: the newest of
+-- each index (messages_from_address_received_at_idx and
+-- messages_to_address_received_at_idx), merged.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+FROM (
+    (SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+     FROM messages
+     WHERE from_address = @number::text
+       AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+       AND received_at >= @since::timestamptz
+       AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
+       AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+       AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+       AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+       AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+     ORDER BY from_address DESC, received_at DESC, id DESC
+     LIMIT @max_rows::integer)
+    UNION ALL
+    (SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+     FROM messages
+     WHERE to_address = @number::text AND from_address <> @number::text
+       AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+       AND received_at >= @since::timestamptz
+       AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
+       AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+       AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+       AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+       AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+     ORDER BY to_address DESC, received_at DESC, id DESC
+     LIMIT @max_rows::integer)
+) AS m
+ORDER BY received_at DESC, id DESC
+LIMIT @max_rows::integer;
+
+-- name: ListMessagesByForward :many
+-- ListMessages for forward states that few messages are in (pending,
+-- retrying, failed, cancelled): the candidates are the sids of the forward
+-- jobs in the River states that can give them (job_states, through River's
+-- state indexes), kept when their latest job gives one of forward.
+SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
+       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
+FROM messages
+WHERE metadata->>'message_sid' IN (
+        SELECT j.args->>'sid' FROM river_job j
+        WHERE j.state = ANY(CAST(@job_states::text[] AS river_job_state[])) AND j.kind = @job_kind::text)
+  AND message_forward_state(metadata->>'message_sid') = ANY(@forward::text[])
+  AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
+  AND received_at >= @since::timestamptz
+  AND (sqlc.narg('number')::text IS NULL OR from_address = sqlc.narg('number') OR to_address = sqlc.narg('number'))
+  AND (sqlc.narg('from_address')::text IS NULL OR from_address = sqlc.narg('from_address'))
+  AND (sqlc.narg('to_address')::text IS NULL OR to_address = sqlc.narg('to_address'))
+  AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
+  AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
+ORDER BY received_at DESC, id DESC
+LIMIT @max_rows::integer;
+
+-- name: LastMessageForAccounts :many
+-- Each account's latest delivered (webhook) message, through
+-- messages_account_sid_received_at_idx.
+SELECT a.sid::text AS account_sid, last.received_at
+FROM unnest(@account_sids::text[]) AS a(sid)
+CROSS JOIN LATERAL (
+    SELECT m.received_at FROM messages m
+    WHERE m.account_sid = a.sid AND coalesce(m.metadata->>'source', 'webhook') = 'webhook'
+    ORDER BY m.received_at DESC
+    LIMIT 1
+) AS last
+LIMIT 1000;
 
 -- name: DeleteMessagesBefore :execrows
 -- Retention: up to max_rows of the oldest messages received before the

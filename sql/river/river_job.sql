@@ -1,7 +1,7 @@
 -- River's job table, as River's migrations (run by sql/schema/00005) make
 -- it, for sqlc's type checking only: the queries that insert a message's job
 -- in the statement that stores the message name it. Only the columns those
--- queries use are here; the admin API reads a few more. `sqlc vet` checks the queries against the real,
+-- queries use are here; the admin API and the console read a few more. `sqlc vet` checks the queries against the real,
 -- migrated table, and process's tests check that a job inserted this way is
 -- the job River's own InsertTx makes.
 CREATE TYPE river_job_state AS ENUM ('available', 'cancelled', 'completed', 'discarded', 'pending', 'retryable', 'running', 'scheduled');
@@ -12,6 +12,8 @@ CREATE TABLE river_job (
     max_attempts smallint NOT NULL DEFAULT 25,
     args         jsonb NOT NULL,
     kind         text NOT NULL,
+    queue        text NOT NULL DEFAULT 'default',
+    priority     smallint NOT NULL DEFAULT 1,
     attempt      smallint NOT NULL DEFAULT 0,
     errors       jsonb[],
     created_at   timestamptz NOT NULL DEFAULT now(),

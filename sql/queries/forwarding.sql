@@ -1,0 +1,132 @@
+-- name: GetForwardingControl :one
+-- The operator's controls of forwarding: the rate and why it is paused.
+-- (Every query of the table names its one row, WHERE id, by its key.)
+-- Every worker process reads it about once a second (process's gate).
+SELECT rate, paused_reason, paused_detail, paused_at
+FROM forwarding_control
+WHERE id;
+
+-- name: SetForwardingPaused :one
+-- Records why forwarding is paused, in the transaction that pauses River's
+-- queue. A pause while paused keeps the first reason, so the breaker
+-- tripping during an operator's pause does not make it the breaker's (and
+-- a resume of "the breaker's pause" lift the operator's). paused_now is
+-- true when this call paused it. The row lock orders concurrent calls.
+UPDATE forwarding_control AS c
+SET paused_reason = coalesce(c.paused_reason, @reason::text),
+    paused_detail = CASE WHEN c.paused_reason IS NULL THEN sqlc.narg('detail')::text ELSE c.paused_detail END,
+    paused_at     = coalesce(c.paused_at, now())
+FROM (SELECT paused_reason FROM forwarding_control WHERE id FOR UPDATE) AS before
+WHERE c.id
+RETURNING (before.paused_reason IS NULL)::boolean AS paused_now;
+
+-- name: ClearForwardingPaused :one
+-- Resume, in the transaction that resumes River's queue: was_paused is true
+-- when it was paused.
+UPDATE forwarding_control AS c
+SET paused_reason = NULL, paused_detail = NULL, paused_at = NULL
+FROM (SELECT paused_reason FROM forwarding_control WHERE id FOR UPDATE) AS before
+WHERE c.id
+RETURNING (before.paused_reason IS NOT NULL)::boolean AS was_paused;
+
+-- name: SetForwardingRate :exec
+-- The delivery rate, forwards a second across every worker; NULL for
+-- unlimited. The slot clock starts over, so a new rate holds from now.
+UPDATE forwarding_control
+SET rate = sqlc.narg('rate')::double precision,
+    next_slot_at = now()
+WHERE id;
+
+-- name: ReserveForwardSlot :one
+-- A worker's turn under the rate, a generic cell rate algorithm over one
+-- row: the slot is the later of now and the next free one, which moves one
+-- interval on, so every worker of every process shares the rate and a
+-- burst is held, not dropped. A slot more than max_ahead_seconds away is
+-- not taken: reserved is false and wait_seconds says when it frees, so the
+-- job is snoozed rather than holding a worker. Without a rate every slot is
+-- now. The row lock serialises workers for the length of this statement.
+WITH c AS (
+    SELECT rate, greatest(next_slot_at, now()) AS slot
+    FROM forwarding_control
+    WHERE id
+    FOR UPDATE
+), moved AS (
+    UPDATE forwarding_control AS f
+    SET next_slot_at = c.slot + make_interval(secs => 1 / c.rate)
+    FROM c
+    WHERE f.id AND c.rate IS NOT NULL
+      AND c.slot <= now() + make_interval(secs => @max_ahead_seconds::double precision)
+    RETURNING f.id
+)
+SELECT (c.rate IS NULL OR EXISTS (SELECT 1 FROM moved))::boolean AS reserved,
+       (CASE WHEN c.rate IS NULL THEN 0 ELSE extract(epoch FROM c.slot - now()) END)::double precision AS wait_seconds
+FROM c;
+
+-- name: InsertForwardRetry :one
+-- A bulk retry of failed forwards, recorded in the transaction that
+-- inserts its job.
+INSERT INTO forward_retries (filter) VALUES (@filter::jsonb)
+RETURNING id, filter, requested_at, matched, retried, finished_at, coalesce(error, '')::text AS error;
+
+-- name: AddForwardRetryProgress :exec
+-- A page of a bulk retry done: matched failed forwards, retried of them
+-- (the rest were already being replayed).
+UPDATE forward_retries
+SET matched = matched + @matched::integer, retried = retried + @retried::integer
+WHERE id = @id::bigint;
+
+-- name: FinishForwardRetry :exec
+UPDATE forward_retries
+SET finished_at = now(), error = sqlc.narg('error')::text
+WHERE id = @id::bigint;
+
+-- name: GetForwardRetry :one
+SELECT id, filter, requested_at, matched, retried, finished_at, coalesce(error, '')::text AS error
+FROM forward_retries
+WHERE id = @id::bigint;
+
+-- name: ListForwardRetries :many
+-- The latest bulk retries, newest first.
+SELECT id, filter, requested_at, matched, retried, finished_at, coalesce(error, '')::text AS error
+FROM forward_retries
+ORDER BY id DESC
+LIMIT @max_rows::integer;
+
+-- name: CountUnfinishedForwards :many
+-- The forwards not yet done, by River state, through River's fetch index
+-- (state, queue, ...): the queue's backlog.
+SELECT state::text AS state, count(*) AS jobs
+FROM river_job
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+  AND queue = @queue::text
+  AND kind = ANY(@kinds::text[])
+GROUP BY state
+LIMIT 8;
+
+-- name: OldestAvailableForward :one
+-- When the longest-waiting due forward became due: the lag now is its age;
+-- now when none waits.
+SELECT coalesce(min(scheduled_at), now())::timestamptz AS oldest
+FROM river_job
+WHERE state = 'available' AND queue = @queue::text AND scheduled_at <= now()
+  AND kind = ANY(@kinds::text[]);
+
+-- name: CountFinishedForwardsSince :many
+-- Forwards that ended since a time, by outcome (completed, discarded,
+-- cancelled), through River's (state, finalized_at) index; each count is
+-- capped at max_count, so a busy hour costs a bounded scan.
+SELECT s.state::text AS state,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM river_job j
+            WHERE j.state = s.state AND j.finalized_at >= @since::timestamptz
+              AND j.kind = ANY(@kinds::text[])
+            LIMIT @max_count::integer
+        ) AS capped)::bigint AS jobs
+FROM unnest(ARRAY['completed', 'discarded', 'cancelled']::river_job_state[]) AS s(state)
+LIMIT 3;
+
+-- name: ForwardStates :many
+-- The forward state of each of these messages (message_forward_state).
+SELECT s.sid::text AS sid, message_forward_state(s.sid)::text AS state
+FROM unnest(@sids::text[]) AS s(sid)
+LIMIT 1000;
