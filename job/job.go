@@ -3,8 +3,10 @@
 // each); the store inserts the processing jobs in SQL, in the statement
 // that stores what they process, passing these kinds, and a test in package
 // process holds each inserted row equal to what River's own insert makes of
-// these arguments. It depends on nothing: River needs only Kind.
+// these arguments. It depends on nothing of the service's: River needs only Kind.
 package job
+
+import "encoding/json"
 
 // The kinds, as River records them in river_job.kind.
 const (
@@ -13,6 +15,7 @@ const (
 	KindRetention         = "inbox_retention"
 	KindReconcileSchedule = "inbox_reconcile_schedule"
 	KindReconcile         = "inbox_reconcile"
+	KindRetryFailed       = "inbox_retry_failed"
 )
 
 // Message processes a newly stored inbound message: the forward, by default.
@@ -52,6 +55,20 @@ type Reconcile struct {
 
 // Kind is River's name for the job.
 func (Reconcile) Kind() string { return KindReconcile }
+
+// RetryFailed gives every failed or cancelled forward that matches Filter
+// a new forward job (the console's Retry all failed); one at a time.
+type RetryFailed struct {
+	// RunID is the forward_retries row that records its progress.
+	RunID int64 `json:"run_id"`
+	// Filter is the message filter, as JSON (store.Filter).
+	Filter json.RawMessage `json:"filter"`
+	// MaxAttempts is the attempts of each new forward job.
+	MaxAttempts int16 `json:"max_attempts"`
+}
+
+// Kind is River's name for the job.
+func (RetryFailed) Kind() string { return KindRetryFailed }
 
 // ProcessingKinds are the kinds that hand a message on: the ones a
 // message's story (the admin API's jobs) and retention's cleanup cover.

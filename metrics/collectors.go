@@ -117,3 +117,60 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(counts[state]), state)
 	}
 }
+
+// The reasons of inbox_forwarding_paused, each reported even at zero.
+func pauseReasons() []string { return []string{"operator", "breaker"} }
+
+// ForwardingControl is what forwardingCollector reports: why forwarding
+// is paused ("" when it runs) and its rate (0: unlimited).
+type ForwardingControl struct {
+	PausedReason  string
+	RatePerSecond float64
+}
+
+// forwardingCollector reads the forwarding controls at scrape time.
+type forwardingCollector struct {
+	read    func(ctx context.Context) (ForwardingControl, error)
+	timeout time.Duration
+	paused  *prometheus.Desc
+	rate    *prometheus.Desc
+}
+
+// NewForwardingCollector returns a collector of inbox_forwarding_paused{reason}
+// (1 for the reason forwarding is paused, 0 for the others) and
+// inbox_forwarding_rate_limit, read with read at each scrape (bounded by
+// timeout); when the read fails, neither is reported rather than a false
+// "running".
+func NewForwardingCollector(read func(ctx context.Context) (ForwardingControl, error), timeout time.Duration) prometheus.Collector {
+	return &forwardingCollector{
+		read:    read,
+		timeout: timeout,
+		paused: prometheus.NewDesc("inbox_forwarding_paused",
+			"1 while forwarding is paused, with the reason: operator (from the console or the API) or breaker (FORWARD_BREAK_AFTER consecutive failed attempts).",
+			[]string{"reason"}, nil),
+		rate: prometheus.NewDesc("inbox_forwarding_rate_limit",
+			"The delivery rate, forwards a second across every worker of every process; 0: unlimited.", nil, nil),
+	}
+}
+
+func (c *forwardingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.paused
+	ch <- c.rate
+}
+
+func (c *forwardingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	fc, err := c.read(ctx)
+	if err != nil {
+		return
+	}
+	for _, reason := range pauseReasons() {
+		v := 0.0
+		if fc.PausedReason == reason {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, v, reason)
+	}
+	ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, fc.RatePerSecond)
+}

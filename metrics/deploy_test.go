@@ -20,7 +20,9 @@ func exported(t *testing.T) map[string]bool {
 	m := metrics.New()
 	stat := func() metrics.PoolStat { return metrics.PoolStat{Max: 16} }
 	count := func(context.Context) (map[string]int64, error) { return map[string]int64{"available": 1}, nil }
-	if err := m.Register(metrics.NewPoolCollector(stat), metrics.NewJobCollector(count, time.Second)); err != nil {
+	control := func(context.Context) (metrics.ForwardingControl, error) { return metrics.ForwardingControl{}, nil }
+	if err := m.Register(metrics.NewPoolCollector(stat), metrics.NewJobCollector(count, time.Second),
+		metrics.NewForwardingCollector(control, time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	m.HTTPRequest("/twilio/messages", 200, time.Millisecond)

@@ -59,7 +59,18 @@ type Metrics struct {
 	reconcileSucceeded *prometheus.GaugeVec
 	twilioRequests     *prometheus.CounterVec
 	twilioThrottled    prometheus.Counter
+
+	forwardsHeld  *prometheus.CounterVec
+	breakerTrips  prometheus.Counter
+	retriesQueued prometheus.Counter
 }
+
+// The reasons of inbox_forwards_held_total: a forward a worker took and
+// put back, without spending an attempt.
+const (
+	HeldPaused = "paused"
+	HeldRate   = "rate"
+)
 
 // The results of inbox_reconcile_sweeps_total.
 const (
@@ -160,8 +171,20 @@ func New() *Metrics {
 		Name: "inbox_twilio_api_throttled_total",
 		Help: "Requests to Twilio's REST API answered 429 (error 20429): retried after backing off.",
 	})
+	m.forwardsHeld = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inbox_forwards_held_total",
+		Help: "Forwards a worker took and put back without an attempt, by reason: paused (forwarding is paused), rate (the delivery rate's next slot was too far off).",
+	}, []string{"reason"})
+	m.breakerTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_forwarding_breaker_trips_total",
+		Help: "Times this process paused forwarding after FORWARD_BREAK_AFTER consecutive failed attempts.",
+	})
+	m.retriesQueued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_forward_retries_queued_total",
+		Help: "Failed or cancelled forwards given a new job by a bulk retry (Retry all failed).",
+	})
 	for _, c := range []prometheus.Collector{
-		m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
+		m.forwardsHeld, m.breakerTrips, m.retriesQueued, m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
 		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
 		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows,
 	} {
@@ -186,6 +209,9 @@ func New() *Metrics {
 	}
 	for _, code := range []string{"2xx", "4xx", "429", "5xx", "error"} {
 		m.twilioRequests.WithLabelValues(code)
+	}
+	for _, reason := range []string{HeldPaused, HeldRate} {
+		m.forwardsHeld.WithLabelValues(reason)
 	}
 	return m
 }
@@ -380,4 +406,28 @@ func (m *Metrics) TwilioAPI(status int, throttled bool) {
 	if throttled {
 		m.twilioThrottled.Inc()
 	}
+}
+
+// ForwardHeld counts a forward put back for reason (HeldPaused, HeldRate).
+func (m *Metrics) ForwardHeld(reason string) {
+	if m == nil {
+		return
+	}
+	m.forwardsHeld.WithLabelValues(reason).Inc()
+}
+
+// BreakerTripped counts a pause by the circuit breaker.
+func (m *Metrics) BreakerTripped() {
+	if m == nil {
+		return
+	}
+	m.breakerTrips.Inc()
+}
+
+// RetriesQueued counts n forwards given a new job by a bulk retry.
+func (m *Metrics) RetriesQueued(n int) {
+	if m == nil {
+		return
+	}
+	m.retriesQueued.Add(float64(n))
 }

@@ -120,6 +120,13 @@ type Config struct {
 	// one sweep per account at a time.
 	Reconciler        Reconciler
 	ReconcileInterval time.Duration
+	// BreakAfter consecutive failed attempts of Processor in this process
+	// pause forwarding (the circuit breaker; FORWARD_BREAK_AFTER), until an
+	// operator resumes it; 0 never does.
+	BreakAfter int
+	// ControlRefresh is how often the workers reread the operator's
+	// controls (default DefaultControlRefresh).
+	ControlRefresh time.Duration
 }
 
 // Defaults of Config. The store inserts jobs in SQL, which sends River no
@@ -136,6 +143,10 @@ const (
 // (store.Options.JobAttempts) with its writes, and retention.
 type Client struct {
 	river *river.Client[pgx.Tx]
+	store *store.Store
+	// forwarding is whether this client runs the forwards' queue.
+	forwarding bool
+	logger     *slog.Logger
 }
 
 // maintenanceQueue is retention's own queue, so a client that runs
@@ -157,11 +168,17 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		return nil, errors.New("process: a client needs a Processor, a Retention or a Reconciler")
 	}
 	workers := river.NewWorkers()
+	client := &Client{store: cfg.Store, forwarding: cfg.Processor != nil, logger: cfg.Logger}
 	if cfg.Processor != nil {
 		if cfg.Workers < 1 {
 			return nil, errors.New("process: a client needs at least one worker")
 		}
-		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger, metrics: cfg.Metrics,
+		g := &gate{store: cfg.Store, logger: cfg.Logger, metrics: cfg.Metrics,
+			refresh: cmp.Or(cfg.ControlRefresh, DefaultControlRefresh), breakAfter: int64(cfg.BreakAfter),
+			trip: func(ctx context.Context, detail string) (bool, error) {
+				return pauseForwarding(ctx, client.river, cfg.Store, store.PausedByBreaker, detail)
+			}}
+		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger, metrics: cfg.Metrics, gate: g,
 			policy: cmp.Or[river.ClientRetryPolicy](cfg.RetryPolicy, &river.DefaultClientRetryPolicy{})}
 		if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
 			return nil, fmt.Errorf("add message worker: %w", err)
@@ -170,6 +187,12 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("add status worker: %w", err)
 		}
 		rc.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: cfg.Workers}
+		// The console's bulk retries run where forwards do, on a queue of
+		// their own, which a pause of forwarding does not stop.
+		if err := river.AddWorkerSafely(workers, &retryWorker{store: cfg.Store, logger: cfg.Logger, metrics: cfg.Metrics}); err != nil {
+			return nil, fmt.Errorf("add retry worker: %w", err)
+		}
+		rc.Queues[controlQueue] = river.QueueConfig{MaxWorkers: 1}
 	}
 	if cfg.Retention > 0 {
 		r := &retentionWorker{
@@ -201,7 +224,8 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}
-	return &Client{river: c}, nil
+	client.river = c
+	return client, nil
 }
 
 // Start starts the workers. River takes the end of ctx for a hard stop
@@ -210,6 +234,23 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 func (c *Client) Start(ctx context.Context) error {
 	if err := c.river.Start(ctx); err != nil {
 		return fmt.Errorf("start workers: %w", err)
+	}
+	if !c.forwarding {
+		return nil
+	}
+	// River forgets a queue no worker has polled for a day, and its pause
+	// with it; the recorded reason is what says forwarding is paused, so
+	// the queue is paused again (the gate holds what is taken meanwhile).
+	ctl, err := c.store.ForwardingControl(ctx)
+	if err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	if ctl.Paused() {
+		if err := c.river.QueuePause(ctx, river.QueueDefault, nil); err != nil && !errors.Is(err, rivertype.ErrNotFound) {
+			return fmt.Errorf("start workers: keep forwarding paused: %w", err)
+		}
+		c.logger.WarnContext(ctx, "forwarding is paused; stored messages wait until it is resumed",
+			"reason", ctl.PausedReason, "since", ctl.PausedAt, "detail", ctl.PausedDetail)
 	}
 	return nil
 }
@@ -237,6 +278,7 @@ type worker struct {
 	logger    *slog.Logger
 	metrics   *metrics.Metrics
 	policy    river.ClientRetryPolicy
+	gate      *gate
 	// notBefore holds, by job id, the earliest next attempt a receiver
 	// asked for (RetryAfter), from the failed run until River asks for
 	// the job's next retry, which it does right after the run, in this
@@ -280,7 +322,11 @@ func (w *worker) run(ctx context.Context, ev Event, job jobRun, loadErr error) e
 	start := time.Now()
 	err := loadErr
 	if err == nil {
-		err = w.processor.Process(ctx, ev)
+		if err = w.processor.Process(ctx, ev); err != nil {
+			w.gate.failed(ctx, err)
+		} else {
+			w.gate.succeeded()
+		}
 	}
 	if err == nil {
 		w.metrics.Attempt(job.kind, metrics.OutcomeSuccess, time.Since(start), time.Since(job.createdAt))
@@ -311,6 +357,9 @@ type messageWorker struct {
 }
 
 func (w *messageWorker) Work(ctx context.Context, j *river.Job[job.Message]) error {
+	if err := w.gate.admit(ctx); err != nil {
+		return err
+	}
 	id := j.Args.SID
 	p, err := w.store.MessageReceivedPayload(ctx, id, j.Args.SID)
 	if err != nil {
@@ -329,6 +378,9 @@ type statusWorker struct {
 }
 
 func (w *statusWorker) Work(ctx context.Context, j *river.Job[job.Status]) error {
+	if err := w.gate.admit(ctx); err != nil {
+		return err
+	}
 	id := j.Args.SID + "." + j.Args.Status
 	p, err := w.store.StatusChangedPayload(ctx, id, j.Args.SID, j.Args.Status)
 	if err != nil {

@@ -31,6 +31,9 @@ type Options struct {
 	// Answer, when set, says the status of the n-th request (from 1), and
 	// may set headers on h (a Retry-After).
 	Answer func(n int64, h http.Header) int
+	// AnswerFor, when set, says the status of a request by its webhook-id
+	// instead.
+	AnswerFor func(id string, h http.Header) int
 	// Delay is the app's own work on each request.
 	Delay time.Duration
 	// Hold makes every request wait in the app until Release lets it go;
@@ -83,7 +86,10 @@ func New(t testing.TB, opts Options) *App {
 			<-a.hold
 		}
 		code := http.StatusOK
-		if opts.Answer != nil {
+		switch {
+		case opts.AnswerFor != nil:
+			code = opts.AnswerFor(id, w.Header())
+		case opts.Answer != nil:
 			code = opts.Answer(n, w.Header())
 		}
 		if code/100 == 2 {
