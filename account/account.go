@@ -364,3 +364,19 @@ func Credentials(ctx context.Context, st *store.Store, keys *keyring.Keyring, fa
 	}
 	return out, nil
 }
+
+// Readable reports, by sid, whether each account in the table opens with
+// keys: one that does not has its deliveries refused (the console shows it
+// unreadable). Nothing opened is kept.
+func Readable(ctx context.Context, st *store.Store, keys *keyring.Keyring) (map[string]bool, error) {
+	all, err := st.AllAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(all))
+	for _, a := range all {
+		_, _, err := open(keys, a)
+		out[a.SID] = err == nil
+	}
+	return out, nil
+}

@@ -23,6 +23,7 @@ import (
 	"inbox/internal/fixture"
 	"inbox/message"
 	"inbox/metrics"
+	"inbox/process"
 	"inbox/store"
 )
 
@@ -32,16 +33,27 @@ type harness struct {
 	url   string
 }
 
-func setup(t *testing.T) *harness {
+func setup(t *testing.T) *harness { return setupWith(t, nil) }
+
+// setupWith serves the admin edge over a fresh database, with the
+// operator's controls, after edit changes its configuration.
+func setupWith(t *testing.T, edit func(*admin.Config)) *harness {
 	t.Helper()
 	pool := dbtest.Pool(t, 8)
 	// Group commit, as serve writes: many messages of a batch share one
 	// received_at, which the keyset order must break by id.
 	st := store.NewWith(pool, store.Options{Writers: 2, MaxBatch: 16})
 	t.Cleanup(st.Close)
-	srv := httptest.NewServer(admin.NewServer(admin.Config{
-		Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New(), Store: st, ForwardAttempts: 5,
-	}))
+	logger := slog.New(slog.DiscardHandler)
+	op, err := process.NewOperator(pool, st, 5, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := admin.Config{Logger: logger, Metrics: metrics.New(), Store: st, ForwardAttempts: 5, Forwarding: op}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv := httptest.NewServer(admin.NewServer(cfg))
 	t.Cleanup(srv.Close)
 	return &harness{pool: pool, store: st, url: srv.URL}
 }
@@ -199,6 +211,9 @@ func TestEachFilterSelectsExactlyItsMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := f.pool.Exec(ctx, `UPDATE messages SET metadata = jsonb_set(metadata, '{source}', '"reconcile"') WHERE metadata->>'message_sid' = $1`, a2); err != nil {
+		t.Fatal(err)
+	}
 	at := func(i int) string { return base.Add(time.Duration(i) * time.Hour).Format(time.RFC3339) }
 	cases := []struct {
 		query url.Values
@@ -223,6 +238,15 @@ func TestEachFilterSelectsExactlyItsMessages(t *testing.T) {
 		{url.Values{"since": {at(1)}, "until": {at(3)}}, []string{a3, a2}},
 		{url.Values{"from": {"+15550000001"}, "since": {at(1)}}, []string{a3}},
 		{url.Values{"from": {"+19999999999"}}, []string{}},
+		{url.Values{"number": {"+15550000001"}}, []string{out, a3, a1}},
+		{url.Values{"number": {"+15550000100"}}, []string{out, a2, a1}},
+		{url.Values{"number": {"+15550000001"}, "account_sid": {accountB}}, []string{a3}},
+		{url.Values{"number": {"+15550000001"}, "until": {at(3)}}, []string{a3, a1}},
+		{url.Values{"source": {"reconcile"}}, []string{a2}},
+		{url.Values{"source": {"webhook"}}, []string{out, wa, a3, a1}},
+		{url.Values{"source": {"reconcile"}, "number": {"+15550000002"}}, []string{a2}},
+		{url.Values{"forward": {"none"}}, []string{out, wa, a3, a2, a1}},
+		{url.Values{"forward": {"failed"}}, []string{}},
 	}
 	for _, c := range cases {
 		for _, limit := range []string{"1", "2", "500"} {
@@ -255,11 +279,15 @@ func TestBadParametersAre400ProblemsNamingTheParameter(t *testing.T) {
 		"since=yesterday":            "since",
 		"until=2026-13-01T00:00:00Z": "until",
 		"since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z": "until",
-		"cursor=not-a-cursor": "cursor",
-		"cursor=" + "bm9wZQ":  "cursor",
-		"from=%zz":            "from",
-		"from=%00":            "from",
-		"to=%2B1555%00":       "to",
+		"cursor=not-a-cursor":         "cursor",
+		"cursor=" + "bm9wZQ":          "cursor",
+		"from=%zz":                    "from",
+		"from=%00":                    "from",
+		"to=%2B1555%00":               "to",
+		"number=%2B1555&from=%2B1556": "number",
+		"source=api":                  "source",
+		"forward=lost":                "forward",
+		"forward=failed,,cancelled":   "forward",
 		// PostgreSQL's timestamps end in 294276 AD and start in 4713 BC.
 		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("-9223372036854775807.1")): "cursor",
 		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("9223372036854775807.1")):  "cursor",

@@ -1,39 +1,57 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
-// withAuth requires token on every request, as "Authorization: Bearer
-// <token>" or as the password of Basic auth (any user name), so a browser
-// can open /riverui/. Both sides are hashed before the constant-time
-// comparison, so neither the token's bytes nor its length leak through
-// timing. An empty token lets every request through.
-func withAuth(token string, logger *slog.Logger, next http.Handler) http.Handler {
-	if token == "" {
-		return next
-	}
+// withAuth requires token on every request but the login page's: as
+// "Authorization: Bearer <token>", as the password of Basic auth (any user
+// name), or as the console's session cookie, which the login form sets.
+// Both sides of a token are hashed before the constant-time comparison, so
+// neither the token's bytes nor its length leak through timing. A console
+// page asked for without any goes to the login form; anything else is
+// answered 401. An empty token lets every request through.
+func withAuth(token string, ss *sessions, logger *slog.Logger, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, scheme := presented(r)
-		sum := sha256.Sum256([]byte(got))
-		if got == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			reason := "no credentials"
-			if got != "" {
-				reason = "wrong " + scheme + " token"
-			}
-			logger.WarnContext(r.Context(), "admin request refused", "reason", reason, "path", r.URL.Path, "remote", r.RemoteAddr)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="inbox admin"`)
-			w.Header().Add("WWW-Authenticate", `Basic realm="inbox admin", charset="UTF-8"`)
-			writeProblem(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer, or Basic with the token as password)", "")
+		if token == "" {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authedKey{}, true)))
 			return
 		}
-		next.ServeHTTP(w, r)
+		got, scheme := presented(r)
+		if got != "" {
+			sum := sha256.Sum256([]byte(got))
+			if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authedKey{}, true)))
+				return
+			}
+			refuseAuth(w, r, logger, "wrong "+scheme+" token")
+			return
+		}
+		if s, ok := ss.get(r); (ok && s.authed) || publicPath(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if consolePath(r.URL.Path) && safeMethod(r.Method) {
+			// A browser without a session: to the login form, and back.
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		refuseAuth(w, r, logger, "no credentials")
 	})
+}
+
+func refuseAuth(w http.ResponseWriter, r *http.Request, logger *slog.Logger, reason string) {
+	logger.WarnContext(r.Context(), "admin request refused", "reason", reason, "path", r.URL.Path, "remote", r.RemoteAddr)
+	w.Header().Add("WWW-Authenticate", `Bearer realm="inbox admin"`)
+	w.Header().Add("WWW-Authenticate", `Basic realm="inbox admin", charset="UTF-8"`)
+	writeProblem(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer, Basic with the token as password, or the console's login at /login)", "")
 }
 
 // presented returns the token a request carries and how: a bearer token,
@@ -47,4 +65,25 @@ func presented(r *http.Request) (token, scheme string) {
 		return strings.TrimSpace(h[7:]), "bearer"
 	}
 	return "", ""
+}
+
+// consolePath reports whether path is one of the console's pages or
+// forms (console.go) rather than the API's, the metrics', River UI's or
+// pprof's.
+func consolePath(path string) bool {
+	if path == "/" {
+		return true
+	}
+	for _, p := range []string{"/login", "/logout", "/messages", "/forwarding", "/accounts"} {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// publicPath reports whether path is served without a token: the login
+// form and the console's stylesheet.
+func publicPath(path string) bool {
+	return path == "/login" || strings.HasPrefix(path, "/static/")
 }

@@ -90,7 +90,10 @@ func withSameOrigin(hosts []string, logger *slog.Logger, next http.Handler) http
 // form or a no-cors fetch can send, so that no cross-site POST reaches a
 // handler without the browser asking first (a CORS preflight, which this
 // listener never grants): the API's POSTs must say application/json, and
-// River UI sends JSON (or, with PUT, no body).
+// River UI sends JSON (or, with PUT, no body). The console's own forms are
+// such POSTs: each carries its session's CSRF token instead, which its
+// handler checks (console.go), and no cross-site request carries the
+// session (SameSite=Strict).
 func withContentType(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
@@ -99,6 +102,7 @@ func withContentType(logger *slog.Logger, next http.Handler) http.Handler {
 			case strings.HasPrefix(r.URL.Path, "/api/") && (err != nil || mt != "application/json"):
 				refuseUnsafe(w, r, logger, http.StatusUnsupportedMediaType, "a POST to the API must have Content-Type: application/json")
 				return
+			case consolePath(r.URL.Path):
 			case err != nil || corsSafelisted(mt):
 				refuseUnsafe(w, r, logger, http.StatusUnsupportedMediaType, "a POST must not have a content type a cross-site form can send")
 				return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,14 +29,18 @@ const (
 )
 
 // listParams are the query parameters GET /api/messages takes.
-var listParams = []string{"direction", "status", "from", "to", "account_sid", "since", "until", "limit", "cursor"}
+var listParams = []string{"direction", "status", "from", "to", "number", "account_sid", "source", "forward", "since", "until", "limit", "cursor"}
 
 // handleListMessages answers GET /api/messages: messages newest first, a
 // page at a time, with filters. The answer's next_cursor, passed back as
 // cursor, gives the next page; it is null on the last one.
 func handleListMessages(st *store.Store, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
-		f, err := parseFilter(r)
+		q, err := parseQuery(r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		f, err := parseFilter(q, listParams)
 		if err != nil {
 			return err
 		}
@@ -52,26 +57,32 @@ func handleListMessages(st *store.Store, logger *slog.Logger) http.Handler {
 		for i, m := range ms {
 			out.Messages[i] = m.Payload()
 		}
-		if len(ms) == int(f.Limit) {
-			last := ms[len(ms)-1]
-			c := encodeCursor(store.Cursor{ReceivedAt: last.ReceivedAt, ID: last.ID})
-			out.NextCursor = &c
-		}
+		out.NextCursor = nextCursor(ms, f.Limit)
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	})
 }
 
-// parseFilter reads GET /api/messages's query. Each parameter at most once;
-// an unknown one is refused rather than ignored, so a typo cannot turn a
-// filtered read into an unfiltered one.
-func parseFilter(r *http.Request) (store.Filter, error) {
-	q, err := parseQuery(r.URL.RawQuery)
-	if err != nil {
-		return store.Filter{}, err
+// nextCursor is the cursor of the page after ms, nil when ms is the last.
+func nextCursor(ms []message.Message, limit int32) *string {
+	if len(ms) < int(limit) || len(ms) == 0 {
+		return nil
 	}
+	last := ms[len(ms)-1]
+	c := encodeCursor(store.Cursor{ReceivedAt: last.ReceivedAt, ID: last.ID})
+	return &c
+}
+
+// parseFilter reads a message filter from q, whose names must be in known:
+// an unknown one is refused rather than ignored, so a typo cannot turn a
+// filtered read into an unfiltered one. The API, the console and a bulk
+// retry all read their filters here.
+func parseFilter(q map[string]string, known []string) (store.Filter, error) {
 	f := store.Filter{Limit: defaultLimit}
 	for name, v := range q {
+		if !slices.Contains(known, name) {
+			return f, badParam(name, fmt.Sprintf("unknown parameter %q; known: %s", truncate(name), strings.Join(known, ", ")))
+		}
 		switch name {
 		case "direction":
 			if v != string(message.DirectionInbound) && v != string(message.DirectionOutbound) {
@@ -83,24 +94,41 @@ func parseFilter(r *http.Request) (store.Filter, error) {
 				return f, badParam(name, "status must be a Twilio status: lower-case letters and _")
 			}
 			f.Status = v
-		case "from", "to":
+		case "from", "to", "number":
 			// PostgreSQL's text takes neither invalid UTF-8 nor NUL.
 			if v == "" || len(v) > 256 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 				return f, badParam(name, name+" must be an address (a phone number, whatsapp:+…), 1 to 256 characters of text without NUL")
 			}
-			if name == "from" {
+			switch name {
+			case "from":
 				f.From = v
-			} else {
+			case "to":
 				f.To = v
+			default:
+				f.Number = v
 			}
 		case "account_sid":
 			if !twilio.IsAccountSID(v) {
 				return f, badParam(name, "account_sid must be AC and 32 lower-case hex digits")
 			}
 			f.AccountSID = v
+		case "source":
+			if v != message.SourceWebhook && v != message.SourceReconcile {
+				return f, badParam(name, "source must be webhook or reconcile")
+			}
+			f.Source = v
+		case "forward":
+			for s := range strings.SplitSeq(v, ",") {
+				if !store.IsForwardState(s) {
+					return f, badParam(name, "forward must be one or more of "+strings.Join(store.ForwardStates(), ", ")+", separated by commas")
+				}
+				if !slices.Contains(f.Forward, s) {
+					f.Forward = append(f.Forward, s)
+				}
+			}
 		case "since", "until":
 			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
+			if err != nil || t.Year() < 1 || t.Year() > 9999 {
 				return f, badParam(name, name+" must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z")
 			}
 			if name == "since" {
@@ -120,9 +148,10 @@ func parseFilter(r *http.Request) (store.Filter, error) {
 				return f, badParam(name, "cursor is not one this API gave: pass next_cursor back unchanged")
 			}
 			f.After = &c
-		default:
-			return f, badParam(name, fmt.Sprintf("unknown parameter %q; known: %s", truncate(name), strings.Join(listParams, ", ")))
 		}
+	}
+	if f.Number != "" && (f.From != "" || f.To != "") {
+		return f, badParam("number", "number is from or to: give it alone, or from and to instead")
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return f, badParam("until", "until must be after since")

@@ -36,7 +36,7 @@ func below() map[string][]string {
 		"reconcile":           {"message", "metrics", "store", "twilio", "twilioapi"},
 		"process":             {"job", "message", "metrics", "store", "webhook"},
 		"api":                 {"account", "internal/statuswriter", "message", "metrics", "store", "twilio"},
-		"admin":               {"internal/statuswriter", "message", "metrics", "store", "twilio"},
+		"admin":               {"internal/statuswriter", "message", "metrics", "process", "store", "twilio"},
 	}
 }
 

@@ -1,0 +1,425 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"inbox/admin"
+	"inbox/internal/fixture"
+)
+
+const consoleToken = "console-test-token-0123456789"
+
+// browser is a cookie-keeping client that does not follow redirects, so a
+// test sees each 303.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodGet, b.base+path, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+// post sends a form as a browser on the console's own page would: with
+// the console's Origin and Sec-Fetch-Site same-origin.
+func (b *browser) post(path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	return b.postFrom(path, form, b.base, "same-origin")
+}
+
+func (b *browser) postFrom(path string, form url.Values, origin, site string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if site != "" {
+		req.Header.Set("Sec-Fetch-Site", site)
+	}
+	return b.do(req)
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf returns the CSRF token of the page at path.
+func (b *browser) csrf(path string) string {
+	b.t.Helper()
+	resp, body := b.get(path)
+	m := csrfInput.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		b.t.Fatalf("GET %s: %d, no CSRF token in\n%s", path, resp.StatusCode, body)
+	}
+	return m[1]
+}
+
+// login logs in with token and fails the test unless it worked.
+func (b *browser) login(token string) {
+	b.t.Helper()
+	resp, body := b.post("/login", url.Values{"csrf": {b.csrf("/login")}, "token": {token}, "next": {"/forwarding"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/forwarding" {
+		b.t.Fatalf("login: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
+
+func (f *harness) paused(t *testing.T) bool {
+	t.Helper()
+	var reason *string
+	if err := f.pool.QueryRow(t.Context(), `SELECT paused_reason FROM forwarding_control`).Scan(&reason); err != nil {
+		t.Fatal(err)
+	}
+	return reason != nil
+}
+
+func withToken(c *admin.Config) { c.Token = consoleToken }
+
+// TestConsoleRefusesWithoutASession: with a token, a page asked for without
+// a session goes to the login form, a form or the API without one is
+// refused, a wrong token logs nothing in, and the right one sets a session
+// cookie a script cannot read and no other site's request carries.
+func TestConsoleRefusesWithoutASession(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, withToken)
+	b := newBrowser(t, f.url)
+	for _, path := range []string{"/", "/messages", "/forwarding", "/accounts", "/messages/" + fixture.SID()} {
+		resp, _ := b.get(path)
+		if path == "/" && resp.StatusCode == http.StatusSeeOther && resp.Header.Get("Location") == "/messages" {
+			continue // / is the messages page, which then asks for a login
+		}
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
+			t.Errorf("GET %s without a session: %d %s, want 303 to the login form", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	for _, path := range []string{"/forwarding/pause", "/forwarding/retry-failed", "/messages/" + fixture.SID() + "/forward"} {
+		resp, _ := b.post(path, url.Values{"csrf": {"x"}})
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s without a session: %d, want 401", path, resp.StatusCode)
+		}
+	}
+	if f.paused(t) {
+		t.Fatal("a form without a session paused forwarding")
+	}
+
+	resp, body := b.get("/login")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<label for="token">Token</label>`) ||
+		!strings.Contains(body, `type="password"`) {
+		t.Fatalf("login form: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = b.post("/login", url.Values{"csrf": {b.csrf("/login")}, "token": {"not-the-token-at-all"}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not this server") {
+		t.Fatalf("a wrong token: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := b.get("/messages"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after a wrong token, /messages: %d, want still the login form", resp.StatusCode)
+	}
+
+	resp, _ = b.post("/login", url.Values{"csrf": {b.csrf("/login")}, "token": {consoleToken}, "next": {"/accounts"}})
+	cookie := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/accounts" ||
+		!strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") || strings.Contains(cookie, "Secure") {
+		t.Fatalf("login: %d %s, cookie %q; want 303 back, HttpOnly, SameSite=Strict, not Secure over http", resp.StatusCode, resp.Header.Get("Location"), cookie)
+	}
+	for _, path := range []string{"/messages", "/forwarding", "/accounts", "/api/forwarding"} {
+		if resp, body := b.get(path); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s with the session: %d\n%s", path, resp.StatusCode, body)
+		}
+	}
+	// Behind a proxy that speaks https, the cookie is Secure.
+	b = newBrowser(t, f.url)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+"/login", strings.NewReader(url.Values{
+		"csrf": {b.csrf("/login")}, "token": {consoleToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	if resp, _ := b.do(req); !strings.Contains(resp.Header.Get("Set-Cookie"), "Secure") {
+		t.Fatalf("login over https: cookie %q, want Secure", resp.Header.Get("Set-Cookie"))
+	}
+	// A login cannot send the browser elsewhere.
+	b = newBrowser(t, f.url)
+	resp, _ = b.post("/login", url.Values{"csrf": {b.csrf("/login")}, "token": {consoleToken}, "next": {"//evil.example/"}})
+	if resp.Header.Get("Location") != "/messages" {
+		t.Fatalf("login with next=//evil.example/: to %q, want /messages", resp.Header.Get("Location"))
+	}
+}
+
+// TestForgedCrossSiteFormIsRefused: a logged-in operator's browser made
+// to post the console's forms by another site: refused whether the
+// browser says where the form came from (403 before any handler) or, an
+// old one, says nothing and so the form lacks the session's CSRF token
+// (403); forwarding stays as it was.
+func TestForgedCrossSiteFormIsRefused(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, withToken)
+	b := newBrowser(t, f.url)
+	b.login(consoleToken)
+	token := b.csrf("/forwarding")
+	for name, try := range map[string]func() (*http.Response, string){
+		"cross-site, with the token": func() (*http.Response, string) {
+			return b.postFrom("/forwarding/pause", url.Values{"csrf": {token}}, "https://evil.example", "cross-site")
+		},
+		"another origin": func() (*http.Response, string) {
+			return b.postFrom("/forwarding/pause", url.Values{"csrf": {token}}, "https://evil.example", "")
+		},
+		"no origin, no token": func() (*http.Response, string) {
+			return b.postFrom("/forwarding/pause", url.Values{}, "", "")
+		},
+		"no origin, a made-up token": func() (*http.Response, string) {
+			return b.postFrom("/forwarding/pause", url.Values{"csrf": {"bm90LWEtdG9rZW4"}}, "", "")
+		},
+		"a bulk retry, no token": func() (*http.Response, string) {
+			return b.postFrom("/forwarding/retry-failed", url.Values{}, "", "")
+		},
+	} {
+		if resp, body := try(); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403\n%s", name, resp.StatusCode, body)
+		}
+	}
+	var runs int
+	if err := f.pool.QueryRow(t.Context(), `SELECT count(*) FROM forward_retries`).Scan(&runs); err != nil {
+		t.Fatal(err)
+	}
+	if f.paused(t) || runs != 0 {
+		t.Fatalf("after forged forms: paused %v, %d bulk retries; want nothing changed", f.paused(t), runs)
+	}
+	// The same form from the console itself works.
+	if resp, _ := b.post("/forwarding/pause", url.Values{"csrf": {token}}); resp.StatusCode != http.StatusSeeOther || !f.paused(t) {
+		t.Fatalf("the console's own pause: %d, paused %v", resp.StatusCode, f.paused(t))
+	}
+}
+
+// TestStaleCSRFTokenIsRefused: a form's token from an earlier session
+// (logged out, logged in again) is refused in the new one.
+func TestStaleCSRFTokenIsRefused(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, withToken)
+	b := newBrowser(t, f.url)
+	b.login(consoleToken)
+	stale := b.csrf("/forwarding")
+	if resp, _ := b.post("/logout", url.Values{"csrf": {stale}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := b.get("/forwarding"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after logout, /forwarding: %d, want the login form", resp.StatusCode)
+	}
+	b.login(consoleToken)
+	resp, body := b.post("/forwarding/pause", url.Values{"csrf": {stale}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "reload the page") || f.paused(t) {
+		t.Fatalf("a stale token: %d, paused %v\n%s", resp.StatusCode, f.paused(t), body)
+	}
+	// Without a token at all, the console needs no login, but its forms
+	// still need the page's token.
+	open := setup(t)
+	o := newBrowser(t, open.url)
+	if resp, _ := o.post("/forwarding/pause", url.Values{"csrf": {stale}}); resp.StatusCode != http.StatusForbidden || open.paused(t) {
+		t.Fatalf("no-token console, a foreign token: %d", resp.StatusCode)
+	}
+	if resp, _ := o.post("/forwarding/pause", url.Values{"csrf": {o.csrf("/forwarding")}}); resp.StatusCode != http.StatusSeeOther || !open.paused(t) {
+		t.Fatalf("no-token console, its own token: %d", resp.StatusCode)
+	}
+}
+
+// TestBulkRetryTwiceAtOnceMakesOneJob: 20 presses of Retry all failed at
+// once, through the API and the console: one background job, one run, and
+// every answer names it.
+func TestBulkRetryTwiceAtOnceMakesOneJob(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	b := newBrowser(t, f.url)
+	token := b.csrf("/forwarding")
+	var wg sync.WaitGroup
+	ids := make(chan string, 20)
+	created := make(chan bool, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+"/api/forwarding/retry-failed", strings.NewReader(`{}`))
+				req.Header.Set("Content-Type", "application/json")
+				resp, body := b.do(req)
+				var run struct {
+					ID      int64 `json:"id"`
+					Created bool  `json:"created"`
+				}
+				if err := json.Unmarshal([]byte(body), &run); err != nil || (resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK) ||
+					run.Created != (resp.StatusCode == http.StatusAccepted) {
+					t.Errorf("API: %d %s", resp.StatusCode, body)
+					return
+				}
+				ids <- fmt.Sprint(run.ID)
+				created <- run.Created
+				return
+			}
+			resp, _ := b.post("/forwarding/retry-failed", url.Values{"csrf": {token}})
+			loc := resp.Header.Get("Location")
+			id, done, ok := strings.Cut(strings.TrimPrefix(loc, "/forwarding/retries/"), "?done=")
+			if resp.StatusCode != http.StatusSeeOther || !ok {
+				t.Errorf("console: %d %s", resp.StatusCode, loc)
+				return
+			}
+			ids <- id
+			created <- done == "retrying"
+		})
+	}
+	wg.Wait()
+	close(ids)
+	close(created)
+	distinct := map[string]bool{}
+	for id := range ids {
+		distinct[id] = true
+	}
+	news := 0
+	for c := range created {
+		if c {
+			news++
+		}
+	}
+	var jobs, runs int
+	if err := f.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM river_job WHERE kind = 'inbox_retry_failed'), (SELECT count(*) FROM forward_retries)`).Scan(&jobs, &runs); err != nil {
+		t.Fatal(err)
+	}
+	if len(distinct) != 1 || news != 1 || jobs != 1 || runs != 1 {
+		t.Fatalf("20 presses at once: answers named runs %v, %d said new, %d jobs, %d runs; want one of each", distinct, news, jobs, runs)
+	}
+	for id := range distinct {
+		if resp, body := b.get("/forwarding/retries/" + id); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Under way") {
+			t.Fatalf("the run's page: %d\n%s", resp.StatusCode, body)
+		}
+	}
+}
+
+// TestControlsThroughTheAPI: pause, resume and the rate as a script sets
+// them, and what the API refuses.
+func TestControlsThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	call := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, f.url+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if st, out := call(http.MethodPost, "/api/forwarding/pause", `{"detail":"deploy"}`); st != 200 || out["paused"] != true || out["changed"] != true ||
+		out["paused_reason"] != "operator" || out["paused_detail"] != "deploy" {
+		t.Fatalf("pause: %d %v", st, out)
+	}
+	if st, out := call(http.MethodPost, "/api/forwarding/pause", ``); st != 200 || out["changed"] != false || out["paused_detail"] != "deploy" {
+		t.Fatalf("pause again: %d %v", st, out)
+	}
+	if st, out := call(http.MethodPost, "/api/forwarding/resume", ``); st != 200 || out["paused"] != false || out["changed"] != true {
+		t.Fatalf("resume: %d %v", st, out)
+	}
+	if st, out := call(http.MethodPut, "/api/forwarding/rate", `{"per_second": 50}`); st != 200 || out["rate_per_second"] != 50.0 {
+		t.Fatalf("rate: %d %v", st, out)
+	}
+	if st, out := call(http.MethodPut, "/api/forwarding/rate", `{"per_second": null}`); st != 200 || out["rate_per_second"] != nil {
+		t.Fatalf("unlimited: %d %v", st, out)
+	}
+	for body, want := range map[string]int{`{"per_second": 0}`: 400, `{"per_second": -3}`: 400, `{"per_second": 1e9}`: 400, `{"per_second": "fast"}`: 400, `[`: 400} {
+		if st, out := call(http.MethodPut, "/api/forwarding/rate", body); st != want {
+			t.Errorf("rate %s: %d %v, want %d", body, st, out, want)
+		}
+	}
+	for body, want := range map[string]int{`{"forward": "forwarded"}`: 400, `{"colour": "red"}`: 400, `{"direction": "outbound"}`: 400, `{"forward": ["failed"]}`: 400} {
+		if st, out := call(http.MethodPost, "/api/forwarding/retry-failed", body); st != want {
+			t.Errorf("retry %s: %d %v, want %d", body, st, out, want)
+		}
+	}
+	if st, _ := call(http.MethodGet, "/api/forwarding/retries/12345", ``); st != 404 {
+		t.Errorf("an unknown run: %d, want 404", st)
+	}
+	var rate *float64
+	if err := f.pool.QueryRow(t.Context(), `SELECT rate FROM forwarding_control`).Scan(&rate); err != nil || rate != nil || f.paused(t) {
+		t.Fatalf("after the refusals: rate %v, paused %v, %v; want unlimited and running", rate, f.paused(t), err)
+	}
+}
+
+// TestConsolePagesFindAMessage: the search field opens a sid's story, and
+// Forward again replays it, once however often it is pressed while the
+// replay waits.
+func TestConsolePagesFindAMessage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	sid := f.insert(t, "+15550000001", "+15550000100", accountA)
+	b := newBrowser(t, f.url)
+	resp, _ := b.get("/messages?q=" + sid)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+sid {
+		t.Fatalf("search a sid: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := b.get("/messages/" + sid)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, ">Forward again</button>") || !strings.Contains(body, "&#43;15550000001") ||
+		resp.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("the message's page: %d %v\n%s", resp.StatusCode, resp.Header, body)
+	}
+	token := csrfInput.FindStringSubmatch(body)[1]
+	for i, want := range []string{"forwarded", "pending"} {
+		resp, _ := b.post("/messages/"+sid+"/forward", url.Values{"csrf": {token}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+sid+"?done="+want {
+			t.Fatalf("Forward again #%d: %d %s", i+1, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	var jobs int
+	if err := f.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE args->>'sid' = $1`, sid).Scan(&jobs); err != nil || jobs != 1 {
+		t.Fatalf("jobs for %s: %d, %v; want the one replay", sid, jobs, err)
+	}
+	for query, want := range map[string]string{
+		"q=%2B15550000001":       sid,
+		"q=" + accountA:          sid,
+		"number=%2B15550000100":  sid,
+		"forward=pending":        sid,
+		"q=%2B19999999999":       "No message matches.",
+		"since=2026-01-01T00:00": sid,
+	} {
+		if resp, body := b.get("/messages?" + query); resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("/messages?%s: %d, want %q in\n%s", query, resp.StatusCode, want, body)
+		}
+	}
+	if resp, body := b.get("/messages?direction=sideways"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "direction must be") {
+		t.Errorf("a bad filter: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, body := b.get("/messages/" + fixture.SID()); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "No message with sid") {
+		t.Errorf("an unknown sid: %d\n%s", resp.StatusCode, body)
+	}
+}
