@@ -12,7 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/account"
 	"inbox/admin"
+	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/process"
 	"inbox/store"
@@ -40,7 +42,7 @@ const (
 
 func (c *adminConfig) bind(b *binder, def string) {
 	b.String(&c.addr, "admin-addr", "ADMIN_ADDR", def,
-		"address of the admin listener (metrics, API, River UI, pprof); empty or off: none")
+		"address of the admin listener (console, metrics, API, River UI, pprof); empty or off: none")
 	b.Secret(&c.token, "ADMIN_TOKEN", "required on every admin request (Bearer, or Basic's password): at least 16 characters")
 	b.String(&c.hosts, "admin-hosts", "ADMIN_HOSTS", "",
 		"comma-separated names the admin listener is reached by, beyond IP addresses and localhost (e.g. a proxy's); other Host headers are refused")
@@ -103,10 +105,16 @@ func loopback(addr string) bool {
 }
 
 // serve starts the admin listener, if one is configured, and returns what
-// stops it. The pool's and the job table's collectors are registered in m.
+// stops it. The pool's, the job table's and the forwarding controls'
+// collectors are registered in m.
 func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.Store, m *metrics.Metrics,
-	forwardAttempts int16, logger *slog.Logger) (stop func(), err error) {
-	if err := m.Register(metrics.NewPoolCollector(st.PoolStat), metrics.NewJobCollector(st.CountJobsByState, 2*time.Second)); err != nil {
+	forwardAttempts int16, keys *keyring.Keyring, logger *slog.Logger) (stop func(), err error) {
+	op, err := process.NewOperator(pool, st, forwardAttempts, logger, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Register(metrics.NewPoolCollector(st.PoolStat), metrics.NewJobCollector(st.CountJobsByState, 2*time.Second),
+		metrics.NewForwardingCollector(op.Control, 2*time.Second)); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	if c.addr == "" {
@@ -131,6 +139,7 @@ func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.S
 	srv := &http.Server{
 		Handler: admin.NewServer(admin.Config{
 			Logger: logger, Token: c.token, Metrics: m, Store: st, ForwardAttempts: forwardAttempts, RiverUI: ui, Hosts: hosts,
+			Forwarding: op, Readable: func(ctx context.Context) (map[string]bool, error) { return account.Readable(ctx, st, keys) },
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -141,7 +150,7 @@ func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.S
 			logger.Error("admin listener stopped", "err", err)
 		}
 	}()
-	logger.Info("admin listening", "addr", ln.Addr().String(), "auth", c.token != "")
+	logger.Info("admin listening", "addr", ln.Addr().String(), "auth", c.token != "", "console", "http://"+ln.Addr().String()+"/")
 	return func() {
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

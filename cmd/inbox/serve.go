@@ -165,7 +165,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer stopAccounts()
-	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), logger)
+	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), cfg.keys, logger)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +26,9 @@ type processingConfig struct {
 	maxAttempts    int
 	workers        int
 	retention      time.Duration
+	// rate is FORWARD_RATE as given: "" leaves the stored rate alone.
+	rate       string
+	breakAfter int
 }
 
 // defaultWorkers: a worker is a goroutine that mostly waits on the network,
@@ -39,6 +43,10 @@ func (c *processingConfig) bind(b *binder) {
 	b.Duration(&c.forwardTimeout, "forward-timeout", "FORWARD_TIMEOUT", process.DefaultForwardTimeout, "bound on one forward attempt")
 	b.Int(&c.maxAttempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts before a job is discarded")
 	b.Int(&c.workers, "workers", "WORKERS", defaultWorkers, "jobs run at once in this process (0: none here; inbox work runs them)")
+	b.String(&c.rate, "forward-rate", "FORWARD_RATE", "",
+		"forwards a second across every worker of every process, or unlimited; set at start (the console changes it at run time); unset: as last set, unlimited at first")
+	b.Int(&c.breakAfter, "forward-break-after", "FORWARD_BREAK_AFTER", process.DefaultBreakAfter,
+		"consecutive failed forward attempts in a process that pause forwarding until an operator resumes it (0: never)")
 	b.Retention(&c.retention, "retention", "RETENTION",
 		"delete messages, status events and finished jobs older than this, e.g. 90d (at least 1d; unset: keep everything)")
 }
@@ -62,8 +70,44 @@ func (c *processingConfig) validate() error {
 	if c.maxAttempts < 1 || c.maxAttempts > math.MaxInt16 {
 		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 to %d", c.maxAttempts, math.MaxInt16)
 	}
+	if _, _, err := c.parseRate(); err != nil {
+		return err
+	}
 	_, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
 	return err
+}
+
+// parseRate reads FORWARD_RATE: set is false when it is unset, and rate
+// nil for unlimited.
+func (c *processingConfig) parseRate() (rate *float64, set bool, err error) {
+	switch c.rate {
+	case "":
+		return nil, false, nil
+	case "unlimited":
+		return nil, true, nil
+	}
+	r, err := strconv.ParseFloat(c.rate, 64)
+	if err != nil || math.IsNaN(r) || r <= 0 || r > process.MaxRate {
+		return nil, false, fmt.Errorf("invalid FORWARD_RATE %q: want forwards a second, above 0 and at most %d, or unlimited", c.rate, process.MaxRate)
+	}
+	return &r, true, nil
+}
+
+// applyRate writes FORWARD_RATE, when set, where every worker reads it.
+func (c *processingConfig) applyRate(ctx context.Context, st *store.Store, logger *slog.Logger) error {
+	rate, set, _ := c.parseRate() // validated
+	if !set {
+		return nil
+	}
+	if err := st.SetForwardRate(ctx, rate); err != nil {
+		return fmt.Errorf("apply FORWARD_RATE: %w", err)
+	}
+	if rate == nil {
+		logger.Info("delivery rate lifted (FORWARD_RATE=unlimited)")
+	} else {
+		logger.Info("delivery rate set (FORWARD_RATE): forwards are held to it across every worker", "per_second", *rate)
+	}
+	return nil
 }
 
 // start starts River's workers when this process runs jobs: the forwards
@@ -80,14 +124,21 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; inbox work forwards them",
 			"max_attempts", c.maxAttempts)
 	}
+	if c.forwardURL != "" {
+		if err := c.applyRate(ctx, store.New(pool), logger); err != nil {
+			return nil, err
+		}
+	}
 	if !forwarding && c.retention == 0 && rec == nil {
 		return nil, nil
 	}
 	pcfg := process.Config{
 		Store: store.New(pool), Logger: logger, Metrics: m, Retention: c.retention, Reconciler: rec, ReconcileInterval: every,
-		// A forward takes at most FORWARD_TIMEOUT; the rest is two reads.
-		// So a job running for twice that belongs to a process that died.
-		JobTimeout: c.forwardTimeout + 5*time.Second,
+		// A forward takes at most FORWARD_TIMEOUT after waiting at most
+		// MaxRateWait for its slot; the rest is two reads. So a job running
+		// for twice that belongs to a process that died.
+		JobTimeout: c.forwardTimeout + process.MaxRateWait + 5*time.Second,
+		BreakAfter: c.breakAfter,
 	}
 	if forwarding {
 		fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
@@ -205,7 +256,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), logger)
+	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), cfg.keys, logger)
 	if err != nil {
 		stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
 		return err
