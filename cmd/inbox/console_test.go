@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -167,9 +168,18 @@ func (p *page) shows(want ...string) {
 	}
 }
 
+// consoleScreenshots are the pages the browser test photographs: each is
+// committed in docs/console/ and shown in docs/console.md
+// (./scripts/screenshots writes them there).
+var consoleScreenshots = []string{"login", "messages", "message", "message-phone", "forwarding",
+	"forwarding-paused", "forwarding-breaker", "retry", "accounts"}
+
 // screenshot saves the whole page as name.png.
 func (p *page) screenshot(name string) {
 	p.t.Helper()
+	if !slices.Contains(consoleScreenshots, name) {
+		p.t.Fatalf("screenshot %q is not in consoleScreenshots, so the docs would not show it", name)
+	}
 	png := get(p, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(p.shots, name+".png"), png, 0o644); err != nil {
 		p.t.Fatal(err)
@@ -206,10 +216,19 @@ func TestConsoleInABrowser(t *testing.T) {
 		return http.StatusOK
 	}})
 	const token = "browser-test-admin-token"
-	databaseURL := dbtest.URL(t)
+	databaseURL, key := dbtest.URL(t), newKeyB64()
+	// Three accounts for the Accounts page: one that delivers, one
+	// disabled, one sealed under a key this server does not have.
+	acme, acmeToken := newAccount()
+	paused, pausedToken := newAccount()
+	lost, lostToken := newAccount()
+	mustAccounts(t, databaseURL, key, acmeToken, "add", acme, "-label", "acme")
+	mustAccounts(t, databaseURL, key, pausedToken, "add", paused, "-label", "acme-staging")
+	mustAccounts(t, databaseURL, key, "", "disable", paused)
+	mustAccounts(t, databaseURL, newKeyB64(), lostToken, "add", lost, "-label", "old-key", "-force")
 	s := startServe(t, databaseURL, map[string]string{
 		"FORWARD_URL": app.URL, "FORWARD_SECRET": teamapp.Secret, "ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": token,
-		"FORWARD_BREAK_AFTER": "10",
+		"FORWARD_BREAK_AFTER": "10", "ENCRYPTION_KEY": key,
 	})
 	pool := dbtest.Connect(t, databaseURL, 4)
 	deliver := func(sid string) {
@@ -329,10 +348,23 @@ func TestConsoleInABrowser(t *testing.T) {
 	p.navigate(strings.TrimPrefix(p.location(), p.base))
 	p.shows("Done", "1 of 1 failed forwards given a new forward")
 	p.screenshot("retry")
+	if st, _ := deliverAs(t, s.addr, acme, acmeToken); st != http.StatusOK {
+		t.Fatalf("delivery for %s: %d", acme, st)
+	}
 	p.navigate("/accounts")
-	p.shows("Accounts")
+	p.shows(acme, "acme", "enabled", paused, "disabled", lost, "unreadable", "s ago")
+	if strings.Contains(p.text(), acmeToken) || strings.Contains(p.text(), lostToken) {
+		t.Fatal("the Accounts page shows a token")
+	}
 	p.screenshot("accounts")
 	p.navigate("/forwarding")
+	p.fill("spinbutton", "Forwards a second, across every worker (empty: unlimited)", "25")
+	p.press("Set rate")
+	p.shows("Delivery rate saved.", "at most 25 a second")
+	var rate float64
+	if err := pool.QueryRow(t.Context(), `SELECT rate FROM forwarding_control`).Scan(&rate); err != nil || rate != 25 {
+		t.Fatalf("the rate after Set rate: %v, %v", rate, err)
+	}
 	p.screenshot("forwarding")
 	p.navigate("/messages")
 	p.shows(refused, held[0], failing[0])
@@ -342,4 +374,31 @@ func TestConsoleInABrowser(t *testing.T) {
 	p.do("phone size", chromedp.EmulateViewport(390, 844))
 	p.navigate("/messages/" + refused)
 	p.screenshot("message-phone")
+}
+
+// TestConsoleScreenshotsAreInTheDocs: every page the browser test
+// photographs is committed and shown in docs/console.md, and nothing else
+// is left in docs/console/.
+func TestConsoleScreenshotsAreInTheDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/console.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range consoleScreenshots {
+		if _, err := os.Stat("../../docs/console/" + name + ".png"); err != nil {
+			t.Errorf("docs/console/%s.png: %v (run ./scripts/screenshots)", name, err)
+		}
+		if !strings.Contains(string(doc), "(console/"+name+".png)") {
+			t.Errorf("docs/console.md does not show console/%s.png", name)
+		}
+	}
+	files, err := filepath.Glob("../../docs/console/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !slices.Contains(consoleScreenshots, strings.TrimSuffix(filepath.Base(f), ".png")) {
+			t.Errorf("%s is not a screenshot the browser test takes", f)
+		}
+	}
 }
