@@ -8,6 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// The image has no zoneinfo of its own: a TZ or a time zone a log
+	// line names must not depend on the host's.
+	_ "time/tzdata"
 )
 
 func main() {
