@@ -33,6 +33,7 @@ func below() map[string][]string {
 		"account":             {"keyring", "metrics", "store", "twilio", "twilioapi"},
 		"twilioapi":           leaf,
 		"internal/twiliotest": leaf,
+		"internal/pgcluster":  leaf,
 		"reconcile":           {"message", "metrics", "store", "twilio", "twilioapi"},
 		"process":             {"job", "message", "metrics", "store", "webhook"},
 		"api":                 {"account", "internal/statuswriter", "message", "metrics", "store", "twilio"},
