@@ -172,6 +172,9 @@ type Querier interface {
 	// When the longest-waiting due forward became due: the lag now is its age;
 	// now when none waits.
 	OldestAvailableForward(ctx context.Context, arg OldestAvailableForwardParams) (time.Time, error)
+	// Whether the current role owns river_job (or is a member of its owner, as
+	// a superuser is): River's reindexer needs that.
+	OwnsJobTable(ctx context.Context) (bool, error)
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
 	// because a sealed value is bound to its slot.

@@ -127,6 +127,10 @@ type Config struct {
 	// ControlRefresh is how often the workers reread the operator's
 	// controls (default DefaultControlRefresh).
 	ControlRefresh time.Duration
+	// NoReindex turns off River's nightly REINDEX CONCURRENTLY of the job
+	// table's indexes, which only the table's owner may run: for a
+	// process that runs as a least-privileged role (docs/deploy.md).
+	NoReindex bool
 }
 
 // Defaults of Config. The store inserts jobs in SQL, which sends River no
@@ -163,6 +167,9 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		FetchCooldown:     cmp.Or(cfg.FetchCooldown, DefaultFetchCooldown),
 		JobTimeout:        cfg.JobTimeout, RescueStuckJobsAfter: 2 * cfg.JobTimeout,
 		Queues: map[string]river.QueueConfig{},
+	}
+	if cfg.NoReindex {
+		rc.ReindexerIndexNames = []string{} // River's exact list: none
 	}
 	if cfg.Processor == nil && cfg.Retention == 0 && cfg.Reconciler == nil {
 		return nil, errors.New("process: a client needs a Processor, a Retention or a Reconciler")

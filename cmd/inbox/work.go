@@ -140,6 +140,11 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		JobTimeout: c.forwardTimeout + process.MaxRateWait + 5*time.Second,
 		BreakAfter: c.breakAfter,
 	}
+	noReindex, err := notJobTableOwner(ctx, pcfg.Store, logger)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.NoReindex = noReindex
 	if forwarding {
 		fwd, err := process.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
 		if err != nil {
@@ -168,6 +173,20 @@ func (c *processingConfig) start(ctx context.Context, pool *pgxpool.Pool, logger
 		logger.Info("reconciliation on: each account's messages on Twilio's API are swept for what no webhook delivered", "every", every.String())
 	}
 	return client, nil
+}
+
+// notJobTableOwner reports whether this process's role does not own
+// River's job table (a least-privileged role, docs/deploy.md): then River's
+// nightly reindex, which it may not run, is off, and the log says so.
+func notJobTableOwner(ctx context.Context, st *store.Store, logger *slog.Logger) (bool, error) {
+	owns, err := st.OwnsJobTable(ctx)
+	if err != nil {
+		return false, err
+	}
+	if !owns {
+		logger.Info("River's nightly reindex of the job table is off: this role does not own it; the owner can run REINDEX INDEX CONCURRENTLY (docs/deploy.md)")
+	}
+	return !owns, nil
 }
 
 // stopWorkers stops fetching jobs and lets running ones finish within
