@@ -218,4 +218,3 @@ func failover(t *testing.T, bin string, synchronous bool) {
 		return st == http.StatusForbidden
 	})
 }
-
