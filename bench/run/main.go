@@ -111,7 +111,11 @@ func run() error {
 		return err
 	}
 	ctx := context.Background()
-	h := &harness{cfg: cfg, stmt: stmt}
+	stmts, err := newStatements(ctx, cfg.adminURL)
+	if err != nil {
+		return err
+	}
+	h := &harness{cfg: cfg, stmt: stmt, stmts: stmts}
 
 	var rows []row
 	var procRows []procRow
@@ -152,7 +156,7 @@ func run() error {
 		rows = append(rows, row{res: med.res, st: med.st, pg: pg, pipe: pipe})
 		if len(procs) > 0 {
 			p := slices.SortedFunc(slices.Values(procs), func(a, b lagResult) int { return cmp.Compare(a.res.RPS(), b.res.RPS()) })[len(procs)/2]
-			procRows = append(procRows, procRow{off: med.res, on: p, pg: pg})
+			procRows = append(procRows, procRow{off: med.res, offStmts: med.st.stmts, on: p, pg: pg})
 		}
 		for _, mix := range []bench.Mix{bench.Repeat30, bench.Storm} {
 			res, st, err := h.service(ctx, bench.Load{Mix: mix, Concurrency: c, Duration: cfg.duration})
@@ -204,6 +208,7 @@ type svcRun struct {
 
 type harness struct {
 	cfg        config
+	stmts      *statements
 	stmt       string
 	n          int
 	postmaster int // pid, found on first use
@@ -245,6 +250,7 @@ func (h *harness) database(ctx context.Context) (string, func(), error) {
 type stats struct {
 	rssMB                 float64
 	serviceCPU, serverCPU time.Duration
+	stmts                 []stmtCost // each statement's cost during the load, when measured
 }
 
 // perMessage returns d spread over n messages, in µs.
@@ -264,7 +270,15 @@ func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, stat
 // serviceWith is service with extra environment for `inbox serve`, and
 // after, when not nil, run once the load and the row check are done, with
 // the service still up.
-func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, after func(ctx context.Context, pool *pgxpool.Pool, res bench.Result) error) (bench.Result, stats, error) {
+// runCost reads, for an after func, what the run has cost since its load
+// began.
+type runCost struct {
+	db         string
+	sinceStart func(ctx context.Context) (service, server time.Duration, err error)
+}
+
+func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string,
+	after func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error) (bench.Result, stats, error) {
 	var st stats
 	dbURL, drop, err := h.database(ctx)
 	if err != nil {
@@ -310,6 +324,9 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, a
 	if err != nil {
 		return bench.Result{}, st, err
 	}
+	if err := h.stmts.reset(ctx); err != nil {
+		return bench.Result{}, st, err
+	}
 	res, err := bench.Run(ctx, l)
 	if err != nil {
 		return res, st, err
@@ -323,6 +340,10 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, a
 		l.Mix, l.Concurrency, perMessage(st.serviceCPU, res.Requests), perMessage(st.serverCPU, res.Requests),
 		(selfCPU()-selfBefore).Seconds()/res.Elapsed.Seconds())
 	st.rssMB = peakRSS(cmd.Process.Pid)
+	u, _ := url.Parse(dbURL)
+	if st.stmts, err = h.stmts.read(ctx, strings.TrimPrefix(u.Path, "/")); err != nil {
+		return res, st, err
+	}
 
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
@@ -340,7 +361,11 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, a
 		return res, st, fmt.Errorf("%s at %d: not every request answered 200: %v, %d failures (%v)", l.Mix, l.Concurrency, res.Statuses, res.Failures, res.FirstError)
 	}
 	if after != nil {
-		return res, st, after(ctx, pool, res)
+		return res, st, after(ctx, pool, res, runCost{db: strings.TrimPrefix(u.Path, "/"),
+			sinceStart: func(ctx context.Context) (time.Duration, time.Duration, error) {
+				pg, err := h.postgresCPU(ctx)
+				return procCPU(cmd.Process.Pid) - serveBefore, pg - pgBefore, err
+			}})
 	}
 	return res, st, nil
 }
@@ -446,8 +471,9 @@ func generatedInsert() (string, error) {
 	values := map[string]string{
 		"$1": quote(form.Get("AccountSid")), "$2": "NULL", "$3": quote(form.Get("From")), "$4": quote(form.Get("To")),
 		"$5": quote(form.Get("Body")), "$6": "0", "$7": "1", "$8": quote(string(media)) + "::jsonb",
-		"$9":  "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
-		"$10": quote(job.KindMessage), "$11": "0",
+		"$9": "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
+		// Processing off, as the service's runs it is compared with: no job.
+		"$10": quote(job.KindMessage), "$11": "0", "$12": "NULL", "$13": quote(job.KindMessages),
 	}
 	stmt := regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(string(m[1]), func(v string) string { return values[v] })
 	// pgbench wants one command per line.

@@ -25,6 +25,10 @@ type lagResult struct {
 	lagMax         time.Duration
 	byEnd          int // messages forwarded before the load ended
 	drain          time.Duration
+	// The whole run's cost, from the load's start to the last forward:
+	// CPU per message, and each statement's (when measured).
+	serviceCPU, serverCPU time.Duration
+	stmts                 []stmtCost
 }
 
 // appStandIn answers every forward 204 at once and notes when each
@@ -69,7 +73,7 @@ func (h *harness) processing(ctx context.Context, c int) (lagResult, error) {
 	var out lagResult
 	env := []string{"FORWARD_URL=http://" + ln.Addr().String() + "/inbox", "FORWARD_SECRET=" + benchSecret}
 	res, _, err := h.serviceWith(ctx, bench.Load{Mix: bench.AllNew, Concurrency: c, Duration: h.cfg.duration}, env,
-		func(ctx context.Context, pool *pgxpool.Pool, res bench.Result) error {
+		func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error {
 			loadEnd := time.Now()
 			out.byEnd = app.count()
 			deadline := loadEnd.Add(2 * time.Minute)
@@ -80,6 +84,13 @@ func (h *harness) processing(ctx context.Context, c int) (lagResult, error) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			out.drain = time.Since(loadEnd)
+			var err error
+			if out.serviceCPU, out.serverCPU, err = run.sinceStart(ctx); err != nil {
+				return err
+			}
+			if out.stmts, err = h.stmts.read(ctx, run.db); err != nil {
+				return err
+			}
 			rows, err := pool.Query(ctx, `SELECT metadata->>'message_sid', received_at FROM messages`)
 			if err != nil {
 				return err

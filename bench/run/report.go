@@ -62,9 +62,10 @@ func machine() string {
 // procRow compares, at one level, the all-new mix with processing off and
 // on (medians of the same rounds).
 type procRow struct {
-	off bench.Result
-	on  lagResult
-	pg  pgResult
+	off      bench.Result
+	offStmts []stmtCost
+	on       lagResult
+	pg       pgResult
 }
 
 func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64, recon *reconResult) string {
@@ -88,13 +89,23 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 	}
 	if len(procRows) > 0 {
 		b.WriteString("\nProcessing on: the all-new mix with `FORWARD_URL` set, every message forwarded (signed) to an app on the same machine that answers 204 at once. Lag is from the message's `received_at` (its transaction's start) to its arrival at the app.\n\n")
-		b.WriteString("| conc | off req/s | on req/s | on / off | on / pgbench | on p50 ms | on p99 ms | lag p50 ms | lag p99 ms | lag max ms | forwarded by the end of the load | rest forwarded within |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| conc | off req/s | on req/s | on / off | on / pgbench | on p50 ms | on p99 ms | lag p50 ms | lag p99 ms | lag max ms | forwarded by the end of the load | rest forwarded within | service CPU µs/msg | PostgreSQL CPU µs/msg |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, p := range procRows {
 			on := p.on.res
-			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %d of %d | %s |\n",
+			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %d of %d | %s | %.0f | %.0f |\n",
 				on.Concurrency, p.off.RPS(), on.RPS(), on.RPS()/p.off.RPS(), on.RPS()/p.pg.tps, ms(on.P50), ms(on.P99),
-				ms(p.on.lagP50), ms(p.on.lagP99), ms(p.on.lagMax), p.on.byEnd, len(on.SIDs), p.on.drain.Round(10*time.Millisecond))
+				ms(p.on.lagP50), ms(p.on.lagP99), ms(p.on.lagMax), p.on.byEnd, len(on.SIDs), p.on.drain.Round(10*time.Millisecond),
+				perMessage(p.on.serviceCPU, len(on.SIDs)), perMessage(p.on.serverCPU, len(on.SIDs)))
+		}
+		b.WriteString("\nCPU per message here runs from the load's start to the last forward (the drain included), so every forward is paid for.\n")
+		for _, p := range procRows {
+			if len(p.on.stmts) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\nWhat each statement cost PostgreSQL per message at concurrency %d (`pg_stat_statements`; the median rounds): processing off, over the load, and on, from the load's start to the last forward.\n", p.on.res.Concurrency)
+			stmtTable(&b, "processing off", p.offStmts, len(p.off.SIDs))
+			stmtTable(&b, "processing on", p.on.stmts, len(p.on.res.SIDs))
 		}
 	}
 	s := storm.res
@@ -185,4 +196,17 @@ func chart(rows []row) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// stmtTable writes what each statement cost per message over n messages.
+func stmtTable(b *strings.Builder, what string, stmts []stmtCost, n int) {
+	fmt.Fprintf(b, "\n%s, %d messages:\n\n", what, n)
+	b.WriteString("| statement | calls | rows a call | execution µs/msg | buffers/msg | WAL bytes/msg |\n|---|---|---|---|---|---|\n")
+	var total float64
+	for _, sc := range stmts {
+		total += sc.execMS
+		fmt.Fprintf(b, "| %s | %d | %.1f | %.1f | %.1f | %.0f |\n", sc.name, sc.calls, sc.rowsPerRun, sc.execMS*1000/float64(n),
+			float64(sc.buffers)/float64(n), sc.walBytes/float64(n))
+	}
+	fmt.Fprintf(b, "| all %d above | | | %.1f | | |\n", len(stmts), total*1000/float64(n))
 }

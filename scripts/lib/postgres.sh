@@ -103,6 +103,8 @@ pg_start_private() {
 	else
 		# The test server is thrown away after the run: durability buys nothing.
 		[ "$name" = test ] && extra="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		# The benchmark reports each statement's cost (bench/run/statements.go).
+		[ "$name" = bench ] && extra="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=off"
 		# A port nothing listens on can still be taken: an outgoing
 		# connection may hold it as its local port (55432 is in Linux's
 		# ephemeral range), and then the bind fails. Try the next port.
