@@ -149,11 +149,16 @@ func (h *harness) raw(body string) *http.Request {
 	return req
 }
 
-// jobs returns how many River jobs of kind name one of sids.
+// jobs returns how many of sids have a job of kind: for messageJob, the
+// job each was enqueued with (its own or its batch's, dbtest.EnqueuedJobs).
 func (h *harness) jobs(kind string, sids ...string) int {
 	h.t.Helper()
+	q := `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'sid' = ANY($2)`
+	if kind == messageJob {
+		q = `SELECT count(*) FROM ` + dbtest.EnqueuedJobs + ` WHERE $1 <> '' AND sid = ANY($2)`
+	}
 	var n int
-	if err := h.pool.QueryRow(h.t.Context(), `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'sid' = ANY($2)`, kind, sids).Scan(&n); err != nil {
+	if err := h.pool.QueryRow(h.t.Context(), q, kind, sids).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
 	return n

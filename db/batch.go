@@ -32,7 +32,23 @@ WITH stored AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', stored.sid), $10::text, $11::smallint
     FROM stored
-    WHERE $11::smallint > 0
+    WHERE $11::smallint > 0 AND $12::text[] IS NULL
+), batch_job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
+                ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
+           CASE WHEN count(*) = 1 THEN $10::text ELSE $13::text END,
+           $11::smallint
+    FROM (
+        SELECT m.metadata->>'message_sid' AS sid
+        FROM messages m
+        WHERE m.metadata->>'message_sid' = ANY($12::text[])
+          AND m.xmin = pg_current_xact_id()::xid
+        UNION ALL
+        SELECT stored.sid FROM stored
+    ) AS batch
+    WHERE $11::smallint > 0 AND $12::text[] IS NOT NULL
+    HAVING count(*) > 0
 )
 SELECT stored.id FROM stored
 `
@@ -55,6 +71,8 @@ type InsertInboundMessageParams struct {
 	Metadata            message.Metadata
 	JobKind             string
 	MaxAttempts         int16
+	BatchSIDs           []string
+	BatchKind           string
 }
 
 // Stores an inbound message unless one with the same sid is already stored.
@@ -64,16 +82,23 @@ type InsertInboundMessageParams struct {
 // batch). The conflict target must match that index's expression exactly,
 // or PostgreSQL rejects the statement at planning time.
 //
-// When max_attempts is above 0, the same statement inserts the River job
-// that processes the message (kind job_kind, args {"sid": …}, River's
-// defaults for the rest), only when the message is new: the job exists
-// exactly when the row does, and commits with it. A test in package process
-// holds the job row equal to what River's own insert makes.
-//
 // It is the one statement that stores an inbound message, on every path:
 // pgx sends a batch of them (one delivery, or a group commit of many) in one
 // round trip with one Sync, so PostgreSQL runs the batch as one implicit
 // transaction with one commit.
+//
+// When max_attempts is above 0, the statement also inserts the River job
+// that processes what it stored, only when it is new, so the job exists
+// exactly when the row does and commits with it (River's defaults for the
+// rest; a test in package process holds the row equal to what River's own
+// insert makes):
+//   - batch_sids NULL: a job of its own (kind job_kind, args {"sid": …});
+//   - batch_sids set, in the batch's last statement: one job for every
+//     message the batch stored (kind batch_kind, args {"sids": […]}; a
+//     message's own job when the batch stored only one): those the
+//     batch's earlier statements inserted (rows of this transaction, found
+//     by sid and xmin) and this statement's own. The earlier statements
+//     pass max_attempts 0.
 func (q *Queries) InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -89,6 +114,8 @@ func (q *Queries) InsertInboundMessage(ctx context.Context, arg []InsertInboundM
 			a.Metadata,
 			a.JobKind,
 			a.MaxAttempts,
+			a.BatchSIDs,
+			a.BatchKind,
 		}
 		batch.Queue(insertInboundMessage, vals...)
 	}

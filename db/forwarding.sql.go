@@ -48,8 +48,11 @@ func (q *Queries) ClearForwardingPaused(ctx context.Context) (bool, error) {
 
 const countFinishedForwardsSince = `-- name: CountFinishedForwardsSince :many
 SELECT s.state::text AS state,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM river_job j
+       (SELECT coalesce(sum(capped.messages), 0) FROM (
+            SELECT CASE WHEN j.kind = 'inbox_messages'
+                        THEN jsonb_array_length(j.args->'sids') - coalesce((j.metadata->>'handed_off')::integer, 0)
+                        ELSE 1 END AS messages
+            FROM river_job j
             WHERE j.state = s.state AND j.finalized_at >= $1::timestamptz
               AND j.kind = ANY($2::text[])
             LIMIT $3::integer
@@ -70,8 +73,10 @@ type CountFinishedForwardsSinceRow struct {
 }
 
 // Forwards that ended since a time, by outcome (completed, discarded,
-// cancelled), through River's (state, finalized_at) index; each count is
-// capped at max_count, so a busy hour costs a bounded scan.
+// cancelled), in messages (a completed batch counts those it forwarded:
+// the others it handed to jobs of their own, which count theirs), through
+// River's (state, finalized_at) index; each count reads at most max_count
+// jobs, so a busy hour costs a bounded scan.
 func (q *Queries) CountFinishedForwardsSince(ctx context.Context, arg CountFinishedForwardsSinceParams) ([]CountFinishedForwardsSinceRow, error) {
 	rows, err := q.db.Query(ctx, countFinishedForwardsSince, arg.Since, arg.Kinds, arg.MaxCount)
 	if err != nil {
@@ -93,7 +98,8 @@ func (q *Queries) CountFinishedForwardsSince(ctx context.Context, arg CountFinis
 }
 
 const countUnfinishedForwards = `-- name: CountUnfinishedForwards :many
-SELECT state::text AS state, count(*) AS jobs
+SELECT state::text AS state,
+       sum(CASE WHEN kind = 'inbox_messages' THEN jsonb_array_length(args->'sids') ELSE 1 END)::bigint AS jobs
 FROM river_job
 WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
   AND queue = $1::text
@@ -113,7 +119,8 @@ type CountUnfinishedForwardsRow struct {
 }
 
 // The forwards not yet done, by River state, through River's fetch index
-// (state, queue, ...): the queue's backlog.
+// (state, queue, ...): the queue's backlog, in messages (a batch job
+// counts its messages).
 func (q *Queries) CountUnfinishedForwards(ctx context.Context, arg CountUnfinishedForwardsParams) ([]CountUnfinishedForwardsRow, error) {
 	rows, err := q.db.Query(ctx, countUnfinishedForwards, arg.Queue, arg.Kinds)
 	if err != nil {

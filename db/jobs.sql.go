@@ -73,6 +73,54 @@ func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinish
 	return result.RowsAffected(), nil
 }
 
+const insertForwardHandOffs = `-- name: InsertForwardHandOffs :exec
+INSERT INTO river_job (args, kind, max_attempts, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint), $2::text, $3::smallint,
+       CASE WHEN h.error = '' THEN 0 ELSE 1 END,
+       h.state::river_job_state,
+       h.not_before,
+       CASE WHEN h.error <> '' THEN h.failed_at END,
+       CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
+       CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
+FROM (
+    SELECT s.sid, ($4::text[])[s.i] AS error, ($5::text[])[s.i] AS state,
+           ($6::timestamptz[])[s.i] AS not_before, ($7::timestamptz[])[s.i] AS failed_at
+    FROM unnest($8::text[]) WITH ORDINALITY AS s(sid, i)
+) AS h
+`
+
+type InsertForwardHandOffsParams struct {
+	BatchID     int64
+	JobKind     string
+	MaxAttempts int16
+	Errors      []string
+	States      []string
+	NotBefore   []time.Time
+	FailedAt    []time.Time
+	SIDs        []string
+}
+
+// The messages of a batch job that need a job of their own, inserted in the
+// transaction that completes the batch (River's JobCompleteTx), each in
+// the River state its forward left it: retryable at not_before (its failed
+// attempt in River's errors), cancelled (the app's answer cannot change) or
+// discarded (no attempt left), or available when nothing failed (the
+// delivery rate spaces each forward). A job of a message's own is what
+// every later attempt of it runs; its args name the batch it came from.
+func (q *Queries) InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error {
+	_, err := q.db.Exec(ctx, insertForwardHandOffs,
+		arg.BatchID,
+		arg.JobKind,
+		arg.MaxAttempts,
+		arg.Errors,
+		arg.States,
+		arg.NotBefore,
+		arg.FailedAt,
+		arg.SIDs,
+	)
+	return err
+}
+
 const insertMessageJob = `-- name: InsertMessageJob :one
 INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
 SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), $1::text, $2::smallint,
@@ -142,9 +190,11 @@ const listMessageJobs = `-- name: ListMessageJobs :many
 SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
        attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
        (SELECT coalesce(jsonb_agg(e - 'trace' ORDER BY n), '[]'::jsonb)
-        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures
+        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures,
+       coalesce(jsonb_array_length(args->'sids'), 0)::integer AS batch_size,
+       coalesce((args->>'batch')::bigint, 0)::bigint AS handed_off_by
 FROM river_job
-WHERE args @> jsonb_build_object('sid', $1::text)
+WHERE (args @> jsonb_build_object('sid', $1::text) OR args @> jsonb_build_object('sids', jsonb_build_array($1::text)))
   AND kind = ANY($2::text[])
 ORDER BY id DESC
 LIMIT $3::integer
@@ -168,11 +218,14 @@ type ListMessageJobsRow struct {
 	FinalizedAt *time.Time
 	LastError   string
 	Failures    []byte
+	BatchSize   int32
+	HandedOffBy int64
 }
 
-// The processing jobs of a message (its forward, and its status changes'),
-// newest first, through River's GIN index on args; with each failed
-// attempt (River's errors: at, attempt, error), without the stack traces.
+// The processing jobs of a message (its forward, alone or in a batch, and
+// its status changes'), newest first, through River's GIN index on args;
+// with each failed attempt (River's errors: at, attempt, error), without the
+// stack traces.
 func (q *Queries) ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error) {
 	rows, err := q.db.Query(ctx, listMessageJobs, arg.SID, arg.Kinds, arg.MaxRows)
 	if err != nil {
@@ -194,6 +247,8 @@ func (q *Queries) ListMessageJobs(ctx context.Context, arg ListMessageJobsParams
 			&i.FinalizedAt,
 			&i.LastError,
 			&i.Failures,
+			&i.BatchSize,
+			&i.HandedOffBy,
 		); err != nil {
 			return nil, err
 		}
@@ -203,4 +258,23 @@ func (q *Queries) ListMessageJobs(ctx context.Context, arg ListMessageJobsParams
 		return nil, err
 	}
 	return items, nil
+}
+
+const noteHandedOff = `-- name: NoteHandedOff :exec
+UPDATE river_job
+SET metadata = metadata || jsonb_build_object('handed_off', $1::integer)
+WHERE id = $2::bigint
+`
+
+type NoteHandedOffParams struct {
+	HandedOff int32
+	ID        int64
+}
+
+// How many of a batch job's messages went to jobs of their own, in its
+// metadata (River's free-form column), so the Forwarding page counts only
+// the others as the batch's forwards.
+func (q *Queries) NoteHandedOff(ctx context.Context, arg NoteHandedOffParams) error {
+	_, err := q.db.Exec(ctx, noteHandedOff, arg.HandedOff, arg.ID)
+	return err
 }

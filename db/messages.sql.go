@@ -105,6 +105,41 @@ func (q *Queries) GetMessageReceivedPayload(ctx context.Context, arg GetMessageR
 	return column_1, err
 }
 
+const getMessageReceivedPayloads = `-- name: GetMessageReceivedPayloads :many
+SELECT (m.metadata->>'message_sid')::text AS sid,
+       json_build_object('id', m.metadata->>'message_sid', 'type', 'message.received', 'message', message_payload(m))::text AS payload
+FROM messages m
+WHERE m.metadata->>'message_sid' = ANY($1::text[])
+LIMIT 1000
+`
+
+type GetMessageReceivedPayloadsRow struct {
+	SID     string
+	Payload string
+}
+
+// The forwards of a batch job's messages, one per stored message, by sid
+// (a message retention deleted since has none).
+func (q *Queries) GetMessageReceivedPayloads(ctx context.Context, sids []string) ([]GetMessageReceivedPayloadsRow, error) {
+	rows, err := q.db.Query(ctx, getMessageReceivedPayloads, sids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []GetMessageReceivedPayloadsRow
+	for rows.Next() {
+		var i GetMessageReceivedPayloadsRow
+		if err := rows.Scan(&i.SID, &i.Payload); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lastMessageForAccounts = `-- name: LastMessageForAccounts :many
 SELECT a.sid::text AS account_sid, last.received_at
 FROM unnest($1::text[]) AS a(sid)
@@ -228,24 +263,28 @@ SELECT id, direction, account_sid, messaging_service_sid, from_address, to_addre
 FROM messages
 WHERE metadata->>'message_sid' IN (
         SELECT j.args->>'sid' FROM river_job j
-        WHERE j.state = ANY(CAST($1::text[] AS river_job_state[])) AND j.kind = $2::text)
-  AND message_forward_state(metadata->>'message_sid') = ANY($3::text[])
-  AND (received_at, id) < ($4::timestamptz, $5::bigint)
-  AND received_at >= $6::timestamptz
-  AND ($7::text IS NULL OR from_address = $7 OR to_address = $7)
-  AND ($8::text IS NULL OR from_address = $8)
-  AND ($9::text IS NULL OR to_address = $9)
-  AND ($10::text IS NULL OR account_sid = $10)
-  AND ($11::text IS NULL OR direction = $11)
-  AND ($12::text IS NULL OR status = $12)
-  AND ($13::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $13)
+        WHERE j.state = ANY(CAST($1::text[] AS river_job_state[])) AND j.kind = $2::text
+        UNION ALL
+        SELECT jsonb_array_elements_text(j.args->'sids') FROM river_job j
+        WHERE j.state = ANY(CAST($1::text[] AS river_job_state[])) AND j.kind = $3::text)
+  AND message_forward_state(metadata->>'message_sid') = ANY($4::text[])
+  AND (received_at, id) < ($5::timestamptz, $6::bigint)
+  AND received_at >= $7::timestamptz
+  AND ($8::text IS NULL OR from_address = $8 OR to_address = $8)
+  AND ($9::text IS NULL OR from_address = $9)
+  AND ($10::text IS NULL OR to_address = $10)
+  AND ($11::text IS NULL OR account_sid = $11)
+  AND ($12::text IS NULL OR direction = $12)
+  AND ($13::text IS NULL OR status = $13)
+  AND ($14::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $14)
 ORDER BY received_at DESC, id DESC
-LIMIT $14::integer
+LIMIT $15::integer
 `
 
 type ListMessagesByForwardParams struct {
 	JobStates   []string
 	JobKind     string
+	BatchKind   string
 	Forward     []string
 	BeforeAt    time.Time
 	BeforeID    int64
@@ -262,12 +301,14 @@ type ListMessagesByForwardParams struct {
 
 // ListMessages for forward states that few messages are in (pending,
 // retrying, failed, cancelled): the candidates are the sids of the forward
-// jobs in the River states that can give them (job_states, through River's
-// state indexes), kept when their latest job gives one of forward.
+// jobs, a message's own or a batch's, in the River states that can give
+// them (job_states, through River's state indexes), kept when their latest
+// job gives one of forward.
 func (q *Queries) ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error) {
 	rows, err := q.db.Query(ctx, listMessagesByForward,
 		arg.JobStates,
 		arg.JobKind,
+		arg.BatchKind,
 		arg.Forward,
 		arg.BeforeAt,
 		arg.BeforeID,

@@ -150,6 +150,7 @@ type RiverJob struct {
 	State        RiverJobState
 	MaxAttempts  int16
 	Args         []byte
+	Metadata     []byte
 	Kind         string
 	Queue        string
 	Priority     int16

@@ -17,8 +17,10 @@ type Querier interface {
 	// when it was paused.
 	ClearForwardingPaused(ctx context.Context) (bool, error)
 	// Forwards that ended since a time, by outcome (completed, discarded,
-	// cancelled), through River's (state, finalized_at) index; each count is
-	// capped at max_count, so a busy hour costs a bounded scan.
+	// cancelled), in messages (a completed batch counts those it forwarded:
+	// the others it handed to jobs of their own, which count theirs), through
+	// River's (state, finalized_at) index; each count reads at most max_count
+	// jobs, so a busy hour costs a bounded scan.
 	CountFinishedForwardsSince(ctx context.Context, arg CountFinishedForwardsSinceParams) ([]CountFinishedForwardsSinceRow, error)
 	// Jobs by River state, for the inbox_jobs gauge. River's cleaner deletes
 	// finished jobs (completed after a day, by default), so the table stays small.
@@ -27,7 +29,8 @@ type Querier interface {
 	// simulation stored each distinct message once.
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
 	// The forwards not yet done, by River state, through River's fetch index
-	// (state, queue, ...): the queue's backlog.
+	// (state, queue, ...): the queue's backlog, in messages (a batch job
+	// counts its messages).
 	CountUnfinishedForwards(ctx context.Context, arg CountUnfinishedForwardsParams) ([]CountUnfinishedForwardsRow, error)
 	// Retention: up to max_rows of this service's jobs that finished before the
 	// cutoff, through River's (state, finalized_at) index. River's own cleaner
@@ -59,6 +62,9 @@ type Querier interface {
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
 	// The forward of a newly stored message: {id, type, message}, as JSON text.
 	GetMessageReceivedPayload(ctx context.Context, arg GetMessageReceivedPayloadParams) (string, error)
+	// The forwards of a batch job's messages, one per stored message, by sid
+	// (a message retention deleted since has none).
+	GetMessageReceivedPayloads(ctx context.Context, sids []string) ([]GetMessageReceivedPayloadsRow, error)
 	// An account's sweep state: how far back everything is listed, and the
 	// sweep under way, if any.
 	GetReconcileSweep(ctx context.Context, accountSid string) (ReconcileSweep, error)
@@ -71,6 +77,14 @@ type Querier interface {
 	// text; status is the callback that first reported the status.
 	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
 	GetTwilioAccount(ctx context.Context, accountSid string) (TwilioAccount, error)
+	// The messages of a batch job that need a job of their own, inserted in the
+	// transaction that completes the batch (River's JobCompleteTx), each in
+	// the River state its forward left it: retryable at not_before (its failed
+	// attempt in River's errors), cancelled (the app's answer cannot change) or
+	// discarded (no attempt left), or available when nothing failed (the
+	// delivery rate spaces each forward). A job of a message's own is what
+	// every later attempt of it runs; its args name the batch it came from.
+	InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error
 	// A bulk retry of failed forwards, recorded in the transaction that
 	// inserts its job.
 	InsertForwardRetry(ctx context.Context, filter []byte) (InsertForwardRetryRow, error)
@@ -81,16 +95,23 @@ type Querier interface {
 	// batch). The conflict target must match that index's expression exactly,
 	// or PostgreSQL rejects the statement at planning time.
 	//
-	// When max_attempts is above 0, the same statement inserts the River job
-	// that processes the message (kind job_kind, args {"sid": …}, River's
-	// defaults for the rest), only when the message is new: the job exists
-	// exactly when the row does, and commits with it. A test in package process
-	// holds the job row equal to what River's own insert makes.
-	//
 	// It is the one statement that stores an inbound message, on every path:
 	// pgx sends a batch of them (one delivery, or a group commit of many) in one
 	// round trip with one Sync, so PostgreSQL runs the batch as one implicit
 	// transaction with one commit.
+	//
+	// When max_attempts is above 0, the statement also inserts the River job
+	// that processes what it stored, only when it is new, so the job exists
+	// exactly when the row does and commits with it (River's defaults for the
+	// rest; a test in package process holds the row equal to what River's own
+	// insert makes):
+	//   - batch_sids NULL: a job of its own (kind job_kind, args {"sid": …});
+	//   - batch_sids set, in the batch's last statement: one job for every
+	//     message the batch stored (kind batch_kind, args {"sids": […]}; a
+	//     message's own job when the batch stored only one): those the
+	//     batch's earlier statements inserted (rows of this transaction, found
+	//     by sid and xmin) and this statement's own. The earlier statements
+	//     pass max_attempts 0.
 	InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults
 	// A new processing job for a stored inbound message (the admin API's
 	// replay): the same row InsertInboundMessage inserts, so the forward
@@ -116,9 +137,10 @@ type Querier interface {
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
 	// The latest bulk retries, newest first.
 	ListForwardRetries(ctx context.Context, maxRows int32) ([]ListForwardRetriesRow, error)
-	// The processing jobs of a message (its forward, and its status changes'),
-	// newest first, through River's GIN index on args; with each failed
-	// attempt (River's errors: at, attempt, error), without the stack traces.
+	// The processing jobs of a message (its forward, alone or in a batch, and
+	// its status changes'), newest first, through River's GIN index on args;
+	// with each failed attempt (River's errors: at, attempt, error), without the
+	// stack traces.
 	ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error)
 	// A page of messages, newest first, after the keyset cursor (before_at,
 	// before_id) and within [since, until). The caller always passes a cursor
@@ -131,8 +153,9 @@ type Querier interface {
 	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
 	// ListMessages for forward states that few messages are in (pending,
 	// retrying, failed, cancelled): the candidates are the sids of the forward
-	// jobs in the River states that can give them (job_states, through River's
-	// state indexes), kept when their latest job gives one of forward.
+	// jobs, a message's own or a batch's, in the River states that can give
+	// them (job_states, through River's state indexes), kept when their latest
+	// job gives one of forward.
 	ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error)
 	// ListMessages for one account, through messages_account_sid_received_at_idx.
 	ListMessagesForAccount(ctx context.Context, arg ListMessagesForAccountParams) ([]Message, error)
@@ -169,6 +192,10 @@ type Querier interface {
 	// stops after this page's inserts committed lists it once more; one that
 	// stops before, too; never a third time.
 	MissingMessages(ctx context.Context, arg MissingMessagesParams) ([]string, error)
+	// How many of a batch job's messages went to jobs of their own, in its
+	// metadata (River's free-form column), so the Forwarding page counts only
+	// the others as the batch's forwards.
+	NoteHandedOff(ctx context.Context, arg NoteHandedOffParams) error
 	// When the longest-waiting due forward became due: the lag now is its age;
 	// now when none waits.
 	OldestAvailableForward(ctx context.Context, arg OldestAvailableForwardParams) (time.Time, error)

@@ -11,6 +11,7 @@ import "encoding/json"
 // The kinds, as River records them in river_job.kind.
 const (
 	KindMessage           = "inbox_message"
+	KindMessages          = "inbox_messages"
 	KindStatus            = "inbox_status"
 	KindRetention         = "inbox_retention"
 	KindReconcileSchedule = "inbox_reconcile_schedule"
@@ -21,10 +22,24 @@ const (
 // Message processes a newly stored inbound message: the forward, by default.
 type Message struct {
 	SID string `json:"sid"`
+	// Batch is the batch job (Messages) whose forward of the message
+	// failed and handed it to this job; 0 for a message's first job, or a
+	// replay.
+	Batch int64 `json:"batch,omitempty"`
 }
 
 // Kind is River's name for the job.
 func (Message) Kind() string { return KindMessage }
+
+// Messages processes the new inbound messages a group commit stored
+// together: one job for the batch, whose messages each get a job of their
+// own (Message) when theirs fails.
+type Messages struct {
+	SIDs []string `json:"sids"`
+}
+
+// Kind is River's name for the job.
+func (Messages) Kind() string { return KindMessages }
 
 // Status processes an outbound message's move to a new status.
 type Status struct {
@@ -72,4 +87,4 @@ func (RetryFailed) Kind() string { return KindRetryFailed }
 
 // ProcessingKinds are the kinds that hand a message on: the ones a
 // message's story (the admin API's jobs) and retention's cleanup cover.
-func ProcessingKinds() []string { return []string{KindMessage, KindStatus} }
+func ProcessingKinds() []string { return []string{KindMessage, KindMessages, KindStatus} }

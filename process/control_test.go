@@ -165,7 +165,7 @@ func TestPauseHoldsForwardsAndResumeSendsThem(t *testing.T) {
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
 		var waiting int
-		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE args->>'sid' = ANY($1) AND state = 'available' AND attempt = 0`,
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM `+dbtest.EnqueuedJobs+` WHERE sid = ANY($1) AND state = 'available' AND attempt = 0`,
 			sids).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}

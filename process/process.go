@@ -186,9 +186,13 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 				return pauseForwarding(ctx, client.river, cfg.Store, store.PausedByBreaker, detail)
 			}}
 		w := &worker{store: cfg.Store, processor: cfg.Processor, logger: cfg.Logger, metrics: cfg.Metrics, gate: g,
+			slots:  make(chan struct{}, cfg.Workers),
 			policy: cmp.Or[river.ClientRetryPolicy](cfg.RetryPolicy, &river.DefaultClientRetryPolicy{})}
 		if err := river.AddWorkerSafely(workers, &messageWorker{worker: w}); err != nil {
 			return nil, fmt.Errorf("add message worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &messagesWorker{worker: w}); err != nil {
+			return nil, fmt.Errorf("add batch worker: %w", err)
 		}
 		if err := river.AddWorkerSafely(workers, &statusWorker{worker: w}); err != nil {
 			return nil, fmt.Errorf("add status worker: %w", err)
@@ -286,6 +290,9 @@ type worker struct {
 	metrics   *metrics.Metrics
 	policy    river.ClientRetryPolicy
 	gate      *gate
+	// slots bounds the forwards batch jobs run at once in this process
+	// (Workers), as River bounds the jobs.
+	slots chan struct{}
 	// notBefore holds, by job id, the earliest next attempt a receiver
 	// asked for (RetryAfter), from the failed run until River asks for
 	// the job's next retry, which it does right after the run, in this

@@ -119,7 +119,7 @@ func TestSweepStoresWhatNoWebhookStored(t *testing.T) {
 	if res.Listed != 151 || res.Found != 100 || res.Stored != 50 || res.Invalid != 0 || res.MediaFetched != 20 {
 		t.Fatalf("result %+v: want 151 listed, 100 found, 50 already stored, 20 media lists", res)
 	}
-	if rows, jobs := h.count(t, `SELECT count(*) FROM messages`), h.count(t, `SELECT count(*) FROM river_job WHERE kind = $1`, job.KindMessage); rows != 150 || jobs != 150 {
+	if rows, jobs := h.count(t, `SELECT count(*) FROM messages`), h.count(t, `SELECT count(*) FROM `+dbtest.EnqueuedJobs); rows != 150 || jobs != 150 {
 		t.Fatalf("%d rows, %d jobs; want 150 of each", rows, jobs)
 	}
 	if n := h.count(t, `SELECT count(*) FROM messages WHERE metadata->>'source' = 'reconcile'`); n != 100 {
@@ -229,8 +229,8 @@ func TestSweepAndWebhooksAtOnce(t *testing.T) {
 	}
 	webhookNew.Store(int64(h.count(t, `SELECT count(*) FROM messages WHERE metadata->>'source' = 'webhook'`)))
 	rows := h.count(t, `SELECT count(*) FROM messages`)
-	jobs := h.count(t, `SELECT count(*) FROM river_job WHERE kind = $1`, job.KindMessage)
-	doubled := h.count(t, `SELECT count(*) FROM (SELECT 1 FROM river_job GROUP BY args->>'sid' HAVING count(*) > 1) d`)
+	jobs := h.count(t, `SELECT count(*) FROM `+dbtest.EnqueuedJobs)
+	doubled := h.count(t, `SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid HAVING count(*) > 1) d`)
 	if rows != 100 || jobs != 100 || doubled != 0 || int64(res.Found)+webhookNew.Load() != 100 {
 		t.Fatalf("%d rows, %d jobs (%d sids with two); sweep found %d, webhooks stored %d: want 100, 100, 0, and found + stored = 100",
 			rows, jobs, doubled, res.Found, webhookNew.Load())

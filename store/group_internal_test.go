@@ -102,7 +102,7 @@ func (h *groupHarness) count(table, sid string) int {
 	h.t.Helper()
 	q := `SELECT count(*) FROM messages WHERE metadata->>'message_sid' = $1`
 	if table == "river_job" {
-		q = `SELECT count(*) FROM river_job WHERE args->>'sid' = $1`
+		q = `SELECT count(*) FROM ` + dbtest.EnqueuedJobs + ` WHERE sid = $1`
 	}
 	var n int
 	if err := h.pool.QueryRow(h.t.Context(), q, sid).Scan(&n); err != nil {

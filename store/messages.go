@@ -61,6 +61,7 @@ func insertParams(m message.Inbound, jobAttempts int16) db.InsertInboundMessageP
 		Media:               m.Media,
 		Metadata:            m.Metadata,
 		JobKind:             job.KindMessage,
+		BatchKind:           job.KindMessages,
 		MaxAttempts:         jobAttempts,
 	}
 }
@@ -72,9 +73,12 @@ type insertResult struct {
 }
 
 // sendInserts sends ms as one pgx batch (one implicit transaction) of
-// InsertInboundMessage, with each new message's job when jobAttempts is not
-// 0, and returns each insert's outcome, in ms's order, once the commit's is
-// known, or the error that failed the batch: then none of it committed.
+// InsertInboundMessage and returns each insert's outcome, in ms's order,
+// once the commit's is known, or the error that failed the batch: then none
+// of it committed. When jobAttempts is not 0, what the batch stored gets its
+// processing job in the same transaction: a message alone, a job of its own
+// (job.Message); several, one job for every new one of them
+// (job.Messages).
 //
 // The batch goes in sid order (stable, so two of one sid keep theirs):
 // batches in flight that share sids (a group commit's, a sweep's, Twilio's
@@ -90,6 +94,18 @@ func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []mes
 	params := make([]db.InsertInboundMessageParams, len(ms))
 	for i, o := range order {
 		params[i] = insertParams(ms[o], jobAttempts)
+	}
+	if len(ms) > 1 && jobAttempts > 0 {
+		// One job for the batch, in its last statement: River's insert,
+		// fetch and completion of a job, each writing every index of
+		// river_job, cost the database more than the messages did.
+		sids := make([]string, len(ms))
+		for i := range params {
+			sids[i] = params[i].Metadata.MessageSID
+			params[i].MaxAttempts = 0
+		}
+		last := &params[len(params)-1]
+		last.MaxAttempts, last.BatchKind, last.BatchSIDs = jobAttempts, job.KindMessages, sids
 	}
 	results := make([]insertResult, len(ms))
 	br := q.InsertInboundMessage(ctx, params)
@@ -155,6 +171,20 @@ func (s *Store) CountMessagesBySIDs(ctx context.Context, sids []string) (int64, 
 		return 0, fail("count messages", err, ErrNotFound)
 	}
 	return n, nil
+}
+
+// MessageReceivedPayloads returns the forward of each of sids (at most
+// 1000) that is stored, by sid: one read for a batch job's messages.
+func (s *Store) MessageReceivedPayloads(ctx context.Context, sids []string) (map[string][]byte, error) {
+	rows, err := s.q.GetMessageReceivedPayloads(ctx, sids)
+	if err != nil {
+		return nil, fail(fmt.Sprintf("payloads of %d messages", len(sids)), err, ErrNotFound)
+	}
+	out := make(map[string][]byte, len(rows))
+	for _, r := range rows {
+		out[r.SID] = []byte(r.Payload)
+	}
+	return out, nil
 }
 
 // MessageReceivedPayload returns the JSON forwarded for the newly stored
@@ -275,7 +305,7 @@ func (s *Store) ListMessages(ctx context.Context, f Filter) ([]message.Message, 
 	switch {
 	case forward != nil && fromJobs:
 		ms, err = s.q.ListMessagesByForward(ctx, db.ListMessagesByForwardParams{
-			JobStates: jobStates, JobKind: job.KindMessage, Forward: forward,
+			JobStates: jobStates, JobKind: job.KindMessage, BatchKind: job.KindMessages, Forward: forward,
 			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
 			Number: optionalString(f.Number), FromAddress: optionalString(ifEmpty(f.Number, f.From)), ToAddress: optionalString(ifEmpty(f.Number, f.To)),
 			AccountSID: account, Direction: dir, Status: status, Source: source, MaxRows: f.Limit,

@@ -286,7 +286,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	poll.Until(t, "the 20 forwards to wait", func() bool {
 		var n int
-		err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE args->>'sid' = ANY($1) AND state = 'available' AND attempt = 0`, held).Scan(&n)
+		err := pool.QueryRow(t.Context(), `SELECT count(*) FROM `+dbtest.EnqueuedJobs+` WHERE sid = ANY($1) AND state = 'available' AND attempt = 0`, held).Scan(&n)
 		return err == nil && n == 20
 	})
 	p.navigate("/forwarding")

@@ -155,8 +155,8 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	var stored, jobs, doubled, running int
 	if err := pool.QueryRow(t.Context(), `SELECT
 		(SELECT count(*) FROM messages),
-		(SELECT count(*) FROM river_job WHERE kind = 'inbox_message'),
-		(SELECT count(*) FROM (SELECT 1 FROM river_job GROUP BY args->>'sid' HAVING count(*) > 1) d),
+		(SELECT count(*) FROM `+dbtest.EnqueuedJobs+`),
+		(SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid HAVING count(*) > 1) d),
 		(SELECT count(*) FROM river_job WHERE state = 'running')`).Scan(&stored, &jobs, &doubled, &running); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	// 12 s after they started, plus its 30 s period, plus a leader election.
 	poll.Within(t, 90*time.Second, "every stored message to be forwarded after the restart", func() bool {
 		var done int
-		pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&done)
+		pool.QueryRow(t.Context(), `SELECT count(*) FROM `+dbtest.EnqueuedJobs+` WHERE state = 'completed'`).Scan(&done)
 		return done == stored
 	})
 	if a.Distinct() != stored {

@@ -170,8 +170,8 @@ func failover(t *testing.T, bin string, synchronous bool) {
 	if err := pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM messages WHERE metadata->>'message_sid' = ANY($1)),
 		(SELECT count(*) FROM messages),
-		(SELECT count(*) FROM river_job WHERE kind = 'inbox_message'),
-		(SELECT count(*) FROM (SELECT 1 FROM river_job WHERE kind = 'inbox_message' GROUP BY args->>'sid' HAVING count(*) > 1) d)`,
+		(SELECT count(*) FROM `+dbtest.EnqueuedJobs+`),
+		(SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid HAVING count(*) > 1) d)`,
 		answered).Scan(&storedAnswered, &rows, &jobs, &doubled); err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func TestOutageIsFoundAndForwarded(t *testing.T) {
 	t.Logf("300 messages stored %s after serve started", time.Since(started).Round(time.Millisecond))
 	poll.Until(t, "every found message to be forwarded", func() bool { return app.Distinct() == 300 })
 	var jobs, withMedia int
-	pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM river_job WHERE kind = 'inbox_message'),
+	pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM `+dbtest.EnqueuedJobs+`),
 		(SELECT count(*) FROM messages WHERE num_media = 1 AND jsonb_array_length(media) = 1)`).Scan(&jobs, &withMedia)
 	if jobs != 300 || withMedia != 30 || app.Total() != 300 {
 		t.Fatalf("%d jobs, %d messages with their medium, %d forwards; want 300, 30, 300", jobs, withMedia, app.Total())
@@ -153,8 +153,8 @@ func TestSweepSurvivesThrottlingAndAKill(t *testing.T) {
 	})
 	var rows, distinct, jobs, doubled int
 	pool.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT metadata->>'message_sid'),
-		(SELECT count(*) FROM river_job WHERE kind = 'inbox_message'),
-		(SELECT count(*) FROM (SELECT 1 FROM river_job WHERE kind = 'inbox_message' GROUP BY args->>'sid' HAVING count(*) > 1) d)
+		(SELECT count(*) FROM `+dbtest.EnqueuedJobs+`),
+		(SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid HAVING count(*) > 1) d)
 		FROM messages WHERE metadata->>'message_sid' = ANY($1)`, sids).Scan(&rows, &distinct, &jobs, &doubled)
 	if rows != 2500 || distinct != 2500 || jobs != 2500 || doubled != 0 {
 		t.Fatalf("%d rows (%d sids), %d jobs, %d sids with two; want 2500 of each and none twice", rows, distinct, jobs, doubled)

@@ -94,8 +94,10 @@ LIMIT @max_rows::integer;
 
 -- name: CountUnfinishedForwards :many
 -- The forwards not yet done, by River state, through River's fetch index
--- (state, queue, ...): the queue's backlog.
-SELECT state::text AS state, count(*) AS jobs
+-- (state, queue, ...): the queue's backlog, in messages (a batch job
+-- counts its messages).
+SELECT state::text AS state,
+       sum(CASE WHEN kind = 'inbox_messages' THEN jsonb_array_length(args->'sids') ELSE 1 END)::bigint AS jobs
 FROM river_job
 WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
   AND queue = @queue::text
@@ -113,11 +115,16 @@ WHERE state = 'available' AND queue = @queue::text AND scheduled_at <= now()
 
 -- name: CountFinishedForwardsSince :many
 -- Forwards that ended since a time, by outcome (completed, discarded,
--- cancelled), through River's (state, finalized_at) index; each count is
--- capped at max_count, so a busy hour costs a bounded scan.
+-- cancelled), in messages (a completed batch counts those it forwarded:
+-- the others it handed to jobs of their own, which count theirs), through
+-- River's (state, finalized_at) index; each count reads at most max_count
+-- jobs, so a busy hour costs a bounded scan.
 SELECT s.state::text AS state,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM river_job j
+       (SELECT coalesce(sum(capped.messages), 0) FROM (
+            SELECT CASE WHEN j.kind = 'inbox_messages'
+                        THEN jsonb_array_length(j.args->'sids') - coalesce((j.metadata->>'handed_off')::integer, 0)
+                        ELSE 1 END AS messages
+            FROM river_job j
             WHERE j.state = s.state AND j.finalized_at >= @since::timestamptz
               AND j.kind = ANY(@kinds::text[])
             LIMIT @max_count::integer

@@ -24,15 +24,18 @@ RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, sch
           (xmax = 0)::boolean AS created;
 
 -- name: ListMessageJobs :many
--- The processing jobs of a message (its forward, and its status changes'),
--- newest first, through River's GIN index on args; with each failed
--- attempt (River's errors: at, attempt, error), without the stack traces.
+-- The processing jobs of a message (its forward, alone or in a batch, and
+-- its status changes'), newest first, through River's GIN index on args;
+-- with each failed attempt (River's errors: at, attempt, error), without the
+-- stack traces.
 SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
        attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
        (SELECT coalesce(jsonb_agg(e - 'trace' ORDER BY n), '[]'::jsonb)
-        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures
+        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures,
+       coalesce(jsonb_array_length(args->'sids'), 0)::integer AS batch_size,
+       coalesce((args->>'batch')::bigint, 0)::bigint AS handed_off_by
 FROM river_job
-WHERE args @> jsonb_build_object('sid', @sid::text)
+WHERE (args @> jsonb_build_object('sid', @sid::text) OR args @> jsonb_build_object('sids', jsonb_build_array(@sid::text)))
   AND kind = ANY(@kinds::text[])
 ORDER BY id DESC
 LIMIT @max_rows::integer;
@@ -58,3 +61,33 @@ WHERE id IN (
       AND kind = ANY(@kinds::text[])
     LIMIT @max_rows::integer
 );
+
+-- name: InsertForwardHandOffs :exec
+-- The messages of a batch job that need a job of their own, inserted in the
+-- transaction that completes the batch (River's JobCompleteTx), each in
+-- the River state its forward left it: retryable at not_before (its failed
+-- attempt in River's errors), cancelled (the app's answer cannot change) or
+-- discarded (no attempt left), or available when nothing failed (the
+-- delivery rate spaces each forward). A job of a message's own is what
+-- every later attempt of it runs; its args name the batch it came from.
+INSERT INTO river_job (args, kind, max_attempts, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint), @job_kind::text, @max_attempts::smallint,
+       CASE WHEN h.error = '' THEN 0 ELSE 1 END,
+       h.state::river_job_state,
+       h.not_before,
+       CASE WHEN h.error <> '' THEN h.failed_at END,
+       CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
+       CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
+FROM (
+    SELECT s.sid, (@errors::text[])[s.i] AS error, (@states::text[])[s.i] AS state,
+           (@not_before::timestamptz[])[s.i] AS not_before, (@failed_at::timestamptz[])[s.i] AS failed_at
+    FROM unnest(@sids::text[]) WITH ORDINALITY AS s(sid, i)
+) AS h;
+
+-- name: NoteHandedOff :exec
+-- How many of a batch job's messages went to jobs of their own, in its
+-- metadata (River's free-form column), so the Forwarding page counts only
+-- the others as the batch's forwards.
+UPDATE river_job
+SET metadata = metadata || jsonb_build_object('handed_off', @handed_off::integer)
+WHERE id = @id::bigint;

@@ -6,16 +6,23 @@
 -- batch). The conflict target must match that index's expression exactly,
 -- or PostgreSQL rejects the statement at planning time.
 --
--- When max_attempts is above 0, the same statement inserts the River job
--- that processes the message (kind job_kind, args {"sid": …}, River's
--- defaults for the rest), only when the message is new: the job exists
--- exactly when the row does, and commits with it. A test in package process
--- holds the job row equal to what River's own insert makes.
---
 -- It is the one statement that stores an inbound message, on every path:
 -- pgx sends a batch of them (one delivery, or a group commit of many) in one
 -- round trip with one Sync, so PostgreSQL runs the batch as one implicit
 -- transaction with one commit.
+--
+-- When max_attempts is above 0, the statement also inserts the River job
+-- that processes what it stored, only when it is new, so the job exists
+-- exactly when the row does and commits with it (River's defaults for the
+-- rest; a test in package process holds the row equal to what River's own
+-- insert makes):
+--   - batch_sids NULL: a job of its own (kind job_kind, args {"sid": …});
+--   - batch_sids set, in the batch's last statement: one job for every
+--     message the batch stored (kind batch_kind, args {"sids": […]}; a
+--     message's own job when the batch stored only one): those the
+--     batch's earlier statements inserted (rows of this transaction, found
+--     by sid and xmin) and this statement's own. The earlier statements
+--     pass max_attempts 0.
 WITH stored AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -30,7 +37,23 @@ WITH stored AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', stored.sid), @job_kind::text, @max_attempts::smallint
     FROM stored
-    WHERE @max_attempts::smallint > 0
+    WHERE @max_attempts::smallint > 0 AND sqlc.narg('batch_sids')::text[] IS NULL
+), batch_job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
+                ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
+           CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
+           @max_attempts::smallint
+    FROM (
+        SELECT m.metadata->>'message_sid' AS sid
+        FROM messages m
+        WHERE m.metadata->>'message_sid' = ANY(sqlc.narg('batch_sids')::text[])
+          AND m.xmin = pg_current_xact_id()::xid
+        UNION ALL
+        SELECT stored.sid FROM stored
+    ) AS batch
+    WHERE @max_attempts::smallint > 0 AND sqlc.narg('batch_sids')::text[] IS NOT NULL
+    HAVING count(*) > 0
 )
 SELECT stored.id FROM stored;
 
@@ -50,6 +73,15 @@ SELECT json_build_object(
 )::text
 FROM messages m
 WHERE m.metadata->>'message_sid' = @sid::text;
+
+-- name: GetMessageReceivedPayloads :many
+-- The forwards of a batch job's messages, one per stored message, by sid
+-- (a message retention deleted since has none).
+SELECT (m.metadata->>'message_sid')::text AS sid,
+       json_build_object('id', m.metadata->>'message_sid', 'type', 'message.received', 'message', message_payload(m))::text AS payload
+FROM messages m
+WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
+LIMIT 1000;
 
 -- name: CountMessagesBySIDs :one
 -- How many rows exist for the given sids: the check that a load or a
@@ -168,14 +200,18 @@ LIMIT @max_rows::integer;
 -- name: ListMessagesByForward :many
 -- ListMessages for forward states that few messages are in (pending,
 -- retrying, failed, cancelled): the candidates are the sids of the forward
--- jobs in the River states that can give them (job_states, through River's
--- state indexes), kept when their latest job gives one of forward.
+-- jobs, a message's own or a batch's, in the River states that can give
+-- them (job_states, through River's state indexes), kept when their latest
+-- job gives one of forward.
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
 FROM messages
 WHERE metadata->>'message_sid' IN (
         SELECT j.args->>'sid' FROM river_job j
-        WHERE j.state = ANY(CAST(@job_states::text[] AS river_job_state[])) AND j.kind = @job_kind::text)
+        WHERE j.state = ANY(CAST(@job_states::text[] AS river_job_state[])) AND j.kind = @job_kind::text
+        UNION ALL
+        SELECT jsonb_array_elements_text(j.args->'sids') FROM river_job j
+        WHERE j.state = ANY(CAST(@job_states::text[] AS river_job_state[])) AND j.kind = @batch_kind::text)
   AND message_forward_state(metadata->>'message_sid') = ANY(@forward::text[])
   AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
   AND received_at >= @since::timestamptz

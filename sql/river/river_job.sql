@@ -11,6 +11,7 @@ CREATE TABLE river_job (
     state        river_job_state NOT NULL DEFAULT 'available',
     max_attempts smallint NOT NULL DEFAULT 25,
     args         jsonb NOT NULL,
+    metadata     jsonb NOT NULL DEFAULT '{}',
     kind         text NOT NULL,
     queue        text NOT NULL DEFAULT 'default',
     priority     smallint NOT NULL DEFAULT 1,
