@@ -61,8 +61,17 @@ func insertParams(m message.Inbound, jobAttempts int16) db.InsertInboundMessageP
 		Media:               m.Media,
 		Metadata:            m.Metadata,
 		JobKind:             job.KindMessage,
-		BatchKind:           job.KindMessages,
 		MaxAttempts:         jobAttempts,
+	}
+}
+
+// inBatch is p for InsertInboundMessageInBatch, before the batch's last
+// statement is given the batch's job.
+func inBatch(p db.InsertInboundMessageParams) db.InsertInboundMessageInBatchParams {
+	return db.InsertInboundMessageInBatchParams{
+		AccountSID: p.AccountSID, MessagingServiceSID: p.MessagingServiceSID, FromAddress: p.FromAddress, ToAddress: p.ToAddress,
+		Body: p.Body, NumMedia: p.NumMedia, NumSegments: p.NumSegments, Media: p.Media, Metadata: p.Metadata,
+		JobKind: p.JobKind, BatchKind: job.KindMessages, MaxAttempts: p.MaxAttempts,
 	}
 }
 
@@ -91,25 +100,8 @@ func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []mes
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(ms[a].Metadata.MessageSID, ms[b].Metadata.MessageSID) })
-	params := make([]db.InsertInboundMessageParams, len(ms))
-	for i, o := range order {
-		params[i] = insertParams(ms[o], jobAttempts)
-	}
-	if len(ms) > 1 && jobAttempts > 0 {
-		// One job for the batch, in its last statement: River's insert,
-		// fetch and completion of a job, each writing every index of
-		// river_job, cost the database more than the messages did.
-		sids := make([]string, len(ms))
-		for i := range params {
-			sids[i] = params[i].Metadata.MessageSID
-			params[i].MaxAttempts = 0
-		}
-		last := &params[len(params)-1]
-		last.MaxAttempts, last.BatchKind, last.BatchSIDs = jobAttempts, job.KindMessages, sids
-	}
 	results := make([]insertResult, len(ms))
-	br := q.InsertInboundMessage(ctx, params)
-	br.QueryRow(func(i int, id int64, err error) {
+	read := func(i int, id int64, err error) {
 		switch r := &results[order[i]]; {
 		case err == nil:
 			*r = insertResult{id: id, inserted: true}
@@ -117,7 +109,32 @@ func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []mes
 		default:
 			*r = insertResult{err: err}
 		}
-	})
+	}
+	var br interface{ Close() error }
+	if len(ms) > 1 && jobAttempts > 0 {
+		// One job for the batch, in its last statement: River's insert,
+		// fetch and completion of a job, each writing every index of
+		// river_job, cost the database more than the messages did.
+		params := make([]db.InsertInboundMessageInBatchParams, len(ms))
+		sids := make([]string, len(ms))
+		for i, o := range order {
+			params[i] = inBatch(insertParams(ms[o], 0))
+			sids[i] = ms[o].Metadata.MessageSID
+		}
+		last := &params[len(params)-1]
+		last.MaxAttempts, last.BatchSIDs = jobAttempts, sids
+		b := q.InsertInboundMessageInBatch(ctx, params)
+		b.QueryRow(read)
+		br = b
+	} else {
+		params := make([]db.InsertInboundMessageParams, len(ms))
+		for i, o := range order {
+			params[i] = insertParams(ms[o], jobAttempts)
+		}
+		b := q.InsertInboundMessage(ctx, params)
+		b.QueryRow(read)
+		br = b
+	}
 	if err := br.Close(); err != nil { // the commit's outcome, read after every row's
 		return nil, batchError(err, len(ms))
 	}

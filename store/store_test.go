@@ -188,7 +188,8 @@ func TestGetMessageBySIDNotFound(t *testing.T) {
 // from) fails here, instead of being stored as zero without an error.
 func TestEveryInboundFieldIsStored(t *testing.T) {
 	t.Parallel()
-	s := setup(t, 2)
+	pool := dbtest.Pool(t, 2)
+	s := store.New(pool)
 	in := fixture.Inbound(fixture.SID())
 	v := reflect.ValueOf(&in).Elem()
 	for i := range v.NumField() {
@@ -212,20 +213,31 @@ func TestEveryInboundFieldIsStored(t *testing.T) {
 	if _, inserted, err := s.InsertInboundMessage(t.Context(), in); err != nil || !inserted {
 		t.Fatalf("insert: %v %v", inserted, err)
 	}
-	got, err := s.GetMessageBySID(t.Context(), in.Metadata.MessageSID)
-	if err != nil {
+	// Both statements that store a message: alone, and in a batch with
+	// processing on (InsertInboundMessageInBatch).
+	batch := []message.Inbound{in, in}
+	for i := range batch {
+		batch[i].Metadata.MessageSID = fixture.SID()
+	}
+	if _, err := store.NewWith(pool, store.Options{JobAttempts: 3}).InsertInboundMessages(t.Context(), batch); err != nil {
 		t.Fatal(err)
 	}
-	out := reflect.ValueOf(got)
-	for i := range v.NumField() {
-		name := v.Type().Field(i).Name
-		stored := out.FieldByName(name)
-		if !stored.IsValid() {
-			t.Errorf("message.Message has no field %s to read Inbound.%s back from", name, name)
-			continue
+	for _, want := range append(batch, in) {
+		got, err := s.GetMessageBySID(t.Context(), want.Metadata.MessageSID)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(stored.Interface(), v.Field(i).Interface()) {
-			t.Errorf("Inbound.%s = %v was stored as %v", name, v.Field(i).Interface(), stored.Interface())
+		out, w := reflect.ValueOf(got), reflect.ValueOf(want)
+		for i := range w.NumField() {
+			name := w.Type().Field(i).Name
+			stored := out.FieldByName(name)
+			if !stored.IsValid() {
+				t.Errorf("message.Message has no field %s to read Inbound.%s back from", name, name)
+				continue
+			}
+			if !reflect.DeepEqual(stored.Interface(), w.Field(i).Interface()) {
+				t.Errorf("Inbound.%s = %v was stored as %v", name, w.Field(i).Interface(), stored.Interface())
+			}
 		}
 	}
 }

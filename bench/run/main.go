@@ -471,9 +471,8 @@ func generatedInsert() (string, error) {
 	values := map[string]string{
 		"$1": quote(form.Get("AccountSid")), "$2": "NULL", "$3": quote(form.Get("From")), "$4": quote(form.Get("To")),
 		"$5": quote(form.Get("Body")), "$6": "0", "$7": "1", "$8": quote(string(media)) + "::jsonb",
-		"$9": "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
-		// Processing off, as the service's runs it is compared with: no job.
-		"$10": quote(job.KindMessage), "$11": "0", "$12": "NULL", "$13": quote(job.KindMessages),
+		"$9":  "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
+		"$10": quote(job.KindMessage), "$11": "0",
 	}
 	stmt := regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(string(m[1]), func(v string) string { return values[v] })
 	// pgbench wants one command per line.

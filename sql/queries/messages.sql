@@ -6,23 +6,17 @@
 -- batch). The conflict target must match that index's expression exactly,
 -- or PostgreSQL rejects the statement at planning time.
 --
--- It is the one statement that stores an inbound message, on every path:
--- pgx sends a batch of them (one delivery, or a group commit of many) in one
--- round trip with one Sync, so PostgreSQL runs the batch as one implicit
--- transaction with one commit.
+-- When max_attempts is above 0, the same statement inserts the River job
+-- that processes the message (kind job_kind, args {"sid": …}, River's
+-- defaults for the rest), only when the message is new: the job exists
+-- exactly when the row does, and commits with it. A test in package process
+-- holds the job row equal to what River's own insert makes.
 --
--- When max_attempts is above 0, the statement also inserts the River job
--- that processes what it stored, only when it is new, so the job exists
--- exactly when the row does and commits with it (River's defaults for the
--- rest; a test in package process holds the row equal to what River's own
--- insert makes):
---   - batch_sids NULL: a job of its own (kind job_kind, args {"sid": …});
---   - batch_sids set, in the batch's last statement: one job for every
---     message the batch stored (kind batch_kind, args {"sids": […]}; a
---     message's own job when the batch stored only one): those the
---     batch's earlier statements inserted (rows of this transaction, found
---     by sid and xmin) and this statement's own. The earlier statements
---     pass max_attempts 0.
+-- It stores an inbound message on every path but one (a group commit's
+-- messages while processing is on: InsertInboundMessageInBatch, the same
+-- insert with the batch's job): pgx sends a batch of them (one delivery, or
+-- a group commit of many) in one round trip with one Sync, so PostgreSQL
+-- runs the batch as one implicit transaction with one commit.
 WITH stored AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -37,7 +31,33 @@ WITH stored AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', stored.sid), @job_kind::text, @max_attempts::smallint
     FROM stored
-    WHERE @max_attempts::smallint > 0 AND sqlc.narg('batch_sids')::text[] IS NULL
+    WHERE @max_attempts::smallint > 0
+)
+SELECT stored.id FROM stored;
+
+-- name: InsertInboundMessageInBatch :batchone
+-- InsertInboundMessage, for the messages a group commit stores together
+-- while processing is on: the same insert, and in the batch's last
+-- statement (batch_sids set, max_attempts above 0) one River job for every
+-- message the batch stored (kind batch_kind, args {"sids": […]}; the
+-- message's own job, kind job_kind, when it stored only one): those the
+-- batch's earlier statements inserted (rows of this transaction, found by
+-- sid and xmin) and this statement's own. The earlier statements pass
+-- max_attempts 0. A job per batch rather than per message, because River's
+-- insert, fetch and completion of a job each write every index of
+-- river_job (docs/processing.md, "Batches"). A statement of its own, so the
+-- one that stores a message alone, or with processing off, does not carry
+-- this one's job insert (measured: a third slower, alone).
+WITH stored AS (
+    INSERT INTO messages (
+        direction, account_sid, messaging_service_sid, from_address, to_address,
+        body, num_media, num_segments, media, status, metadata
+    ) VALUES (
+        'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
+        @body, @num_media, @num_segments, @media, 'received', @metadata
+    )
+    ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
+    RETURNING id, metadata->>'message_sid' AS sid
 ), batch_job AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
