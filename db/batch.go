@@ -70,11 +70,11 @@ type InsertInboundMessageParams struct {
 // exactly when the row does, and commits with it. A test in package process
 // holds the job row equal to what River's own insert makes.
 //
-// It stores an inbound message on every path but one (a group commit's
-// messages while processing is on: InsertInboundMessageInBatch, the same
-// insert with the batch's job): pgx sends a batch of them (one delivery, or
-// a group commit of many) in one round trip with one Sync, so PostgreSQL
-// runs the batch as one implicit transaction with one commit.
+// It is the one statement that stores an inbound message, on every path:
+// pgx sends a batch of them (one delivery, or a group commit of many) in one
+// round trip with one Sync, so PostgreSQL runs the batch as one implicit
+// transaction with one commit. A group commit's batch with processing on
+// passes max_attempts 0 and ends with InsertBatchJob instead.
 func (q *Queries) InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -116,118 +116,6 @@ func (b *InsertInboundMessageBatchResults) QueryRow(f func(int, int64, error)) {
 }
 
 func (b *InsertInboundMessageBatchResults) Close() error {
-	b.closed = true
-	return b.br.Close()
-}
-
-const insertInboundMessageInBatch = `-- name: InsertInboundMessageInBatch :batchone
-WITH stored AS (
-    INSERT INTO messages (
-        direction, account_sid, messaging_service_sid, from_address, to_address,
-        body, num_media, num_segments, media, status, metadata
-    ) VALUES (
-        'inbound', $1, $2, $3, $4,
-        $5, $6, $7, $8, 'received', $9
-    )
-    ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-    RETURNING id, metadata->>'message_sid' AS sid
-), batch_job AS (
-    INSERT INTO river_job (args, kind, max_attempts)
-    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
-                ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
-           CASE WHEN count(*) = 1 THEN $10::text ELSE $11::text END,
-           $12::smallint
-    FROM (
-        SELECT m.metadata->>'message_sid' AS sid
-        FROM messages m
-        WHERE m.metadata->>'message_sid' = ANY($13::text[])
-          AND m.xmin = pg_current_xact_id()::xid
-        UNION ALL
-        SELECT stored.sid FROM stored
-    ) AS batch
-    WHERE $12::smallint > 0 AND $13::text[] IS NOT NULL
-    HAVING count(*) > 0
-)
-SELECT stored.id FROM stored
-`
-
-type InsertInboundMessageInBatchBatchResults struct {
-	br     pgx.BatchResults
-	tot    int
-	closed bool
-}
-
-type InsertInboundMessageInBatchParams struct {
-	AccountSID          string
-	MessagingServiceSID *string
-	FromAddress         string
-	ToAddress           string
-	Body                string
-	NumMedia            int32
-	NumSegments         int32
-	Media               message.MediaList
-	Metadata            message.Metadata
-	JobKind             string
-	BatchKind           string
-	MaxAttempts         int16
-	BatchSIDs           []string
-}
-
-// InsertInboundMessage, for the messages a group commit stores together
-// while processing is on: the same insert, and in the batch's last
-// statement (batch_sids set, max_attempts above 0) one River job for every
-// message the batch stored (kind batch_kind, args {"sids": […]}; the
-// message's own job, kind job_kind, when it stored only one): those the
-// batch's earlier statements inserted (rows of this transaction, found by
-// sid and xmin) and this statement's own. The earlier statements pass
-// max_attempts 0. A job per batch rather than per message, because River's
-// insert, fetch and completion of a job each write every index of
-// river_job (docs/processing.md, "Batches"). A statement of its own, so the
-// one that stores a message alone, or with processing off, does not carry
-// this one's job insert (measured: a third slower, alone).
-func (q *Queries) InsertInboundMessageInBatch(ctx context.Context, arg []InsertInboundMessageInBatchParams) *InsertInboundMessageInBatchBatchResults {
-	batch := &pgx.Batch{}
-	for _, a := range arg {
-		vals := []interface{}{
-			a.AccountSID,
-			a.MessagingServiceSID,
-			a.FromAddress,
-			a.ToAddress,
-			a.Body,
-			a.NumMedia,
-			a.NumSegments,
-			a.Media,
-			a.Metadata,
-			a.JobKind,
-			a.BatchKind,
-			a.MaxAttempts,
-			a.BatchSIDs,
-		}
-		batch.Queue(insertInboundMessageInBatch, vals...)
-	}
-	br := q.db.SendBatch(ctx, batch)
-	return &InsertInboundMessageInBatchBatchResults{br, len(arg), false}
-}
-
-func (b *InsertInboundMessageInBatchBatchResults) QueryRow(f func(int, int64, error)) {
-	defer b.br.Close()
-	for t := 0; t < b.tot; t++ {
-		var id int64
-		if b.closed {
-			if f != nil {
-				f(t, id, ErrBatchAlreadyClosed)
-			}
-			continue
-		}
-		row := b.br.QueryRow()
-		err := row.Scan(&id)
-		if f != nil {
-			f(t, id, err)
-		}
-	}
-}
-
-func (b *InsertInboundMessageInBatchBatchResults) Close() error {
 	b.closed = true
 	return b.br.Close()
 }

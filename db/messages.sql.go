@@ -140,6 +140,47 @@ func (q *Queries) GetMessageReceivedPayloads(ctx context.Context, sids []string)
 	return items, nil
 }
 
+const insertBatchJob = `-- name: InsertBatchJob :exec
+INSERT INTO river_job (args, kind, max_attempts)
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(m.metadata->>'message_sid'))
+            ELSE jsonb_build_object('sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+       CASE WHEN count(*) = 1 THEN $1::text ELSE $2::text END,
+       $3::smallint
+FROM messages m
+WHERE m.metadata->>'message_sid' = ANY($4::text[])
+  AND m.xmin = pg_current_xact_id()::xid
+HAVING count(*) > 0
+`
+
+type InsertBatchJobParams struct {
+	JobKind     string
+	BatchKind   string
+	MaxAttempts int16
+	SIDs        []string
+}
+
+// The one River job for every message a group commit stored while
+// processing is on (kind batch_kind, args {"sids": […]}; the message's own
+// job, kind job_kind, when it stored only one; none when every one was a
+// duplicate): the rows of this transaction among the batch's sids (found by
+// xmin, so never a duplicate's). The store sends it after the batch's
+// InsertInboundMessage statements (with max_attempts 0), in the same round
+// trip and implicit transaction, so the job commits with exactly the rows.
+// A job per batch rather than per message, because River's insert, fetch
+// and completion of a job each write every index of river_job
+// (docs/processing.md, "Batches"). A statement of its own, after the
+// inserts, rather than a clause of the last insert, because PostgreSQL
+// plans such an insert afresh on every execution (docs/processing.md).
+func (q *Queries) InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error {
+	_, err := q.db.Exec(ctx, insertBatchJob,
+		arg.JobKind,
+		arg.BatchKind,
+		arg.MaxAttempts,
+		arg.SIDs,
+	)
+	return err
+}
+
 const lastMessageForAccounts = `-- name: LastMessageForAccounts :many
 SELECT a.sid::text AS account_sid, last.received_at
 FROM unnest($1::text[]) AS a(sid)

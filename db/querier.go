@@ -77,6 +77,19 @@ type Querier interface {
 	// text; status is the callback that first reported the status.
 	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
 	GetTwilioAccount(ctx context.Context, accountSid string) (TwilioAccount, error)
+	// The one River job for every message a group commit stored while
+	// processing is on (kind batch_kind, args {"sids": […]}; the message's own
+	// job, kind job_kind, when it stored only one; none when every one was a
+	// duplicate): the rows of this transaction among the batch's sids (found by
+	// xmin, so never a duplicate's). The store sends it after the batch's
+	// InsertInboundMessage statements (with max_attempts 0), in the same round
+	// trip and implicit transaction, so the job commits with exactly the rows.
+	// A job per batch rather than per message, because River's insert, fetch
+	// and completion of a job each write every index of river_job
+	// (docs/processing.md, "Batches"). A statement of its own, after the
+	// inserts, rather than a clause of the last insert, because PostgreSQL
+	// plans such an insert afresh on every execution (docs/processing.md).
+	InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error
 	// The messages of a batch job that need a job of their own, inserted in the
 	// transaction that completes the batch (River's JobCompleteTx), each in
 	// the River state its forward left it: retryable at not_before (its failed
@@ -101,25 +114,12 @@ type Querier interface {
 	// exactly when the row does, and commits with it. A test in package process
 	// holds the job row equal to what River's own insert makes.
 	//
-	// It stores an inbound message on every path but one (a group commit's
-	// messages while processing is on: InsertInboundMessageInBatch, the same
-	// insert with the batch's job): pgx sends a batch of them (one delivery, or
-	// a group commit of many) in one round trip with one Sync, so PostgreSQL
-	// runs the batch as one implicit transaction with one commit.
+	// It is the one statement that stores an inbound message, on every path:
+	// pgx sends a batch of them (one delivery, or a group commit of many) in one
+	// round trip with one Sync, so PostgreSQL runs the batch as one implicit
+	// transaction with one commit. A group commit's batch with processing on
+	// passes max_attempts 0 and ends with InsertBatchJob instead.
 	InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults
-	// InsertInboundMessage, for the messages a group commit stores together
-	// while processing is on: the same insert, and in the batch's last
-	// statement (batch_sids set, max_attempts above 0) one River job for every
-	// message the batch stored (kind batch_kind, args {"sids": […]}; the
-	// message's own job, kind job_kind, when it stored only one): those the
-	// batch's earlier statements inserted (rows of this transaction, found by
-	// sid and xmin) and this statement's own. The earlier statements pass
-	// max_attempts 0. A job per batch rather than per message, because River's
-	// insert, fetch and completion of a job each write every index of
-	// river_job (docs/processing.md, "Batches"). A statement of its own, so the
-	// one that stores a message alone, or with processing off, does not carry
-	// this one's job insert (measured: a third slower, alone).
-	InsertInboundMessageInBatch(ctx context.Context, arg []InsertInboundMessageInBatchParams) *InsertInboundMessageInBatchBatchResults
 	// A new processing job for a stored inbound message (the admin API's
 	// replay): the same row InsertInboundMessage inserts, so the forward
 	// carries the same webhook-id, the message sid. No row when no inbound

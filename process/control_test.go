@@ -121,13 +121,16 @@ func TestDeliveryRateHoldsABurstAcrossProcesses(t *testing.T) {
 		t.Fatalf("500 forwards arrived within %s, want the rate to hold them to about 10 s", span)
 	}
 	// Any two seconds hold at most the rate's 100, and a few more: each
-	// forward leaves its slot a little late or early (scheduling, -race).
+	// forward leaves its slot a little late or early (scheduling, -race),
+	// and a worker held off the CPU for a moment arrives with the next
+	// slots' forwards (112 seen with the other packages' tests beside it).
+	// Unlimited, all 500 arrive within a second.
 	busiest := 0
 	for i, start := range arrivals {
 		j, _ := slices.BinarySearchFunc(arrivals[i:], start.Add(2*time.Second), func(a, b time.Time) int { return a.Compare(b) })
 		busiest = max(busiest, j)
 	}
-	if busiest > 110 {
+	if busiest > 120 {
 		t.Fatalf("%d forwards arrived within two seconds, want at most the rate's 100 (and a little jitter)", busiest)
 	}
 	t.Logf("500 forwards over %s, at most %d in any two seconds", arrivals[len(arrivals)-1].Sub(arrivals[0]), busiest)

@@ -22,7 +22,7 @@ import (
 // sent at once, and under load the next batch fills while the writers'
 // batches are in flight.
 type groupCommit struct {
-	q           *db.Queries
+	conn        db.DBTX
 	jobAttempts int16
 	maxBatch    int
 	timeout     time.Duration
@@ -43,9 +43,9 @@ type pendingInsert struct {
 	result chan insertResult // buffered: a writer never waits on a caller
 }
 
-func newGroupCommit(q *db.Queries, opts Options, lost func(error)) *groupCommit {
+func newGroupCommit(conn db.DBTX, opts Options, lost func(error)) *groupCommit {
 	g := &groupCommit{
-		q: q, jobAttempts: opts.JobAttempts, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
+		conn: conn, jobAttempts: opts.JobAttempts, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
 		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}), metrics: opts.Metrics, lost: lost,
 	}
 	for range opts.Writers {
@@ -183,5 +183,5 @@ func (g *groupCommit) send(ctx context.Context, batch []*pendingInsert) ([]inser
 	for i, p := range batch {
 		ms[i] = p.m
 	}
-	return sendInserts(ctx, g.q, g.jobAttempts, ms)
+	return sendInserts(ctx, g.conn, g.jobAttempts, ms)
 }

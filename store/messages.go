@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"inbox/db"
 	"inbox/job"
@@ -35,7 +36,7 @@ func (s *Store) InsertInboundMessage(ctx context.Context, m message.Inbound) (id
 		r = s.group.insert(ctx, m)
 	} else { // a batch of one
 		var rs []insertResult
-		if rs, r.err = sendInserts(ctx, s.q, s.jobAttempts, []message.Inbound{m}); r.err == nil {
+		if rs, r.err = sendInserts(ctx, s.pool, s.jobAttempts, []message.Inbound{m}); r.err == nil {
 			r = rs[0]
 		}
 	}
@@ -65,16 +66,6 @@ func insertParams(m message.Inbound, jobAttempts int16) db.InsertInboundMessageP
 	}
 }
 
-// inBatch is p for InsertInboundMessageInBatch, before the batch's last
-// statement is given the batch's job.
-func inBatch(p db.InsertInboundMessageParams) db.InsertInboundMessageInBatchParams {
-	return db.InsertInboundMessageInBatchParams{
-		AccountSID: p.AccountSID, MessagingServiceSID: p.MessagingServiceSID, FromAddress: p.FromAddress, ToAddress: p.ToAddress,
-		Body: p.Body, NumMedia: p.NumMedia, NumSegments: p.NumSegments, Media: p.Media, Metadata: p.Metadata,
-		JobKind: p.JobKind, BatchKind: job.KindMessages, MaxAttempts: p.MaxAttempts,
-	}
-}
-
 type insertResult struct {
 	id       int64
 	inserted bool
@@ -86,15 +77,15 @@ type insertResult struct {
 // once the commit's is known, or the error that failed the batch: then none
 // of it committed. When jobAttempts is not 0, what the batch stored gets its
 // processing job in the same transaction: a message alone, a job of its own
-// (job.Message); several, one job for every new one of them
-// (job.Messages).
+// (job.Message, in its insert); several, one job for every new one of them
+// (job.Messages, by InsertBatchJob at the batch's end).
 //
 // The batch goes in sid order (stable, so two of one sid keep theirs):
 // batches in flight that share sids (a group commit's, a sweep's, Twilio's
 // retries of the same messages at once) then lock their index entries in
 // the same order. In any other order they can each wait on the other, and
 // PostgreSQL breaks that deadlock only after a second, failing one.
-func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []message.Inbound) ([]insertResult, error) {
+func sendInserts(ctx context.Context, conn db.DBTX, jobAttempts int16, ms []message.Inbound) ([]insertResult, error) {
 	order := make([]int, len(ms))
 	for i := range order {
 		order[i] = i
@@ -110,31 +101,29 @@ func sendInserts(ctx context.Context, q *db.Queries, jobAttempts int16, ms []mes
 			*r = insertResult{err: err}
 		}
 	}
-	var br interface{ Close() error }
-	if len(ms) > 1 && jobAttempts > 0 {
-		// One job for the batch, in its last statement: River's insert,
-		// fetch and completion of a job, each writing every index of
-		// river_job, cost the database more than the messages did.
-		params := make([]db.InsertInboundMessageInBatchParams, len(ms))
-		sids := make([]string, len(ms))
-		for i, o := range order {
-			params[i] = inBatch(insertParams(ms[o], 0))
-			sids[i] = ms[o].Metadata.MessageSID
-		}
-		last := &params[len(params)-1]
-		last.MaxAttempts, last.BatchSIDs = jobAttempts, sids
-		b := q.InsertInboundMessageInBatch(ctx, params)
-		b.QueryRow(read)
-		br = b
-	} else {
-		params := make([]db.InsertInboundMessageParams, len(ms))
-		for i, o := range order {
-			params[i] = insertParams(ms[o], jobAttempts)
-		}
-		b := q.InsertInboundMessage(ctx, params)
-		b.QueryRow(read)
-		br = b
+	params := make([]db.InsertInboundMessageParams, len(ms))
+	for i, o := range order {
+		params[i] = insertParams(ms[o], jobAttempts)
 	}
+	q := db.New(conn)
+	if len(ms) > 1 && jobAttempts > 0 {
+		// One job for the batch, after its inserts: River's insert, fetch
+		// and completion of a job, each writing every index of river_job,
+		// cost the database more than the messages did.
+		sids := make([]string, len(ms))
+		for i := range params {
+			params[i].MaxAttempts = 0
+			sids[i] = params[i].Metadata.MessageSID
+		}
+		after := &sentAfter{DBTX: conn}
+		q = db.New(after)
+		// Queued, not sent: it goes out behind the inserts below.
+		_ = q.InsertBatchJob(ctx, db.InsertBatchJobParams{
+			JobKind: job.KindMessage, BatchKind: job.KindMessages, MaxAttempts: jobAttempts, SIDs: sids,
+		})
+	}
+	br := q.InsertInboundMessage(ctx, params)
+	br.QueryRow(read)
 	if err := br.Close(); err != nil { // the commit's outcome, read after every row's
 		return nil, batchError(err, len(ms))
 	}
@@ -381,4 +370,32 @@ func (s *Store) deleteMessagesBefore(ctx context.Context, cutoff time.Time, maxR
 		return 0, fail("delete messages before "+cutoff.Format(time.RFC3339), err, ErrNotFound)
 	}
 	return n, nil
+}
+
+// sentAfter is conn, but the statements given to its Exec are queued and
+// sent after those of the next batch, in its round trip and so in its
+// implicit transaction: sqlc gives each query a batch of its own, and the
+// batch's job must commit with its inserts and see them. Exec reports no
+// outcome; the batch's Close does, as it does the commit's.
+type sentAfter struct {
+	db.DBTX
+	queued []queuedStatement
+}
+
+type queuedStatement struct {
+	sql  string
+	args []any
+}
+
+func (a *sentAfter) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	a.queued = append(a.queued, queuedStatement{sql, args})
+	return pgconn.CommandTag{}, nil
+}
+
+func (a *sentAfter) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	for _, q := range a.queued {
+		b.Queue(q.sql, q.args...)
+	}
+	a.queued = nil
+	return a.DBTX.SendBatch(ctx, b)
 }

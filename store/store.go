@@ -101,7 +101,7 @@ func NewWith(pool *pgxpool.Pool, opts Options) *Store {
 		if opts.BatchTimeout <= 0 {
 			opts.BatchTimeout = 5 * time.Second
 		}
-		s.group = newGroupCommit(s.q, opts, s.connectionLost)
+		s.group = newGroupCommit(pool, opts, s.connectionLost)
 	}
 	return s
 }

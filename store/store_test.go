@@ -213,8 +213,8 @@ func TestEveryInboundFieldIsStored(t *testing.T) {
 	if _, inserted, err := s.InsertInboundMessage(t.Context(), in); err != nil || !inserted {
 		t.Fatalf("insert: %v %v", inserted, err)
 	}
-	// Both statements that store a message: alone, and in a batch with
-	// processing on (InsertInboundMessageInBatch).
+	// Alone, and in a batch with processing on (its inserts without a job
+	// each, then InsertBatchJob).
 	batch := []message.Inbound{in, in}
 	for i := range batch {
 		batch[i].Metadata.MessageSID = fixture.SID()

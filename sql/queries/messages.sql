@@ -12,11 +12,11 @@
 -- exactly when the row does, and commits with it. A test in package process
 -- holds the job row equal to what River's own insert makes.
 --
--- It stores an inbound message on every path but one (a group commit's
--- messages while processing is on: InsertInboundMessageInBatch, the same
--- insert with the batch's job): pgx sends a batch of them (one delivery, or
--- a group commit of many) in one round trip with one Sync, so PostgreSQL
--- runs the batch as one implicit transaction with one commit.
+-- It is the one statement that stores an inbound message, on every path:
+-- pgx sends a batch of them (one delivery, or a group commit of many) in one
+-- round trip with one Sync, so PostgreSQL runs the batch as one implicit
+-- transaction with one commit. A group commit's batch with processing on
+-- passes max_attempts 0 and ends with InsertBatchJob instead.
 WITH stored AS (
     INSERT INTO messages (
         direction, account_sid, messaging_service_sid, from_address, to_address,
@@ -35,47 +35,28 @@ WITH stored AS (
 )
 SELECT stored.id FROM stored;
 
--- name: InsertInboundMessageInBatch :batchone
--- InsertInboundMessage, for the messages a group commit stores together
--- while processing is on: the same insert, and in the batch's last
--- statement (batch_sids set, max_attempts above 0) one River job for every
--- message the batch stored (kind batch_kind, args {"sids": […]}; the
--- message's own job, kind job_kind, when it stored only one): those the
--- batch's earlier statements inserted (rows of this transaction, found by
--- sid and xmin) and this statement's own. The earlier statements pass
--- max_attempts 0. A job per batch rather than per message, because River's
--- insert, fetch and completion of a job each write every index of
--- river_job (docs/processing.md, "Batches"). A statement of its own, so the
--- one that stores a message alone, or with processing off, does not carry
--- this one's job insert (measured: a third slower, alone).
-WITH stored AS (
-    INSERT INTO messages (
-        direction, account_sid, messaging_service_sid, from_address, to_address,
-        body, num_media, num_segments, media, status, metadata
-    ) VALUES (
-        'inbound', @account_sid, sqlc.narg('messaging_service_sid'), @from_address, @to_address,
-        @body, @num_media, @num_segments, @media, 'received', @metadata
-    )
-    ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-    RETURNING id, metadata->>'message_sid' AS sid
-), batch_job AS (
-    INSERT INTO river_job (args, kind, max_attempts)
-    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
-                ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
-           CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
-           @max_attempts::smallint
-    FROM (
-        SELECT m.metadata->>'message_sid' AS sid
-        FROM messages m
-        WHERE m.metadata->>'message_sid' = ANY(sqlc.narg('batch_sids')::text[])
-          AND m.xmin = pg_current_xact_id()::xid
-        UNION ALL
-        SELECT stored.sid FROM stored
-    ) AS batch
-    WHERE @max_attempts::smallint > 0 AND sqlc.narg('batch_sids')::text[] IS NOT NULL
-    HAVING count(*) > 0
-)
-SELECT stored.id FROM stored;
+-- name: InsertBatchJob :exec
+-- The one River job for every message a group commit stored while
+-- processing is on (kind batch_kind, args {"sids": […]}; the message's own
+-- job, kind job_kind, when it stored only one; none when every one was a
+-- duplicate): the rows of this transaction among the batch's sids (found by
+-- xmin, so never a duplicate's). The store sends it after the batch's
+-- InsertInboundMessage statements (with max_attempts 0), in the same round
+-- trip and implicit transaction, so the job commits with exactly the rows.
+-- A job per batch rather than per message, because River's insert, fetch
+-- and completion of a job each write every index of river_job
+-- (docs/processing.md, "Batches"). A statement of its own, after the
+-- inserts, rather than a clause of the last insert, because PostgreSQL
+-- plans such an insert afresh on every execution (docs/processing.md).
+INSERT INTO river_job (args, kind, max_attempts)
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(m.metadata->>'message_sid'))
+            ELSE jsonb_build_object('sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+       CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
+       @max_attempts::smallint
+FROM messages m
+WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
+  AND m.xmin = pg_current_xact_id()::xid
+HAVING count(*) > 0;
 
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
