@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"inbox/internal/clip"
 	"inbox/keyring"
 	"inbox/store"
 	"inbox/twilio"
@@ -172,16 +173,9 @@ func (m *Manager) seal(sid, slot, token string) ([]byte, error) {
 
 func checkSID(sid string) error {
 	if !twilio.IsAccountSID(sid) {
-		return fmt.Errorf("%q is not an account sid: want AC and 32 lower-case hex digits", truncate(sid))
+		return fmt.Errorf("%q is not an account sid: want AC and 32 lower-case hex digits", clip.Clip(sid))
 	}
 	return nil
-}
-
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 // Add stores a new account with its primary token. It refuses a label

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/store"
@@ -72,9 +74,8 @@ type Registry struct {
 
 	listening atomic.Bool
 
-	budget sync.Mutex
-	tokens float64
-	last   time.Time
+	// budget bounds the lookups of sids not in memory.
+	budget *rate.Limiter
 }
 
 // NewRegistry returns an empty Registry; Load fills it.
@@ -94,7 +95,8 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.LookupTimeout == 0 {
 		cfg.LookupTimeout = DefaultLookupTimeout
 	}
-	r := &Registry{cfg: cfg, now: time.Now, accounts: map[string]entry{}, negative: map[string]time.Time{}, tokens: cfg.LookupBurst}
+	r := &Registry{cfg: cfg, now: time.Now, accounts: map[string]entry{}, negative: map[string]time.Time{},
+		budget: rate.NewLimiter(rate.Limit(cfg.LookupsPerSecond), max(1, int(cfg.LookupBurst)))}
 	cfg.Metrics.RegisterAccounts(r.Sizes)
 	return r
 }
@@ -293,31 +295,21 @@ func (r *Registry) fallback() (*twilio.Validator, error) {
 }
 
 // spend takes one lookup from the budget, a token bucket.
-func (r *Registry) spend() bool {
-	r.budget.Lock()
-	defer r.budget.Unlock()
-	now := r.now()
-	r.tokens = min(r.cfg.LookupBurst, r.tokens+now.Sub(r.last).Seconds()*r.cfg.LookupsPerSecond)
-	r.last = now
-	if r.tokens < 1 {
-		return false
-	}
-	r.tokens--
-	return true
-}
+func (r *Registry) spend() bool { return r.budget.AllowN(r.now(), 1) }
 
 // Run keeps the Registry fresh until ctx ends: it listens for the
 // notifications every change sends, reads the changed account again, and
 // reloads everything after (re)connecting (changes made while it was not
 // listening) and every five minutes. A lost connection is retried with
 // backoff; meanwhile the accounts in memory keep serving.
-func (r *Registry) Run(ctx context.Context) {
+func (r *Registry) Run(ctx context.Context, ready func()) error {
+	ready() // serving from what Load read; changes arrive as they may
 	backoff := time.Second
 	for ctx.Err() == nil {
 		err := r.listen(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return
+			return nil
 		case errors.Is(err, errReconnect):
 			backoff = time.Second
 			continue
@@ -325,11 +317,12 @@ func (r *Registry) Run(ctx context.Context) {
 		r.cfg.Logger.WarnContext(ctx, "not listening for twilio account changes; retrying", "err", err, "in", backoff.String())
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+	return nil
 }
 
 // errReconnect ends a listen that should simply start again.

@@ -18,13 +18,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/account"
 	"inbox/admin"
 	"inbox/internal/dbtest"
 	"inbox/internal/fixture"
+	"inbox/internal/workertest"
 	"inbox/message"
 	"inbox/metrics"
-	"inbox/process"
 	"inbox/store"
+	"inbox/story"
 )
 
 type harness struct {
@@ -45,11 +47,9 @@ func setupWith(t *testing.T, edit func(*admin.Config)) *harness {
 	st := store.NewWith(pool, store.Options{Writers: 2, MaxBatch: 16})
 	t.Cleanup(st.Close)
 	logger := slog.New(slog.DiscardHandler)
-	op, err := process.NewOperator(pool, st, 5, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := admin.Config{Logger: logger, Metrics: metrics.New(), Store: st, ForwardAttempts: 5, Forwarding: op}
+	controls, q := workertest.Controls(t, pool, 5)
+	cfg := admin.Config{Logger: logger, Metrics: metrics.New().Handler(), Stories: story.New(st, q), Controls: controls,
+		Accounts: &account.Manager{Store: st}}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -2,33 +2,25 @@ package admin
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/gorilla/mux"
-
-	"inbox/message"
-	"inbox/process"
-	"inbox/store"
-	"inbox/twilio"
+	"inbox/destination"
+	"inbox/internal/clip"
 )
 
-// The console: server-rendered pages over the same data as the API, with
-// forms for the controls (docs/console.md). No script: every control is a
-// form, every view a URL.
+// The console: server-rendered pages over the same services as the API,
+// with forms for the controls (docs/console.md), a page per page_*.go
+// file. No script: every control is a form, every view a URL.
 
 //go:embed templates/*.html
 var templateFiles embed.FS
@@ -39,10 +31,6 @@ var staticFiles embed.FS
 // maxFormBody bounds what a console form may send.
 const maxFormBody = 64 << 10
 
-// consoleParams are what the Messages page's URL takes: the API's filter,
-// and q, the search field.
-var consoleParams = []string{"q", "direction", "status", "from", "to", "number", "account_sid", "source", "forward", "since", "until", "cursor"}
-
 // console serves the pages.
 type console struct {
 	cfg      Config
@@ -51,12 +39,13 @@ type console struct {
 	logger   *slog.Logger
 }
 
-func newConsole(cfg Config, ss *sessions) *console {
-	funcs := template.FuncMap{
+// templateFuncs are what the pages' templates may call.
+func templateFuncs() template.FuncMap {
+	return template.FuncMap{
 		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"age":     age,
-		"short":   func(s string, n int) string { return shorten(s, n) },
+		"short":   shorten,
 		"deref":   func(s *string) string { return derefOr(s, "") },
 		"derefTime": func(t *time.Time) time.Time {
 			if t == nil {
@@ -71,7 +60,7 @@ func newConsole(cfg Config, ss *sessions) *console {
 			}
 			return strconv.FormatFloat(*r, 'f', -1, 64)
 		},
-		"forwardStates": store.ForwardStates,
+		"forwardStates": destination.ForwardStates,
 		"safeHref": func(s string) template.URL {
 			// Only web links: a stored media URL is Twilio's, but it came
 			// over the wire.
@@ -81,36 +70,15 @@ func newConsole(cfg Config, ss *sessions) *console {
 			return "#"
 		},
 	}
-	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "messages", "message", "forwarding", "retry", "accounts", "problem"} {
-		pages[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFiles, "templates/base.html", "templates/partials.html", "templates/"+name+".html"))
-	}
-	return &console{cfg: cfg, sessions: ss, pages: pages, logger: cfg.Logger}
 }
 
-// addConsoleRoutes adds the console's routes to r.
-func (c *console) addRoutes(r *mux.Router) {
-	static, _ := fs.Sub(staticFiles, "static")
-	r.PathPrefix("/static/").Handler(withCache(http.StripPrefix("/static/", http.FileServerFS(static)))).Methods(http.MethodGet)
-
-	s := r.NewRoute().Subrouter()
-	s.Use(c.sessions.withSession, withPageHeaders)
-	s.Handle("/", http.RedirectHandler("/messages", http.StatusSeeOther)).Methods(http.MethodGet)
-	s.Handle("/login", c.handle(c.loginPage)).Methods(http.MethodGet)
-	s.Handle("/login", c.form(c.login)).Methods(http.MethodPost)
-	s.Handle("/logout", c.form(c.logout)).Methods(http.MethodPost)
-	s.Handle("/messages", c.handle(c.messagesPage)).Methods(http.MethodGet)
-	s.Handle("/messages/{sid}", c.handle(c.messagePage)).Methods(http.MethodGet)
-	s.Handle("/messages/{sid}/forward", c.form(c.forwardAgain)).Methods(http.MethodPost)
-	s.Handle("/accounts", c.handle(c.accountsPage)).Methods(http.MethodGet)
-	if c.cfg.Forwarding != nil {
-		s.Handle("/forwarding", c.handle(c.forwardingPage)).Methods(http.MethodGet)
-		s.Handle("/forwarding/pause", c.form(c.pause)).Methods(http.MethodPost)
-		s.Handle("/forwarding/resume", c.form(c.resume)).Methods(http.MethodPost)
-		s.Handle("/forwarding/rate", c.form(c.setRate)).Methods(http.MethodPost)
-		s.Handle("/forwarding/retry-failed", c.form(c.retryFailed)).Methods(http.MethodPost)
-		s.Handle("/forwarding/retries/{id}", c.handle(c.retryPage)).Methods(http.MethodGet)
+func newConsole(cfg Config, ss *sessions) *console {
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login", "messages", "message", "forwarding", "retry", "accounts", "problem"} {
+		pages[name] = template.Must(template.New(name).Funcs(templateFuncs()).ParseFS(templateFiles,
+			"templates/base.html", "templates/partials.html", "templates/"+name+".html"))
 	}
+	return &console{cfg: cfg, sessions: ss, pages: pages, logger: cfg.Logger}
 }
 
 // withPageHeaders keeps the console's pages out of frames (a hidden
@@ -146,8 +114,6 @@ type view struct {
 	// Auth is whether the listener needs a token (and so a login).
 	Auth    bool
 	RiverUI bool
-	// Forwarding is whether the forwarding controls are served.
-	Forwarding bool
 	// Notice is a line on what the last action did.
 	Notice string
 	Data   any
@@ -157,8 +123,7 @@ type view struct {
 func (c *console) render(w http.ResponseWriter, r *http.Request, status int, page, section, title string, data any) {
 	s := sessionOf(r)
 	v := view{Title: title, Section: section, CSRF: c.sessions.csrf(s), LoggedIn: c.cfg.Token != "" && s.authed,
-		Auth: c.cfg.Token != "", RiverUI: c.cfg.RiverUI != nil, Forwarding: c.cfg.Forwarding != nil,
-		Notice: notices[r.URL.Query().Get("done")], Data: data}
+		Auth: c.cfg.Token != "", RiverUI: c.cfg.RiverUI != nil, Notice: notices[r.URL.Query().Get("done")], Data: data}
 	var buf bytes.Buffer
 	if err := c.pages[page].ExecuteTemplate(&buf, "base", v); err != nil {
 		c.logger.ErrorContext(r.Context(), "console page failed to render", "page", page, "err", err)
@@ -184,27 +149,15 @@ var notices = map[string]string{
 	"unchanged": "Nothing changed: forwarding already was as asked.",
 }
 
-// handle adapts a page handler: an error becomes a page saying what went
-// wrong, with its status.
-func (c *console) handle(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+// page adapts a page handler: an error becomes a page saying what went
+// wrong, with its status (statusOf, as the API's).
+func (c *console) page(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
-			c.problem(w, r, err)
+			ae := statusOf(r, c.logger, err)
+			c.render(w, r, ae.status, "problem", "", http.StatusText(ae.status), struct{ Detail string }{capitalize(ae.detail)})
 		}
 	})
-}
-
-func (c *console) problem(w http.ResponseWriter, r *http.Request, err error) {
-	ae, ok := errors.AsType[*apiError](controlError(err))
-	if !ok {
-		ae = &apiError{status: http.StatusInternalServerError, detail: "internal error: the log has the cause", err: err}
-	}
-	if ae.status >= 500 {
-		c.logger.ErrorContext(r.Context(), "console request failed", "path", r.URL.Path, "status", ae.status, "err", err)
-	} else {
-		c.logger.WarnContext(r.Context(), "console request refused", "path", r.URL.Path, "status", ae.status, "reason", ae.detail)
-	}
-	c.render(w, r, ae.status, "problem", "", http.StatusText(ae.status), struct{ Detail string }{ae.detail})
 }
 
 // form adapts the handler of a console form: it reads the form, bounded,
@@ -213,14 +166,14 @@ func (c *console) problem(w http.ResponseWriter, r *http.Request, err error) {
 // the browser sends no session with it), nor can one from a session that
 // ended.
 func (c *console) form(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return c.handle(func(w http.ResponseWriter, r *http.Request) error {
+	return c.page(func(w http.ResponseWriter, r *http.Request) error {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 		if err := r.ParseForm(); err != nil {
-			return &apiError{status: http.StatusBadRequest, detail: "the form could not be read: " + truncate(err.Error())}
+			return &apiError{status: http.StatusBadRequest, detail: "the form could not be read: " + clip.Clip(err.Error())}
 		}
 		if !c.sessions.checkCSRF(sessionOf(r), r.PostForm.Get(csrfField)) {
 			c.logger.WarnContext(r.Context(), "console form refused: its CSRF token is not this session's",
-				"path", r.URL.Path, "origin", truncate(r.Header.Get("Origin")), "remote", r.RemoteAddr)
+				"path", r.URL.Path, "origin", clip.Clip(r.Header.Get("Origin")), "remote", r.RemoteAddr)
 			return &apiError{status: http.StatusForbidden,
 				detail: "this form was not sent by this console session (it is from an earlier session, or another site): reload the page and try again"}
 		}
@@ -238,412 +191,19 @@ func back(w http.ResponseWriter, r *http.Request, path, done string) error {
 	return nil
 }
 
-// Login.
-
-type loginView struct {
-	Next  string
-	Error string
-}
-
-func (c *console) loginPage(w http.ResponseWriter, r *http.Request) error {
-	next := localPath(r.URL.Query().Get("next"))
-	if c.cfg.Token == "" || sessionOf(r).authed {
-		http.Redirect(w, r, next, http.StatusSeeOther)
-		return nil
-	}
-	c.render(w, r, http.StatusOK, "login", "", "Log in", loginView{Next: next})
-	return nil
-}
-
-func (c *console) login(w http.ResponseWriter, r *http.Request) error {
-	next := localPath(r.PostForm.Get("next"))
-	if c.cfg.Token == "" {
-		http.Redirect(w, r, next, http.StatusSeeOther)
-		return nil
-	}
-	got := sha256.Sum256([]byte(r.PostForm.Get("token")))
-	want := sha256.Sum256([]byte(c.cfg.Token))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		c.logger.WarnContext(r.Context(), "console login refused: wrong token", "remote", r.RemoteAddr)
-		c.render(w, r, http.StatusUnauthorized, "login", "", "Log in",
-			loginView{Next: next, Error: "That is not this server's admin token (ADMIN_TOKEN)."})
-		return nil
-	}
-	c.sessions.issue(w, r, true)
-	c.logger.InfoContext(r.Context(), "console login", "remote", r.RemoteAddr)
-	http.Redirect(w, r, next, http.StatusSeeOther)
-	return nil
-}
-
-func (c *console) logout(w http.ResponseWriter, r *http.Request) error {
-	c.sessions.clear(w, r)
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
-	return nil
-}
-
-// localPath returns p when it is a path on this listener, else /messages:
-// a login must not send the browser anywhere else.
-func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") || p == "/login" {
-		return "/messages"
-	}
-	return p
-}
-
-// Messages.
-
-type messagesView struct {
-	// Q is the page's parameters, as the filter form shows them.
-	Q        map[string]string
-	Filtered bool
-	Error    string
-	Rows     []messageRow
-	// Next is the URL of the next page, "" on the last.
-	Next string
-	// RetryURL is the Forwarding page with the same filter.
-	RetryURL string
-}
-
-type messageRow struct {
-	message.Message
-	Forward string
-}
-
-// consoleQuery reads a console page's query: each parameter at most once,
-// empty fields (a GET form sends every field) dropped, and the browser's
-// datetime-local values (no zone) taken as UTC.
-func consoleQuery(r *http.Request) (map[string]string, error) {
-	q, err := parseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, err
-	}
-	delete(q, "done")
-	for k, v := range q {
-		v = strings.TrimSpace(v)
-		if v == "" {
-			delete(q, k)
-			continue
-		}
-		if k == "since" || k == "until" {
-			for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
-				if t, err := time.Parse(layout, v); err == nil {
-					v = t.UTC().Format(time.RFC3339)
-					break
-				}
-			}
-		}
-		q[k] = v
-	}
-	return q, nil
-}
-
-func (c *console) messagesPage(w http.ResponseWriter, r *http.Request) error {
-	q, err := consoleQuery(r)
-	if err != nil {
-		return err
-	}
-	v := messagesView{Q: q}
-	// The search field: a message sid opens its story, an account sid
-	// filters by account, anything else is a phone number.
-	if s, ok := q["q"]; ok {
-		switch {
-		case twilio.IsMessageSID(s):
-			http.Redirect(w, r, "/messages/"+s, http.StatusSeeOther)
-			return nil
-		case twilio.IsAccountSID(s):
-			q["account_sid"] = s
-		default:
-			q["number"] = s
-		}
-	}
-	filter := maps.Clone(q)
-	delete(filter, "q")
-	f, err := parseFilter(filter, consoleParams)
-	if err != nil {
-		ae, _ := errors.AsType[*apiError](err)
-		if ae == nil {
-			return err
-		}
-		v.Error = ae.detail
-		c.render(w, r, http.StatusBadRequest, "messages", "messages", "Messages", v)
-		return nil
-	}
-	ms, err := c.cfg.Store.ListMessages(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if v.Rows, err = c.withForwardStates(r, ms); err != nil {
-		return err
-	}
-	delete(filter, "cursor")
-	v.Filtered = len(filter) > 0
-	if next := nextCursor(ms, f.Limit); next != nil {
-		v.Next = "/messages?" + encode(q, "cursor", *next)
-	}
-	// The Forwarding page lists failed forwards only: a filter on another
-	// state would match none there.
-	if fw := filter["forward"]; fw != store.ForwardFailed && fw != store.ForwardCancelled {
-		delete(filter, "forward")
-	}
-	v.RetryURL = "/forwarding?" + encode(filter, "", "")
-	c.render(w, r, http.StatusOK, "messages", "messages", "Messages", v)
-	return nil
-}
-
-func (c *console) withForwardStates(r *http.Request, ms []message.Message) ([]messageRow, error) {
-	sids := make([]string, len(ms))
-	for i, m := range ms {
-		sids[i] = m.SID()
-	}
-	states, err := c.cfg.Store.ForwardStatesOf(r.Context(), sids)
-	if err != nil {
-		return nil, err
-	}
-	rows := make([]messageRow, len(ms))
-	for i, m := range ms {
-		rows[i] = messageRow{Message: m, Forward: states[m.SID()]}
-	}
-	return rows, nil
-}
-
-// encode is q as a query string, with key set to value when key is not "".
-func encode(q map[string]string, key, value string) string {
-	vs := url.Values{}
-	for k, v := range q {
-		vs.Set(k, v)
-	}
-	if key != "" {
-		vs.Set(key, value)
-	}
-	return vs.Encode()
-}
-
-// One message.
-
-type messageView struct {
-	M          message.Message
-	Forward    string
-	Events     []message.StatusEvent
-	Jobs       []store.Job
-	Params     [][2]string
-	Processing bool
-}
-
-func (c *console) messagePage(w http.ResponseWriter, r *http.Request) error {
-	sid, err := sidParam(r)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	m, err := c.cfg.Store.GetMessageBySID(ctx, sid)
-	if errors.Is(err, store.ErrNotFound) {
-		return &apiError{status: http.StatusNotFound, detail: "No message with sid " + sid + " is stored."}
-	} else if err != nil {
-		return err
-	}
-	v := messageView{M: m, Processing: c.cfg.ForwardAttempts > 0}
-	if v.Events, err = c.cfg.Store.ListStatusEvents(ctx, sid, maxDetailRows); err != nil {
-		return err
-	}
-	if v.Jobs, err = c.cfg.Store.MessageJobs(ctx, sid, maxDetailRows); err != nil {
-		return err
-	}
-	states, err := c.cfg.Store.ForwardStatesOf(ctx, []string{sid})
-	if err != nil {
-		return err
-	}
-	v.Forward = states[sid]
-	for _, k := range slices.Sorted(maps.Keys(m.Metadata.Params)) {
-		v.Params = append(v.Params, [2]string{k, m.Metadata.Params[k]})
-	}
-	c.render(w, r, http.StatusOK, "message", "messages", sid, v)
-	return nil
-}
-
-// forwardAgain is the Forward again button: a replay, as POST
-// /api/messages/{sid}/forward makes.
-func (c *console) forwardAgain(w http.ResponseWriter, r *http.Request) error {
-	sid, err := sidParam(r)
-	if err != nil {
-		return err
-	}
-	if c.cfg.ForwardAttempts == 0 {
-		return process.ErrProcessingOff
-	}
-	job, created, err := c.cfg.Store.InsertMessageJob(r.Context(), sid, c.cfg.ForwardAttempts)
-	if errors.Is(err, store.ErrNotFound) {
-		return &apiError{status: http.StatusNotFound, detail: "No inbound message with sid " + sid + ": only inbound messages are forwarded."}
-	} else if err != nil {
-		return err
-	}
-	if !created {
-		return back(w, r, "/messages/"+sid, "pending")
-	}
-	c.logger.InfoContext(r.Context(), "forward requested again from the console", "sid", sid, "job", job.ID)
-	return back(w, r, "/messages/"+sid, "forwarded")
-}
-
-// Forwarding.
-
-type forwardingView struct {
-	State   process.State
-	Retries []store.RetryRun
-	// Q is the filter of the failing messages and of Retry all failed.
-	Q       map[string]string
-	Error   string
-	Failing []messageRow
-	// MoreFailing is whether more failing messages match than are shown.
-	MoreFailing bool
-}
-
-// failingShown is how many failing messages the Forwarding page lists.
-const failingShown = 20
-
-func (c *console) forwardingPage(w http.ResponseWriter, r *http.Request) error {
-	op := c.cfg.Forwarding
-	st, err := op.State(r.Context())
-	if err != nil {
-		return err
-	}
-	v := forwardingView{State: st}
-	if v.Retries, err = op.RetryRuns(r.Context(), 5); err != nil {
-		return err
-	}
-	q, err := consoleQuery(r)
-	if err != nil {
-		return err
-	}
-	delete(q, "cursor")
-	delete(q, "q")
-	v.Q = q
-	f, err := parseFilter(q, retryParams)
-	status := http.StatusOK
-	if err != nil {
-		ae, _ := errors.AsType[*apiError](err)
-		if ae == nil {
-			return err
-		}
-		v.Error, status = ae.detail, http.StatusBadRequest
-	} else {
-		f.Limit = failingShown + 1
-		for _, s := range f.Forward {
-			if s != store.ForwardFailed && s != store.ForwardCancelled {
-				v.Error, status = "The failed forwards are the failed and the cancelled ones: forward must be failed or cancelled here.", http.StatusBadRequest
-			}
-		}
-		if len(f.Forward) == 0 {
-			f.Forward = []string{store.ForwardFailed, store.ForwardCancelled}
-		}
-		ms, err := c.cfg.Store.ListMessages(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		if len(ms) > failingShown {
-			ms, v.MoreFailing = ms[:failingShown], true
-		}
-		if v.Failing, err = c.withForwardStates(r, ms); err != nil {
-			return err
-		}
-	}
-	c.render(w, r, status, "forwarding", "forwarding", "Forwarding", v)
-	return nil
-}
-
-func (c *console) pause(w http.ResponseWriter, r *http.Request) error {
-	detail := strings.TrimSpace(r.PostForm.Get("detail"))
-	if len(detail) > 200 || !message.Storable(detail) {
-		return &apiError{status: http.StatusBadRequest, detail: "the note must be at most 200 bytes of text"}
-	}
-	changed, err := c.cfg.Forwarding.Pause(r.Context(), detail)
-	if err != nil {
-		return err
-	}
-	return back(w, r, "/forwarding", doneIf(changed, "paused"))
-}
-
-func (c *console) resume(w http.ResponseWriter, r *http.Request) error {
-	changed, err := c.cfg.Forwarding.Resume(r.Context())
-	if err != nil {
-		return err
-	}
-	return back(w, r, "/forwarding", doneIf(changed, "resumed"))
-}
-
-func doneIf(changed bool, done string) string {
+// doneIf is done when a control changed something, else otherwise.
+func doneIf(changed bool, done, otherwise string) string {
 	if changed {
 		return done
 	}
-	return "unchanged"
+	return otherwise
 }
 
-func (c *console) setRate(w http.ResponseWriter, r *http.Request) error {
-	raw := strings.TrimSpace(r.PostForm.Get("per_second"))
-	if raw == "" {
-		if err := c.cfg.Forwarding.SetRate(r.Context(), nil); err != nil {
-			return err
-		}
-		return back(w, r, "/forwarding", "unlimited")
-	}
-	rate, err := strconv.ParseFloat(raw, 64)
-	if err != nil {
-		return &apiError{status: http.StatusBadRequest, detail: fmt.Sprintf("the rate must be a number of forwards a second, or empty for unlimited; got %q", truncate(raw))}
-	}
-	if err := c.cfg.Forwarding.SetRate(r.Context(), &rate); err != nil {
-		return err
-	}
-	return back(w, r, "/forwarding", "rate")
-}
-
-// retryFailed is Retry all failed: the filter comes as the form's hidden
-// fields, the ones the page was shown with.
-func (c *console) retryFailed(w http.ResponseWriter, r *http.Request) error {
-	q := map[string]string{}
-	for k, vs := range r.PostForm {
-		if k == csrfField || len(vs) == 0 || strings.TrimSpace(vs[0]) == "" {
-			continue
-		}
-		if len(vs) > 1 {
-			return badParam(k, "parameter "+strconv.Quote(truncate(k))+" is repeated")
-		}
-		q[k] = strings.TrimSpace(vs[0])
-	}
-	f, err := parseFilter(q, retryParams)
-	if err != nil {
-		return err
-	}
-	run, created, err := c.cfg.Forwarding.RetryFailed(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	done := "running"
-	if created {
-		done = "retrying"
-	}
-	return back(w, r, "/forwarding/retries/"+strconv.FormatInt(run.ID, 10), done)
-}
-
-type retryView struct {
-	Run store.RetryRun
-}
-
-func (c *console) retryPage(w http.ResponseWriter, r *http.Request) error {
-	run, err := retryRun(r, c.cfg.Forwarding)
-	if err != nil {
-		return err
-	}
-	c.render(w, r, http.StatusOK, "retry", "forwarding", "Bulk retry "+strconv.FormatInt(run.ID, 10), retryView{Run: run})
-	return nil
-}
-
-// Accounts.
-
-func (c *console) accountsPage(w http.ResponseWriter, r *http.Request) error {
-	accounts, err := listAccounts(r, c.cfg)
-	if err != nil {
-		return err
-	}
-	c.render(w, r, http.StatusOK, "accounts", "accounts", "Accounts", accounts)
-	return nil
+// capitalize starts a detail as a sentence on a page: the API's
+// "no message with sid SM…" is the console's "No message with sid SM…".
+func capitalize(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // age says how long ago t was, roughly, as people say it.
@@ -670,7 +230,7 @@ func age(t time.Time) string {
 	return s + " ago"
 }
 
-// shorten cuts s to n runes, with an ellipsis.
+// shorten cuts s to n runes, with an ellipsis: how a list shows a body.
 func shorten(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {

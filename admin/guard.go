@@ -5,9 +5,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
+
+	"inbox/internal/clip"
 )
 
 // withHost refuses a request whose Host header is not a name this
@@ -21,9 +22,9 @@ func withHost(hosts []string, logger *slog.Logger, next http.Handler) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hostAllowed(r.Host, hosts) {
 			logger.WarnContext(r.Context(), "admin request refused: Host is not this listener's",
-				"host", truncate(r.Host), "path", r.URL.Path, "remote", r.RemoteAddr,
+				"host", clip.Clip(r.Host), "path", r.URL.Path, "remote", r.RemoteAddr,
 				"hint", "a name this listener is reached by must be listed in ADMIN_HOSTS")
-			writeProblem(w, http.StatusForbidden, "Host "+truncate(r.Host)+" is not a name this listener answers to: "+
+			writeProblem(w, http.StatusForbidden, "Host "+clip.Clip(r.Host)+" is not a name this listener answers to: "+
 				"list it in ADMIN_HOSTS, or use an IP address or localhost", "")
 			return
 		}
@@ -62,28 +63,30 @@ func hostOnly(hostport string) string {
 // operator's browser holds the admin credentials (Basic auth is sent
 // automatically), and without a token any browser on the machine can
 // reach a loopback listener, so a form on any web page could otherwise
-// replay forwards or delete jobs. It refuses, with 403, a request whose
-// Sec-Fetch-Site is present and neither same-origin nor none (typed or
-// bookmarked), and one whose Origin is present and is not this listener's
-// own (its Host, or a name in hosts). curl and scripts send neither, and
-// pass; withContentType then stops what an old browser that sends neither
-// could still send.
+// replay forwards or delete jobs. The check is the standard library's
+// (http.CrossOriginProtection): a Sec-Fetch-Site other than same-origin
+// or none is refused, and so is an Origin that is neither the request's
+// Host nor one of hosts (the names a proxy in front is reached by, over
+// http or https on their default ports), with 403. curl and scripts send
+// neither, and pass; withContentType then stops what an old browser that
+// sends neither could still send.
 func withSameOrigin(hosts []string, logger *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if safeMethod(r.Method) {
-			next.ServeHTTP(w, r)
-			return
+	cop := http.NewCrossOriginProtection()
+	for _, h := range hosts {
+		for _, scheme := range []string{"https://", "http://"} {
+			// Names were checked when ADMIN_HOSTS was read: no scheme,
+			// port or path, so each makes an origin.
+			_ = cop.AddTrustedOrigin(scheme + h)
 		}
-		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-			refuseUnsafe(w, r, logger, http.StatusForbidden, "cross-site request refused: Sec-Fetch-Site is "+truncate(site))
-			return
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		why := "cross-site request refused: Origin " + clip.Clip(r.Header.Get("Origin")) + " is not this listener"
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+			why = "cross-site request refused: Sec-Fetch-Site is " + clip.Clip(site)
 		}
-		if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(origin, r.Host, hosts) {
-			refuseUnsafe(w, r, logger, http.StatusForbidden, "cross-site request refused: Origin "+truncate(origin)+" is not this listener")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+		refuseUnsafe(w, r, logger, http.StatusForbidden, why)
+	}))
+	return cop.Handler(next)
 }
 
 // withContentType refuses, with 415, a POST whose content type a plain
@@ -116,8 +119,8 @@ func withContentType(logger *slog.Logger, next http.Handler) http.Handler {
 // operator meant, and logs why, with what the browser said of its origin.
 func refuseUnsafe(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status int, why string) {
 	logger.WarnContext(r.Context(), "admin request refused: not provably same-origin", "reason", why,
-		"method", r.Method, "path", r.URL.Path, "origin", truncate(r.Header.Get("Origin")),
-		"sec_fetch_site", truncate(r.Header.Get("Sec-Fetch-Site")), "remote", r.RemoteAddr)
+		"method", r.Method, "path", r.URL.Path, "origin", clip.Clip(r.Header.Get("Origin")),
+		"sec_fetch_site", clip.Clip(r.Header.Get("Sec-Fetch-Site")), "remote", r.RemoteAddr)
 	writeProblem(w, status, why, "")
 }
 
@@ -133,19 +136,4 @@ func corsSafelisted(mediaType string) bool {
 		return true
 	}
 	return false
-}
-
-// sameOrigin reports whether origin (an Origin header) names this listener:
-// its host and port are the request's Host, or its host is one of hosts,
-// the names a proxy in front may be reached by. "null" (a sandboxed or
-// opaque origin) never matches.
-func sameOrigin(origin, requestHost string, hosts []string) bool {
-	u, err := url.Parse(origin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, requestHost) {
-		return true
-	}
-	return slices.Contains(hosts, strings.ToLower(u.Hostname()))
 }

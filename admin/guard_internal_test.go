@@ -1,6 +1,11 @@
 package admin
 
-import "testing"
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
 
 func TestHostAllowedNamesOnlyWhatCannotBeRebound(t *testing.T) {
 	hosts := []string{"admin.example.com"}
@@ -17,6 +22,7 @@ func TestHostAllowedNamesOnlyWhatCannotBeRebound(t *testing.T) {
 
 func TestSameOriginIsTheListenerOrAProxyName(t *testing.T) {
 	hosts := []string{"admin.example.com"}
+	h := withSameOrigin(hosts, slog.New(slog.DiscardHandler), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	for _, c := range []struct {
 		origin, host string
 		want         bool
@@ -28,8 +34,12 @@ func TestSameOriginIsTheListenerOrAProxyName(t *testing.T) {
 		{"null", "127.0.0.1:9090", false},
 		{"file://", "127.0.0.1:9090", false},
 	} {
-		if got := sameOrigin(c.origin, c.host, hosts); got != c.want {
-			t.Errorf("sameOrigin(%q, Host %q) = %v, want %v", c.origin, c.host, got, c.want)
+		r := httptest.NewRequest(http.MethodPost, "http://"+c.host+"/api/forwarding/pause", nil)
+		r.Header.Set("Origin", c.origin)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if got := w.Code == http.StatusOK; got != c.want {
+			t.Errorf("POST with Origin %q to Host %q: %d, want allowed %v", c.origin, c.host, w.Code, c.want)
 		}
 	}
 }

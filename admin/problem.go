@@ -6,9 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
+	"inbox/control"
 	"inbox/internal/statuswriter"
+	"inbox/store"
+	"inbox/story"
 )
 
 // problem is an RFC 9457 problem detail. Param names the query parameter a
@@ -43,24 +47,54 @@ func badParam(param, detail string) error {
 	return &apiError{status: http.StatusBadRequest, detail: detail, param: param}
 }
 
-// handle adapts a handler that returns an error: the one place an error
-// becomes a problem response.
+// statusOf is the one place an error of the services below becomes a
+// status and what to say, for the API and the console alike, and logs it:
+// a refusal at warn, anything else at error. A database that cannot
+// answer is 503, as the webhook's is; what no rule names is a 500 whose
+// cause only the log has.
+func statusOf(r *http.Request, logger *slog.Logger, err error) *apiError {
+	ae, ok := errors.AsType[*apiError](err)
+	switch {
+	case ok:
+	case errors.Is(err, story.ErrNotFound), errors.Is(err, control.ErrNotFound):
+		ae = &apiError{status: http.StatusNotFound, detail: sentence(err)}
+	case errors.Is(err, control.ErrProcessingOff):
+		ae = &apiError{status: http.StatusConflict, detail: control.ErrProcessingOff.Error()}
+	case errors.Is(err, control.ErrOutbound):
+		ae = &apiError{status: http.StatusConflict, detail: sentence(err) + ": only inbound messages are forwarded"}
+	case errors.Is(err, control.ErrBadControl):
+		ae = &apiError{status: http.StatusBadRequest, detail: err.Error()}
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrSchemaBehind):
+		ae = &apiError{status: http.StatusServiceUnavailable, detail: "database unavailable: try again", err: err}
+	default:
+		ae = &apiError{status: http.StatusInternalServerError, detail: "internal error: the log has the cause", err: err}
+	}
+	if ae.status >= 500 {
+		logger.ErrorContext(r.Context(), "admin request failed", "path", r.URL.Path, "status", ae.status, "err", err)
+	} else {
+		logger.WarnContext(r.Context(), "admin request refused", "path", r.URL.Path, "status", ae.status, "reason", ae.detail)
+	}
+	return ae
+}
+
+// sentence is what an error of a service says after its sentinel's
+// words: "no message with sid SM…" of "not found: no message with sid SM…".
+func sentence(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, ": "); ok {
+		return rest
+	}
+	return msg
+}
+
+// handle adapts an API handler that returns an error: the error becomes a
+// problem response (statusOf).
 func handle(logger *slog.Logger, fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := fn(w, r)
-		if err == nil {
-			return
+		if err := fn(w, r); err != nil {
+			ae := statusOf(r, logger, err)
+			writeProblem(w, ae.status, ae.detail, ae.param)
 		}
-		var ae *apiError
-		if !errors.As(err, &ae) {
-			ae = &apiError{status: http.StatusInternalServerError, detail: "internal error", err: err}
-		}
-		if ae.status >= 500 {
-			logger.ErrorContext(r.Context(), "admin request failed", "path", r.URL.Path, "status", ae.status, "err", err)
-		} else {
-			logger.WarnContext(r.Context(), "admin request refused", "path", r.URL.Path, "status", ae.status, "reason", ae.detail)
-		}
-		writeProblem(w, ae.status, ae.detail, ae.param)
 	})
 }
 

@@ -1,30 +1,30 @@
 package admin
 
 import (
+	"io/fs"
 	"net/http"
 	"net/http/pprof"
 
 	"github.com/gorilla/mux"
 )
 
-// addRoutes lists every route of the admin listener: the API's and the
-// others' here, the console's in console.go.
+// addRoutes lists every route of the admin listener: the API's, the
+// console's, and the others'.
 func addRoutes(cfg Config, ss *sessions) *mux.Router {
 	r := mux.NewRouter()
-	r.Handle("/metrics", cfg.Metrics.Handler()).Methods(http.MethodGet)
+	r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
 
-	r.Handle("/api/messages", handleListMessages(cfg.Store, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/messages/{sid}", handleGetMessage(cfg.Store, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/messages/{sid}/forward", handleForwardMessage(cfg.Store, cfg.ForwardAttempts, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/accounts", handleListAccounts(cfg)).Methods(http.MethodGet)
-	if op := cfg.Forwarding; op != nil {
-		r.Handle("/api/forwarding", handleForwarding(op, cfg.Logger)).Methods(http.MethodGet)
-		r.Handle("/api/forwarding/pause", handlePause(op, cfg.Logger)).Methods(http.MethodPost)
-		r.Handle("/api/forwarding/resume", handleResume(op, cfg.Logger)).Methods(http.MethodPost)
-		r.Handle("/api/forwarding/rate", handleRate(op, cfg.Logger)).Methods(http.MethodPut)
-		r.Handle("/api/forwarding/retry-failed", handleRetryFailed(op, cfg.Logger)).Methods(http.MethodPost)
-		r.Handle("/api/forwarding/retries/{id}", handleRetryRun(op, cfg.Logger)).Methods(http.MethodGet)
-	}
+	// The JSON API (api_*.go).
+	r.Handle("/api/messages", handleListMessages(cfg.Stories, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/messages/{sid}", handleGetMessage(cfg.Stories, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/messages/{sid}/forward", handleForwardMessage(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/accounts", handleListAccounts(cfg.Accounts, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/forwarding", handleForwarding(cfg.Controls, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/forwarding/pause", handlePause(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/forwarding/resume", handleResume(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/forwarding/rate", handleRate(cfg.Controls, cfg.Logger)).Methods(http.MethodPut)
+	r.Handle("/api/forwarding/retry-failed", handleRetryFailed(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/forwarding/retries/{id}", handleRetryRun(cfg.Controls, cfg.Logger)).Methods(http.MethodGet)
 
 	if cfg.RiverUI != nil {
 		r.Handle("/riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
@@ -37,7 +37,26 @@ func addRoutes(cfg Config, ss *sessions) *mux.Router {
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 
-	newConsole(cfg, ss).addRoutes(r)
+	// The console (page_*.go): a page per file, behind its session.
+	c := newConsole(cfg, ss)
+	static, _ := fs.Sub(staticFiles, "static")
+	r.PathPrefix("/static/").Handler(withCache(http.StripPrefix("/static/", http.FileServerFS(static)))).Methods(http.MethodGet)
+	s := r.NewRoute().Subrouter()
+	s.Use(ss.withSession, withPageHeaders)
+	s.Handle("/", http.RedirectHandler("/messages", http.StatusSeeOther)).Methods(http.MethodGet)
+	s.Handle("/login", c.page(c.loginPage)).Methods(http.MethodGet)
+	s.Handle("/login", c.form(c.login)).Methods(http.MethodPost)
+	s.Handle("/logout", c.form(c.logout)).Methods(http.MethodPost)
+	s.Handle("/messages", c.page(c.messagesPage)).Methods(http.MethodGet)
+	s.Handle("/messages/{sid}", c.page(c.messagePage)).Methods(http.MethodGet)
+	s.Handle("/messages/{sid}/forward", c.form(c.forwardAgain)).Methods(http.MethodPost)
+	s.Handle("/accounts", c.page(c.accountsPage)).Methods(http.MethodGet)
+	s.Handle("/forwarding", c.page(c.forwardingPage)).Methods(http.MethodGet)
+	s.Handle("/forwarding/pause", c.form(c.pause)).Methods(http.MethodPost)
+	s.Handle("/forwarding/resume", c.form(c.resume)).Methods(http.MethodPost)
+	s.Handle("/forwarding/rate", c.form(c.setRate)).Methods(http.MethodPost)
+	s.Handle("/forwarding/retry-failed", c.form(c.retryFailed)).Methods(http.MethodPost)
+	s.Handle("/forwarding/retries/{id}", c.page(c.retryPage)).Methods(http.MethodGet)
 
 	r.NotFoundHandler = handleProblem(http.StatusNotFound, "no such route")
 	r.MethodNotAllowedHandler = handleProblem(http.StatusMethodNotAllowed, "method not allowed on this route")

@@ -2,9 +2,11 @@
 // webhook's (which faces the internet): the console (server-rendered pages
 // to find a message and its story, and to pause, throttle and retry
 // forwarding), Prometheus metrics, a JSON API for the same, River's web
-// UI, and pprof, all behind one token. It depends on the data layer
-// (package store), the operator's controls (package process) and package
-// metrics, never the reverse; cmd/inbox wires it.
+// UI, and pprof, all behind one token. Each operation is written once, in
+// the application services it takes as small interfaces (Stories,
+// Controls, Accounts); the console and the API only read their input and
+// show the result, and errors become statuses in one function (statusOf).
+// cmd/inbox wires it.
 package admin
 
 import (
@@ -12,10 +14,38 @@ import (
 	"log/slog"
 	"net/http"
 
-	"inbox/metrics"
-	"inbox/process"
+	"inbox/account"
+	"inbox/control"
+	"inbox/job"
+	"inbox/message"
 	"inbox/store"
+	"inbox/story"
 )
+
+// Stories finds messages and tells their stories (story.Teller).
+type Stories interface {
+	Tell(ctx context.Context, sid string) (story.Story, error)
+	List(ctx context.Context, f message.Filter) ([]story.Row, error)
+	Find(ctx context.Context, f message.Filter) ([]message.Message, error)
+}
+
+// Controls are the operator's controls of forwarding (control.Service).
+type Controls interface {
+	Processing() bool
+	State(ctx context.Context) (control.State, error)
+	Pause(ctx context.Context, reason, detail string) (bool, error)
+	Resume(ctx context.Context) (bool, error)
+	SetRate(ctx context.Context, perSecond *float64) error
+	Replay(ctx context.Context, sid string) (job.Info, bool, error)
+	RetryFailed(ctx context.Context, f message.Filter) (store.RetryRun, bool, error)
+	RetryRun(ctx context.Context, id int64) (store.RetryRun, error)
+	RetryRuns(ctx context.Context, n int32) ([]store.RetryRun, error)
+}
+
+// Accounts lists the Twilio accounts and their state.
+type Accounts interface {
+	Overview(ctx context.Context) ([]account.State, error)
+}
 
 // Config is everything NewServer needs.
 type Config struct {
@@ -26,20 +56,14 @@ type Config struct {
 	// only.
 	Token string
 	// Metrics is served at /metrics.
-	Metrics *metrics.Metrics
-	// Store is what the API reads and where replays insert their jobs.
-	Store *store.Store
-	// ForwardAttempts is the attempts of a replayed forward's job; 0 means
-	// processing is off (FORWARD_URL unset), and a replay is refused.
-	ForwardAttempts int16
+	Metrics http.Handler
+	// Stories, Controls and Accounts are what the pages and the API show
+	// and do.
+	Stories  Stories
+	Controls Controls
+	Accounts Accounts
 	// RiverUI, when set, is mounted at /riverui/.
 	RiverUI http.Handler
-	// Forwarding, when set, serves the forwarding controls: pause, resume,
-	// the delivery rate, bulk retry, and the queue's state.
-	Forwarding *process.Operator
-	// Readable, when set, says which accounts' tokens open with this
-	// process's keys, by sid: the others are shown unreadable.
-	Readable func(ctx context.Context) (map[string]bool, error)
 	// Hosts are the names, beyond IP addresses and localhost, that this
 	// listener may be reached by (ADMIN_HOSTS), lower case and without a
 	// port: a request with any other Host is refused (DNS rebinding).

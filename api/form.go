@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"inbox/account"
+	"inbox/internal/clip"
 	"inbox/message"
 	"inbox/twilio"
 )
@@ -36,7 +37,7 @@ type formReader struct {
 func (f *formReader) read(w http.ResponseWriter, r *http.Request) (twilio.Form, error) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, refuse(http.StatusUnsupportedMediaType, RefusalContentType, "content type %q is not application/x-www-form-urlencoded", truncate(ct))
+		return nil, refuse(http.StatusUnsupportedMediaType, RefusalContentType, "content type %q is not application/x-www-form-urlencoded", clip.Clip(ct))
 	}
 	if r.ContentLength > f.maxBody {
 		return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body of %d bytes is over the %d-byte limit", r.ContentLength, f.maxBody)
@@ -125,7 +126,7 @@ func (f *formReader) validatorFor(ctx context.Context, form twilio.Form) (*twili
 	case err == nil:
 		return v, nil
 	case errors.Is(err, account.ErrUnknown):
-		return nil, refuse(http.StatusForbidden, RefusalAccountUnknown, "AccountSid %q is not an account this service accepts", truncate(sid))
+		return nil, refuse(http.StatusForbidden, RefusalAccountUnknown, "AccountSid %q is not an account this service accepts", clip.Clip(sid))
 	case errors.Is(err, account.ErrDisabled):
 		return nil, refuse(http.StatusForbidden, RefusalAccountDisabled, "AccountSid %q is disabled", sid)
 	case errors.Is(err, account.ErrUnreadable):
@@ -154,10 +155,10 @@ func formParams(form twilio.Form) (params message.Params, sid string, err error)
 	params = make(message.Params, len(form))
 	for i, p := range form {
 		if i > 0 && p.Name == form[i-1].Name { // sorted: a repeat is adjacent
-			return nil, "", refuse(http.StatusBadRequest, RefusalParamRepeated, "parameter %q is repeated", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, RefusalParamRepeated, "parameter %q is repeated", clip.Clip(strings.ToValidUTF8(p.Name, "?")))
 		}
 		if !message.Storable(p.Name) || !message.Storable(p.Value) {
-			return nil, "", refuse(http.StatusBadRequest, RefusalParamNotText, "parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(p.Name, "?")))
+			return nil, "", refuse(http.StatusBadRequest, RefusalParamNotText, "parameter %q is not valid UTF-8 text", clip.Clip(strings.ToValidUTF8(p.Name, "?")))
 		}
 		params[p.Name] = p.Value
 	}
@@ -166,15 +167,15 @@ func formParams(form twilio.Form) (params message.Params, sid string, err error)
 	case sid == "":
 		return nil, "", refuse(http.StatusBadRequest, RefusalMessageSIDMissing, "MessageSid is missing")
 	case !twilio.IsMessageSID(sid):
-		return nil, "", refuse(http.StatusBadRequest, RefusalMessageSIDInvalid, "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", truncate(sid))
+		return nil, "", refuse(http.StatusBadRequest, RefusalMessageSIDInvalid, "MessageSid %q is not a message sid (SM or MM and 32 lower-case hex digits)", clip.Clip(sid))
 	case !twilio.IsAccountSID(params["AccountSid"]):
-		return nil, "", refuse(http.StatusBadRequest, RefusalAccountSIDInvalid, "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", truncate(params["AccountSid"]))
+		return nil, "", refuse(http.StatusBadRequest, RefusalAccountSIDInvalid, "AccountSid %q is not an account sid (AC and 32 lower-case hex digits)", clip.Clip(params["AccountSid"]))
 	case params["From"] == "" || params["To"] == "" || params["ApiVersion"] == "":
 		return nil, "", refuse(http.StatusBadRequest, RefusalRequiredParamMissing, "From, To and ApiVersion must all be present and non-empty")
 	}
 	for _, alias := range [...]string{"SmsSid", "SmsMessageSid"} {
 		if v, ok := params[alias]; ok && v != sid {
-			return nil, "", refuse(http.StatusBadRequest, RefusalSIDAliasMismatch, "%s %q differs from MessageSid %q", alias, truncate(v), sid)
+			return nil, "", refuse(http.StatusBadRequest, RefusalSIDAliasMismatch, "%s %q differs from MessageSid %q", alias, clip.Clip(v), sid)
 		}
 	}
 	return params, sid, nil
@@ -188,16 +189,7 @@ func count(params message.Params, name string, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > max {
-		return 0, refuse(http.StatusBadRequest, RefusalCountInvalid, "%s %q is not a whole number from 0 to %d", name, truncate(s), max)
+		return 0, refuse(http.StatusBadRequest, RefusalCountInvalid, "%s %q is not a whole number from 0 to %d", name, clip.Clip(s), max)
 	}
 	return n, nil
-}
-
-// truncate shortens a client-supplied string for a log line or a reason.
-func truncate(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"inbox/internal/clip"
 	"inbox/message"
 	"inbox/metrics"
 	"inbox/store"
@@ -63,7 +64,7 @@ func statusParams(form twilio.Form) (message.StatusCallback, error) {
 	}
 	status := params["MessageStatus"]
 	if !twilio.IsStatus(status) {
-		return message.StatusCallback{}, refuse(http.StatusBadRequest, RefusalMessageStatusInvalid, "MessageStatus %q is not a status (lower-case letters and _)", truncate(status))
+		return message.StatusCallback{}, refuse(http.StatusBadRequest, RefusalMessageStatusInvalid, "MessageStatus %q is not a status (lower-case letters and _)", clip.Clip(status))
 	}
 	return message.StatusCallback{
 		MessageSID:          sid,

@@ -67,7 +67,7 @@ type InsertInboundMessageParams struct {
 // When max_attempts is above 0, the same statement inserts the River job
 // that processes the message (kind job_kind, args {"sid": …}, River's
 // defaults for the rest), only when the message is new: the job exists
-// exactly when the row does, and commits with it. A test in package process
+// exactly when the row does, and commits with it. A test in package queue
 // holds the job row equal to what River's own insert makes.
 //
 // It is the one statement that stores an inbound message, on every path:

@@ -46,101 +46,6 @@ func (q *Queries) ClearForwardingPaused(ctx context.Context) (bool, error) {
 	return was_paused, err
 }
 
-const countFinishedForwardsSince = `-- name: CountFinishedForwardsSince :many
-SELECT s.state::text AS state,
-       (SELECT coalesce(sum(capped.messages), 0) FROM (
-            SELECT CASE WHEN j.kind = 'inbox_messages'
-                        THEN jsonb_array_length(j.args->'sids') - coalesce((j.metadata->>'handed_off')::integer, 0)
-                        ELSE 1 END AS messages
-            FROM river_job j
-            WHERE j.state = s.state AND j.finalized_at >= $1::timestamptz
-              AND j.kind = ANY($2::text[])
-            LIMIT $3::integer
-        ) AS capped)::bigint AS jobs
-FROM unnest(ARRAY['completed', 'discarded', 'cancelled']::river_job_state[]) AS s(state)
-LIMIT 3
-`
-
-type CountFinishedForwardsSinceParams struct {
-	Since    time.Time
-	Kinds    []string
-	MaxCount int32
-}
-
-type CountFinishedForwardsSinceRow struct {
-	State string
-	Jobs  int64
-}
-
-// Forwards that ended since a time, by outcome (completed, discarded,
-// cancelled), in messages (a completed batch counts those it forwarded:
-// the others it handed to jobs of their own, which count theirs), through
-// River's (state, finalized_at) index; each count reads at most max_count
-// jobs, so a busy hour costs a bounded scan.
-func (q *Queries) CountFinishedForwardsSince(ctx context.Context, arg CountFinishedForwardsSinceParams) ([]CountFinishedForwardsSinceRow, error) {
-	rows, err := q.db.Query(ctx, countFinishedForwardsSince, arg.Since, arg.Kinds, arg.MaxCount)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []CountFinishedForwardsSinceRow
-	for rows.Next() {
-		var i CountFinishedForwardsSinceRow
-		if err := rows.Scan(&i.State, &i.Jobs); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const countUnfinishedForwards = `-- name: CountUnfinishedForwards :many
-SELECT state::text AS state,
-       sum(CASE WHEN kind = 'inbox_messages' THEN jsonb_array_length(args->'sids') ELSE 1 END)::bigint AS jobs
-FROM river_job
-WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
-  AND queue = $1::text
-  AND kind = ANY($2::text[])
-GROUP BY state
-LIMIT 8
-`
-
-type CountUnfinishedForwardsParams struct {
-	Queue string
-	Kinds []string
-}
-
-type CountUnfinishedForwardsRow struct {
-	State string
-	Jobs  int64
-}
-
-// The forwards not yet done, by River state, through River's fetch index
-// (state, queue, ...): the queue's backlog, in messages (a batch job
-// counts its messages).
-func (q *Queries) CountUnfinishedForwards(ctx context.Context, arg CountUnfinishedForwardsParams) ([]CountUnfinishedForwardsRow, error) {
-	rows, err := q.db.Query(ctx, countUnfinishedForwards, arg.Queue, arg.Kinds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []CountUnfinishedForwardsRow
-	for rows.Next() {
-		var i CountUnfinishedForwardsRow
-		if err := rows.Scan(&i.State, &i.Jobs); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const finishForwardRetry = `-- name: FinishForwardRetry :exec
 UPDATE forward_retries
 SET finished_at = now(), error = $1::text
@@ -324,27 +229,6 @@ func (q *Queries) ListForwardRetries(ctx context.Context, maxRows int32) ([]List
 		return nil, err
 	}
 	return items, nil
-}
-
-const oldestAvailableForward = `-- name: OldestAvailableForward :one
-SELECT coalesce(min(scheduled_at), now())::timestamptz AS oldest
-FROM river_job
-WHERE state = 'available' AND queue = $1::text AND scheduled_at <= now()
-  AND kind = ANY($2::text[])
-`
-
-type OldestAvailableForwardParams struct {
-	Queue string
-	Kinds []string
-}
-
-// When the longest-waiting due forward became due: the lag now is its age;
-// now when none waits.
-func (q *Queries) OldestAvailableForward(ctx context.Context, arg OldestAvailableForwardParams) (time.Time, error) {
-	row := q.db.QueryRow(ctx, oldestAvailableForward, arg.Queue, arg.Kinds)
-	var oldest time.Time
-	err := row.Scan(&oldest)
-	return oldest, err
 }
 
 const reserveForwardSlot = `-- name: ReserveForwardSlot :one

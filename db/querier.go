@@ -6,7 +6,6 @@ package db
 
 import (
 	"context"
-	"time"
 )
 
 type Querier interface {
@@ -16,27 +15,9 @@ type Querier interface {
 	// Resume, in the transaction that resumes River's queue: was_paused is true
 	// when it was paused.
 	ClearForwardingPaused(ctx context.Context) (bool, error)
-	// Forwards that ended since a time, by outcome (completed, discarded,
-	// cancelled), in messages (a completed batch counts those it forwarded:
-	// the others it handed to jobs of their own, which count theirs), through
-	// River's (state, finalized_at) index; each count reads at most max_count
-	// jobs, so a busy hour costs a bounded scan.
-	CountFinishedForwardsSince(ctx context.Context, arg CountFinishedForwardsSinceParams) ([]CountFinishedForwardsSinceRow, error)
-	// Jobs by River state, for the inbox_jobs gauge. River's cleaner deletes
-	// finished jobs (completed after a day, by default), so the table stays small.
-	CountJobsByState(ctx context.Context) ([]CountJobsByStateRow, error)
 	// How many rows exist for the given sids: the check that a load or a
 	// simulation stored each distinct message once.
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
-	// The forwards not yet done, by River state, through River's fetch index
-	// (state, queue, ...): the queue's backlog, in messages (a batch job
-	// counts its messages).
-	CountUnfinishedForwards(ctx context.Context, arg CountUnfinishedForwardsParams) ([]CountUnfinishedForwardsRow, error)
-	// Retention: up to max_rows of this service's jobs that finished before the
-	// cutoff, through River's (state, finalized_at) index. River's own cleaner
-	// deletes them sooner by default; this bounds what a longer River setting
-	// would keep.
-	DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinishedJobsBeforeParams) (int64, error)
 	// Retention: up to max_rows of the oldest messages received before the
 	// cutoff, through messages_received_at_id_idx. Bounded so that each run is a
 	// short transaction holding few row locks.
@@ -90,14 +71,6 @@ type Querier interface {
 	// inserts, rather than a clause of the last insert, because PostgreSQL
 	// plans such an insert afresh on every execution (docs/processing.md).
 	InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error
-	// The messages of a batch job that need a job of their own, inserted in the
-	// transaction that completes the batch (River's JobCompleteTx), each in
-	// the River state its forward left it: retryable at not_before (its failed
-	// attempt in River's errors), cancelled (the app's answer cannot change) or
-	// discarded (no attempt left), or available when nothing failed (the
-	// delivery rate spaces each forward). A job of a message's own is what
-	// every later attempt of it runs; its args name the batch it came from.
-	InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error
 	// A bulk retry of failed forwards, recorded in the transaction that
 	// inserts its job.
 	InsertForwardRetry(ctx context.Context, filter []byte) (InsertForwardRetryRow, error)
@@ -111,7 +84,7 @@ type Querier interface {
 	// When max_attempts is above 0, the same statement inserts the River job
 	// that processes the message (kind job_kind, args {"sid": …}, River's
 	// defaults for the rest), only when the message is new: the job exists
-	// exactly when the row does, and commits with it. A test in package process
+	// exactly when the row does, and commits with it. A test in package queue
 	// holds the job row equal to what River's own insert makes.
 	//
 	// It is the one statement that stores an inbound message, on every path:
@@ -120,19 +93,6 @@ type Querier interface {
 	// transaction with one commit. A group commit's batch with processing on
 	// passes max_attempts 0 and ends with InsertBatchJob instead.
 	InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults
-	// A new processing job for a stored inbound message (the admin API's
-	// replay): the same row InsertInboundMessage inserts, so the forward
-	// carries the same webhook-id, the message sid. No row when no inbound
-	// message has this sid.
-	//
-	// At most one replay of a sid waits or runs at a time, however many are
-	// asked for at once: each carries the unique key inbox_replay:<sid> with the
-	// unfinished states (available, pending, retryable, running, scheduled:
-	// B'11110001' in River's bitmask), so River's own unique index decides. A
-	// replay while an earlier one is unfinished conflicts, and the no-op update
-	// returns that job instead, with created false (xmax is then the updating
-	// transaction's id, as River's own unique inserts read it).
-	InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error)
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)
@@ -144,11 +104,6 @@ type Querier interface {
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
 	// The latest bulk retries, newest first.
 	ListForwardRetries(ctx context.Context, maxRows int32) ([]ListForwardRetriesRow, error)
-	// The processing jobs of a message (its forward, alone or in a batch, and
-	// its status changes'), newest first, through River's GIN index on args;
-	// with each failed attempt (River's errors: at, attempt, error), without the
-	// stack traces.
-	ListMessageJobs(ctx context.Context, arg ListMessageJobsParams) ([]ListMessageJobsRow, error)
 	// A page of messages, newest first, after the keyset cursor (before_at,
 	// before_id) and within [since, until). The caller always passes a cursor
 	// (the first page's is past every row), so the cursor is an index condition
@@ -199,16 +154,6 @@ type Querier interface {
 	// stops after this page's inserts committed lists it once more; one that
 	// stops before, too; never a third time.
 	MissingMessages(ctx context.Context, arg MissingMessagesParams) ([]string, error)
-	// How many of a batch job's messages went to jobs of their own, in its
-	// metadata (River's free-form column), so the Forwarding page counts only
-	// the others as the batch's forwards.
-	NoteHandedOff(ctx context.Context, arg NoteHandedOffParams) error
-	// When the longest-waiting due forward became due: the lag now is its age;
-	// now when none waits.
-	OldestAvailableForward(ctx context.Context, arg OldestAvailableForwardParams) (time.Time, error)
-	// Whether the current role owns river_job (or is a member of its owner, as
-	// a superuser is): River's reindexer needs that.
-	OwnsJobTable(ctx context.Context) (bool, error)
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
 	// because a sealed value is bound to its slot.

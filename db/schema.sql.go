@@ -24,18 +24,3 @@ func (q *Queries) GetSchemaVersion(ctx context.Context) (int64, error) {
 	err := row.Scan(&version)
 	return version, err
 }
-
-const ownsJobTable = `-- name: OwnsJobTable :one
-SELECT pg_has_role(current_user, c.relowner, 'USAGE')::boolean AS owns
-FROM pg_catalog.pg_class c
-WHERE c.oid = 'river_job'::regclass
-`
-
-// Whether the current role owns river_job (or is a member of its owner, as
-// a superuser is): River's reindexer needs that.
-func (q *Queries) OwnsJobTable(ctx context.Context) (bool, error) {
-	row := q.db.QueryRow(ctx, ownsJobTable)
-	var owns bool
-	err := row.Scan(&owns)
-	return owns, err
-}

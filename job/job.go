@@ -1,12 +1,15 @@
 // Package job declares the service's River jobs: each kind's name and its
-// arguments, once. River runs them (package process registers a worker for
-// each); the store inserts the processing jobs in SQL, in the statement
-// that stores what they process, passing these kinds, and a test in package
-// process holds each inserted row equal to what River's own insert makes of
-// these arguments. It depends on nothing of the service's: River needs only Kind.
+// arguments, once. The queue runs them (the package each belongs to
+// registers its worker with queue.Handle); the store inserts the forward
+// jobs in SQL, in the statement that stores what they forward, passing
+// these kinds, and a test in package queue holds each inserted row equal to
+// what River's own insert makes of these arguments. It depends on nothing of the service's: River needs only Kind.
 package job
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The kinds, as River records them in river_job.kind.
 const (
@@ -88,3 +91,34 @@ func (RetryFailed) Kind() string { return KindRetryFailed }
 // ProcessingKinds are the kinds that hand a message on: the ones a
 // message's story (the admin API's jobs) and retention's cleanup cover.
 func ProcessingKinds() []string { return []string{KindMessage, KindMessages, KindStatus} }
+
+// Info is a job as an operator reads it: in a message's story, the admin
+// API and the console.
+type Info struct {
+	ID          int64
+	Kind        string
+	State       string
+	Attempt     int16
+	MaxAttempts int16
+	CreatedAt   time.Time
+	ScheduledAt time.Time
+	AttemptedAt *time.Time
+	FinalizedAt *time.Time
+	LastError   string
+	// Failures are the job's failed attempts, oldest first, as River
+	// recorded them (without their stack traces); a job that succeeded on
+	// attempt n has n-1.
+	Failures []Failure
+	// BatchSize is how many messages a batch job (Messages) forwards;
+	// HandedOffBy, for a message's own job, the batch job that gave it the
+	// message when its forward failed there.
+	BatchSize   int32
+	HandedOffBy int64
+}
+
+// Failure is one failed attempt of a job.
+type Failure struct {
+	Attempt int
+	At      time.Time
+	Error   string
+}

@@ -5,7 +5,7 @@ import "time"
 // Payload is the JSON body of a forwarded event (docs/processing.md, "The
 // forward"), for receivers written in Go and for processors that want it
 // typed. The database builds the JSON (message_payload, in
-// sql/schema/00006); a test in package process holds the two to the same
+// sql/schema/00006); a test in package dispatch holds the two to the same
 // fields. The admin API shows a message and its status events in the same
 // shapes.
 type Payload struct {

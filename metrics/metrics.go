@@ -90,6 +90,22 @@ func New() *Metrics {
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{registry: reg}
 
+	m.ingest()
+	m.processing()
+	m.twilio()
+	for _, c := range []prometheus.Collector{
+		m.forwardsHeld, m.breakerTrips, m.retriesQueued, m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
+		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
+		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows,
+	} {
+		f(c)
+	}
+	m.zero()
+	return m
+}
+
+// ingest makes the webhook's and the store's metrics.
+func (m *Metrics) ingest() {
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "inbox_http_requests_total",
 		Help: "HTTP requests answered on the webhook listener, by route template and status code.",
@@ -121,6 +137,10 @@ func New() *Metrics {
 		Name: "inbox_write_batches_retried_total",
 		Help: "Group-commit batches that failed and were retried one delivery at a time.",
 	})
+}
+
+// processing makes the workers' metrics: forwards, controls, retention.
+func (m *Metrics) processing() {
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "inbox_processing_attempts_total",
 		Help: "Runs of processing jobs (the forward, by default), by event (message, status) and outcome: success, retry (failed, will run again), cancelled (refused for good), discarded (failed its last attempt).",
@@ -139,6 +159,22 @@ func New() *Metrics {
 		Name: "inbox_retention_deleted_rows_total",
 		Help: "Rows deleted by retention, by table.",
 	}, []string{"table"})
+	m.forwardsHeld = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inbox_forwards_held_total",
+		Help: "Forwards a worker took and put back without an attempt, by reason: paused (forwarding is paused), rate (the delivery rate's next slot was too far off).",
+	}, []string{"reason"})
+	m.breakerTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_forwarding_breaker_trips_total",
+		Help: "Times this process paused forwarding after FORWARD_BREAK_AFTER consecutive failed attempts.",
+	})
+	m.retriesQueued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "inbox_forward_retries_queued_total",
+		Help: "Failed or cancelled forwards given a new job by a bulk retry (Retry all failed).",
+	})
+}
+
+// twilio makes the metrics of the accounts and of Twilio's REST API.
+func (m *Metrics) twilio() {
 	m.accountLookups = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "inbox_account_lookups_total",
 		Help: "Queries for an account sid not in memory (bounded by a budget a second, whatever arrives).",
@@ -171,25 +207,10 @@ func New() *Metrics {
 		Name: "inbox_twilio_api_throttled_total",
 		Help: "Requests to Twilio's REST API answered 429 (error 20429): retried after backing off.",
 	})
-	m.forwardsHeld = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_forwards_held_total",
-		Help: "Forwards a worker took and put back without an attempt, by reason: paused (forwarding is paused), rate (the delivery rate's next slot was too far off).",
-	}, []string{"reason"})
-	m.breakerTrips = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_forwarding_breaker_trips_total",
-		Help: "Times this process paused forwarding after FORWARD_BREAK_AFTER consecutive failed attempts.",
-	})
-	m.retriesQueued = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_forward_retries_queued_total",
-		Help: "Failed or cancelled forwards given a new job by a bulk retry (Retry all failed).",
-	})
-	for _, c := range []prometheus.Collector{
-		m.forwardsHeld, m.breakerTrips, m.retriesQueued, m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
-		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
-		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows,
-	} {
-		f(c)
-	}
+}
+
+// zero sets the labelled metrics at zero for each known label value.
+func (m *Metrics) zero() {
 	for _, kind := range []string{KindMessage, KindStatus} {
 		for _, result := range []string{ResultNew, ResultDuplicate, ResultRefused, ResultUnavailable} {
 			m.deliveries.WithLabelValues(kind, result)
@@ -213,7 +234,6 @@ func New() *Metrics {
 	for _, reason := range []string{HeldPaused, HeldRate} {
 		m.forwardsHeld.WithLabelValues(reason)
 	}
-	return m
 }
 
 // BuildInfo exports inbox_build_info{version, revision, go_version} 1,

@@ -21,9 +21,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
+	"inbox/internal/clip"
 	"inbox/message"
 	"inbox/metrics"
 	"inbox/store"
@@ -262,16 +262,7 @@ func (s *Sweeper) list(ctx context.Context, cred twilioapi.Credentials, w window
 // page stores what one page lists that is missing: one statement asks
 // which are (and records the progress), one batch stores them.
 func (s *Sweeper) page(ctx context.Context, cred twilioapi.Credentials, w *window, page twilioapi.Page, res *Result) error {
-	var candidates []twilioapi.Message
-	for _, m := range page.Messages {
-		if ok, why := s.candidate(cred, w, m); why != "" {
-			res.Invalid++
-			s.cfg.Metrics.ReconcileInvalid()
-			s.cfg.Logger.WarnContext(ctx, "reconciliation skipped a listed message", "account_sid", cred.AccountSID, "sid", truncate(m.SID), "reason", why)
-		} else if ok {
-			candidates = append(candidates, m)
-		}
-	}
+	candidates := s.candidates(ctx, cred, w, page, res)
 	sids := make([]string, len(candidates))
 	for i, m := range candidates {
 		sids[i] = m.SID
@@ -324,6 +315,22 @@ func (s *Sweeper) page(ctx context.Context, cred twilioapi.Credentials, w *windo
 	return nil
 }
 
+// candidates are the page's inbound messages of the window, to store if
+// missing; those that cannot be stored as they are are counted and logged.
+func (s *Sweeper) candidates(ctx context.Context, cred twilioapi.Credentials, w *window, page twilioapi.Page, res *Result) []twilioapi.Message {
+	var candidates []twilioapi.Message
+	for _, m := range page.Messages {
+		if ok, why := s.candidate(cred, w, m); why != "" {
+			res.Invalid++
+			s.cfg.Metrics.ReconcileInvalid()
+			s.cfg.Logger.WarnContext(ctx, "reconciliation skipped a listed message", "account_sid", cred.AccountSID, "sid", clip.Clip(m.SID), "reason", why)
+		} else if ok {
+			candidates = append(candidates, m)
+		}
+	}
+	return candidates
+}
+
 // candidate says whether a listed message is an inbound one of the window
 // to store if missing; why is set when it cannot be stored as it is.
 func (s *Sweeper) candidate(cred twilioapi.Credentials, w *window, m twilioapi.Message) (ok bool, why string) {
@@ -332,7 +339,7 @@ func (s *Sweeper) candidate(cred twilioapi.Credentials, w *window, m twilioapi.M
 	case "outbound-api", "outbound-call", "outbound-reply":
 		return false, "" // the status sweep's, not this one's
 	default:
-		return false, fmt.Sprintf("direction %q is not one Twilio documents", truncate(m.Direction))
+		return false, fmt.Sprintf("direction %q is not one Twilio documents", clip.Clip(m.Direction))
 	}
 	sent, err := m.Sent()
 	switch {
@@ -413,9 +420,19 @@ func count(s string, def int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > maxCount {
-		return 0, fmt.Errorf("%q is not a whole number from 0 to %d", truncate(s), maxCount)
+		return 0, fmt.Errorf("%q is not a whole number from 0 to %d", clip.Clip(s), maxCount)
 	}
 	return n, nil
+}
+
+// markChecked records, when a status check stops short, the messages it
+// did check, so the next starts with the others; it outlives ctx, which
+// may be what stopped it.
+func (s *Sweeper) markChecked(ctx context.Context, checked []string) error {
+	if err := s.cfg.Store.MarkStatusChecked(context.WithoutCancel(ctx), checked); err != nil {
+		return fmt.Errorf("record the statuses checked: %w", err)
+	}
+	return nil
 }
 
 // statuses asks Twilio for the status of the account's outbound messages
@@ -433,8 +450,7 @@ func (s *Sweeper) statuses(ctx context.Context, cred twilioapi.Credentials, res 
 			checked = append(checked, u.SID) // Twilio no longer has it: nothing to learn
 			continue
 		} else if err != nil {
-			s.cfg.Store.MarkStatusChecked(context.WithoutCancel(ctx), checked)
-			return fmt.Errorf("status of %s: %w", u.SID, err)
+			return errors.Join(fmt.Errorf("status of %s: %w", u.SID, err), s.markChecked(ctx, checked))
 		}
 		checked = append(checked, u.SID)
 		res.Statuses++
@@ -452,8 +468,7 @@ func (s *Sweeper) statuses(ctx context.Context, cred twilioapi.Credentials, res 
 		}
 		r, err := s.cfg.Store.RecordStatus(ctx, cb)
 		if err != nil {
-			s.cfg.Store.MarkStatusChecked(context.WithoutCancel(ctx), checked)
-			return err
+			return errors.Join(err, s.markChecked(ctx, checked))
 		}
 		if r.Moved {
 			res.StatusMoved++
@@ -463,11 +478,4 @@ func (s *Sweeper) statuses(ctx context.Context, cred twilioapi.Credentials, res 
 		}
 	}
 	return s.cfg.Store.MarkStatusChecked(ctx, checked)
-}
-
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }

@@ -20,9 +20,9 @@ import (
 	"inbox/internal/poll"
 	"inbox/internal/teamapp"
 	"inbox/internal/twiliotest"
+	"inbox/internal/workertest"
 	"inbox/job"
 	"inbox/message"
-	"inbox/process"
 	"inbox/reconcile"
 	"inbox/simulate"
 	"inbox/store"
@@ -159,22 +159,7 @@ func TestSweepAndWebhooksAtOnce(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	app := teamapp.New(t, teamapp.Options{})
-	fwd, err := process.NewForwarder(app.URL, teamapp.Secret, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	workers, err := process.NewClient(h.pool, process.Config{Store: store.New(h.pool), Processor: fwd, Workers: 20, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := workers.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		workers.Stop(ctx)
-	})
+	workertest.Start(t, h.pool, workertest.Options{URL: app.URL, Workers: 20})
 	validator, _ := twilio.NewValidator(token, "")
 	webhook := httptest.NewServer(api.NewServer(api.Config{Logger: slog.New(slog.DiscardHandler), Store: h.store, Validator: validator,
 		PublicBaseURL: "https://hooks.example.com"}))

@@ -29,6 +29,7 @@ type groupCommit struct {
 	pending     chan *pendingInsert
 	stop        chan struct{}
 	done        sync.WaitGroup
+	closing     sync.Once
 	// retried counts batches that failed and were retried row by row.
 	retried atomic.Int64
 	metrics *metrics.Metrics
@@ -73,7 +74,7 @@ func (g *groupCommit) insert(ctx context.Context, m message.Inbound) insertResul
 }
 
 func (g *groupCommit) close() {
-	close(g.stop)
+	g.closing.Do(func() { close(g.stop) })
 	g.done.Wait()
 }
 
@@ -116,25 +117,7 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	if len(live) == 0 {
 		return
 	}
-	// In sid order, as sendInserts sends every batch, so that the
-	// deliveries of one sid sit together (stable: in arrival order).
-	slices.SortStableFunc(live, func(a, b *pendingInsert) int {
-		return strings.Compare(a.m.Metadata.MessageSID, b.m.Metadata.MessageSID)
-	})
-	// A storm puts many deliveries of one sid in a batch. Only the first is
-	// sent; once it has stored the message or found it stored, the others
-	// are its duplicates, as they would be if each had been sent, without a
-	// conflicting insert apiece.
-	var leaders []*pendingInsert
-	var followers [][]*pendingInsert
-	for i, p := range live {
-		if i > 0 && p.m.Metadata.MessageSID == live[i-1].m.Metadata.MessageSID {
-			followers[len(followers)-1] = append(followers[len(followers)-1], p)
-			continue
-		}
-		leaders = append(leaders, p)
-		followers = append(followers, nil)
-	}
+	leaders, followers := bySID(live)
 	// Not one caller's context: the batch carries the others too.
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
@@ -157,8 +140,34 @@ func (g *groupCommit) flush(batch []*pendingInsert) {
 	}
 	g.retried.Add(1)
 	g.metrics.BatchRetried()
-	// Row by row; a follower is sent itself only if its leader failed,
-	// since its own content may be what the database accepts.
+	g.oneByOne(ctx, leaders, followers)
+}
+
+// bySID puts live in sid order, as sendInserts sends every batch, so that
+// the deliveries of one sid sit together (stable: in arrival order). A
+// storm puts many deliveries of one sid in a batch. Only the first, its
+// leader, is sent; once it has stored the message or found it stored, the
+// others, its followers, are its duplicates, as they would be if each had
+// been sent, without a conflicting insert apiece.
+func bySID(live []*pendingInsert) (leaders []*pendingInsert, followers [][]*pendingInsert) {
+	slices.SortStableFunc(live, func(a, b *pendingInsert) int {
+		return strings.Compare(a.m.Metadata.MessageSID, b.m.Metadata.MessageSID)
+	})
+	for i, p := range live {
+		if i > 0 && p.m.Metadata.MessageSID == live[i-1].m.Metadata.MessageSID {
+			followers[len(followers)-1] = append(followers[len(followers)-1], p)
+			continue
+		}
+		leaders = append(leaders, p)
+		followers = append(followers, nil)
+	}
+	return leaders, followers
+}
+
+// oneByOne sends a failed batch's inserts one at a time; a follower is
+// sent itself only if its leader failed, since its own content may be
+// what the database accepts.
+func (g *groupCommit) oneByOne(ctx context.Context, leaders []*pendingInsert, followers [][]*pendingInsert) {
 	for i, p := range leaders {
 		group := append([]*pendingInsert{p}, followers[i]...)
 		for j, q := range group {

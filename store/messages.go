@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"inbox/db"
+	"inbox/destination"
 	"inbox/job"
 	"inbox/message"
 )
@@ -36,7 +37,7 @@ func (s *Store) InsertInboundMessage(ctx context.Context, m message.Inbound) (id
 		r = s.group.insert(ctx, m)
 	} else { // a batch of one
 		var rs []insertResult
-		if rs, r.err = sendInserts(ctx, s.pool, s.jobAttempts, []message.Inbound{m}); r.err == nil {
+		if rs, r.err = sendInserts(ctx, s.conn, s.jobAttempts, []message.Inbound{m}); r.err == nil {
 			r = rs[0]
 		}
 	}
@@ -204,57 +205,6 @@ func (s *Store) MessageReceivedPayload(ctx context.Context, id, sid string) ([]b
 	return []byte(p), nil
 }
 
-// Cursor is a position in the newest-first order of messages: the last
-// message of a page.
-type Cursor struct {
-	ReceivedAt time.Time
-	ID         int64
-}
-
-// Filter selects messages for ListMessages. Zero fields select everything.
-type Filter struct {
-	Direction string `json:"direction,omitempty"`
-	Status    string `json:"status,omitempty"`
-	From      string `json:"from,omitempty"`
-	To        string `json:"to,omitempty"`
-	// Number selects messages from it or to it; with it, From and To are
-	// not looked at.
-	Number     string `json:"number,omitempty"`
-	AccountSID string `json:"account_sid,omitempty"`
-	// Source is message.SourceWebhook or message.SourceReconcile.
-	Source string `json:"source,omitempty"`
-	// Forward selects messages whose forward is in one of these states
-	// (the Forward* constants).
-	Forward []string `json:"forward,omitempty"`
-	// Since and Until bound received_at to [Since, Until).
-	Since time.Time `json:"since,omitzero"`
-	Until time.Time `json:"until,omitzero"`
-	// After, when set, starts the page after this position.
-	After *Cursor `json:"-"`
-	// Limit is the page size, at least 1.
-	Limit int32 `json:"-"`
-}
-
-// A message's forward state, from its latest forward job (the SQL function
-// message_forward_state says it once for every query).
-const (
-	ForwardNone      = "none"      // no forward job (processing off, or River cleaned it)
-	ForwardPending   = "pending"   // waiting, or on its first attempt
-	ForwardRetrying  = "retrying"  // an attempt failed; it will run again
-	ForwardForwarded = "forwarded" // the app took it
-	ForwardFailed    = "failed"    // every attempt failed (River: discarded)
-	ForwardCancelled = "cancelled" // refused for good, or cancelled by hand
-)
-
-// ForwardStates lists the forward states, in the order a message moves
-// through them.
-func ForwardStates() []string {
-	return []string{ForwardNone, ForwardPending, ForwardRetrying, ForwardForwarded, ForwardFailed, ForwardCancelled}
-}
-
-// IsForwardState reports whether s is one of ForwardStates.
-func IsForwardState(s string) bool { return slices.Contains(ForwardStates(), s) }
-
 // jobStatesOf returns the River states a job can be in while its message
 // has one of the forward states, and false when one of them (none,
 // forwarded) is what most messages are in, so that starting from the jobs
@@ -263,13 +213,13 @@ func jobStatesOf(forward []string) ([]string, bool) {
 	var states []string
 	for _, f := range forward {
 		switch f {
-		case ForwardPending:
+		case destination.ForwardPending:
 			states = append(states, "available", "scheduled", "pending", "running")
-		case ForwardRetrying:
+		case destination.ForwardRetrying:
 			states = append(states, "retryable", "available", "scheduled", "running")
-		case ForwardFailed:
+		case destination.ForwardFailed:
 			states = append(states, "discarded")
-		case ForwardCancelled:
+		case destination.ForwardCancelled:
 			states = append(states, "cancelled")
 		default:
 			return nil, false
@@ -289,14 +239,14 @@ var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 // paging began and repeats none. A filter on the forward states few
 // messages are in starts from their jobs; otherwise one on From, To, Number
 // or AccountSID uses the index that leads with it.
-func (s *Store) ListMessages(ctx context.Context, f Filter) ([]message.Message, error) {
-	before := Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
+func (s *Store) ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error) {
+	before := message.Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
 	if f.After != nil {
 		before = *f.After
 	}
 	if !f.Until.IsZero() && f.Until.Before(before.ReceivedAt) {
 		// (received_at, id) < (until, MinInt64) is received_at < until.
-		before = Cursor{ReceivedAt: f.Until, ID: math.MinInt64}
+		before = message.Cursor{ReceivedAt: f.Until, ID: math.MinInt64}
 	}
 	var forward []string
 	if len(f.Forward) > 0 {

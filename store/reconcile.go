@@ -131,7 +131,7 @@ func (s *Store) InsertInboundMessages(ctx context.Context, ms []message.Inbound)
 	if len(ms) == 0 {
 		return nil, nil
 	}
-	rs, err := sendInserts(ctx, s.pool, s.jobAttempts, ms)
+	rs, err := sendInserts(ctx, s.conn, s.jobAttempts, ms)
 	if err != nil {
 		return nil, err
 	}

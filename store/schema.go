@@ -18,14 +18,3 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	}
 	return v, nil
 }
-
-// OwnsJobTable reports whether the role connected is River's job table's
-// owner (or a member of it, a superuser included): only an owner may
-// reindex it.
-func (s *Store) OwnsJobTable(ctx context.Context) (bool, error) {
-	owns, err := s.q.OwnsJobTable(ctx)
-	if err != nil {
-		return false, fail("check who owns river_job", err, ErrSchemaBehind)
-	}
-	return owns, nil
-}

@@ -33,7 +33,7 @@ type StatusResult struct {
 // ErrSchemaBehind or ErrUnavailable.
 func (s *Store) RecordStatus(ctx context.Context, cb message.StatusCallback) (StatusResult, error) {
 	var res StatusResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		_, err := q.InsertStatusEvent(ctx, db.InsertStatusEventParams{
 			MessageSID: cb.MessageSID, Status: cb.Status, ErrorCode: cb.ErrorCode, Params: cb.Params,

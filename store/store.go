@@ -61,9 +61,14 @@ func fail(op string, err error, notFound error) error {
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 }
 
-// Store reads and writes through a connection pool.
+// Store reads and writes through a connection pool, or, made by InTx,
+// within one transaction.
 type Store struct {
-	pool *pgxpool.Pool
+	pool *pgxpool.Pool // nil in a Store made by InTx
+	// conn is what the store's statements and its own transactions run
+	// on: the pool, or the transaction of InTx (where they are
+	// savepoints).
+	conn conn
 	q    *db.Queries
 	// jobAttempts, when not 0, makes every write that stores a new message
 	// or moves a status also insert its River job, with this many attempts.
@@ -75,7 +80,7 @@ type Store struct {
 // Options says how a Store writes.
 type Options struct {
 	// JobAttempts, when not 0, makes the statement that stores a new
-	// message insert its River job too (package process runs it), and so
+	// message insert its River job too (the queue runs it), and so
 	// the one that moves a status: the job commits with the row or not at
 	// all, and runs at most JobAttempts times.
 	JobAttempts int16
@@ -96,7 +101,7 @@ func New(pool *pgxpool.Pool) *Store { return NewWith(pool, Options{}) }
 
 // NewWith returns a Store that writes as opts says.
 func NewWith(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, q: db.New(pool), jobAttempts: opts.JobAttempts}
+	s := &Store{pool: pool, conn: pool, q: db.New(pool), jobAttempts: opts.JobAttempts}
 	if opts.Writers > 0 {
 		if opts.BatchTimeout <= 0 {
 			opts.BatchTimeout = 5 * time.Second
@@ -104,6 +109,33 @@ func NewWith(pool *pgxpool.Pool, opts Options) *Store {
 		s.group = newGroupCommit(pool, opts, s.connectionLost)
 	}
 	return s
+}
+
+// conn runs statements and begins transactions: a pool, or a transaction
+// (whose transactions are savepoints).
+type conn interface {
+	db.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// InTx returns a Store whose statements run in tx: the store's part of a
+// unit of work that spans another adapter (the queue's, which owns River
+// and begins the transaction). It writes each statement alone, without
+// group commit, and has no pool: Ping, PoolStat, LockSweep and
+// ListenForAccountChanges are not for it.
+func (s *Store) InTx(tx pgx.Tx) *Store {
+	return &Store{conn: tx, q: s.q.WithTx(tx), jobAttempts: s.jobAttempts}
+}
+
+// Translate is the store's error translation (see the Err values) for a
+// statement another adapter ran against the same database: the queue
+// adapter's, so that nothing above either needs pgx to learn what
+// happened. op names the step; a missing row is ErrNotFound.
+func Translate(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fail(op, err, ErrNotFound)
 }
 
 // connectionLost resets the pool after a write failed without an answer
@@ -114,7 +146,7 @@ func NewWith(pool *pgxpool.Pool, opts Options) *Store {
 // network healed. An error PostgreSQL answered, or a caller that left,
 // says nothing about the connections.
 func (s *Store) connectionLost(err error) {
-	if _, ok := errors.AsType[*pgconn.PgError](err); ok || errors.Is(err, context.Canceled) {
+	if _, ok := errors.AsType[*pgconn.PgError](err); ok || errors.Is(err, context.Canceled) || s.pool == nil {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -125,8 +157,18 @@ func (s *Store) connectionLost(err error) {
 	s.pool.Reset()
 }
 
+// Run is the store as a part of a process (internal/lifecycle): it
+// serves until ctx ends, then closes. Start it before, and so stop it
+// after, everything that writes through it.
+func (s *Store) Run(ctx context.Context, ready func()) error {
+	ready()
+	<-ctx.Done()
+	s.Close()
+	return nil
+}
+
 // Close stops the group-commit writers, if any, after their batches in
-// flight; call it once nothing inserts any more.
+// flight; call it once nothing inserts any more. Calling it again does nothing.
 func (s *Store) Close() {
 	if s.group != nil {
 		s.group.close()
@@ -135,37 +177,23 @@ func (s *Store) Close() {
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
+	if s.pool == nil {
+		return nil // InTx: its transaction is proof enough
+	}
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("ping database: %w: %w", ErrUnavailable, err)
 	}
 	return nil
 }
 
-// Deleted counts the rows one call of DeleteBefore removed, by table.
-type Deleted struct {
-	Messages     int64
-	StatusEvents int64
-	Jobs         int64
-}
-
-// Total is the rows deleted from every table.
-func (d Deleted) Total() int64 { return d.Messages + d.StatusEvents + d.Jobs }
-
-// DeleteBefore deletes up to maxRows messages received before cutoff, up to
-// maxRows of their status events, and up to maxRows of this service's
-// finished jobs, each in its own short statement. Call it again while
-// Total is not 0.
-func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, maxRows int32) (Deleted, error) {
-	var d Deleted
-	var err error
-	if d.Messages, err = s.deleteMessagesBefore(ctx, cutoff, maxRows); err != nil {
-		return d, err
+// DeleteMessagesBefore deletes up to maxRows messages received before
+// cutoff, and up to maxRows of the status events received before it, each
+// in its own short statement; call it again while either count is
+// maxRows.
+func (s *Store) DeleteMessagesBefore(ctx context.Context, cutoff time.Time, maxRows int32) (messages, statusEvents int64, err error) {
+	if messages, err = s.deleteMessagesBefore(ctx, cutoff, maxRows); err != nil {
+		return messages, 0, err
 	}
-	if d.StatusEvents, err = s.deleteStatusEventsBefore(ctx, cutoff, maxRows); err != nil {
-		return d, err
-	}
-	if d.Jobs, err = s.deleteFinishedJobsBefore(ctx, cutoff, maxRows); err != nil {
-		return d, err
-	}
-	return d, nil
+	statusEvents, err = s.deleteStatusEventsBefore(ctx, cutoff, maxRows)
+	return messages, statusEvents, err
 }

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"inbox/internal/clip"
 )
 
 // DefaultBaseURL is Twilio's API.
@@ -249,7 +251,7 @@ func (c *Client) MediaURL(m Media) string { return c.base + strings.TrimSuffix(m
 func (c *Client) underAccount(cred Credentials, uri string) error {
 	if !strings.HasPrefix(uri, "/2010-04-01/Accounts/"+cred.AccountSID+"/") || strings.Contains(uri, "//") ||
 		strings.Contains(uri, "/../") || strings.ContainsAny(uri, "\\#\r\n") {
-		return fmt.Errorf("%q is not a path under account %s", truncate(uri), cred.AccountSID)
+		return fmt.Errorf("%q is not a path under account %s", clip.Clip(uri), cred.AccountSID)
 	}
 	return nil
 }
@@ -286,7 +288,7 @@ func (c *Client) once(ctx context.Context, cred Credentials, path string, v any)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return false, 0, fmt.Errorf("request %s: %w", truncate(path), err)
+		return false, 0, fmt.Errorf("request %s: %w", clip.Clip(path), err)
 	}
 	req.SetBasicAuth(cred.AccountSID, cred.Token)
 	req.Header.Set("Accept", "application/json")
@@ -296,28 +298,28 @@ func (c *Client) once(ctx context.Context, cred Credentials, path string, v any)
 		c.observe(0)
 		// A network error: worth another try, as a 503 is, unless the
 		// caller gave up.
-		return ctx.Err() == nil, -1, fmt.Errorf("GET %s: %w", truncate(path), err)
+		return ctx.Err() == nil, -1, fmt.Errorf("GET %s: %w", clip.Clip(path), err)
 	}
 	defer resp.Body.Close()
 	c.observe(resp.StatusCode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBody+1))
 	if err != nil {
-		return ctx.Err() == nil, -1, fmt.Errorf("GET %s: read the answer: %w", truncate(path), err)
+		return ctx.Err() == nil, -1, fmt.Errorf("GET %s: read the answer: %w", clip.Clip(path), err)
 	}
 	if int64(len(body)) > c.opts.MaxBody {
-		return false, 0, fmt.Errorf("GET %s: %w (%d bytes)", truncate(path), ErrTooLarge, c.opts.MaxBody)
+		return false, 0, fmt.Errorf("GET %s: %w (%d bytes)", clip.Clip(path), ErrTooLarge, c.opts.MaxBody)
 	}
 	if resp.StatusCode/100 != 2 {
 		e := &Error{Status: resp.StatusCode}
 		json.Unmarshal(body, e) // a body that is not Twilio's error leaves the status
 		e.Status = resp.StatusCode
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			return true, retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("GET %s: %w", truncate(path), e)
+			return true, retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("GET %s: %w", clip.Clip(path), e)
 		}
-		return false, 0, fmt.Errorf("GET %s: %w", truncate(path), e)
+		return false, 0, fmt.Errorf("GET %s: %w", clip.Clip(path), e)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return false, 0, fmt.Errorf("GET %s: the answer is not the JSON expected: %w", truncate(path), err)
+		return false, 0, fmt.Errorf("GET %s: the answer is not the JSON expected: %w", clip.Clip(path), err)
 	}
 	return false, 0, nil
 }
@@ -338,11 +340,4 @@ func retryAfter(h string, now time.Time) time.Duration {
 		return max(at.Sub(now), 0)
 	}
 	return -1
-}
-
-func truncate(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
 }

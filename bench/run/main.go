@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -31,9 +32,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"inbox/bench"
+	"inbox/db"
 	"inbox/job"
 	"inbox/message"
 	"inbox/simulate"
@@ -110,7 +113,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	// Ctrl-C ends the runs under way; each drops its database on the way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	stmts, err := newStatements(ctx, cfg.adminURL)
 	if err != nil {
 		return err
@@ -229,11 +234,18 @@ func (h *harness) database(ctx context.Context) (string, func(), error) {
 	}
 	u, _ := url.Parse(h.cfg.adminURL)
 	u.Path = "/" + name
+	// Not ctx: after Ctrl-C, the databases are dropped all the same.
 	drop := func() {
-		c, err := pgx.Connect(ctx, h.cfg.adminURL)
-		if err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
+		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(dropCtx, h.cfg.adminURL)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: database %s left behind: %v\n", name, err)
+			return
+		}
+		defer c.Close(dropCtx)
+		if _, err := c.Exec(dropCtx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: database %s left behind: %v\n", name, err)
 		}
 	}
 	cmd := exec.CommandContext(ctx, h.cfg.inbox, "migrate", "up", "-log-format", "json")
@@ -440,21 +452,18 @@ func (h *harness) pgbench(ctx context.Context, c, perTx int) (pgResult, error) {
 }
 
 // generatedInsert returns the pgbench command for one message: the
-// statement sqlc generated for InsertInboundMessage, read from db/batch.go,
-// with its parameters as the service sends them for a simulated SMS with
+// statement sqlc generated for InsertInboundMessage, as db's code sends it
+// (recorded, not run: see recorder), with its parameters as the service sends them for a simulated SMS with
 // processing off (the same metadata, about 700 bytes, of the same shape;
 // max_attempts 0, so no job) and the sid made in SQL, fresh each time, so
 // that it is one statement and one round trip, as in the service. pgbench
 // variables are numeric only, so the values are SQL literals; the sid
 // replaces a placeholder in the metadata.
 func generatedInsert() (string, error) {
-	src, err := os.ReadFile("db/batch.go")
-	if err != nil {
-		return "", fmt.Errorf("read the generated statement: %w", err)
-	}
-	m := regexp.MustCompile("(?s)const insertInboundMessage = `(.*?)`").FindSubmatch(src)
-	if m == nil {
-		return "", errors.New("no insertInboundMessage in db/batch.go")
+	var rec recorder
+	db.New(&rec).InsertInboundMessage(context.Background(), []db.InsertInboundMessageParams{{}}).Close()
+	if rec.sql == "" {
+		return "", errors.New("db's InsertInboundMessage sent no statement")
 	}
 	const placeholder = "SM00000000000000000000000000000000"
 	form := simulate.InboundForm(simulate.SMS, placeholder, 1)
@@ -474,7 +483,7 @@ func generatedInsert() (string, error) {
 		"$9":  "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
 		"$10": quote(job.KindMessage), "$11": "0",
 	}
-	stmt := regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(string(m[1]), func(v string) string { return values[v] })
+	stmt := regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(rec.sql, func(v string) string { return values[v] })
 	// pgbench wants one command per line.
 	var lines []string
 	for _, l := range strings.Split(stmt, "\n") {
@@ -484,6 +493,36 @@ func generatedInsert() (string, error) {
 	}
 	return strings.Join(lines, " "), nil
 }
+
+// recorder is a connection that records the statement of the first batch
+// sent through it and runs nothing.
+type recorder struct{ sql string }
+
+var errRecorded = errors.New("recorded, not run")
+
+func (r *recorder) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, errRecorded
+}
+func (r *recorder) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, errRecorded }
+func (r *recorder) QueryRow(context.Context, string, ...any) pgx.Row        { return errRow{} }
+func (r *recorder) SendBatch(_ context.Context, b *pgx.Batch) pgx.BatchResults {
+	if r.sql == "" && len(b.QueuedQueries) > 0 {
+		r.sql = b.QueuedQueries[0].SQL
+	}
+	return errBatch{}
+}
+
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errRecorded }
+
+type errBatch struct{}
+
+func (errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, errRecorded }
+func (errBatch) Query() (pgx.Rows, error)         { return nil, errRecorded }
+func (errBatch) QueryRow() pgx.Row                { return errRow{} }
+func (errBatch) Close() error                     { return nil }
+func (errBatch) Tx() pgx.Tx                       { return nil }
 
 func pgbenchLatencies(dir string) ([]time.Duration, error) {
 	files, _ := filepath.Glob(filepath.Join(dir, "log.*"))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"inbox/account"
+	"inbox/internal/clip"
 	"inbox/keyring"
 	"inbox/store"
 )
@@ -140,7 +141,7 @@ func runAccounts(ctx context.Context, args []string, getenv func(string) string,
 	verbs := accountVerbs()
 	i := slices.IndexFunc(verbs, func(v accountsVerb) bool { return v.name == args[0] })
 	if i < 0 {
-		return fmt.Errorf("accounts: unknown verb %q; verbs: %s", truncateArg(args[0]), verbNames())
+		return fmt.Errorf("accounts: unknown verb %q; verbs: %s", clip.Clip(args[0]), verbNames())
 	}
 	verb, args := verbs[i], args[1:]
 	var a accountsArgs

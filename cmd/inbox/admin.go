@@ -14,10 +14,11 @@ import (
 
 	"inbox/account"
 	"inbox/admin"
+	"inbox/internal/lifecycle"
 	"inbox/keyring"
 	"inbox/metrics"
-	"inbox/process"
 	"inbox/store"
+	"inbox/story"
 )
 
 // adminConfig is the admin listener's configuration.
@@ -104,57 +105,75 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// serve starts the admin listener, if one is configured, and returns what
-// stops it. The pool's, the job table's and the forwarding controls'
-// collectors are registered in m.
-func (c *adminConfig) serve(ctx context.Context, pool *pgxpool.Pool, st *store.Store, m *metrics.Metrics,
-	forwardAttempts int16, keys *keyring.Keyring, logger *slog.Logger) (stop func(), err error) {
-	op, err := process.NewOperator(pool, st, forwardAttempts, logger, m)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Register(metrics.NewPoolCollector(st.PoolStat), metrics.NewJobCollector(st.CountJobsByState, 2*time.Second),
-		metrics.NewForwardingCollector(op.Control, 2*time.Second)); err != nil {
-		return nil, fmt.Errorf("register metrics: %w", err)
+// adminParts is what the admin listener shows and does.
+type adminParts struct {
+	pool    *pgxpool.Pool
+	store   *store.Store
+	jobs    *jobs
+	keys    *keyring.Keyring
+	metrics *metrics.Metrics
+	logger  *slog.Logger
+}
+
+// add registers the pool's, the job table's and the forwarding controls'
+// collectors in p.metrics, and adds the admin listener, if one is
+// configured, and River UI under it, to g.
+func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
+	m := p.metrics
+	if err := m.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(p.jobs.queue.CountByState, 2*time.Second),
+		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second)); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
 	}
 	if c.addr == "" {
-		logger.Info("admin listener off")
-		return func() {}, nil
+		p.logger.Info("admin listener off")
+		return nil
 	}
-	ui, err := process.NewRiverUI(pool, logger)
+	ui, runUI, err := p.jobs.queue.UI("/riverui")
 	if err != nil {
-		return nil, err
-	}
-	uiCtx, cancelUI := context.WithCancel(context.WithoutCancel(ctx))
-	if err := ui.Start(uiCtx); err != nil {
-		cancelUI()
-		return nil, fmt.Errorf("start river ui: %w", err)
-	}
-	ln, err := listen(c.addr, "ADMIN_ADDR", "-admin-addr")
-	if err != nil {
-		cancelUI()
-		return nil, err
+		return err
 	}
 	hosts, _ := c.hostList() // validated
 	srv := &http.Server{
 		Handler: admin.NewServer(admin.Config{
-			Logger: logger, Token: c.token, Metrics: m, Store: st, ForwardAttempts: forwardAttempts, RiverUI: ui, Hosts: hosts,
-			Forwarding: op, Readable: func(ctx context.Context) (map[string]bool, error) { return account.Readable(ctx, st, keys) },
+			Logger: p.logger, Token: c.token, Metrics: m.Handler(), RiverUI: ui, Hosts: hosts,
+			Stories:  story.New(p.store, p.jobs.queue),
+			Controls: p.jobs.controls,
+			Accounts: &account.Manager{Store: p.store, Keys: p.keys},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),
 	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("admin listener stopped", "err", err)
+	g.Add("river ui", runUI)
+	g.Add("admin listener", func(ctx context.Context, ready func()) error {
+		ln, err := listen(c.addr, "ADMIN_ADDR", "-admin-addr")
+		if err != nil {
+			return err
 		}
-	}()
-	logger.Info("admin listening", "addr", ln.Addr().String(), "auth", c.token != "", "console", "http://"+ln.Addr().String()+"/")
-	return func() {
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdownCtx)
-		cancelUI()
-	}, nil
+		p.logger.Info("admin listening", "addr", ln.Addr().String(), "auth", c.token != "", "console", "http://"+ln.Addr().String()+"/")
+		ready()
+		return serveHTTP(ctx, srv, ln, 5*time.Second)
+	})
+	return nil
+}
+
+// serveHTTP serves srv on ln until ctx ends, then stops accepting and lets
+// in-flight requests finish for up to timeout.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
 }

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"inbox/internal/dbconfig"
-	"inbox/process"
+	"inbox/retention"
 )
 
 // binder is the one way every subcommand binds its settings: each flag
@@ -138,16 +138,16 @@ func (b *binder) DurationOrOff(p *time.Duration, name, env string, def time.Dura
 	}
 }
 
-// Retention binds a retention (process.ParseRetention): days ("90d") or
+// Retention binds a retention (retention.ParseRetention): days ("90d") or
 // a duration, at least a day; unset is 0, off.
 func (b *binder) Retention(p *time.Duration, name, env, text string) {
 	b.fs.Func(name, withEnv(text, env), func(v string) error {
-		d, err := process.ParseRetention(v)
+		d, err := retention.ParseRetention(v)
 		*p = d
 		return err
 	})
 	if v := b.env(env, ""); v != "" {
-		d, err := process.ParseRetention(v)
+		d, err := retention.ParseRetention(v)
 		if err != nil {
 			b.fail(fmt.Errorf("invalid %s: %w", env, err))
 		}
@@ -194,14 +194,6 @@ func isHelp(arg string) bool {
 		return true
 	}
 	return false
-}
-
-// truncateArg shortens an argument quoted back in an error.
-func truncateArg(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 // databaseURL is a flag.Value whose printed form hides the password, so

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"inbox/account"
+	"inbox/internal/clip"
 	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/reconcile"
@@ -57,7 +58,7 @@ func (c *reconcileConfig) bind(b *binder, periodic bool) {
 // older than the retention, deleted, would be found and stored again.
 func (c *reconcileConfig) validate(retention time.Duration) error {
 	if c.accountSID != "" && !twilio.IsAccountSID(c.accountSID) {
-		return fmt.Errorf("invalid TWILIO_ACCOUNT_SID %q: want AC and 32 lower-case hex digits", truncateArg(c.accountSID))
+		return fmt.Errorf("invalid TWILIO_ACCOUNT_SID %q: want AC and 32 lower-case hex digits", clip.Clip(c.accountSID))
 	}
 	if retention > 0 && c.interval > 0 && c.lookback+c.overlap >= retention {
 		return fmt.Errorf("RECONCILE_LOOKBACK %s and RECONCILE_OVERLAP %s reach past RETENTION %s: a deleted message would be found and stored again",
@@ -118,7 +119,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil && t.Before(now) {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("invalid -since %q: want a positive duration (72h) or an RFC 3339 time in the past", truncateArg(v))
+	return time.Time{}, fmt.Errorf("invalid -since %q: want a positive duration (72h) or an RFC 3339 time in the past", clip.Clip(v))
 }
 
 // runReconcile sweeps accounts once, since -since, printing progress on a
@@ -184,7 +185,7 @@ func (c *reconcileCommand) accounts(ctx context.Context, pool *pgxpool.Pool, key
 			return []twilioapi.Credentials{cred}, nil
 		}
 	}
-	return nil, fmt.Errorf("reconcile: account %s has no token here (not in twilio_accounts, disabled, or unreadable with ENCRYPTION_KEY, and not TWILIO_ACCOUNT_SID)", truncateArg(c.account))
+	return nil, fmt.Errorf("reconcile: account %s has no token here (not in twilio_accounts, disabled, or unreadable with ENCRYPTION_KEY, and not TWILIO_ACCOUNT_SID)", clip.Clip(c.account))
 }
 
 // sweepOnce sweeps one account and says how it went.

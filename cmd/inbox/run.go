@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"inbox/internal/buildinfo"
+	"inbox/internal/clip"
 	"inbox/metrics"
 )
 
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown subcommand %q; subcommands: serve, work, simulate, migrate, accounts, reconcile, version, help", truncateArg(cmd))
+		return fmt.Errorf("unknown subcommand %q; subcommands: serve, work, simulate, migrate, accounts, reconcile, version, help", clip.Clip(cmd))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

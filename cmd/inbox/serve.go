@@ -14,6 +14,7 @@ import (
 
 	"inbox/account"
 	"inbox/api"
+	"inbox/internal/lifecycle"
 	"inbox/keyring"
 	"inbox/metrics"
 	"inbox/sql/schema"
@@ -121,9 +122,11 @@ func (c *serveConfig) validate() error {
 	return nil
 }
 
-// runServe runs the HTTP server until ctx is cancelled, then shuts down in
-// order: stop accepting, let in-flight requests finish, stop the workers,
-// close the pool last.
+// runServe runs the webhook until ctx is cancelled, with the workers,
+// the accounts and the admin listener as configured, then stops them in
+// reverse order: stop accepting and let in-flight requests finish, stop
+// the admin listener, the accounts and the workers, close the store's
+// writers, and the pool last.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	b := newBinder("serve", getenv, stdout, stderr)
 	var cfg serveConfig
@@ -141,54 +144,59 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	defer pool.Close() // deferred first, so it runs after the server and workers have stopped
+	defer pool.Close() // after every part has stopped
 	m := metrics.New()
 	logBuild(logger, m, "serve")
-	need, err := checkDatabase(ctx, store.New(pool), cfg.databaseURL.s, logger)
-	if err != nil {
-		return err
-	}
 	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(),
 		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
-	defer st.Close() // after the server has drained and the workers stopped: both write through it
-	rec, err := startReconcile(cfg.reconcile, st, cfg.keys, logger, m)
+	defer st.Close() // on a failed start; once started, its part closes it in order
+	need, err := checkDatabase(ctx, st, cfg.databaseURL.s, logger)
 	if err != nil {
 		return err
 	}
-	workers, err := cfg.processing.start(ctx, pool, logger, m, rec, cfg.reconcile.interval)
+	sw, err := cfg.reconcile.periodicSweeper(st, cfg.keys, logger, m)
 	if err != nil {
 		return err
 	}
-	defer stopWorkers(ctx, workers, cfg.shutdownTimeout, logger)
-	accounts, stopAccounts, err := startAccounts(ctx, st, cfg.keys, cfg.fallback, cfg.requestTimeout, m, logger)
+	j, err := newJobs(ctx, pool, st, cfg.processing, sw, cfg.reconcile.interval, cfg.shutdownTimeout, logger, m)
 	if err != nil {
 		return err
 	}
-	defer stopAccounts()
-	stopAdmin, err := cfg.admin.serve(ctx, pool, st, m, cfg.processing.attempts(), cfg.keys, logger)
+	accounts, err := account.Open(ctx, account.RegistryConfig{
+		Store: st, Keys: cfg.keys, Fallback: cfg.fallback, Logger: logger, Metrics: m, LookupTimeout: cfg.requestTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	defer stopAdmin()
-	return cfg.serveWebhook(ctx, api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,
-		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need}, accounts.Len())
+	var g lifecycle.Group
+	g.Add("store", st.Run)
+	g.Add("workers", j.queue.Run)
+	g.Add("accounts", accounts.Run)
+	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
+		return err
+	}
+	g.Add("webhook listener", cfg.webhook(api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,
+		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need}, accounts.Len()))
+	return runParts(ctx, &g, logger, "refusing new connections, finishing in-flight requests", cfg.shutdownTimeout)
 }
 
-// serveWebhook listens on LISTEN_ADDR and serves the webhook until ctx
-// ends; accounts is how many Twilio accounts it starts with, for the log.
-func (c *serveConfig) serveWebhook(ctx context.Context, apiCfg api.Config, accounts int) error {
-	srv := newHTTPServer(apiCfg.Logger, apiCfg)
-	ln, err := listen(c.listenAddr, "LISTEN_ADDR", "-listen-addr")
-	if err != nil {
-		return err
+// webhook is the part that listens on LISTEN_ADDR and serves the webhook;
+// accounts is how many Twilio accounts it starts with, for the log.
+func (c *serveConfig) webhook(apiCfg api.Config, accounts int) func(ctx context.Context, ready func()) error {
+	return func(ctx context.Context, ready func()) error {
+		ln, err := listen(c.listenAddr, "LISTEN_ADDR", "-listen-addr")
+		if err != nil {
+			return err
+		}
+		if c.maxConnections > 0 {
+			ln = netutil.LimitListener(ln, c.maxConnections)
+		}
+		apiCfg.Logger.Info("listening", "addr", ln.Addr().String(), "webhook", c.publicBaseURL+api.PathMessages,
+			"accounts", accounts, "fallback_token", c.fallback != nil, "secondary_token", c.authTokenSecondary != "",
+			"max_connections", c.maxConnections, "database", redactURL(c.databaseURL.s))
+		ready()
+		return serveHTTP(ctx, newHTTPServer(apiCfg.Logger, apiCfg), ln, c.shutdownTimeout)
 	}
-	if c.maxConnections > 0 {
-		ln = netutil.LimitListener(ln, c.maxConnections)
-	}
-	apiCfg.Logger.Info("listening", "addr", ln.Addr().String(), "webhook", c.publicBaseURL+api.PathMessages,
-		"accounts", accounts, "fallback_token", c.fallback != nil, "secondary_token", c.authTokenSecondary != "",
-		"max_connections", c.maxConnections, "database", redactURL(c.databaseURL.s))
-	return serveUntilDone(ctx, srv, ln, c.shutdownTimeout, apiCfg.Logger)
 }
 
 // checkDatabase pings the database and reads its schema version at start,
@@ -233,47 +241,6 @@ func listen(addr, env, flag string) (net.Listener, error) {
 	return ln, nil
 }
 
-// startAccounts loads the Twilio accounts signatures are checked against
-// and keeps them fresh until stop is called. An account whose token cannot
-// be opened with ENCRYPTION_KEY is logged at ERROR and its deliveries
-// refused; it refuses to start only when no account can be opened and
-// there is no TWILIO_AUTH_TOKEN, or there is neither an account nor
-// TWILIO_AUTH_TOKEN. A database that cannot be read at start is fatal only
-// without TWILIO_AUTH_TOKEN: with it, the one-account deployment serves as
-// before and the accounts load once the database answers.
-func startAccounts(ctx context.Context, st *store.Store, keys *keyring.Keyring, fallback *twilio.Validator,
-	lookupTimeout time.Duration, m *metrics.Metrics, logger *slog.Logger) (*account.Registry, func(), error) {
-	reg := account.NewRegistry(account.RegistryConfig{
-		Store: st, Keys: keys, Fallback: fallback, Logger: logger, Metrics: m, LookupTimeout: lookupTimeout,
-	})
-	loadCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := reg.Load(loadCtx)
-	cancel()
-	unreadable, someUnreadable := errors.AsType[*account.UnreadableError](err)
-	switch {
-	case someUnreadable && len(unreadable.SIDs) == unreadable.Total && fallback == nil:
-		return nil, nil, fmt.Errorf("no Twilio account can be served and TWILIO_AUTH_TOKEN is not set: %w", err)
-	case someUnreadable:
-		// One mis-keyed row must not stop every server: serve the others,
-		// refuse its deliveries, and say so loudly (and in
-		// inbox_twilio_accounts_unreadable).
-		reg.LogLoadError(ctx, err)
-	case err != nil && fallback == nil:
-		return nil, nil, fmt.Errorf("TWILIO_AUTH_TOKEN is not set and the Twilio accounts cannot be read: %w", err)
-	case err != nil:
-		logger.Error("Twilio accounts not loaded; verifying with TWILIO_AUTH_TOKEN until they are", "err", err)
-	case reg.Len() == 0 && fallback == nil:
-		return nil, nil, errors.New("TWILIO_AUTH_TOKEN is not set and twilio_accounts has no account (inbox accounts add): the service will not accept webhooks it cannot verify")
-	}
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		reg.Run(runCtx)
-	}()
-	return reg, func() { stop(); <-done }, nil
-}
-
 // newHTTPServer returns the webhook's HTTP server, with timeouts that fit
 // Twilio: it sends small requests and gives up after 15 s; nothing
 // legitimate needs longer, and slow clients must not hold sockets.
@@ -287,28 +254,4 @@ func newHTTPServer(logger *slog.Logger, apiCfg api.Config) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-}
-
-// serveUntilDone serves on ln until ctx is cancelled, then stops accepting
-// and lets in-flight requests finish for up to timeout.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, logger *slog.Logger) error {
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down: refusing new connections, finishing in-flight requests", "timeout", timeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down http server: %w", err)
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve http: %w", err)
-	}
-	logger.Info("stopped")
-	return nil
 }

@@ -19,25 +19,34 @@ import (
 func below() map[string][]string {
 	leaf := []string{}
 	return map[string][]string{
-		"message": leaf, "twilio": leaf, "webhook": leaf, "job": leaf, "keyring": leaf, "metrics": leaf,
+		"message": leaf, "twilio": leaf, "webhook": leaf, "job": leaf, "keyring": leaf, "metrics": leaf, "destination": leaf,
 		"internal/buildinfo": leaf, "internal/statuswriter": leaf, "internal/poll": leaf, "internal/logtest": leaf,
-		"internal/pgdial": leaf, "internal/layout": leaf,
-		"db":                  {"message"},
-		"sql/schema":          leaf,
-		"internal/dbconfig":   {"internal/pgdial"},
-		"internal/dbtest":     {"sql/schema"},
-		"store":               {"db", "job", "message", "metrics"},
-		"simulate":            {"message", "twilio", "webhook"},
-		"internal/fixture":    {"message", "simulate"},
-		"internal/teamapp":    {"message"},
-		"account":             {"keyring", "metrics", "store", "twilio", "twilioapi"},
-		"twilioapi":           leaf,
-		"internal/twiliotest": leaf,
-		"internal/pgcluster":  leaf,
-		"reconcile":           {"message", "metrics", "store", "twilio", "twilioapi"},
-		"process":             {"job", "message", "metrics", "store", "webhook"},
-		"api":                 {"account", "internal/statuswriter", "message", "metrics", "store", "twilio"},
-		"admin":               {"internal/statuswriter", "message", "metrics", "process", "store", "twilio"},
+		"internal/pgdial": leaf, "internal/layout": leaf, "internal/clip": leaf, "internal/lifecycle": leaf,
+		"db":                   {"message"},
+		"db/jobdb":             leaf,
+		"sql/schema":           leaf,
+		"internal/dbconfig":    {"internal/pgdial"},
+		"internal/dbtest":      {"sql/schema"},
+		"store":                {"db", "destination", "job", "message", "metrics"},
+		"simulate":             {"message", "twilio", "webhook"},
+		"internal/fixture":     {"message", "simulate"},
+		"internal/teamapp":     {"message"},
+		"account":              {"internal/clip", "keyring", "metrics", "store", "twilio", "twilioapi"},
+		"twilioapi":            {"internal/clip"},
+		"internal/twiliotest":  leaf,
+		"internal/pgcluster":   leaf,
+		"queue":                {"db/jobdb", "job", "store"},
+		"destination/httpdest": {"destination", "message", "webhook"},
+		"dispatch":             {"destination", "job", "message", "metrics", "queue", "store"},
+		"control":              {"destination", "job", "message", "metrics", "queue", "store"},
+		"story":                {"destination", "job", "message", "store"},
+		"retention":            {"job", "metrics", "queue"},
+		"reconcile":            {"internal/clip", "job", "message", "metrics", "queue", "store", "twilio", "twilioapi"},
+		"api":                  {"account", "internal/clip", "internal/statuswriter", "message", "metrics", "store", "twilio"},
+		"admin": {"account", "control", "destination", "internal/clip", "internal/statuswriter", "job", "message", "metrics",
+			"store", "story", "twilio"},
+		"internal/workertest": {"control", "destination", "destination/httpdest", "dispatch", "internal/fixture", "internal/logtest",
+			"internal/teamapp", "message", "queue", "store"},
 	}
 }
 
@@ -81,8 +90,12 @@ func TestEachPackageImportsOnlyTheLayersBelowIt(t *testing.T) {
 		for _, imp := range p.Imports {
 			dep, ours := strings.CutPrefix(imp, "inbox/")
 			switch {
-			case ours && dep == "db" && name != "store":
+			case ours && dep == "db" && name != "store" && !strings.HasPrefix(name, "bench"):
 				t.Errorf("%s imports inbox/db: only the store may know sqlc's code", p.ImportPath)
+			case ours && dep == "db/jobdb" && name != "queue":
+				t.Errorf("%s imports inbox/db/jobdb: only the queue may know River's table", p.ImportPath)
+			case strings.HasPrefix(imp, "github.com/riverqueue/") && name != "queue" && name != "sql/schema" && !wiring:
+				t.Errorf("%s imports %s: River is the queue's alone", p.ImportPath, imp)
 			case ours && !wiring && !slices.Contains(ok, dep):
 				t.Errorf("%s imports %s, which is not below it", p.ImportPath, imp)
 			case strings.HasPrefix(imp, "github.com/jackc/pgx") && !pgxAllowed(name):
@@ -93,11 +106,11 @@ func TestEachPackageImportsOnlyTheLayersBelowIt(t *testing.T) {
 }
 
 // pgxAllowed: the store and sqlc's code, the internal helpers that dial and
-// configure connections, the migrations, River's driver (process), and the
-// wiring that creates the pool.
+// configure connections, the migrations, the queue (River's driver and
+// River's table), and the wiring that creates the pool.
 func pgxAllowed(name string) bool {
 	switch {
-	case name == "store", name == "db", name == "process", name == "sql/schema", name == "cmd/inbox":
+	case name == "store", name == "db", name == "db/jobdb", name == "queue", name == "sql/schema", name == "cmd/inbox":
 		return true
 	case strings.HasPrefix(name, "internal/"), strings.HasPrefix(name, "bench"), strings.HasPrefix(name, "scripts/"):
 		return true

@@ -11,6 +11,7 @@ package twiliotest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -205,55 +206,17 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		size = n
 	}
-	day := func(key string) (time.Time, bool, error) {
-		v := q.Get(key)
-		if v == "" {
-			return time.Time{}, false, nil
-		}
-		t, err := time.Parse("2006-01-02", v)
-		return t, true, err
-	}
-	after, hasAfter, err1 := day("DateSent>")
-	before, hasBefore, err2 := day("DateSent<")
-	on, hasOn, err3 := day("DateSent")
-	if err1 != nil || err2 != nil || err3 != nil {
+	match, err := listFilter(account, q)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, 20001, "Invalid DateSent")
 		return
 	}
 	token := q.Get("PageToken")
-	match := func(m Message) bool {
-		d := m.Sent.UTC().Truncate(24 * time.Hour)
-		return m.AccountSID == account && (!hasAfter || !d.Before(after)) && (!hasBefore || !d.After(before)) &&
-			(!hasOn || d.Equal(on)) && (q.Get("To") == "" || m.To == q.Get("To")) && (q.Get("From") == "" || m.From == q.Get("From"))
+	page, more, ok := s.page(token, size, match)
+	if !ok {
+		writeError(w, http.StatusBadRequest, 21481, "Invalid PageToken")
+		return
 	}
-	s.mu.Lock()
-	start := 0
-	if token != "" {
-		i, ok := s.bySID[strings.TrimPrefix(token, "PA")]
-		if !ok || !strings.HasPrefix(token, "PA") || !match(s.messages[i]) {
-			s.mu.Unlock()
-			writeError(w, http.StatusBadRequest, 21481, "Invalid PageToken")
-			return
-		}
-		start = i + 1
-	}
-	// The page: the next size matches after the token, and whether any
-	// follows it.
-	var page []Message
-	more := false
-	for _, m := range s.messages[start:] {
-		if !match(m) {
-			continue
-		}
-		if len(page) == size {
-			more = true
-			break
-		}
-		page = append(page, m)
-	}
-	s.listings[token]++
-	s.mu.Unlock()
-
 	items := make([]map[string]any, len(page))
 	for i, m := range page {
 		items[i] = s.render(m)
@@ -276,6 +239,57 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		"first_page_uri": r.URL.Path + "?PageSize=" + strconv.Itoa(size), "previous_page_uri": nil,
 		"uri": r.URL.RequestURI(),
 	})
+}
+
+// listFilter is ListMessage's filter: the account's messages sent on,
+// after or before a day, to or from a number.
+func listFilter(account string, q url.Values) (func(Message) bool, error) {
+	day := func(key string) (time.Time, bool, error) {
+		v := q.Get(key)
+		if v == "" {
+			return time.Time{}, false, nil
+		}
+		t, err := time.Parse("2006-01-02", v)
+		return t, true, err
+	}
+	after, hasAfter, err1 := day("DateSent>")
+	before, hasBefore, err2 := day("DateSent<")
+	on, hasOn, err3 := day("DateSent")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	return func(m Message) bool {
+		d := m.Sent.UTC().Truncate(24 * time.Hour)
+		return m.AccountSID == account && (!hasAfter || !d.Before(after)) && (!hasBefore || !d.After(before)) &&
+			(!hasOn || d.Equal(on)) && (q.Get("To") == "" || m.To == q.Get("To")) && (q.Get("From") == "" || m.From == q.Get("From"))
+	}, nil
+}
+
+// page returns the next size matches after token's message, and whether
+// any follows them; ok is false for a token this server did not give.
+func (s *Server) page(token string, size int, match func(Message) bool) (page []Message, more, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := 0
+	if token != "" {
+		i, known := s.bySID[strings.TrimPrefix(token, "PA")]
+		if !known || !strings.HasPrefix(token, "PA") || !match(s.messages[i]) {
+			return nil, false, false
+		}
+		start = i + 1
+	}
+	for _, m := range s.messages[start:] {
+		if !match(m) {
+			continue
+		}
+		if len(page) == size {
+			more = true
+			break
+		}
+		page = append(page, m)
+	}
+	s.listings[token]++
+	return page, more, true
 }
 
 // message answers FetchMessage: …/Messages/{sid}.json.

@@ -92,46 +92,6 @@ FROM forward_retries
 ORDER BY id DESC
 LIMIT @max_rows::integer;
 
--- name: CountUnfinishedForwards :many
--- The forwards not yet done, by River state, through River's fetch index
--- (state, queue, ...): the queue's backlog, in messages (a batch job
--- counts its messages).
-SELECT state::text AS state,
-       sum(CASE WHEN kind = 'inbox_messages' THEN jsonb_array_length(args->'sids') ELSE 1 END)::bigint AS jobs
-FROM river_job
-WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
-  AND queue = @queue::text
-  AND kind = ANY(@kinds::text[])
-GROUP BY state
-LIMIT 8;
-
--- name: OldestAvailableForward :one
--- When the longest-waiting due forward became due: the lag now is its age;
--- now when none waits.
-SELECT coalesce(min(scheduled_at), now())::timestamptz AS oldest
-FROM river_job
-WHERE state = 'available' AND queue = @queue::text AND scheduled_at <= now()
-  AND kind = ANY(@kinds::text[]);
-
--- name: CountFinishedForwardsSince :many
--- Forwards that ended since a time, by outcome (completed, discarded,
--- cancelled), in messages (a completed batch counts those it forwarded:
--- the others it handed to jobs of their own, which count theirs), through
--- River's (state, finalized_at) index; each count reads at most max_count
--- jobs, so a busy hour costs a bounded scan.
-SELECT s.state::text AS state,
-       (SELECT coalesce(sum(capped.messages), 0) FROM (
-            SELECT CASE WHEN j.kind = 'inbox_messages'
-                        THEN jsonb_array_length(j.args->'sids') - coalesce((j.metadata->>'handed_off')::integer, 0)
-                        ELSE 1 END AS messages
-            FROM river_job j
-            WHERE j.state = s.state AND j.finalized_at >= @since::timestamptz
-              AND j.kind = ANY(@kinds::text[])
-            LIMIT @max_count::integer
-        ) AS capped)::bigint AS jobs
-FROM unnest(ARRAY['completed', 'discarded', 'cancelled']::river_job_state[]) AS s(state)
-LIMIT 3;
-
 -- name: ForwardStates :many
 -- The forward state of each of these messages (message_forward_state).
 SELECT s.sid::text AS sid, message_forward_state(s.sid)::text AS state

@@ -1,0 +1,182 @@
+// Package dispatch runs the queue's forward jobs: it loads what a job
+// names, passes the gate every forward passes (held while forwarding is
+// paused, spaced by the delivery rate, counted by the circuit breaker),
+// hands the event to the destination's Sender, and settles a failure by
+// the queue's one verdict (queue.Job.Classify): the same metrics and log
+// lines for a message alone, a batch's message and a status change.
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"inbox/destination"
+	"inbox/job"
+	"inbox/message"
+	"inbox/metrics"
+	"inbox/queue"
+	"inbox/store"
+)
+
+// Store is what the workers read: the events' payloads and the
+// operator's controls.
+type Store interface {
+	MessageReceivedPayload(ctx context.Context, id, sid string) ([]byte, error)
+	MessageReceivedPayloads(ctx context.Context, sids []string) (map[string][]byte, error)
+	StatusChangedPayload(ctx context.Context, id, sid, status string) ([]byte, error)
+	ForwardingControl(ctx context.Context) (store.Control, error)
+	ReserveForwardSlot(ctx context.Context, maxAhead time.Duration) (reserved bool, wait time.Duration, err error)
+}
+
+// Queue is what a batch needs of the queue: its failed messages handed to
+// jobs of their own as it completes.
+type Queue interface {
+	HandOff(ctx context.Context, batch *queue.Job[job.Messages], hs []queue.HandOff, maxAttempts int16) error
+}
+
+// Pauser pauses forwarding, as the circuit breaker does: the operator's
+// controls (control.Service).
+type Pauser interface {
+	Pause(ctx context.Context, reason, detail string) (changed bool, err error)
+}
+
+// Config is what New needs.
+type Config struct {
+	Store  Store
+	Queue  Queue
+	Sender destination.Sender
+	// Pauser is what the circuit breaker trips.
+	Pauser  Pauser
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// Workers bounds the forwards in flight at once in this process, a
+	// batch's included (the queue bounds the jobs).
+	Workers int
+	// BreakAfter consecutive failed attempts in this process pause
+	// forwarding (FORWARD_BREAK_AFTER), until an operator resumes it; 0
+	// never does.
+	BreakAfter int
+	// ControlRefresh is how often the workers reread the operator's
+	// controls (default DefaultControlRefresh).
+	ControlRefresh time.Duration
+}
+
+// Dispatcher runs the forward jobs of one destination.
+type Dispatcher struct {
+	store   Store
+	queue   Queue
+	sender  destination.Sender
+	logger  *slog.Logger
+	metrics *metrics.Metrics
+	gate    *gate
+	// slots bounds the forwards batch jobs run at once in this process
+	// (Workers), as the queue bounds the jobs.
+	slots chan struct{}
+}
+
+// New returns the workers of cfg's destination; Register gives them to
+// the queue.
+func New(cfg Config) *Dispatcher {
+	g := &gate{store: cfg.Store, logger: cfg.Logger, metrics: cfg.Metrics, pauser: cfg.Pauser,
+		refresh: cmp.Or(cfg.ControlRefresh, DefaultControlRefresh), breakAfter: int64(cfg.BreakAfter)}
+	return &Dispatcher{store: cfg.Store, queue: cfg.Queue, sender: cfg.Sender, logger: cfg.Logger, metrics: cfg.Metrics,
+		gate: g, slots: make(chan struct{}, max(1, cfg.Workers))}
+}
+
+// Register registers the forward jobs' workers: a message's own
+// (job.Message), a batch's (job.Messages) and a status change's
+// (job.Status).
+func (d *Dispatcher) Register(ws *queue.Workers) {
+	queue.Handle(ws, d.forwardMessage)
+	queue.Handle(ws, d.forwardBatch)
+	queue.Handle(ws, d.forwardStatus)
+}
+
+// forwardMessage runs job.Message: the forward of a new inbound message,
+// alone (or a batch's, handed off or replayed).
+func (d *Dispatcher) forwardMessage(ctx context.Context, j *queue.Job[job.Message]) error {
+	if err := d.gate.admit(ctx); err != nil {
+		return err
+	}
+	id := j.Args.SID
+	p, err := d.store.MessageReceivedPayload(ctx, id, j.Args.SID)
+	if err != nil {
+		err = loadFailed("message", err)
+	}
+	ev := destination.Event{ID: id, Type: message.TypeReceived, Payload: p, Attempt: j.Attempt}
+	return d.attempt(ctx, metrics.KindMessage, ev, j.CreatedAt, err, j.Classify)
+}
+
+// forwardStatus runs job.Status: the forward of a status change.
+func (d *Dispatcher) forwardStatus(ctx context.Context, j *queue.Job[job.Status]) error {
+	if err := d.gate.admit(ctx); err != nil {
+		return err
+	}
+	id := j.Args.SID + "." + j.Args.Status
+	p, err := d.store.StatusChangedPayload(ctx, id, j.Args.SID, j.Args.Status)
+	if err != nil {
+		err = loadFailed("status change", err)
+	}
+	ev := destination.Event{ID: id, Type: message.TypeStatus, Payload: p, Attempt: j.Attempt}
+	return d.attempt(ctx, metrics.KindStatus, ev, j.CreatedAt, err, j.Classify)
+}
+
+// loadFailed is the error of a job whose event could not be read: a
+// message that is gone (deleted by retention) cannot come back, so its
+// job ends; anything else is retried.
+func loadFailed(what string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return destination.Permanent(fmt.Errorf("load %s: %w", what, err))
+	}
+	return fmt.Errorf("load %s: %w", what, err)
+}
+
+// attempt sends ev unless it could not be loaded (loadErr), and settles
+// the outcome: the job's own verdict decides what follows a failure.
+func (d *Dispatcher) attempt(ctx context.Context, kind string, ev destination.Event, created time.Time, loadErr error,
+	classify func(error) queue.Verdict) error {
+	start := time.Now()
+	err := loadErr
+	if err == nil {
+		err = d.send(ctx, ev)
+	}
+	if err == nil {
+		d.metrics.Attempt(kind, metrics.OutcomeSuccess, time.Since(start), time.Since(created))
+		return nil
+	}
+	d.settle(ctx, kind, ev, classify(err), err, time.Since(start))
+	return err
+}
+
+// send hands ev to the sender, and tells the breaker how it went.
+func (d *Dispatcher) send(ctx context.Context, ev destination.Event) error {
+	err := d.sender.Send(ctx, ev)
+	if err != nil {
+		d.gate.failed(ctx, err)
+	} else {
+		d.gate.succeeded()
+	}
+	return err
+}
+
+// settle records a failed attempt of ev by its verdict, in the metrics
+// and the log: the one failure policy of every forward. attrs add to the
+// log line (a batch's id).
+func (d *Dispatcher) settle(ctx context.Context, kind string, ev destination.Event, v queue.Verdict, err error, took time.Duration, attrs ...any) {
+	line := append([]any{"event", ev.ID, "attempt", ev.Attempt}, attrs...)
+	switch v.State {
+	case queue.StateCancelled:
+		d.metrics.Attempt(kind, metrics.OutcomeCancelled, took, 0)
+		d.logger.ErrorContext(ctx, "processing failed for good; job cancelled", append(line, "err", err)...)
+	case queue.StateDiscarded:
+		d.metrics.Attempt(kind, metrics.OutcomeDiscarded, took, 0)
+		d.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", append(line, "err", err)...)
+	default:
+		d.metrics.Attempt(kind, metrics.OutcomeRetry, took, 0)
+		d.logger.WarnContext(ctx, "processing failed; will retry", append(line, "next_attempt", v.NotBefore, "err", err)...)
+	}
+}

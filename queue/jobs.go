@@ -1,0 +1,183 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"inbox/db/jobdb"
+	"inbox/job"
+	"inbox/store"
+)
+
+// riverFailure is an attempt's error as River records it in
+// river_job.errors.
+type riverFailure struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
+}
+
+// JobsOf returns up to limit processing jobs of the message sid (its
+// forward and its status changes'), newest first.
+func (q *Queue) JobsOf(ctx context.Context, sid string, limit int32) ([]job.Info, error) {
+	rows, err := q.q.ListMessageJobs(ctx, jobdb.ListMessageJobsParams{SID: sid, Kinds: job.ProcessingKinds(), MaxRows: limit})
+	if err != nil {
+		return nil, store.Translate("list jobs of "+sid, err)
+	}
+	jobs := make([]job.Info, len(rows))
+	for i, r := range rows {
+		jobs[i] = job.Info{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
+			ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError,
+			Failures: []job.Failure{}, BatchSize: r.BatchSize, HandedOffBy: r.HandedOffBy}
+		var failures []riverFailure
+		if err := json.Unmarshal(r.Failures, &failures); err != nil {
+			return nil, fmt.Errorf("list jobs of %s: job %d's errors: %w", sid, r.ID, err)
+		}
+		for _, f := range failures {
+			jobs[i].Failures = append(jobs[i].Failures, job.Failure(f))
+		}
+	}
+	return jobs, nil
+}
+
+// Replay inserts a new forward job for the stored inbound message sid,
+// with maxAttempts attempts, and returns it with created true; while an
+// earlier replay of sid is unfinished (waiting, retrying or running), it
+// returns that job instead, with created false, so any number of
+// concurrent calls make at most one new job. store.ErrNotFound when no
+// inbound message has that sid.
+func (q *Queue) Replay(ctx context.Context, sid string, maxAttempts int16) (j job.Info, created bool, err error) {
+	r, err := q.q.InsertMessageJob(ctx, jobdb.InsertMessageJobParams{SID: sid, JobKind: job.KindMessage, MaxAttempts: maxAttempts})
+	if err != nil {
+		return job.Info{}, false, store.Translate("replay "+sid, err)
+	}
+	return job.Info{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
+		ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError,
+		Failures: []job.Failure{}}, r.Created, nil
+}
+
+// CountByState returns the number of jobs in each River state that has
+// any.
+func (q *Queue) CountByState(ctx context.Context) (map[string]int64, error) {
+	rows, err := q.q.CountJobsByState(ctx)
+	if err != nil {
+		return nil, store.Translate("count jobs", err)
+	}
+	counts := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		counts[r.State] = r.Jobs
+	}
+	return counts, nil
+}
+
+// DeleteFinishedBefore deletes up to maxRows of this service's processing
+// jobs that finished before cutoff: retention's share of the job table.
+func (q *Queue) DeleteFinishedBefore(ctx context.Context, cutoff time.Time, maxRows int32) (int64, error) {
+	n, err := q.q.DeleteFinishedJobsBefore(ctx, jobdb.DeleteFinishedJobsBeforeParams{Before: cutoff, Kinds: job.ProcessingKinds(), MaxRows: maxRows})
+	if err != nil {
+		return 0, store.Translate("delete finished jobs before "+cutoff.Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
+// OwnsJobTable reports whether the role connected is River's job table's
+// owner (or a member of it, a superuser included): only an owner may
+// reindex it (Config.NoReindex). It is asked before New.
+func OwnsJobTable(ctx context.Context, db jobdb.DBTX) (bool, error) {
+	owns, err := jobdb.New(db).OwnsJobTable(ctx)
+	if err != nil {
+		return false, store.Translate("check who owns river_job", err)
+	}
+	return owns, nil
+}
+
+// HandOff is a message of a batch job (job.Messages) that gets a forward
+// job of its own.
+type HandOff struct {
+	SID string
+	// Verdict is its failed forward's, and Error why it failed; a zero
+	// Verdict, with no Error, when it failed nothing (it waits for its own
+	// turn): its job starts available at NotBefore.
+	Verdict Verdict
+	Error   string
+	// FailedAt is when the attempt failed.
+	FailedAt  time.Time
+	NotBefore time.Time
+}
+
+// HandOff gives each of hs, messages of the batch job batch, a forward job
+// of its own (job.Message, with maxAttempts attempts, the failed one
+// counted), in the River state its verdict says, in one transaction with
+// River's completion of the batch: a batch is done exactly when what it
+// could not do is someone else's.
+func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []HandOff, maxAttempts int16) error {
+	p := jobdb.InsertForwardHandOffsParams{JobKind: job.KindMessage, MaxAttempts: maxAttempts, BatchID: batch.ID,
+		SIDs: make([]string, len(hs)), Errors: make([]string, len(hs)), States: make([]string, len(hs)),
+		NotBefore: make([]time.Time, len(hs)), FailedAt: make([]time.Time, len(hs))}
+	for i, h := range hs {
+		state, nb := h.Verdict.State, h.NotBefore
+		switch state {
+		case "":
+			state = "available"
+		case StateRetry:
+			nb = h.Verdict.NotBefore
+		}
+		p.SIDs[i], p.Errors[i], p.States[i], p.NotBefore[i], p.FailedAt[i] = h.SID, h.Error, state, nb, h.FailedAt
+	}
+	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+		if len(hs) > 0 {
+			jq := q.q.WithTx(tx)
+			if err := jq.InsertForwardHandOffs(ctx, p); err != nil {
+				return err
+			}
+			if err := jq.NoteHandedOff(ctx, jobdb.NoteHandedOffParams{ID: batch.ID, HandedOff: int32(len(hs))}); err != nil {
+				return err
+			}
+		}
+		return batch.complete(ctx, tx)
+	})
+	return store.Translate(fmt.Sprintf("hand off %d forwards", len(hs)), err)
+}
+
+// ForwardStats is the state of the forwards' queue.
+type ForwardStats struct {
+	// Unfinished counts the forwards not done yet, by River state
+	// (available, scheduled, retryable, running, pending).
+	Unfinished map[string]int64
+	// OldestDue is when the longest-waiting due forward became due: the
+	// lag is its age (zero when none waits).
+	OldestDue time.Time
+	// Finished counts the forwards that ended since the time asked for, by
+	// River state (completed, discarded, cancelled), each at most the cap
+	// asked for.
+	Finished map[string]int64
+}
+
+// ForwardStats returns the state of queue's forwards, and the outcomes of
+// those that ended since since, each count capped at capAt.
+func (q *Queue) ForwardStats(ctx context.Context, queue string, since time.Time, capAt int32) (ForwardStats, error) {
+	kinds := job.ProcessingKinds()
+	st := ForwardStats{Unfinished: map[string]int64{}, Finished: map[string]int64{}}
+	unfinished, err := q.q.CountUnfinishedForwards(ctx, jobdb.CountUnfinishedForwardsParams{Queue: queue, Kinds: kinds})
+	if err != nil {
+		return st, store.Translate("count unfinished forwards", err)
+	}
+	for _, r := range unfinished {
+		st.Unfinished[r.State] = r.Jobs
+	}
+	if st.OldestDue, err = q.q.OldestAvailableForward(ctx, jobdb.OldestAvailableForwardParams{Queue: queue, Kinds: kinds}); err != nil {
+		return st, store.Translate("find the oldest due forward", err)
+	}
+	finished, err := q.q.CountFinishedForwardsSince(ctx, jobdb.CountFinishedForwardsSinceParams{Since: since, Kinds: kinds, MaxCount: capAt})
+	if err != nil {
+		return st, store.Translate(fmt.Sprintf("count forwards finished since %s", since.Format(time.RFC3339)), err)
+	}
+	for _, r := range finished {
+		st.Finished[r.State] = r.Jobs
+	}
+	return st, nil
+}

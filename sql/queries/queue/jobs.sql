@@ -1,0 +1,140 @@
+-- name: InsertMessageJob :one
+-- A new processing job for a stored inbound message (the admin API's
+-- replay): the same row InsertInboundMessage inserts, so the forward
+-- carries the same webhook-id, the message sid. No row when no inbound
+-- message has this sid.
+--
+-- At most one replay of a sid waits or runs at a time, however many are
+-- asked for at once: each carries the unique key inbox_replay:<sid> with the
+-- unfinished states (available, pending, retryable, running, scheduled:
+-- B'11110001' in River's bitmask), so River's own unique index decides. A
+-- replay while an earlier one is unfinished conflicts, and the no-op update
+-- returns that job instead, with created false (xmax is then the updating
+-- transaction's id, as River's own unique inserts read it).
+INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
+SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), @job_kind::text, @max_attempts::smallint,
+       convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
+FROM messages m
+WHERE m.metadata->>'message_sid' = @sid::text AND m.direction = 'inbound'
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+    DO UPDATE SET kind = river_job.kind
+RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
+          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+          (xmax = 0)::boolean AS created;
+
+-- name: ListMessageJobs :many
+-- The processing jobs of a message (its forward, alone or in a batch, and
+-- its status changes'), newest first, through River's GIN index on args;
+-- with each failed attempt (River's errors: at, attempt, error), without the
+-- stack traces.
+SELECT id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
+       attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+       (SELECT coalesce(jsonb_agg(e - 'trace' ORDER BY n), '[]'::jsonb)
+        FROM unnest(errors) WITH ORDINALITY AS failed(e, n))::jsonb AS failures,
+       coalesce(jsonb_array_length(args->'sids'), 0)::integer AS batch_size,
+       coalesce((args->>'batch')::bigint, 0)::bigint AS handed_off_by
+FROM river_job
+WHERE (args @> jsonb_build_object('sid', @sid::text) OR args @> jsonb_build_object('sids', jsonb_build_array(@sid::text)))
+  AND kind = ANY(@kinds::text[])
+ORDER BY id DESC
+LIMIT @max_rows::integer;
+
+-- name: CountJobsByState :many
+-- Jobs by River state, for the inbox_jobs gauge. River's cleaner deletes
+-- finished jobs (completed after a day, by default), so the table stays small.
+SELECT state::text AS state, count(*) AS jobs
+FROM river_job
+GROUP BY state
+LIMIT 16;
+
+-- name: DeleteFinishedJobsBefore :execrows
+-- Retention: up to max_rows of this service's jobs that finished before the
+-- cutoff, through River's (state, finalized_at) index. River's own cleaner
+-- deletes them sooner by default; this bounds what a longer River setting
+-- would keep.
+DELETE FROM river_job
+WHERE id IN (
+    SELECT id FROM river_job
+    WHERE state IN ('completed', 'cancelled', 'discarded')
+      AND finalized_at < @before::timestamptz
+      AND kind = ANY(@kinds::text[])
+    LIMIT @max_rows::integer
+);
+
+-- name: InsertForwardHandOffs :exec
+-- The messages of a batch job that need a job of their own, inserted in the
+-- transaction that completes the batch (River's JobCompleteTx), each in
+-- the River state its forward left it: retryable at not_before (its failed
+-- attempt in River's errors), cancelled (the app's answer cannot change) or
+-- discarded (no attempt left), or available when nothing failed (the
+-- delivery rate spaces each forward). A job of a message's own is what
+-- every later attempt of it runs; its args name the batch it came from.
+INSERT INTO river_job (args, kind, max_attempts, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint), @job_kind::text, @max_attempts::smallint,
+       CASE WHEN h.error = '' THEN 0 ELSE 1 END,
+       h.state::river_job_state,
+       h.not_before,
+       CASE WHEN h.error <> '' THEN h.failed_at END,
+       CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
+       CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
+FROM (
+    SELECT s.sid, (@errors::text[])[s.i] AS error, (@states::text[])[s.i] AS state,
+           (@not_before::timestamptz[])[s.i] AS not_before, (@failed_at::timestamptz[])[s.i] AS failed_at
+    FROM unnest(@sids::text[]) WITH ORDINALITY AS s(sid, i)
+) AS h;
+
+-- name: NoteHandedOff :exec
+-- How many of a batch job's messages went to jobs of their own, in its
+-- metadata (River's free-form column), so the Forwarding page counts only
+-- the others as the batch's forwards.
+UPDATE river_job
+SET metadata = metadata || jsonb_build_object('handed_off', @handed_off::integer)
+WHERE id = @id::bigint;
+
+-- name: CountUnfinishedForwards :many
+-- The forwards not yet done, by River state, through River's fetch index
+-- (state, queue, ...): the queue's backlog, in messages (a batch job
+-- counts its messages).
+SELECT state::text AS state,
+       sum(CASE WHEN kind = 'inbox_messages' THEN jsonb_array_length(args->'sids') ELSE 1 END)::bigint AS jobs
+FROM river_job
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+  AND queue = @queue::text
+  AND kind = ANY(@kinds::text[])
+GROUP BY state
+LIMIT 8;
+
+-- name: OldestAvailableForward :one
+-- When the longest-waiting due forward became due: the lag now is its age;
+-- now when none waits.
+SELECT coalesce(min(scheduled_at), now())::timestamptz AS oldest
+FROM river_job
+WHERE state = 'available' AND queue = @queue::text AND scheduled_at <= now()
+  AND kind = ANY(@kinds::text[]);
+
+-- name: CountFinishedForwardsSince :many
+-- Forwards that ended since a time, by outcome (completed, discarded,
+-- cancelled), in messages (a completed batch counts those it forwarded:
+-- the others it handed to jobs of their own, which count theirs), through
+-- River's (state, finalized_at) index; each count reads at most max_count
+-- jobs, so a busy hour costs a bounded scan.
+SELECT s.state::text AS state,
+       (SELECT coalesce(sum(capped.messages), 0) FROM (
+            SELECT CASE WHEN j.kind = 'inbox_messages'
+                        THEN jsonb_array_length(j.args->'sids') - coalesce((j.metadata->>'handed_off')::integer, 0)
+                        ELSE 1 END AS messages
+            FROM river_job j
+            WHERE j.state = s.state AND j.finalized_at >= @since::timestamptz
+              AND j.kind = ANY(@kinds::text[])
+            LIMIT @max_count::integer
+        ) AS capped)::bigint AS jobs
+FROM unnest(ARRAY['completed', 'discarded', 'cancelled']::river_job_state[]) AS s(state)
+LIMIT 3;
+
+-- name: OwnsJobTable :one
+-- Whether the current role owns river_job (or is a member of its owner, as
+-- a superuser is): River's reindexer needs that.
+SELECT pg_has_role(current_user, c.relowner, 'USAGE')::boolean AS owns
+FROM pg_catalog.pg_class c
+WHERE c.oid = 'river_job'::regclass;

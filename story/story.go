@@ -1,0 +1,109 @@
+// Package story tells a message's story, once for every edge that shows
+// it (the console's message page, GET /api/messages/{sid}): the message as
+// stored, the status callbacks stored for it, its processing jobs with
+// each failed attempt, and its forward's state; and finds messages, a page
+// at a time, each with its forward's state.
+package story
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"inbox/job"
+	"inbox/message"
+	"inbox/store"
+)
+
+// MaxDetailRows bounds the status events and jobs a story shows.
+const MaxDetailRows = 100
+
+// ErrNotFound: no message has the sid asked for.
+var ErrNotFound = errors.New("no such message")
+
+// Store is what a story reads of the store.
+type Store interface {
+	GetMessageBySID(ctx context.Context, sid string) (message.Message, error)
+	ListStatusEvents(ctx context.Context, sid string, limit int32) ([]message.StatusEvent, error)
+	ForwardStatesOf(ctx context.Context, sids []string) (map[string]string, error)
+	ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error)
+}
+
+// Jobs is what a story reads of the queue: a message's jobs.
+type Jobs interface {
+	JobsOf(ctx context.Context, sid string, limit int32) ([]job.Info, error)
+}
+
+// Teller tells stories.
+type Teller struct {
+	store Store
+	jobs  Jobs
+}
+
+// New returns a Teller.
+func New(st Store, jobs Jobs) *Teller { return &Teller{store: st, jobs: jobs} }
+
+// Story is a message and what happened to it.
+type Story struct {
+	Message message.Message
+	// Forward is its forward's state (destination's Forward states).
+	Forward string
+	Events  []message.StatusEvent
+	Jobs    []job.Info
+}
+
+// Tell returns the story of the message sid; ErrNotFound when none has it.
+func (t *Teller) Tell(ctx context.Context, sid string) (Story, error) {
+	m, err := t.store.GetMessageBySID(ctx, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return Story{}, fmt.Errorf("%w: no message with sid %s", ErrNotFound, sid)
+	} else if err != nil {
+		return Story{}, err
+	}
+	s := Story{Message: m}
+	if s.Events, err = t.store.ListStatusEvents(ctx, sid, MaxDetailRows); err != nil {
+		return Story{}, err
+	}
+	if s.Jobs, err = t.jobs.JobsOf(ctx, sid, MaxDetailRows); err != nil {
+		return Story{}, err
+	}
+	states, err := t.store.ForwardStatesOf(ctx, []string{sid})
+	if err != nil {
+		return Story{}, err
+	}
+	s.Forward = states[sid]
+	return s, nil
+}
+
+// Find returns a page of the messages f selects, newest first.
+func (t *Teller) Find(ctx context.Context, f message.Filter) ([]message.Message, error) {
+	return t.store.ListMessages(ctx, f)
+}
+
+// Row is a message of a list, with its forward's state.
+type Row struct {
+	message.Message
+	Forward string
+}
+
+// List returns a page of the messages f selects, newest first, each with
+// its forward's state.
+func (t *Teller) List(ctx context.Context, f message.Filter) ([]Row, error) {
+	ms, err := t.store.ListMessages(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	sids := make([]string, len(ms))
+	for i, m := range ms {
+		sids[i] = m.SID()
+	}
+	states, err := t.store.ForwardStatesOf(ctx, sids)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]Row, len(ms))
+	for i, m := range ms {
+		rows[i] = Row{Message: m, Forward: states[m.SID()]}
+	}
+	return rows, nil
+}
