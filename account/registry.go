@@ -1,6 +1,7 @@
 package account
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -80,21 +81,11 @@ type Registry struct {
 
 // NewRegistry returns an empty Registry; Load fills it.
 func NewRegistry(cfg RegistryConfig) *Registry {
-	if cfg.NegativeTTL == 0 {
-		cfg.NegativeTTL = DefaultNegativeTTL
-	}
-	if cfg.MaxNegative == 0 {
-		cfg.MaxNegative = DefaultMaxNegative
-	}
-	if cfg.LookupsPerSecond == 0 {
-		cfg.LookupsPerSecond = DefaultLookupsPerSecond
-	}
-	if cfg.LookupBurst == 0 {
-		cfg.LookupBurst = DefaultLookupBurst
-	}
-	if cfg.LookupTimeout == 0 {
-		cfg.LookupTimeout = DefaultLookupTimeout
-	}
+	cfg.NegativeTTL = cmp.Or(cfg.NegativeTTL, DefaultNegativeTTL)
+	cfg.MaxNegative = cmp.Or(cfg.MaxNegative, DefaultMaxNegative)
+	cfg.LookupsPerSecond = cmp.Or(cfg.LookupsPerSecond, DefaultLookupsPerSecond)
+	cfg.LookupBurst = cmp.Or(cfg.LookupBurst, DefaultLookupBurst)
+	cfg.LookupTimeout = cmp.Or(cfg.LookupTimeout, DefaultLookupTimeout)
 	r := &Registry{cfg: cfg, now: time.Now, accounts: map[string]entry{}, negative: map[string]time.Time{},
 		budget: rate.NewLimiter(rate.Limit(cfg.LookupsPerSecond), max(1, int(cfg.LookupBurst)))}
 	cfg.Metrics.RegisterAccounts(r.Sizes)

@@ -7,6 +7,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,12 +78,8 @@ type Accounts interface {
 // NewServer returns the service's whole HTTP handler: the routes in
 // routes.go, wrapped in request logging.
 func NewServer(cfg Config) http.Handler {
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	cfg.failures = newFailureLog()
 	return withRequestLog(cfg.Logger, cfg.failures, cfg.Metrics, addRoutes(cfg))
 }

@@ -106,23 +106,14 @@ func New() *Metrics {
 
 // ingest makes the webhook's and the store's metrics.
 func (m *Metrics) ingest() {
-	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_http_requests_total",
-		Help: "HTTP requests answered on the webhook listener, by route template and status code.",
-	}, []string{"route", "code"})
+	m.httpRequests = counterVec("inbox_http_requests_total", "HTTP requests answered on the webhook listener, by route template and status code.", "route", "code")
 	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "inbox_http_request_duration_seconds",
 		Help:    "Time from a webhook request's arrival to its answer, by route template.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route"})
-	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_deliveries_total",
-		Help: "Twilio deliveries by kind (message, status) and result: new (stored), duplicate (already stored), refused (4xx), unavailable (5xx; outcome unknown, a retry is safe).",
-	}, []string{"kind", "result"})
-	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_refusals_total",
-		Help: "Deliveries refused with a 4xx, by reason.",
-	}, []string{"reason"})
+	m.deliveries = counterVec("inbox_deliveries_total", "Twilio deliveries by kind (message, status) and result: new (stored), duplicate (already stored), refused (4xx), unavailable (5xx; outcome unknown, a retry is safe).", "kind", "result")
+	m.refusals = counterVec("inbox_refusals_total", "Deliveries refused with a 4xx, by reason.", "reason")
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "inbox_write_batch_size",
 		Help:    "Deliveries committed together by one group-commit transaction.",
@@ -133,18 +124,12 @@ func (m *Metrics) ingest() {
 		Help:    "Time to send one group-commit batch and learn its commit's outcome.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 	})
-	m.batchesRetried = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_write_batches_retried_total",
-		Help: "Group-commit batches that failed and were retried one delivery at a time.",
-	})
+	m.batchesRetried = counter("inbox_write_batches_retried_total", "Group-commit batches that failed and were retried one delivery at a time.")
 }
 
 // processing makes the workers' metrics: forwards, controls, retention.
 func (m *Metrics) processing() {
-	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_processing_attempts_total",
-		Help: "Runs of processing jobs (the forward, by default), by event (message, status) and outcome: success, retry (failed, will run again), cancelled (refused for good), discarded (failed its last attempt).",
-	}, []string{"event", "outcome"})
+	m.attempts = counterVec("inbox_processing_attempts_total", "Runs of processing jobs (the forward, by default), by event (message, status) and outcome: success, retry (failed, will run again), cancelled (refused for good), discarded (failed its last attempt).", "event", "outcome")
 	m.attemptSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "inbox_processing_attempt_duration_seconds",
 		Help:    "Time one run of a processing job took, by event.",
@@ -155,58 +140,22 @@ func (m *Metrics) processing() {
 		Help:    "Time from a job's commit (with its message or status) to the end of its successful run.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600},
 	})
-	m.retentionRows = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_retention_deleted_rows_total",
-		Help: "Rows deleted by retention, by table.",
-	}, []string{"table"})
-	m.forwardsHeld = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_forwards_held_total",
-		Help: "Forwards a worker took and put back without an attempt, by reason: paused (forwarding is paused), rate (the delivery rate's next slot was too far off).",
-	}, []string{"reason"})
-	m.breakerTrips = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_forwarding_breaker_trips_total",
-		Help: "Times this process paused forwarding after FORWARD_BREAK_AFTER consecutive failed attempts.",
-	})
-	m.retriesQueued = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_forward_retries_queued_total",
-		Help: "Failed or cancelled forwards given a new job by a bulk retry (Retry all failed).",
-	})
+	m.retentionRows = counterVec("inbox_retention_deleted_rows_total", "Rows deleted by retention, by table.", "table")
+	m.forwardsHeld = counterVec("inbox_forwards_held_total", "Forwards a worker took and put back without an attempt, by reason: paused (forwarding is paused), rate (the delivery rate's next slot was too far off).", "reason")
+	m.breakerTrips = counter("inbox_forwarding_breaker_trips_total", "Times this process paused forwarding after FORWARD_BREAK_AFTER consecutive failed attempts.")
+	m.retriesQueued = counter("inbox_forward_retries_queued_total", "Failed or cancelled forwards given a new job by a bulk retry (Retry all failed).")
 }
 
 // twilio makes the metrics of the accounts and of Twilio's REST API.
 func (m *Metrics) twilio() {
-	m.accountLookups = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_account_lookups_total",
-		Help: "Queries for an account sid not in memory (bounded by a budget a second, whatever arrives).",
-	})
-	m.reconcileFound = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_reconcile_found_total",
-		Help: "What a reconciliation sweep stored that no webhook had, by kind: message (an inbound message) or status (an outbound message's status change). Above zero means webhooks were lost.",
-	}, []string{"kind"})
-	m.reconcileSweeps = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_reconcile_sweeps_total",
-		Help: "Reconciliation sweeps of an account, by result: success (its window listed whole), failed (stopped short; the next resumes).",
-	}, []string{"result"})
-	m.reconcileListed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_reconcile_listed_total",
-		Help: "Messages reconciliation listed on Twilio's API.",
-	})
-	m.reconcileInvalid = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_reconcile_invalid_total",
-		Help: "Listed messages reconciliation could not store as they were (a bad sid, an unknown direction, text PostgreSQL cannot store); each is logged.",
-	})
-	m.reconcileSucceeded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "inbox_reconcile_last_success_timestamp_seconds",
-		Help: "When the last successful sweep of an account ended, Unix seconds (by this process).",
-	}, []string{"account_sid"})
-	m.twilioRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "inbox_twilio_api_requests_total",
-		Help: "Requests to Twilio's REST API, by answer: 2xx, 4xx, 429, 5xx, or error (no answer).",
-	}, []string{"code"})
-	m.twilioThrottled = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "inbox_twilio_api_throttled_total",
-		Help: "Requests to Twilio's REST API answered 429 (error 20429): retried after backing off.",
-	})
+	m.accountLookups = counter("inbox_account_lookups_total", "Queries for an account sid not in memory (bounded by a budget a second, whatever arrives).")
+	m.reconcileFound = counterVec("inbox_reconcile_found_total", "What a reconciliation sweep stored that no webhook had, by kind: message (an inbound message) or status (an outbound message's status change). Above zero means webhooks were lost.", "kind")
+	m.reconcileSweeps = counterVec("inbox_reconcile_sweeps_total", "Reconciliation sweeps of an account, by result: success (its window listed whole), failed (stopped short; the next resumes).", "result")
+	m.reconcileListed = counter("inbox_reconcile_listed_total", "Messages reconciliation listed on Twilio's API.")
+	m.reconcileInvalid = counter("inbox_reconcile_invalid_total", "Listed messages reconciliation could not store as they were (a bad sid, an unknown direction, text PostgreSQL cannot store); each is logged.")
+	m.reconcileSucceeded = gaugeVec("inbox_reconcile_last_success_timestamp_seconds", "When the last successful sweep of an account ended, Unix seconds (by this process).", "account_sid")
+	m.twilioRequests = counterVec("inbox_twilio_api_requests_total", "Requests to Twilio's REST API, by answer: 2xx, 4xx, 429, 5xx, or error (no answer).", "code")
+	m.twilioThrottled = counter("inbox_twilio_api_throttled_total", "Requests to Twilio's REST API answered 429 (error 20429): retried after backing off.")
 }
 
 // zero sets the labelled metrics at zero for each known label value.
@@ -450,4 +399,18 @@ func (m *Metrics) RetriesQueued(n int) {
 		return
 	}
 	m.retriesQueued.Add(float64(n))
+}
+
+// counter, counterVec and gaugeVec spell a metric as its name, its
+// help and its labels, so each definition is one line of what it means.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 }

@@ -16,6 +16,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,21 +73,11 @@ type Sweeper struct {
 
 // New returns a Sweeper; zero fields of cfg take the defaults.
 func New(cfg Config) *Sweeper {
-	if cfg.Overlap == 0 {
-		cfg.Overlap = DefaultOverlap
-	}
-	if cfg.Lookback == 0 {
-		cfg.Lookback = DefaultLookback
-	}
-	if cfg.StatusAfter == 0 {
-		cfg.StatusAfter = DefaultStatusAfter
-	}
-	if cfg.StatusChecks == 0 {
-		cfg.StatusChecks = DefaultStatusChecks
-	}
-	if cfg.PageSize == 0 {
-		cfg.PageSize = twilioapi.DefaultPageSize
-	}
+	cfg.Overlap = cmp.Or(cfg.Overlap, DefaultOverlap)
+	cfg.Lookback = cmp.Or(cfg.Lookback, DefaultLookback)
+	cfg.StatusAfter = cmp.Or(cfg.StatusAfter, DefaultStatusAfter)
+	cfg.StatusChecks = cmp.Or(cfg.StatusChecks, DefaultStatusChecks)
+	cfg.PageSize = cmp.Or(cfg.PageSize, twilioapi.DefaultPageSize)
 	return &Sweeper{cfg: cfg, now: time.Now}
 }
 

@@ -277,15 +277,11 @@ func (o *Options) check() error {
 	if o.Messages < 1 || o.Repeats < 1 || o.Concurrency < 1 {
 		return errors.New("messages, repeats and concurrency must each be at least 1")
 	}
-	if o.PublicBaseURL == "" {
-		o.PublicBaseURL = o.BaseURL
-	}
+	o.PublicBaseURL = cmp.Or(o.PublicBaseURL, o.BaseURL)
 	if len(o.Kinds) == 0 {
 		o.Kinds = Kinds
 	}
-	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 15 * time.Second}
-	}
+	o.Client = cmp.Or(o.Client, &http.Client{Timeout: 15 * time.Second})
 	return o.parseOverrides()
 }
 

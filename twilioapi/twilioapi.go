@@ -12,6 +12,7 @@
 package twilioapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,18 +64,10 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return nil, fmt.Errorf("invalid TWILIO_API_URL %q: want the scheme and host of Twilio's API, e.g. %s", baseURL, DefaultBaseURL)
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.MaxBody == 0 {
-		opts.MaxBody = DefaultMaxBody
-	}
-	if opts.MaxRetries == 0 {
-		opts.MaxRetries = DefaultMaxRetries
-	}
+	opts.HTTPClient = cmp.Or(opts.HTTPClient, &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }})
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultTimeout)
+	opts.MaxBody = cmp.Or(opts.MaxBody, DefaultMaxBody)
+	opts.MaxRetries = cmp.Or(opts.MaxRetries, DefaultMaxRetries)
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), opts: opts}, nil
 }
 

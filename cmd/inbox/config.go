@@ -56,6 +56,26 @@ func newBinder(name string, getenv func(string) string, stdout, stderr io.Writer
 	return b
 }
 
+// command is a subcommand's settings: it binds its flags and checks them.
+type command interface {
+	bind(*binder)
+	validate() error
+}
+
+// parseCommand binds cfg's flags, parses args, refuses stray arguments and
+// validates, in the order every long-running subcommand needs them.
+func parseCommand(name string, cfg command, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	b := newBinder(name, getenv, stdout, stderr)
+	cfg.bind(b)
+	if err := b.Parse(args); err != nil {
+		return err
+	}
+	if b.fs.NArg() != 0 {
+		return fmt.Errorf("%s: unexpected arguments %q", name, b.fs.Args())
+	}
+	return cfg.validate()
+}
+
 // printSecrets lists the settings that only the environment sets.
 func (b *binder) printSecrets(w io.Writer) {
 	if len(b.secrets) == 0 {

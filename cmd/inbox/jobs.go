@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"inbox/keyring"
 	"log/slog"
 	"time"
 
@@ -25,6 +26,29 @@ type jobs struct {
 	controls *control.Service
 	// forwarding: this process forwards (FORWARD_URL set, WORKERS not 0).
 	forwarding bool
+}
+
+// jobSettings are what serve and work share to run jobs.
+type jobSettings struct {
+	processing      processingConfig
+	reconcile       reconcileConfig
+	shutdownTimeout time.Duration
+	keys            *keyring.Keyring
+}
+
+// open checks the database (returning the schema version this binary
+// needs) and builds the sweeper and the jobs on st.
+func (s jobSettings) open(ctx context.Context, pool *pgxpool.Pool, st *store.Store, databaseURL string, logger *slog.Logger, m *metrics.Metrics) (int64, *jobs, error) {
+	need, err := checkDatabase(ctx, st, databaseURL, logger)
+	if err != nil {
+		return 0, nil, err
+	}
+	sw, err := s.reconcile.periodicSweeper(st, s.keys, logger, m)
+	if err != nil {
+		return 0, nil, err
+	}
+	j, err := newJobs(ctx, pool, st, s.processing, sw, s.reconcile.interval, s.shutdownTimeout, logger, m)
+	return need, j, err
 }
 
 // newJobs builds the queue of a process that runs the forwards

@@ -128,16 +128,8 @@ func (c *serveConfig) validate() error {
 // the admin listener, the accounts and the workers, close the store's
 // writers, and the pool last.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("serve", getenv, stdout, stderr)
 	var cfg serveConfig
-	cfg.bind(b)
-	if err := b.Parse(args); err != nil {
-		return err
-	}
-	if b.fs.NArg() != 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", b.fs.Args())
-	}
-	if err := cfg.validate(); err != nil {
+	if err := parseCommand("serve", &cfg, args, getenv, stdout, stderr); err != nil {
 		return err
 	}
 	logger, pool, err := cfg.open(ctx, stderr, defaultPoolMaxConns)
@@ -150,15 +142,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(),
 		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
 	defer st.Close() // on a failed start; once started, its part closes it in order
-	need, err := checkDatabase(ctx, st, cfg.databaseURL.s, logger)
-	if err != nil {
-		return err
-	}
-	sw, err := cfg.reconcile.periodicSweeper(st, cfg.keys, logger, m)
-	if err != nil {
-		return err
-	}
-	j, err := newJobs(ctx, pool, st, cfg.processing, sw, cfg.reconcile.interval, cfg.shutdownTimeout, logger, m)
+	need, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, pool, st, cfg.databaseURL.s, logger, m)
 	if err != nil {
 		return err
 	}

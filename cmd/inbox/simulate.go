@@ -70,16 +70,8 @@ func (c *simulateConfig) validate() error {
 // once, then reports what the service answered, what it stored for those
 // sids and, with -receive, what it forwarded.
 func runSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("simulate", getenv, stdout, stderr)
 	var cfg simulateConfig
-	cfg.bind(b)
-	if err := b.Parse(args); err != nil {
-		return err
-	}
-	if b.fs.NArg() != 0 {
-		return fmt.Errorf("simulate: unexpected arguments %q", b.fs.Args())
-	}
-	if err := cfg.validate(); err != nil {
+	if err := parseCommand("simulate", &cfg, args, getenv, stdout, stderr); err != nil {
 		return err
 	}
 	_, pool, err := cfg.open(ctx, stderr, 4)

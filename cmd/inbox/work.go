@@ -151,13 +151,8 @@ func (c *workConfig) validate() (err error) {
 // a team can scale processing apart from the webhook: `serve` with
 // WORKERS=0 enqueues, `work` processes.
 func runWork(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	b := newBinder("work", getenv, stdout, stderr)
 	var cfg workConfig
-	cfg.bind(b)
-	if err := b.Parse(args); err != nil {
-		return err
-	}
-	if err := cfg.validate(); err != nil {
+	if err := parseCommand("work", &cfg, args, getenv, stdout, stderr); err != nil {
 		return err
 	}
 	logger, pool, err := cfg.open(ctx, stderr, 0)
@@ -170,14 +165,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	// Only found messages are written here, with their jobs.
 	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts()})
 	defer st.Close() // on a failed start; once started, its part closes it in order
-	if _, err := checkDatabase(ctx, st, cfg.databaseURL.s, logger); err != nil {
-		return err
-	}
-	sw, err := cfg.reconcile.periodicSweeper(st, cfg.keys, logger, m)
-	if err != nil {
-		return err
-	}
-	j, err := newJobs(ctx, pool, st, cfg.processing, sw, cfg.reconcile.interval, cfg.shutdownTimeout, logger, m)
+	_, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, pool, st, cfg.databaseURL.s, logger, m)
 	if err != nil {
 		return err
 	}
