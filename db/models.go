@@ -61,6 +61,26 @@ func (ns NullRiverJobState) Value() (driver.Value, error) {
 	return string(ns.RiverJobState), nil
 }
 
+type Destination struct {
+	ID           int16
+	Name         string
+	Kind         string
+	UrlSealed    []byte
+	UrlShown     string
+	SecretSealed []byte
+	Accounts     []string
+	ToNumbers    []string
+	Services     []string
+	Events       []string
+	Rate         *float64
+	NextSlotAt   time.Time
+	PausedReason *string
+	PausedDetail *string
+	PausedAt     *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
 type ForwardRetry struct {
 	ID          int64
 	Filter      []byte

@@ -15,9 +15,11 @@ type Querier interface {
 	// Resume, in the transaction that resumes River's queue: was_paused is true
 	// when it was paused.
 	ClearForwardingPaused(ctx context.Context) (bool, error)
+	CountDestinations(ctx context.Context) (int32, error)
 	// How many rows exist for the given sids: the check that a load or a
 	// simulation stored each distinct message once.
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
+	DeleteDestination(ctx context.Context, name string) (int64, error)
 	// Retention: up to max_rows of the oldest messages received before the
 	// cutoff, through messages_received_at_id_idx. Bounded so that each run is a
 	// short transaction holding few row locks.
@@ -34,6 +36,7 @@ type Querier interface {
 	FinishReconcileSweep(ctx context.Context, arg FinishReconcileSweepParams) error
 	// The forward state of each of these messages (message_forward_state).
 	ForwardStates(ctx context.Context, sids []string) ([]ForwardStatesRow, error)
+	GetDestination(ctx context.Context, name string) (Destination, error)
 	GetForwardRetry(ctx context.Context, id int64) (GetForwardRetryRow, error)
 	// The operator's controls of forwarding: the rate and why it is paused.
 	// (Every query of the table names its one row, WHERE id, by its key.)
@@ -71,6 +74,8 @@ type Querier interface {
 	// inserts, rather than a clause of the last insert, because PostgreSQL
 	// plans such an insert afresh on every execution (docs/processing.md).
 	InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error
+	// Adds a destination; no row when its name is taken.
+	InsertDestination(ctx context.Context, arg InsertDestinationParams) (int16, error)
 	// A bulk retry of failed forwards, recorded in the transaction that
 	// inserts its job.
 	InsertForwardRetry(ctx context.Context, filter []byte) (InsertForwardRetryRow, error)
@@ -102,6 +107,9 @@ type Querier interface {
 	// Each account's latest delivered (webhook) message, through
 	// messages_account_sid_received_at_idx.
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
+	// Every destination, by name; destinations are capped (MaxDestinations),
+	// so the limit is a bound, never a page.
+	ListDestinations(ctx context.Context, maxRows int32) ([]Destination, error)
 	// The latest bulk retries, newest first.
 	ListForwardRetries(ctx context.Context, maxRows int32) ([]ListForwardRetriesRow, error)
 	// A page of messages, newest first, after the keyset cursor (before_at,
@@ -145,6 +153,9 @@ type Querier interface {
 	// there is no plan to EXPLAIN.
 	// @sqlc-vet-disable explain-succeeds no-seq-scan
 	ListenForAccountChanges(ctx context.Context) error
+	// Held by an add for its transaction, so two adds at once cannot both see
+	// room under the cap; reads go on meanwhile.
+	LockDestinations(ctx context.Context) error
 	// When a sweep last asked Twilio for these outbound messages' status.
 	MarkStatusChecked(ctx context.Context, sids []string) error
 	// Which of a listed page's sids no row has: one round trip per page, each
@@ -154,6 +165,10 @@ type Querier interface {
 	// stops after this page's inserts committed lists it once more; one that
 	// stops before, too; never a third time.
 	MissingMessages(ctx context.Context, arg MissingMessagesParams) ([]string, error)
+	// Pauses a destination for a reason, unless it is paused already (the first
+	// reason stands); changed says whether this call paused it. No row: no
+	// such destination.
+	PauseDestination(ctx context.Context, arg PauseDestinationParams) (bool, error)
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
 	// because a sealed value is bound to its slot.
@@ -169,6 +184,9 @@ type Querier interface {
 	// job is snoozed rather than holding a worker. Without a rate every slot is
 	// now. The row lock serialises workers for the length of this statement.
 	ReserveForwardSlot(ctx context.Context, maxAheadSeconds float64) (ReserveForwardSlotRow, error)
+	// Resumes a paused destination; changed says whether it was paused. No
+	// row: no such destination.
+	ResumeDestination(ctx context.Context, name string) (bool, error)
 	// Records why forwarding is paused, in the transaction that pauses River's
 	// queue. A pause while paused keeps the first reason, so the breaker
 	// tripping during an operator's pause does not make it the breaker's (and
@@ -188,6 +206,9 @@ type Querier interface {
 	// process that dies mid-sweep holds it no longer than its connection.
 	TryLockSweep(ctx context.Context, accountSid string) (bool, error)
 	UnlockSweep(ctx context.Context, accountSid string) error
+	// Changes what is given (NULL: unchanged) of a destination; no row when
+	// there is no such destination. clear_rate sets the rate to unlimited.
+	UpdateDestination(ctx context.Context, arg UpdateDestinationParams) (int16, error)
 	// Creates the outbound message on its first callback, or moves its status
 	// forward: the update happens only when the new status outranks the stored
 	// one, decided on the row's latest version under any concurrency. No row

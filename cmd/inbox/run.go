@@ -22,6 +22,7 @@ Usage:
   inbox simulate [flags]               send signed test webhooks to a running server
   inbox migrate up|down|status|version|redo|reset [flags]
   inbox accounts add|set-secondary|rotate|disable|enable|remove|list|reseal [ACCOUNT_SID] [flags]
+  inbox destinations add|list|set|pause|resume|remove [NAME] [flags]
   inbox reconcile -since 72h [-account AC…]   list messages on Twilio's API and store those no webhook delivered
   inbox version                        print the build: version, VCS revision, Go version
   inbox help
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "accounts":
 		err = runAccounts(ctx, rest, getenv, stdin, stdout, stderr)
+	case "destinations":
+		err = runDestinations(ctx, rest, getenv, stdin, stdout, stderr)
 	case "reconcile":
 		err = runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
@@ -62,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown subcommand %q; subcommands: serve, work, simulate, migrate, accounts, reconcile, version, help", clip.Clip(cmd))
+		return fmt.Errorf("unknown subcommand %q; subcommands: serve, work, simulate, migrate, accounts, destinations, reconcile, version, help", clip.Clip(cmd))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

@@ -1,0 +1,270 @@
+package routing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"time"
+
+	"inbox/keyring"
+	"inbox/store"
+	"inbox/webhook"
+)
+
+// KindHTTP is the destination kind that posts each event to a URL.
+const KindHTTP = "http"
+
+// ErrPlaintextRefused is returned when a secret would be stored in the
+// clear.
+var ErrPlaintextRefused = errors.New("ENCRYPTION_KEY is not set: refusing to store a destination's secret and URL in the clear, " +
+	"where anyone who can read the table or a backup could sign deliveries as this service; " +
+	"set ENCRYPTION_KEY (32 bytes, e.g. openssl rand -base64 32), or pass -allow-plaintext-secrets")
+
+// ErrExists is returned by Add for a name that is taken.
+var ErrExists = errors.New("a destination with this name exists")
+
+// Store is what the Manager keeps destinations in.
+type Store interface {
+	Destinations(ctx context.Context) ([]store.Destination, error)
+	Destination(ctx context.Context, name string) (store.Destination, error)
+	AddDestination(ctx context.Context, d store.Destination) (bool, error)
+	UpdateDestination(ctx context.Context, name string, c store.DestinationChange) error
+	PauseDestination(ctx context.Context, name, reason, detail string) (bool, error)
+	ResumeDestination(ctx context.Context, name string) (bool, error)
+	RemoveDestination(ctx context.Context, name string) error
+}
+
+// Manager defines, changes and lists destinations: the one place their
+// input is checked and their URL and secret sealed.
+type Manager struct {
+	Store Store
+	Keys  *keyring.Keyring
+	// AllowPlaintext lets a Manager without keys store secrets in the
+	// clear (marked as such).
+	AllowPlaintext bool
+}
+
+// Definition is a new destination.
+type Definition struct {
+	Name   string
+	URL    string // may carry credentials: sealed, and shown redacted
+	Secret string // whsec_…
+	Rules  Rules
+	Rate   float64 // deliveries a second; 0: unlimited
+}
+
+// The slots a destination's sealed values are bound to.
+const (
+	slotURL    = "url"
+	slotSecret = "secret"
+)
+
+func aad(name, slot string) []byte { return []byte("destinations/" + name + "/" + slot) }
+
+// GenerateSecret returns a new Standard Webhooks secret: whsec_ and the
+// base64 of 32 random bytes.
+func GenerateSecret() string {
+	key := make([]byte, 32)
+	rand.Read(key) // never fails (crypto/rand)
+	return "whsec_" + base64.StdEncoding.EncodeToString(key)
+}
+
+// CheckURL refuses a URL that is not http(s) with a host, naming it
+// without its credentials, and returns the form shown everywhere: the
+// password replaced (url.URL.Redacted).
+func CheckURL(raw string) (shown string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		what := "it does not parse"
+		if err == nil {
+			what = "want http:// or https:// and a host"
+		}
+		return "", fmt.Errorf("-url: not an http(s) URL (%s)", what)
+	}
+	return u.Redacted(), nil
+}
+
+// CheckSecret refuses a secret that is not a Standard Webhooks secret.
+func CheckSecret(secret string) error {
+	if _, err := webhook.ParseSecret(secret); err != nil {
+		return errors.New("the secret is not a Standard Webhooks secret: want whsec_ followed by the standard base64 of at least 24 random bytes (or -generate-secret)")
+	}
+	return nil
+}
+
+// CheckRate refuses a rate that is not a positive, finite number.
+func CheckRate(rate float64) error {
+	if !(rate > 0) || math.IsInf(rate, 0) {
+		return fmt.Errorf("-rate: %v is not a positive number of deliveries a second", rate)
+	}
+	return nil
+}
+
+func (m *Manager) seal(name, slot, value string) ([]byte, error) {
+	if !m.Keys.Encrypts() && !m.AllowPlaintext {
+		return nil, ErrPlaintextRefused
+	}
+	return m.Keys.Seal([]byte(value), aad(name, slot))
+}
+
+// Add stores a new destination, or says why not: a bad name, URL,
+// secret, rule or rate (naming the flag), a name that is taken
+// (ErrExists), no keys (ErrPlaintextRefused), or store.ErrTooMany.
+func (m *Manager) Add(ctx context.Context, d Definition) error {
+	if err := CheckName(d.Name); err != nil {
+		return err
+	}
+	shown, err := CheckURL(d.URL)
+	if err != nil {
+		return err
+	}
+	if err := CheckSecret(d.Secret); err != nil {
+		return err
+	}
+	if err := d.Rules.Check(); err != nil {
+		return err
+	}
+	var rate *float64
+	if d.Rate != 0 {
+		if err := CheckRate(d.Rate); err != nil {
+			return err
+		}
+		rate = &d.Rate
+	}
+	sealedURL, err := m.seal(d.Name, slotURL, d.URL)
+	if err != nil {
+		return err
+	}
+	sealedSecret, err := m.seal(d.Name, slotSecret, d.Secret)
+	if err != nil {
+		return err
+	}
+	r := d.Rules.Normal()
+	added, err := m.Store.AddDestination(ctx, store.Destination{Name: d.Name, Kind: KindHTTP, URLSealed: sealedURL, URLShown: shown,
+		SecretSealed: sealedSecret, Accounts: r.Accounts, ToNumbers: r.ToNumbers, Services: r.Services, Events: r.Events, Rate: rate})
+	if err != nil {
+		return err
+	}
+	if !added {
+		return fmt.Errorf("%w: %s (change it with set, or remove it first)", ErrExists, d.Name)
+	}
+	return nil
+}
+
+// Change is what Set changes of a destination: a nil field stays.
+type Change struct {
+	URL       *string
+	Accounts  []string
+	ToNumbers []string
+	Services  []string
+	Events    []string
+	Rate      *float64 // 0: unlimited
+}
+
+// Set changes the destination name as c says, checked as Add checks.
+func (m *Manager) Set(ctx context.Context, name string, c Change) error {
+	r := Rules{Accounts: c.Accounts, ToNumbers: c.ToNumbers, Services: c.Services, Events: c.Events}
+	if err := r.Check(); err != nil {
+		return err
+	}
+	var sc store.DestinationChange
+	if c.URL != nil {
+		shown, err := CheckURL(*c.URL)
+		if err != nil {
+			return err
+		}
+		if sc.URLSealed, err = m.seal(name, slotURL, *c.URL); err != nil {
+			return err
+		}
+		sc.URLShown = &shown
+	}
+	if c.Rate != nil {
+		if *c.Rate == 0 {
+			sc.ClearRate = true
+		} else if err := CheckRate(*c.Rate); err != nil {
+			return err
+		} else {
+			sc.Rate = c.Rate
+		}
+	}
+	n := r.Normal()
+	// Normal makes an empty list of a nil one: a rule not given stays.
+	keep := func(given, norm []string) []string {
+		if given == nil {
+			return nil
+		}
+		return norm
+	}
+	sc.Accounts, sc.ToNumbers = keep(c.Accounts, n.Accounts), keep(c.ToNumbers, n.ToNumbers)
+	sc.Services, sc.Events = keep(c.Services, n.Services), keep(c.Events, n.Events)
+	return m.Store.UpdateDestination(ctx, name, sc)
+}
+
+// MaxNote is the longest note a pause may carry, in bytes.
+const MaxNote = 500
+
+// Pause pauses the destination name by the operator, with an optional
+// note; changed is false when it was paused already.
+func (m *Manager) Pause(ctx context.Context, name, note string) (changed bool, err error) {
+	if len(note) > MaxNote {
+		return false, fmt.Errorf("-note: %d bytes, more than %d", len(note), MaxNote)
+	}
+	return m.Store.PauseDestination(ctx, name, "operator", note)
+}
+
+// Resume resumes the destination name; changed is false when it ran.
+func (m *Manager) Resume(ctx context.Context, name string) (changed bool, err error) {
+	return m.Store.ResumeDestination(ctx, name)
+}
+
+// Remove deletes the destination name.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	return m.Store.RemoveDestination(ctx, name)
+}
+
+// Summary is a destination as it is shown: never its secret, its URL
+// only redacted.
+type Summary struct {
+	Name         string
+	Kind         string
+	URL          string
+	Rules        Rules
+	Rate         *float64
+	PausedReason string
+	PausedDetail string
+	PausedAt     *time.Time
+	CreatedAt    time.Time
+}
+
+// List returns every destination, by name.
+func (m *Manager) List(ctx context.Context) ([]Summary, error) {
+	ds, err := m.Store.Destinations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, len(ds))
+	for i, d := range ds {
+		out[i] = Summary{Name: d.Name, Kind: d.Kind, URL: d.URLShown,
+			Rules: Rules{Accounts: d.Accounts, ToNumbers: d.ToNumbers, Services: d.Services, Events: d.Events},
+			Rate:  d.Rate, PausedReason: d.PausedReason, PausedDetail: d.PausedDetail, PausedAt: d.PausedAt, CreatedAt: d.CreatedAt}
+	}
+	return out, nil
+}
+
+// Open returns the destination's URL and secret as given, with the keys;
+// for the workers that deliver to it.
+func (m *Manager) Open(d store.Destination) (rawURL, secret string, err error) {
+	u, err := m.Keys.Open(d.URLSealed, aad(d.Name, slotURL))
+	if err != nil {
+		return "", "", fmt.Errorf("open the URL of destination %s: %w", d.Name, err)
+	}
+	s, err := m.Keys.Open(d.SecretSealed, aad(d.Name, slotSecret))
+	if err != nil {
+		return "", "", fmt.Errorf("open the secret of destination %s: %w", d.Name, err)
+	}
+	return string(u), string(s), nil
+}

@@ -1,0 +1,77 @@
+-- name: ListDestinations :many
+-- Every destination, by name; destinations are capped (MaxDestinations),
+-- so the limit is a bound, never a page.
+SELECT id, name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events,
+       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at
+FROM destinations
+ORDER BY name
+LIMIT @max_rows::integer;
+
+-- name: GetDestination :one
+SELECT id, name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events,
+       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at
+FROM destinations
+WHERE name = @name::text;
+
+-- name: LockDestinations :exec
+-- Held by an add for its transaction, so two adds at once cannot both see
+-- room under the cap; reads go on meanwhile.
+LOCK TABLE destinations IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: CountDestinations :one
+SELECT count(*)::integer FROM destinations;
+
+-- name: InsertDestination :one
+-- Adds a destination; no row when its name is taken.
+INSERT INTO destinations (name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events, rate)
+VALUES (@name::text, @kind::text, @url_sealed::bytea, @url_shown::text, @secret_sealed::bytea,
+        @accounts::text[], @to_numbers::text[], @services::text[], @events::text[], sqlc.narg('rate')::double precision)
+ON CONFLICT (name) DO NOTHING
+RETURNING id;
+
+-- name: UpdateDestination :one
+-- Changes what is given (NULL: unchanged) of a destination; no row when
+-- there is no such destination. clear_rate sets the rate to unlimited.
+UPDATE destinations
+SET url_sealed = coalesce(sqlc.narg('url_sealed')::bytea, url_sealed),
+    url_shown  = coalesce(sqlc.narg('url_shown')::text, url_shown),
+    accounts   = coalesce(sqlc.narg('accounts')::text[], accounts),
+    to_numbers = coalesce(sqlc.narg('to_numbers')::text[], to_numbers),
+    services   = coalesce(sqlc.narg('services')::text[], services),
+    events     = coalesce(sqlc.narg('events')::text[], events),
+    rate       = CASE WHEN @clear_rate::boolean THEN NULL ELSE coalesce(sqlc.narg('rate')::double precision, rate) END,
+    updated_at = now()
+WHERE name = @name::text
+RETURNING id;
+
+-- name: PauseDestination :one
+-- Pauses a destination for a reason, unless it is paused already (the first
+-- reason stands); changed says whether this call paused it. No row: no
+-- such destination.
+WITH target AS (
+    SELECT id, paused_reason IS NULL AS was_running FROM destinations WHERE name = @name::text
+), paused AS (
+    UPDATE destinations d
+    SET paused_reason = @reason::text, paused_detail = @detail::text, paused_at = now(), updated_at = now()
+    FROM target
+    WHERE d.id = target.id AND target.was_running
+    RETURNING d.id
+)
+SELECT (SELECT count(*) FROM paused) > 0 AS changed FROM target;
+
+-- name: ResumeDestination :one
+-- Resumes a paused destination; changed says whether it was paused. No
+-- row: no such destination.
+WITH target AS (
+    SELECT id, paused_reason IS NOT NULL AS was_paused FROM destinations WHERE name = @name::text
+), resumed AS (
+    UPDATE destinations d
+    SET paused_reason = NULL, paused_detail = NULL, paused_at = NULL, updated_at = now()
+    FROM target
+    WHERE d.id = target.id AND target.was_paused
+    RETURNING d.id
+)
+SELECT (SELECT count(*) FROM resumed) > 0 AS changed FROM target;
+
+-- name: DeleteDestination :execrows
+DELETE FROM destinations WHERE name = @name::text;
