@@ -163,6 +163,49 @@ func (q *Queries) LockDestinations(ctx context.Context) error {
 	return err
 }
 
+const matchingDestinations = `-- name: MatchingDestinations :many
+SELECT d.name
+FROM destinations d
+WHERE destination_matches(d, $1::text, $2::text, $3::text, $4::text)
+ORDER BY d.name
+LIMIT 101
+`
+
+type MatchingDestinationsParams struct {
+	AccountSID          string
+	ToAddress           string
+	MessagingServiceSID *string
+	Event               string
+}
+
+// The names of the destinations a message with these fields gets, by
+// destination_matches: what the fan-out inserts deliveries for, and what
+// the console shows a message would go to.
+func (q *Queries) MatchingDestinations(ctx context.Context, arg MatchingDestinationsParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, matchingDestinations,
+		arg.AccountSID,
+		arg.ToAddress,
+		arg.MessagingServiceSID,
+		arg.Event,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		items = append(items, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const pauseDestination = `-- name: PauseDestination :one
 WITH target AS (
     SELECT id, paused_reason IS NULL AS was_running FROM destinations WHERE name = $1::text

@@ -158,6 +158,10 @@ type Querier interface {
 	LockDestinations(ctx context.Context) error
 	// When a sweep last asked Twilio for these outbound messages' status.
 	MarkStatusChecked(ctx context.Context, sids []string) error
+	// The names of the destinations a message with these fields gets, by
+	// destination_matches: what the fan-out inserts deliveries for, and what
+	// the console shows a message would go to.
+	MatchingDestinations(ctx context.Context, arg MatchingDestinationsParams) ([]string, error)
 	// Which of a listed page's sids no row has: one round trip per page, each
 	// sid looked up through the unique index. In the same statement, when
 	// persist is set, the sweep's progress: it resumes at this page

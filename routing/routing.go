@@ -24,6 +24,11 @@ var ErrPlaintextRefused = errors.New("ENCRYPTION_KEY is not set: refusing to sto
 	"where anyone who can read the table or a backup could sign deliveries as this service; " +
 	"set ENCRYPTION_KEY (32 bytes, e.g. openssl rand -base64 32), or pass -allow-plaintext-secrets")
 
+// DefaultName is the destination FORWARD_URL and FORWARD_SECRET define, from
+// the environment, matching every message: a deployment that upgrades keeps
+// forwarding as before. No destination of the table may take the name.
+const DefaultName = "default"
+
 // ErrExists is returned by Add for a name that is taken.
 var ErrExists = errors.New("a destination with this name exists")
 
@@ -36,6 +41,7 @@ type Store interface {
 	PauseDestination(ctx context.Context, name, reason, detail string) (bool, error)
 	ResumeDestination(ctx context.Context, name string) (bool, error)
 	RemoveDestination(ctx context.Context, name string) error
+	MatchingDestinations(ctx context.Context, account, to, service, event string) ([]string, error)
 }
 
 // Manager defines, changes and lists destinations: the one place their
@@ -117,6 +123,9 @@ func (m *Manager) seal(name, slot, value string) ([]byte, error) {
 func (m *Manager) Add(ctx context.Context, d Definition) error {
 	if err := CheckName(d.Name); err != nil {
 		return err
+	}
+	if d.Name == DefaultName {
+		return fmt.Errorf("%w: %s is the destination FORWARD_URL defines; choose another name", ErrExists, DefaultName)
 	}
 	shown, err := CheckURL(d.URL)
 	if err != nil {
@@ -267,4 +276,11 @@ func (m *Manager) Open(d store.Destination) (rawURL, secret string, err error) {
 		return "", "", fmt.Errorf("open the secret of destination %s: %w", d.Name, err)
 	}
 	return string(u), string(s), nil
+}
+
+// Matching returns, by name, the destinations m goes to, as the database
+// decides it for every stored message (destination_matches, held equal to
+// Rules.Match by a test).
+func (m *Manager) Matching(ctx context.Context, msg Message) ([]string, error) {
+	return m.Store.MatchingDestinations(ctx, msg.AccountSID, msg.To, msg.MessagingServiceSID, msg.Event)
 }

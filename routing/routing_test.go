@@ -140,3 +140,55 @@ func TestSetChangesOnlyWhatIsGiven(t *testing.T) {
 		t.Errorf("resume: %v, %v", changed, err)
 	}
 }
+
+// TestTheDatabaseMatchesAsRulesDo: for every message of a grid of
+// accounts, numbers, services and events, the destinations the database
+// fans it out to (destination_matches) are exactly those whose Rules.Match
+// says so, over destinations with every combination of empty and set
+// rules.
+func TestTheDatabaseMatchesAsRulesDo(t *testing.T) {
+	m, _ := newManager(t, 2)
+	ctx := t.Context()
+	accounts := []string{acA, acB}
+	numbers := []string{"+15550000001", "whatsapp:+15550000001", "12345"}
+	services := []string{mg, ""}
+	pick := func(bits, bit int, values []string) []string {
+		if bits&(1<<bit) == 0 {
+			return nil
+		}
+		return values
+	}
+	rules := map[string]routing.Rules{}
+	for bits := range 16 {
+		r := routing.Rules{Accounts: pick(bits, 0, []string{acA}), ToNumbers: pick(bits, 1, []string{"+15550000001", "12345"}),
+			Services: pick(bits, 2, []string{mg}), Events: pick(bits, 3, []string{routing.EventStatus})}
+		name := fmt.Sprintf("rules-%02d", bits)
+		rules[name] = r
+		if err := m.Add(ctx, routing.Definition{Name: name, URL: "https://app.example/", Secret: routing.GenerateSecret(), Rules: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range accounts {
+		for _, n := range numbers {
+			for _, s := range services {
+				for _, e := range routing.Events() {
+					msg := routing.Message{AccountSID: a, To: n, MessagingServiceSID: s, Event: e}
+					got, err := m.Matching(ctx, msg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var want []string
+					for bits := range 16 {
+						name := fmt.Sprintf("rules-%02d", bits)
+						if rules[name].Match(msg) {
+							want = append(want, name)
+						}
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Errorf("%+v: the database matches %v, Rules.Match %v", msg, got, want)
+					}
+				}
+			}
+		}
+	}
+}

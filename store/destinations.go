@@ -168,3 +168,19 @@ func (s *Store) RemoveDestination(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// MatchingDestinations returns, by name, the destinations whose rules a
+// message with these fields matches (the SQL function destination_matches);
+// service "" is a message without a Messaging Service.
+func (s *Store) MatchingDestinations(ctx context.Context, account, to, service, event string) ([]string, error) {
+	var svc *string
+	if service != "" {
+		svc = &service
+	}
+	names, err := s.q.MatchingDestinations(ctx, db.MatchingDestinationsParams{AccountSID: account, ToAddress: to,
+		MessagingServiceSID: svc, Event: event})
+	if err != nil {
+		return nil, fail("match destinations", err, ErrNoDestination)
+	}
+	return names, nil
+}

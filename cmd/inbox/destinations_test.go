@@ -87,6 +87,7 @@ func TestDestinationsCLIRefusesBadInputNamingTheFlag(t *testing.T) {
 		{secret, []string{"add", "orders"}, "-url is required"},
 		{secret, []string{"add", "Orders", "-url", "https://app.example/"}, "is not a destination name"},
 		{secret, []string{"add", "taken", "-url", "https://app.example/"}, "a destination with this name exists"},
+		{secret, []string{"add", "default", "-url", "https://app.example/"}, "default is the destination FORWARD_URL defines"},
 		{secret, []string{"add", "orders", "-url", "https://app.example/", "-rate", "-3"}, "-rate:"},
 		{secret, []string{"add", "orders", "-url", "https://app.example/", "-rate", "fast"}, "-rate:"},
 		{secret, []string{"add", "orders", "-url", "https://app.example/", "-account", "AC1"}, "-account:"},

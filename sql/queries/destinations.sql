@@ -75,3 +75,13 @@ SELECT (SELECT count(*) FROM resumed) > 0 AS changed FROM target;
 
 -- name: DeleteDestination :execrows
 DELETE FROM destinations WHERE name = @name::text;
+
+-- name: MatchingDestinations :many
+-- The names of the destinations a message with these fields gets, by
+-- destination_matches: what the fan-out inserts deliveries for, and what
+-- the console shows a message would go to.
+SELECT d.name
+FROM destinations d
+WHERE destination_matches(d, @account_sid::text, @to_address::text, sqlc.narg('messaging_service_sid')::text, @event::text)
+ORDER BY d.name
+LIMIT 101;
