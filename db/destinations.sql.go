@@ -153,11 +153,12 @@ func (q *Queries) ListDestinations(ctx context.Context, maxRows int32) ([]Destin
 }
 
 const lockDestinations = `-- name: LockDestinations :exec
-LOCK TABLE destinations IN SHARE ROW EXCLUSIVE MODE
+SELECT pg_advisory_xact_lock(hashtextextended('inbox_destinations_add', 0))
 `
 
-// Held by an add for its transaction, so two adds at once cannot both see
-// room under the cap; reads go on meanwhile.
+// Held by an add until its transaction ends, so two adds at once cannot
+// both see room under the cap; reads go on meanwhile. An advisory lock,
+// released at commit or rollback.
 func (q *Queries) LockDestinations(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, lockDestinations)
 	return err

@@ -153,8 +153,9 @@ type Querier interface {
 	// there is no plan to EXPLAIN.
 	// @sqlc-vet-disable explain-succeeds no-seq-scan
 	ListenForAccountChanges(ctx context.Context) error
-	// Held by an add for its transaction, so two adds at once cannot both see
-	// room under the cap; reads go on meanwhile.
+	// Held by an add until its transaction ends, so two adds at once cannot
+	// both see room under the cap; reads go on meanwhile. An advisory lock,
+	// released at commit or rollback.
 	LockDestinations(ctx context.Context) error
 	// When a sweep last asked Twilio for these outbound messages' status.
 	MarkStatusChecked(ctx context.Context, sids []string) error

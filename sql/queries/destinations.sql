@@ -14,9 +14,10 @@ FROM destinations
 WHERE name = @name::text;
 
 -- name: LockDestinations :exec
--- Held by an add for its transaction, so two adds at once cannot both see
--- room under the cap; reads go on meanwhile.
-LOCK TABLE destinations IN SHARE ROW EXCLUSIVE MODE;
+-- Held by an add until its transaction ends, so two adds at once cannot
+-- both see room under the cap; reads go on meanwhile. An advisory lock,
+-- released at commit or rollback.
+SELECT pg_advisory_xact_lock(hashtextextended('inbox_destinations_add', 0));
 
 -- name: CountDestinations :one
 SELECT count(*)::integer FROM destinations;
