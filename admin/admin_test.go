@@ -23,8 +23,10 @@ import (
 	"inbox/internal/dbtest"
 	"inbox/internal/fixture"
 	"inbox/internal/workertest"
+	"inbox/keyring"
 	"inbox/message"
 	"inbox/metrics"
+	"inbox/routing"
 	"inbox/store"
 	"inbox/story"
 )
@@ -48,8 +50,12 @@ func setupWith(t *testing.T, edit func(*admin.Config)) *harness {
 	t.Cleanup(st.Close)
 	logger := slog.New(slog.DiscardHandler)
 	controls, q := workertest.Controls(t, pool, 5)
+	keys, err := keyring.Parse("0000000000000000000000000000000000000000000000000000000000000002")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := admin.Config{Logger: logger, Metrics: metrics.New().Handler(), Stories: story.New(st, q), Controls: controls,
-		Accounts: &account.Manager{Store: st}}
+		Accounts: &account.Manager{Store: st}, Destinations: &routing.Manager{Store: st, Keys: keys}}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"inbox/control"
 	"inbox/internal/statuswriter"
+	"inbox/routing"
 	"inbox/store"
 	"inbox/story"
 )
@@ -64,6 +65,12 @@ func statusOf(r *http.Request, logger *slog.Logger, err error) *apiError {
 		ae = &apiError{status: http.StatusConflict, detail: sentence(err) + ": only inbound messages are forwarded"}
 	case errors.Is(err, control.ErrBadControl):
 		ae = &apiError{status: http.StatusBadRequest, detail: err.Error()}
+	case errors.Is(err, store.ErrNoDestination):
+		ae = &apiError{status: http.StatusNotFound, detail: err.Error()}
+	case errors.Is(err, routing.ErrInvalid):
+		ae = &apiError{status: http.StatusBadRequest, detail: err.Error()}
+	case errors.Is(err, routing.ErrExists), errors.Is(err, store.ErrTooMany), errors.Is(err, routing.ErrPlaintextRefused):
+		ae = &apiError{status: http.StatusConflict, detail: err.Error()}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrSchemaBehind):
 		ae = &apiError{status: http.StatusServiceUnavailable, detail: "database unavailable: try again", err: err}
 	default:

@@ -57,11 +57,12 @@ type Config struct {
 	Token string
 	// Metrics is served at /metrics.
 	Metrics http.Handler
-	// Stories, Controls and Accounts are what the pages and the API show
+	// Stories, Controls, Accounts and Destinations are what the pages and the API show
 	// and do.
-	Stories  Stories
-	Controls Controls
-	Accounts Accounts
+	Stories      Stories
+	Controls     Controls
+	Accounts     Accounts
+	Destinations Destinations
 	// RiverUI, when set, is mounted at /riverui/.
 	RiverUI http.Handler
 	// Hosts are the names, beyond IP addresses and localhost, that this

@@ -29,6 +29,18 @@ var ErrPlaintextRefused = errors.New("ENCRYPTION_KEY is not set: refusing to sto
 // forwarding as before. No destination of the table may take the name.
 const DefaultName = "default"
 
+// ErrInvalid wraps every refusal of input: a name, URL, secret, rule,
+// rate or note no destination may have. Its message names the flag (the
+// CLI's; the API's fields have the same names) and the value.
+var ErrInvalid = errors.New("invalid destination")
+
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
+}
+
 // ErrExists is returned by Add for a name that is taken.
 var ErrExists = errors.New("a destination with this name exists")
 
@@ -121,27 +133,38 @@ func (m *Manager) seal(name, slot, value string) ([]byte, error) {
 // secret, rule or rate (naming the flag), a name that is taken
 // (ErrExists), no keys (ErrPlaintextRefused), or store.ErrTooMany.
 func (m *Manager) Add(ctx context.Context, d Definition) error {
+	if err := m.check(d); err != nil {
+		return invalid(err)
+	}
+	return m.add(ctx, d)
+}
+
+// check refuses d's name, URL, secret, rules or rate.
+func (m *Manager) check(d Definition) error {
 	if err := CheckName(d.Name); err != nil {
 		return err
 	}
-	if d.Name == DefaultName {
-		return fmt.Errorf("%w: %s is the destination FORWARD_URL defines; choose another name", ErrExists, DefaultName)
-	}
-	shown, err := CheckURL(d.URL)
-	if err != nil {
+	if _, err := CheckURL(d.URL); err != nil {
 		return err
 	}
 	if err := CheckSecret(d.Secret); err != nil {
 		return err
 	}
-	if err := d.Rules.Check(); err != nil {
-		return err
-	}
-	var rate *float64
 	if d.Rate != 0 {
 		if err := CheckRate(d.Rate); err != nil {
 			return err
 		}
+	}
+	return d.Rules.Check()
+}
+
+func (m *Manager) add(ctx context.Context, d Definition) error {
+	if d.Name == DefaultName {
+		return fmt.Errorf("%w: %s is the destination FORWARD_URL defines; choose another name", ErrExists, DefaultName)
+	}
+	shown, _ := CheckURL(d.URL) // checked
+	var rate *float64
+	if d.Rate != 0 {
 		rate = &d.Rate
 	}
 	sealedURL, err := m.seal(d.Name, slotURL, d.URL)
@@ -178,13 +201,13 @@ type Change struct {
 func (m *Manager) Set(ctx context.Context, name string, c Change) error {
 	r := Rules{Accounts: c.Accounts, ToNumbers: c.ToNumbers, Services: c.Services, Events: c.Events}
 	if err := r.Check(); err != nil {
-		return err
+		return invalid(err)
 	}
 	var sc store.DestinationChange
 	if c.URL != nil {
 		shown, err := CheckURL(*c.URL)
 		if err != nil {
-			return err
+			return invalid(err)
 		}
 		if sc.URLSealed, err = m.seal(name, slotURL, *c.URL); err != nil {
 			return err
@@ -195,7 +218,7 @@ func (m *Manager) Set(ctx context.Context, name string, c Change) error {
 		if *c.Rate == 0 {
 			sc.ClearRate = true
 		} else if err := CheckRate(*c.Rate); err != nil {
-			return err
+			return invalid(err)
 		} else {
 			sc.Rate = c.Rate
 		}
@@ -220,7 +243,7 @@ const MaxNote = 500
 // note; changed is false when it was paused already.
 func (m *Manager) Pause(ctx context.Context, name, note string) (changed bool, err error) {
 	if len(note) > MaxNote {
-		return false, fmt.Errorf("-note: %d bytes, more than %d", len(note), MaxNote)
+		return false, invalid(fmt.Errorf("-note: %d bytes, more than %d", len(note), MaxNote))
 	}
 	return m.Store.PauseDestination(ctx, name, "operator", note)
 }
@@ -249,6 +272,21 @@ type Summary struct {
 	CreatedAt    time.Time
 }
 
+func summarize(d store.Destination) Summary {
+	return Summary{Name: d.Name, Kind: d.Kind, URL: d.URLShown,
+		Rules: Rules{Accounts: d.Accounts, ToNumbers: d.ToNumbers, Services: d.Services, Events: d.Events},
+		Rate:  d.Rate, PausedReason: d.PausedReason, PausedDetail: d.PausedDetail, PausedAt: d.PausedAt, CreatedAt: d.CreatedAt}
+}
+
+// Get returns the destination name, or store.ErrNoDestination.
+func (m *Manager) Get(ctx context.Context, name string) (Summary, error) {
+	d, err := m.Store.Destination(ctx, name)
+	if err != nil {
+		return Summary{}, err
+	}
+	return summarize(d), nil
+}
+
 // List returns every destination, by name.
 func (m *Manager) List(ctx context.Context) ([]Summary, error) {
 	ds, err := m.Store.Destinations(ctx)
@@ -257,9 +295,7 @@ func (m *Manager) List(ctx context.Context) ([]Summary, error) {
 	}
 	out := make([]Summary, len(ds))
 	for i, d := range ds {
-		out[i] = Summary{Name: d.Name, Kind: d.Kind, URL: d.URLShown,
-			Rules: Rules{Accounts: d.Accounts, ToNumbers: d.ToNumbers, Services: d.Services, Events: d.Events},
-			Rate:  d.Rate, PausedReason: d.PausedReason, PausedDetail: d.PausedDetail, PausedAt: d.PausedAt, CreatedAt: d.CreatedAt}
+		out[i] = summarize(d)
 	}
 	return out, nil
 }

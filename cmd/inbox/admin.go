@@ -17,6 +17,7 @@ import (
 	"inbox/internal/lifecycle"
 	"inbox/keyring"
 	"inbox/metrics"
+	"inbox/routing"
 	"inbox/store"
 	"inbox/story"
 )
@@ -139,6 +140,9 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 			Stories:  story.New(p.store, p.jobs.queue),
 			Controls: p.jobs.controls,
 			Accounts: &account.Manager{Store: p.store, Keys: p.keys},
+			// Sealed with ENCRYPTION_KEY; without one, the API refuses to
+			// store a destination's secret in the clear (409).
+			Destinations: &routing.Manager{Store: p.store, Keys: p.keys},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,

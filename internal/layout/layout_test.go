@@ -45,7 +45,7 @@ func below() map[string][]string {
 		"reconcile":            {"internal/clip", "job", "message", "metrics", "queue", "store", "twilio", "twilioapi"},
 		"api":                  {"account", "internal/clip", "internal/statuswriter", "message", "metrics", "store", "twilio"},
 		"admin": {"account", "control", "destination", "internal/clip", "internal/statuswriter", "job", "message", "metrics",
-			"store", "story", "twilio"},
+			"routing", "store", "story", "twilio"},
 		"internal/workertest": {"control", "destination", "destination/httpdest", "dispatch", "internal/fixture", "internal/logtest",
 			"internal/teamapp", "message", "queue", "store"},
 	}

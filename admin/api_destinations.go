@@ -1,0 +1,212 @@
+package admin
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"inbox/routing"
+)
+
+// Destinations defines and controls the apps messages go to
+// (routing.Manager).
+type Destinations interface {
+	List(ctx context.Context) ([]routing.Summary, error)
+	Get(ctx context.Context, name string) (routing.Summary, error)
+	Add(ctx context.Context, d routing.Definition) error
+	Set(ctx context.Context, name string, c routing.Change) error
+	Pause(ctx context.Context, name, note string) (bool, error)
+	Resume(ctx context.Context, name string) (bool, error)
+	Remove(ctx context.Context, name string) error
+}
+
+// rulesJSON are a destination's match rules; an empty list matches
+// anything.
+type rulesJSON struct {
+	Accounts          []string `json:"accounts"`
+	To                []string `json:"to"`
+	MessagingServices []string `json:"messaging_services"`
+	Events            []string `json:"events"`
+}
+
+// destinationJSON is a destination as the API shows it: never its secret,
+// its URL with any password replaced.
+type destinationJSON struct {
+	Name          string     `json:"name"`
+	Kind          string     `json:"kind"`
+	URL           string     `json:"url"`
+	Rules         rulesJSON  `json:"rules"`
+	RatePerSecond *float64   `json:"rate_per_second"`
+	Paused        bool       `json:"paused"`
+	PausedReason  string     `json:"paused_reason,omitempty"`
+	PausedDetail  string     `json:"paused_detail,omitempty"`
+	PausedAt      *time.Time `json:"paused_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+}
+
+func toDestinationJSON(d routing.Summary) destinationJSON {
+	orEmpty := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return destinationJSON{Name: d.Name, Kind: d.Kind, URL: d.URL,
+		Rules: rulesJSON{Accounts: orEmpty(d.Rules.Accounts), To: orEmpty(d.Rules.ToNumbers),
+			MessagingServices: orEmpty(d.Rules.Services), Events: orEmpty(d.Rules.Events)},
+		RatePerSecond: d.Rate, Paused: d.PausedReason != "", PausedReason: d.PausedReason, PausedDetail: d.PausedDetail,
+		PausedAt: d.PausedAt, CreatedAt: d.CreatedAt}
+}
+
+// handleListDestinations answers GET /api/destinations.
+func handleListDestinations(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		all, err := ds.List(r.Context())
+		if err != nil {
+			return err
+		}
+		out := make([]destinationJSON, len(all))
+		for i, d := range all {
+			out[i] = toDestinationJSON(d)
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Destinations []destinationJSON `json:"destinations"`
+		}{out})
+		return nil
+	})
+}
+
+// handleGetDestination answers GET /api/destinations/{name}.
+func handleGetDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		return answerDestination(w, r, ds, http.StatusOK, "")
+	})
+}
+
+// answerDestination answers with the destination the route names, and
+// with secret once when it was just made.
+func answerDestination(w http.ResponseWriter, r *http.Request, ds Destinations, status int, secret string) error {
+	d, err := ds.Get(r.Context(), mux.Vars(r)["name"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, struct {
+		destinationJSON
+		Secret string `json:"secret,omitempty"`
+	}{toDestinationJSON(d), secret})
+	return nil
+}
+
+// handleAddDestination answers POST /api/destinations: {"name", "url",
+// "secret" (whsec_…; left out, one is made and answered this once),
+// "accounts", "to", "messaging_services", "events", "rate_per_second"}.
+// 201 with the destination; 409 when the name is taken.
+func handleAddDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			Name   string `json:"name"`
+			URL    string `json:"url"`
+			Secret string `json:"secret"`
+			rulesJSON
+			RatePerSecond float64 `json:"rate_per_second"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			return err
+		}
+		made := ""
+		if body.Secret == "" {
+			body.Secret = routing.GenerateSecret()
+			made = body.Secret
+		}
+		err := ds.Add(r.Context(), routing.Definition{Name: body.Name, URL: body.URL, Secret: body.Secret, Rate: body.RatePerSecond,
+			Rules: routing.Rules{Accounts: body.Accounts, ToNumbers: body.To, Services: body.MessagingServices, Events: body.Events}})
+		if err != nil {
+			return err
+		}
+		return answerDestination(w, mux.SetURLVars(r, map[string]string{"name": body.Name}), ds, http.StatusCreated, made)
+	})
+}
+
+// handleSetDestination answers PATCH /api/destinations/{name}: any of
+// "url", "accounts", "to", "messaging_services", "events" (a list given
+// replaces that rule; [] matches anything), "rate_per_second" (0:
+// unlimited).
+func handleSetDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			URL               *string   `json:"url"`
+			Accounts          *[]string `json:"accounts"`
+			To                *[]string `json:"to"`
+			MessagingServices *[]string `json:"messaging_services"`
+			Events            *[]string `json:"events"`
+			RatePerSecond     *float64  `json:"rate_per_second"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			return err
+		}
+		given := func(p *[]string) []string {
+			if p == nil {
+				return nil
+			}
+			return append([]string{}, *p...)
+		}
+		c := routing.Change{URL: body.URL, Accounts: given(body.Accounts), ToNumbers: given(body.To),
+			Services: given(body.MessagingServices), Events: given(body.Events), Rate: body.RatePerSecond}
+		if err := ds.Set(r.Context(), mux.Vars(r)["name"], c); err != nil {
+			return err
+		}
+		return answerDestination(w, r, ds, http.StatusOK, "")
+	})
+}
+
+// handleRemoveDestination answers DELETE /api/destinations/{name}: 204.
+func handleRemoveDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		if err := ds.Remove(r.Context(), mux.Vars(r)["name"]); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// handlePauseDestination answers POST /api/destinations/{name}/pause,
+// {"note": "why"} optional, and handleResumeDestination .../resume: 200
+// with the destination and whether this call changed it.
+func handlePauseDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			Note string `json:"note"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			return err
+		}
+		changed, err := ds.Pause(r.Context(), mux.Vars(r)["name"], body.Note)
+		return answerChanged(w, r, ds, changed, err)
+	})
+}
+
+func handleResumeDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		changed, err := ds.Resume(r.Context(), mux.Vars(r)["name"])
+		return answerChanged(w, r, ds, changed, err)
+	})
+}
+
+func answerChanged(w http.ResponseWriter, r *http.Request, ds Destinations, changed bool, err error) error {
+	if err != nil {
+		return err
+	}
+	d, err := ds.Get(r.Context(), mux.Vars(r)["name"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Changed bool `json:"changed"`
+		destinationJSON
+	}{changed, toDestinationJSON(d)})
+	return nil
+}
