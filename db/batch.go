@@ -33,6 +33,16 @@ WITH stored AS (
     SELECT jsonb_build_object('sid', stored.sid), $10::text, $11::smallint
     FROM stored
     WHERE $11::smallint > 0
+), routed AS (
+    -- A delivery job for each destination whose rules match
+    -- (destination_matches), in its own queue, the destination's name;
+    -- route_attempts 0 (a group commit's batch) leaves them to
+    -- InsertBatchRoutes.
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT jsonb_build_object('destination', d.name, 'sid', stored.sid), $10::text, $12::smallint, d.name
+    FROM stored CROSS JOIN destinations d
+    WHERE $12::smallint > 0
+      AND destination_matches(d, $1, $4, $2, 'inbound')
 )
 SELECT stored.id FROM stored
 `
@@ -55,6 +65,7 @@ type InsertInboundMessageParams struct {
 	Metadata            message.Metadata
 	JobKind             string
 	MaxAttempts         int16
+	RouteAttempts       int16
 }
 
 // Stores an inbound message unless one with the same sid is already stored.
@@ -90,6 +101,7 @@ func (q *Queries) InsertInboundMessage(ctx context.Context, arg []InsertInboundM
 			a.Metadata,
 			a.JobKind,
 			a.MaxAttempts,
+			a.RouteAttempts,
 		}
 		batch.Queue(insertInboundMessage, vals...)
 	}

@@ -236,6 +236,43 @@ func (q *Queries) PauseDestination(ctx context.Context, arg PauseDestinationPara
 	return changed, err
 }
 
+const reserveDestinationSlot = `-- name: ReserveDestinationSlot :one
+WITH c AS (
+    SELECT id, rate, greatest(next_slot_at, now()) AS slot
+    FROM destinations
+    WHERE name = $1::text
+    FOR UPDATE
+), moved AS (
+    UPDATE destinations AS d
+    SET next_slot_at = c.slot + make_interval(secs => 1 / c.rate)
+    FROM c
+    WHERE d.id = c.id AND c.rate IS NOT NULL
+      AND c.slot <= now() + make_interval(secs => $2::double precision)
+    RETURNING d.id
+)
+SELECT (c.rate IS NULL OR EXISTS (SELECT 1 FROM moved))::boolean AS reserved,
+       (CASE WHEN c.rate IS NULL THEN 0 ELSE extract(epoch FROM c.slot - now()) END)::double precision AS wait_seconds
+FROM c
+`
+
+type ReserveDestinationSlotParams struct {
+	Name            string
+	MaxAheadSeconds float64
+}
+
+type ReserveDestinationSlotRow struct {
+	Reserved    bool
+	WaitSeconds float64
+}
+
+// ReserveForwardSlot for one destination: its rate, over its row.
+func (q *Queries) ReserveDestinationSlot(ctx context.Context, arg ReserveDestinationSlotParams) (ReserveDestinationSlotRow, error) {
+	row := q.db.QueryRow(ctx, reserveDestinationSlot, arg.Name, arg.MaxAheadSeconds)
+	var i ReserveDestinationSlotRow
+	err := row.Scan(&i.Reserved, &i.WaitSeconds)
+	return i, err
+}
+
 const resumeDestination = `-- name: ResumeDestination :one
 WITH target AS (
     SELECT id, paused_reason IS NOT NULL AS was_paused FROM destinations WHERE name = $1::text

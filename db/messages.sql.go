@@ -181,6 +181,43 @@ func (q *Queries) InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) 
 	return err
 }
 
+const insertBatchRoutes = `-- name: InsertBatchRoutes :exec
+INSERT INTO river_job (args, kind, max_attempts, queue)
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', d.name, 'sid', min(m.metadata->>'message_sid'))
+            ELSE jsonb_build_object('destination', d.name, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+       CASE WHEN count(*) = 1 THEN $1::text ELSE $2::text END,
+       $3::smallint,
+       d.name
+FROM messages m
+JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
+WHERE m.metadata->>'message_sid' = ANY($4::text[])
+  AND m.xmin = pg_current_xact_id()::xid
+GROUP BY d.name
+`
+
+type InsertBatchRoutesParams struct {
+	JobKind     string
+	BatchKind   string
+	MaxAttempts int16
+	SIDs        []string
+}
+
+// InsertBatchJob for the destinations: for each destination whose rules
+// match any message this transaction stored among the batch's sids, one
+// job (kind batch_kind with the sids it matches, or job_kind for one) in
+// the destination's queue. Sent after the batch's inserts, in the same
+// round trip and implicit transaction, so every delivery commits with
+// exactly the rows: a job per batch and destination, not per message.
+func (q *Queries) InsertBatchRoutes(ctx context.Context, arg InsertBatchRoutesParams) error {
+	_, err := q.db.Exec(ctx, insertBatchRoutes,
+		arg.JobKind,
+		arg.BatchKind,
+		arg.MaxAttempts,
+		arg.SIDs,
+	)
+	return err
+}
+
 const lastMessageForAccounts = `-- name: LastMessageForAccounts :many
 SELECT a.sid::text AS account_sid, last.received_at
 FROM unnest($1::text[]) AS a(sid)

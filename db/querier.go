@@ -74,6 +74,13 @@ type Querier interface {
 	// inserts, rather than a clause of the last insert, because PostgreSQL
 	// plans such an insert afresh on every execution (docs/processing.md).
 	InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error
+	// InsertBatchJob for the destinations: for each destination whose rules
+	// match any message this transaction stored among the batch's sids, one
+	// job (kind batch_kind with the sids it matches, or job_kind for one) in
+	// the destination's queue. Sent after the batch's inserts, in the same
+	// round trip and implicit transaction, so every delivery commits with
+	// exactly the rows: a job per batch and destination, not per message.
+	InsertBatchRoutes(ctx context.Context, arg InsertBatchRoutesParams) error
 	// Adds a destination; no row when its name is taken.
 	InsertDestination(ctx context.Context, arg InsertDestinationParams) (int16, error)
 	// A bulk retry of failed forwards, recorded in the transaction that
@@ -181,6 +188,8 @@ type Querier interface {
 	// Replaces both sealed tokens (after a key rotation), only if they are
 	// still what the caller read, so a concurrent change is not overwritten.
 	ResealTwilioAccount(ctx context.Context, arg ResealTwilioAccountParams) (bool, error)
+	// ReserveForwardSlot for one destination: its rate, over its row.
+	ReserveDestinationSlot(ctx context.Context, arg ReserveDestinationSlotParams) (ReserveDestinationSlotRow, error)
 	// A worker's turn under the rate, a generic cell rate algorithm over one
 	// row: the slot is the later of now and the next free one, which moves one
 	// interval on, so every worker of every process shares the rate and a

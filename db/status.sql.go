@@ -152,12 +152,20 @@ WITH moved AS (
         error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
     WHERE messages.direction = 'outbound'
       AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
-    RETURNING id, status, metadata->>'message_sid' AS sid
+    RETURNING id, status, metadata->>'message_sid' AS sid, account_sid, to_address, messaging_service_sid
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), $8::text, $9::smallint
     FROM moved
     WHERE $9::smallint > 0
+), routed AS (
+    -- A delivery job for each destination whose rules match the change
+    -- (event status), in the destination's queue.
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT jsonb_build_object('destination', d.name, 'sid', moved.sid, 'status', moved.status), $8::text, $10::smallint, d.name
+    FROM moved CROSS JOIN destinations d
+    WHERE $10::smallint > 0
+      AND destination_matches(d, moved.account_sid, moved.to_address, moved.messaging_service_sid, 'status')
 )
 SELECT moved.id, moved.status FROM moved
 `
@@ -172,6 +180,7 @@ type UpsertOutboundStatusParams struct {
 	Metadata            message.Metadata
 	JobKind             string
 	MaxAttempts         int16
+	RouteAttempts       int16
 }
 
 type UpsertOutboundStatusRow struct {
@@ -197,6 +206,7 @@ func (q *Queries) UpsertOutboundStatus(ctx context.Context, arg UpsertOutboundSt
 		arg.Metadata,
 		arg.JobKind,
 		arg.MaxAttempts,
+		arg.RouteAttempts,
 	)
 	var i UpsertOutboundStatusRow
 	err := row.Scan(&i.ID, &i.Status)

@@ -29,6 +29,9 @@ type Message struct {
 	// failed and handed it to this job; 0 for a message's first job, or a
 	// replay.
 	Batch int64 `json:"batch,omitempty"`
+	// Destination is the destination it goes to, whose queue it is in; ""
+	// for FORWARD_URL's (the default queue).
+	Destination string `json:"destination,omitempty"`
 }
 
 // Kind is River's name for the job.
@@ -39,6 +42,8 @@ func (Message) Kind() string { return KindMessage }
 // own (Message) when theirs fails.
 type Messages struct {
 	SIDs []string `json:"sids"`
+	// Destination: as Message's.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Kind is River's name for the job.
@@ -48,6 +53,8 @@ func (Messages) Kind() string { return KindMessages }
 type Status struct {
 	SID    string `json:"sid"`
 	Status string `json:"status"`
+	// Destination: as Message's.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Kind is River's name for the job.

@@ -116,6 +116,7 @@ type HandOff struct {
 // could not do is someone else's.
 func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []HandOff, maxAttempts int16) error {
 	p := jobdb.InsertForwardHandOffsParams{JobKind: job.KindMessage, MaxAttempts: maxAttempts, BatchID: batch.ID,
+		Destination: batch.Args.Destination,
 		SIDs: make([]string, len(hs)), Errors: make([]string, len(hs)), States: make([]string, len(hs)),
 		NotBefore: make([]time.Time, len(hs)), FailedAt: make([]time.Time, len(hs))}
 	for i, h := range hs {

@@ -203,3 +203,13 @@ func (q *Queue) UI(prefix string) (http.Handler, func(ctx context.Context, ready
 	}
 	return h, run, nil
 }
+
+// AddQueue has this process fetch from the queue name too, running at
+// most workers of its jobs at once: a destination added while it runs.
+// Before Run, the queue is fetched from once Run starts.
+func (q *Queue) AddQueue(name string, workers int) error {
+	if err := q.client.Queues().Add(name, river.QueueConfig{MaxWorkers: max(1, workers)}); err != nil {
+		return fmt.Errorf("add queue %s: %w", name, err)
+	}
+	return nil
+}

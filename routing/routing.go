@@ -320,3 +320,19 @@ func (m *Manager) Open(d store.Destination) (rawURL, secret string, err error) {
 func (m *Manager) Matching(ctx context.Context, msg Message) ([]string, error) {
 	return m.Store.MatchingDestinations(ctx, msg.AccountSID, msg.To, msg.MessagingServiceSID, msg.Event)
 }
+
+// Breaker is what a destination's circuit breaker pauses it with
+// (dispatch.Pauser): a pause for a reason of the workers' own.
+type Breaker struct {
+	m    *Manager
+	name string
+}
+
+// Breaker returns the breaker of the destination name.
+func (m *Manager) Breaker(name string) Breaker { return Breaker{m: m, name: name} }
+
+// Pause pauses the destination for reason; changed is false when it was
+// paused already.
+func (b Breaker) Pause(ctx context.Context, reason, detail string) (changed bool, err error) {
+	return b.m.Store.PauseDestination(ctx, b.name, reason, detail)
+}

@@ -184,3 +184,23 @@ func (s *Store) MatchingDestinations(ctx context.Context, account, to, service, 
 	}
 	return names, nil
 }
+
+// DestinationControl returns the destination name's controls, as the
+// workers apply them: ForwardingControl for one destination.
+func (s *Store) DestinationControl(ctx context.Context, name string) (Control, error) {
+	d, err := s.Destination(ctx, name)
+	if err != nil {
+		return Control{}, err
+	}
+	return Control{Rate: d.Rate, PausedReason: d.PausedReason, PausedDetail: d.PausedDetail, PausedAt: d.PausedAt}, nil
+}
+
+// ReserveDestinationSlot is ReserveForwardSlot under the destination
+// name's rate.
+func (s *Store) ReserveDestinationSlot(ctx context.Context, name string, maxAhead time.Duration) (reserved bool, wait time.Duration, err error) {
+	r, err := s.q.ReserveDestinationSlot(ctx, db.ReserveDestinationSlotParams{Name: name, MaxAheadSeconds: maxAhead.Seconds()})
+	if err != nil {
+		return false, 0, fail("reserve a delivery slot of "+name, err, ErrNoDestination)
+	}
+	return r.Reserved, time.Duration(r.WaitSeconds * float64(time.Second)), nil
+}

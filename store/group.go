@@ -23,7 +23,7 @@ import (
 // batches are in flight.
 type groupCommit struct {
 	conn        db.DBTX
-	jobAttempts int16
+	jobAttempts jobAttempts
 	maxBatch    int
 	timeout     time.Duration
 	pending     chan *pendingInsert
@@ -46,7 +46,7 @@ type pendingInsert struct {
 
 func newGroupCommit(conn db.DBTX, opts Options, lost func(error)) *groupCommit {
 	g := &groupCommit{
-		conn: conn, jobAttempts: opts.JobAttempts, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
+		conn: conn, jobAttempts: jobAttempts{opts.JobAttempts, opts.RouteAttempts}, maxBatch: max(1, opts.MaxBatch), timeout: opts.BatchTimeout,
 		pending: make(chan *pendingInsert, 4096), stop: make(chan struct{}), metrics: opts.Metrics, lost: lost,
 	}
 	for range opts.Writers {

@@ -51,7 +51,7 @@ func (s *Store) InsertInboundMessage(ctx context.Context, m message.Inbound) (id
 // InsertInboundMessage, the one statement that stores an inbound message:
 // a field of Inbound not written here would be stored as zero, and
 // TestEveryInboundFieldIsStored fails.
-func insertParams(m message.Inbound, jobAttempts int16) db.InsertInboundMessageParams {
+func insertParams(m message.Inbound, a jobAttempts) db.InsertInboundMessageParams {
 	return db.InsertInboundMessageParams{
 		AccountSID:          m.AccountSID,
 		MessagingServiceSID: m.MessagingServiceSID,
@@ -63,7 +63,8 @@ func insertParams(m message.Inbound, jobAttempts int16) db.InsertInboundMessageP
 		Media:               m.Media,
 		Metadata:            m.Metadata,
 		JobKind:             job.KindMessage,
-		MaxAttempts:         jobAttempts,
+		MaxAttempts:         a.forward,
+		RouteAttempts:       a.route,
 	}
 }
 
@@ -86,7 +87,7 @@ type insertResult struct {
 // retries of the same messages at once) then lock their index entries in
 // the same order. In any other order they can each wait on the other, and
 // PostgreSQL breaks that deadlock only after a second, failing one.
-func sendInserts(ctx context.Context, conn db.DBTX, jobAttempts int16, ms []message.Inbound) ([]insertResult, error) {
+func sendInserts(ctx context.Context, conn db.DBTX, a jobAttempts, ms []message.Inbound) ([]insertResult, error) {
 	order := make([]int, len(ms))
 	for i := range order {
 		order[i] = i
@@ -104,24 +105,32 @@ func sendInserts(ctx context.Context, conn db.DBTX, jobAttempts int16, ms []mess
 	}
 	params := make([]db.InsertInboundMessageParams, len(ms))
 	for i, o := range order {
-		params[i] = insertParams(ms[o], jobAttempts)
+		params[i] = insertParams(ms[o], a)
 	}
 	q := db.New(conn)
-	if len(ms) > 1 && jobAttempts > 0 {
-		// One job for the batch, after its inserts: River's insert, fetch
-		// and completion of a job, each writing every index of river_job,
-		// cost the database more than the messages did.
+	if len(ms) > 1 && (a.forward > 0 || a.route > 0) {
+		// One job for the batch (and one per destination it reaches),
+		// after its inserts: River's insert, fetch and completion of a job,
+		// each writing every index of river_job, cost the database more
+		// than the messages did.
 		sids := make([]string, len(ms))
 		for i := range params {
-			params[i].MaxAttempts = 0
+			params[i].MaxAttempts, params[i].RouteAttempts = 0, 0
 			sids[i] = params[i].Metadata.MessageSID
 		}
 		after := &sentAfter{DBTX: conn}
 		q = db.New(after)
-		// Queued, not sent: it goes out behind the inserts below.
-		_ = q.InsertBatchJob(ctx, db.InsertBatchJobParams{
-			JobKind: job.KindMessage, BatchKind: job.KindMessages, MaxAttempts: jobAttempts, SIDs: sids,
-		})
+		// Queued, not sent: they go out behind the inserts below.
+		if a.forward > 0 {
+			_ = q.InsertBatchJob(ctx, db.InsertBatchJobParams{
+				JobKind: job.KindMessage, BatchKind: job.KindMessages, MaxAttempts: a.forward, SIDs: sids,
+			})
+		}
+		if a.route > 0 {
+			_ = q.InsertBatchRoutes(ctx, db.InsertBatchRoutesParams{
+				JobKind: job.KindMessage, BatchKind: job.KindMessages, MaxAttempts: a.route, SIDs: sids,
+			})
+		}
 	}
 	br := q.InsertInboundMessage(ctx, params)
 	br.QueryRow(read)

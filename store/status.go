@@ -47,7 +47,7 @@ func (s *Store) RecordStatus(ctx context.Context, cb message.StatusCallback) (St
 		_, err = q.UpsertOutboundStatus(ctx, db.UpsertOutboundStatusParams{
 			AccountSID: cb.AccountSID, MessagingServiceSID: cb.MessagingServiceSID, FromAddress: cb.From, ToAddress: cb.To,
 			Status: cb.Status, ErrorCode: cb.ErrorCode, Metadata: message.Metadata{MessageSID: cb.MessageSID, Params: cb.Params},
-			JobKind: job.KindStatus, MaxAttempts: s.jobAttempts, // 0: no job
+			JobKind: job.KindStatus, MaxAttempts: s.jobAttempts.forward, RouteAttempts: s.jobAttempts.route, // 0: no job
 		})
 		switch {
 		case err == nil:

@@ -71,8 +71,8 @@ type Store struct {
 	conn conn
 	q    *db.Queries
 	// jobAttempts, when not 0, makes every write that stores a new message
-	// or moves a status also insert its River job, with this many attempts.
-	jobAttempts int16
+	// or moves a status also insert its River jobs, with this many attempts.
+	jobAttempts jobAttempts
 	group       *groupCommit // nil: each insert is sent on its own
 	resetAt     atomic.Int64 // unix nanoseconds of the last pool reset
 }
@@ -84,6 +84,11 @@ type Options struct {
 	// the one that moves a status: the job commits with the row or not at
 	// all, and runs at most JobAttempts times.
 	JobAttempts int16
+	// RouteAttempts, when not 0, makes the same statements insert a
+	// delivery job for every destination whose rules match (one per batch
+	// and destination in a group commit), in the destination's queue, with
+	// this many attempts.
+	RouteAttempts int16
 	// Writers, when not 0, group-commits inbound inserts: that many
 	// writers each send the inserts waiting for them, up to MaxBatch, as
 	// one transaction in one round trip, each bounded by BatchTimeout. Close
@@ -101,7 +106,7 @@ func New(pool *pgxpool.Pool) *Store { return NewWith(pool, Options{}) }
 
 // NewWith returns a Store that writes as opts says.
 func NewWith(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, conn: pool, q: db.New(pool), jobAttempts: opts.JobAttempts}
+	s := &Store{pool: pool, conn: pool, q: db.New(pool), jobAttempts: jobAttempts{opts.JobAttempts, opts.RouteAttempts}}
 	if opts.Writers > 0 {
 		if opts.BatchTimeout <= 0 {
 			opts.BatchTimeout = 5 * time.Second
@@ -110,6 +115,11 @@ func NewWith(pool *pgxpool.Pool, opts Options) *Store {
 	}
 	return s
 }
+
+// jobAttempts are the attempts of the jobs a stored message gets: its
+// forward to FORWARD_URL (the default destination) and its deliveries to
+// the destinations it matches; 0: none.
+type jobAttempts struct{ forward, route int16 }
 
 // conn runs statements and begins transactions: a pool, or a transaction
 // (whose transactions are savepoints).

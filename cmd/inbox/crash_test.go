@@ -84,7 +84,8 @@ func (p *serveProcess) kill() {
 // and forwards are in flight, and start it again on the same database.
 // Every delivery that was answered 200 is forwarded, every stored message
 // is forwarded (including those whose answer the kill swallowed), and no
-// sid ever has two jobs.
+// sid ever has two jobs: for FORWARD_URL's app and for a destination of
+// the table matching every message, each on its own.
 func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and waits for River's rescuer (about a minute)")
@@ -93,7 +94,10 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	bin := buildInbox(t)
 	databaseURL := dbtest.URL(t)
 	a := teamapp.New(t, teamapp.Options{Delay: 100 * time.Millisecond}) // a real app takes a while, so forwards are in flight at the kill
+	key := newKeyB64()
+	b := routedApp(t, databaseURL, key, "copy", teamapp.Options{Delay: 100 * time.Millisecond})
 	env := a.Env()
+	env["ENCRYPTION_KEY"] = key
 	env["FORWARD_TIMEOUT"] = "1s" // jobs of the dead process are rescued 12 s after they started
 	first := startServeProcess(t, bin, databaseURL, env)
 
@@ -156,14 +160,14 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `SELECT
 		(SELECT count(*) FROM messages),
 		(SELECT count(*) FROM `+dbtest.EnqueuedJobs+`),
-		(SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid HAVING count(*) > 1) d),
+		(SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid, destination HAVING count(*) > 1) d),
 		(SELECT count(*) FROM river_job WHERE state = 'running')`).Scan(&stored, &jobs, &doubled, &running); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("at the kill: %d deliveries sent, %d sids answered 200, %d rows, %d jobs (%d running), %d forwarded",
 		sent.Load(), len(answered), stored, jobs, running, a.Total())
-	if jobs != stored || doubled != 0 {
-		t.Fatalf("%d rows but %d jobs, %d sids with two jobs: a row and its job must commit together", stored, jobs, doubled)
+	if jobs != 2*stored || doubled != 0 {
+		t.Fatalf("%d rows but %d jobs for two destinations, %d sids with two jobs to one: a row and its jobs must commit together", stored, jobs, doubled)
 	}
 	if running == 0 {
 		t.Fatal("no job was running at the kill: the test would not exercise River's rescue")
@@ -175,14 +179,16 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	poll.Within(t, 90*time.Second, "every stored message to be forwarded after the restart", func() bool {
 		var done int
 		pool.QueryRow(t.Context(), `SELECT count(*) FROM `+dbtest.EnqueuedJobs+` WHERE state = 'completed'`).Scan(&done)
-		return done == stored
+		return done == 2*stored
 	})
-	if a.Distinct() != stored {
-		t.Fatalf("%d distinct webhook-ids received, %d messages stored", a.Distinct(), stored)
-	}
-	for sid := range answered {
-		if a.Deliveries(sid) == 0 {
-			t.Fatalf("%s was answered 200 and never forwarded", sid)
+	for name, app := range map[string]*teamapp.App{"FORWARD_URL's app": a, "the destination copy": b} {
+		if app.Distinct() != stored {
+			t.Fatalf("%s: %d distinct webhook-ids received, %d messages stored", name, app.Distinct(), stored)
+		}
+		for sid := range answered {
+			if app.Deliveries(sid) == 0 {
+				t.Fatalf("%s: %s was answered 200 and never forwarded", name, sid)
+			}
 		}
 	}
 	var rows int

@@ -16,6 +16,7 @@ import (
 	"inbox/queue"
 	"inbox/reconcile"
 	"inbox/retention"
+	"inbox/routing"
 	"inbox/store"
 )
 
@@ -24,6 +25,9 @@ import (
 type jobs struct {
 	queue    *queue.Queue
 	controls *control.Service
+	// router runs the deliveries of every destination (WORKERS not 0);
+	// nil otherwise.
+	router *dispatch.Router
 	// forwarding: this process forwards (FORWARD_URL set, WORKERS not 0).
 	forwarding bool
 }
@@ -47,7 +51,18 @@ func (s jobSettings) open(ctx context.Context, pool *pgxpool.Pool, st *store.Sto
 	if err != nil {
 		return 0, nil, err
 	}
-	j, err := newJobs(ctx, pool, st, s.processing, sw, s.reconcile.interval, s.shutdownTimeout, logger, m)
+	// Workers poll the job table; a process with nothing to deliver does
+	// not start them, and one started before the first destination is
+	// restarted to deliver to it (docs/destinations.md).
+	switch ds, err := st.Destinations(ctx); {
+	case err != nil:
+		// Down or not migrated at start: the service still starts and
+		// serves (/readyz says why); workers would not start.
+		logger.Warn("destinations not read at start: not delivering to them until restarted", "err", err)
+	case len(ds) > 0:
+		s.processing.routing = true
+	}
+	j, err := newJobs(ctx, pool, st, s.processing, s.keys, sw, s.reconcile.interval, s.shutdownTimeout, logger, m)
 	return need, j, err
 }
 
@@ -55,11 +70,12 @@ func (s jobSettings) open(ctx context.Context, pool *pgxpool.Pool, st *store.Sto
 // (FORWARD_URL set and WORKERS not 0), retention (RETENTION set),
 // reconciliation (sw set, every every), any of them, or none: then it only
 // inserts, pauses and serves River UI. Nothing runs until the queue's Run.
-func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c processingConfig, sw *reconcile.Sweeper, every time.Duration,
+func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c processingConfig, keys *keyring.Keyring, sw *reconcile.Sweeper, every time.Duration,
 	stopTimeout time.Duration, logger *slog.Logger, m *metrics.Metrics) (*jobs, error) {
 	switch {
-	case c.forwardURL == "":
-		logger.Info("processing off: FORWARD_URL is not set, messages are stored only")
+	case c.forwardURL == "" && !c.routing:
+		logger.Info("processing off: FORWARD_URL is not set and no destination is defined, messages are stored only; " +
+			"restart after adding the first destination")
 	case c.workers == 0:
 		logger.Info("processing on, workers elsewhere: each new message and status change is enqueued; inbox work forwards them",
 			"max_attempts", c.maxAttempts)
@@ -71,7 +87,7 @@ func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c process
 		// for twice that belongs to a process that died.
 		JobTimeout: c.forwardTimeout + dispatch.MaxRateWait + 5*time.Second,
 	}
-	if err := c.register(&qc, j, sw, every, m); err != nil {
+	if err := c.register(&qc, j, keys, sw, every, m); err != nil {
 		return nil, err
 	}
 	if qc.Register != nil {
@@ -86,6 +102,13 @@ func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c process
 		return nil, err
 	}
 	j.queue = q
+	if j.router != nil {
+		// The destinations' queues, before the queue runs; a database
+		// down at start is not fatal: the router reads them again.
+		if err := j.router.Sync(ctx); err != nil {
+			logger.Warn("destinations not read at start; read again shortly", "err", err)
+		}
+	}
 	if j.controls == nil { // not built by a worker's registration
 		j.controls = control.New(st, q, c.attempts(), logger, m)
 	}
@@ -105,20 +128,33 @@ func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c process
 
 // register sets in qc the queues and the workers this process runs; the
 // forwards' registration builds j's controls, which their breaker trips.
-func (c processingConfig) register(qc *queue.Config, j *jobs, sw *reconcile.Sweeper, every time.Duration, m *metrics.Metrics) error {
+func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyring, sw *reconcile.Sweeper, every time.Duration, m *metrics.Metrics) error {
 	st, logger := qc.Store, qc.Logger
 	var parts []func(q *queue.Queue, ws *queue.Workers) []queue.Periodic
-	if j.forwarding {
-		fwd, err := httpdest.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout)
-		if err != nil {
-			return err
+	if c.workers > 0 && (j.forwarding || c.routing) {
+		var fwd *httpdest.Forwarder
+		if j.forwarding {
+			var err error
+			if fwd, err = httpdest.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout); err != nil {
+				return err
+			}
+			qc.Queues[control.RetryQueue] = 1
 		}
-		qc.Queues[queue.Default], qc.Queues[control.RetryQueue] = c.workers, 1
+		// The default queue even without FORWARD_URL: River runs workers
+		// only with a queue, and the destinations' are added as they come.
+		qc.Queues[queue.Default] = c.workers
 		parts = append(parts, func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
-			j.controls = control.New(st, q, c.attempts(), logger, m)
-			dispatch.New(dispatch.Config{Store: st, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
-				Workers: c.workers, BreakAfter: c.breakAfter}).Register(ws)
-			j.controls.Register(ws)
+			var def *dispatch.Dispatcher
+			if fwd != nil {
+				j.controls = control.New(st, q, c.attempts(), logger, m)
+				def = dispatch.New(dispatch.Config{Store: st, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
+					Workers: c.workers, BreakAfter: c.breakAfter})
+				j.controls.Register(ws)
+			}
+			j.router = dispatch.NewRouter(dispatch.RouterConfig{Logger: logger, Default: def, List: st.Destinations,
+				Build:    c.destinationDispatcher(st, q, &routing.Manager{Store: st, Keys: keys}, logger, m),
+				AddQueue: func(name string) error { return q.AddQueue(name, c.workers) }})
+			j.router.Register(ws)
 			return nil
 		})
 	}
@@ -147,10 +183,34 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, sw *reconcile.Swee
 	return nil
 }
 
+// destinationDispatcher returns what builds the dispatcher of a destination
+// of the table: its URL and secret opened with the keys, its own gate
+// over its row's controls, its own breaker.
+func (c processingConfig) destinationDispatcher(st *store.Store, q *queue.Queue, mgr *routing.Manager, logger *slog.Logger,
+	m *metrics.Metrics) func(d store.Destination) (*dispatch.Dispatcher, error) {
+	return func(d store.Destination) (*dispatch.Dispatcher, error) {
+		url, secret, err := mgr.Open(d)
+		if err != nil {
+			return nil, err
+		}
+		fwd, err := httpdest.NewForwarder(url, secret, c.forwardTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		return dispatch.New(dispatch.Config{Store: dispatch.ForDestination(st, st, d.Name), Queue: q, Sender: fwd,
+			Pauser: mgr.Breaker(d.Name), Logger: logger.With("destination", d.Name), Metrics: m,
+			Workers: c.workers, BreakAfter: c.breakAfter}), nil
+	}
+}
+
 // logStart says what this process's workers do.
 func (c *processingConfig) logStart(logger *slog.Logger, reconciling bool, every time.Duration) {
 	if c.forwardURL != "" && c.workers > 0 {
 		logger.Info("processing on: each new message and status change is forwarded", "forward_url", redactURL(c.forwardURL),
+			"workers", c.workers, "max_attempts", c.maxAttempts)
+	}
+	if c.routing && c.workers > 0 {
+		logger.Info("routing on: each new message and status change is delivered to every destination whose rules match",
 			"workers", c.workers, "max_attempts", c.maxAttempts)
 	}
 	if c.retention > 0 {
@@ -167,7 +227,11 @@ func (c *processingConfig) logStart(logger *slog.Logger, reconciling bool, every
 func notJobTableOwner(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (bool, error) {
 	owns, err := queue.OwnsJobTable(ctx, pool)
 	if err != nil {
-		return false, err
+		// A database down or not migrated at start must not stop the
+		// service (it serves and /readyz says why): without knowing, the
+		// reindex stays off, which only the owner may run anyway.
+		logger.Warn("cannot tell whether this role owns River's job table; its nightly reindex is off", "err", err)
+		return true, nil
 	}
 	if !owns {
 		logger.Info("River's nightly reindex of the job table is off: this role does not own it; the owner can run REINDEX INDEX CONCURRENTLY (docs/deploy.md)")

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/api"
 	"inbox/internal/dbtest"
 	"inbox/internal/logtest"
 	"inbox/internal/poll"
@@ -24,14 +26,23 @@ import (
 // deliverAt sends n identical deliveries of form to each server in turn, all at once.
 func deliverAt(t *testing.T, addrs []string, sid string, n int) []int {
 	t.Helper()
-	form := simulate.InboundForm(simulate.SMS, sid, 1)
+	return deliverAll(t, addrs, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, 1), n)
+}
+
+// deliverAll sends n identical signed deliveries of form to path, spread
+// over addrs, all at once, and returns their statuses.
+func deliverAll(t *testing.T, addrs []string, path string, form url.Values, n int) []int {
+	t.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: n, MaxIdleConnsPerHost: n}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	statuses := make([]int, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
-		req := signedRequest(t, addrs[i%len(addrs)], testToken, form)
+		req, err := simulate.NewRequest(t.Context(), "http://"+addrs[i%len(addrs)]+path, publicURL+path, testToken, form)
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
 			<-start
 			resp, err := client.Do(req)

@@ -148,7 +148,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer pool.Close()
-	sw, err := cfg.reconcile.sweeper(store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts()}), keys, logger, nil)
+	sw, err := cfg.reconcile.sweeper(store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts)}), keys, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer pool.Close() // after every part has stopped
 	m := metrics.New()
 	logBuild(logger, m, "serve")
-	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(),
+	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts),
 		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
 	defer st.Close() // on a failed start; once started, its part closes it in order
 	need, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, pool, st, cfg.databaseURL.s, logger, m)
@@ -155,6 +155,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var g lifecycle.Group
 	g.Add("store", st.Run)
 	g.Add("workers", j.queue.Run)
+	if j.router != nil {
+		g.Add("destinations", j.router.Run)
+	}
 	g.Add("accounts", accounts.Run)
 	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
 		return err

@@ -31,6 +31,9 @@ type processingConfig struct {
 	// rate is FORWARD_RATE as given: "" leaves the stored rate alone.
 	rate       string
 	breakAfter int
+	// routing: destinations were defined at start: this process runs the workers that deliver to them. Set by
+	// jobSettings.open, not a setting.
+	routing bool
 }
 
 // defaultWorkers: a worker is a goroutine that mostly waits on the network,
@@ -63,14 +66,15 @@ func (c *processingConfig) attempts() int16 {
 
 // validate refuses to start a forwarder that cannot sign.
 func (c *processingConfig) validate() error {
+	// The destinations' deliveries take as many attempts as FORWARD_URL's.
+	if c.maxAttempts < 1 || c.maxAttempts > math.MaxInt16 {
+		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 to %d", c.maxAttempts, math.MaxInt16)
+	}
 	if c.forwardURL == "" {
 		return nil
 	}
 	if c.forwardSecret == "" {
 		return errors.New("FORWARD_URL is set but FORWARD_SECRET is not: forwarded messages must be signed")
-	}
-	if c.maxAttempts < 1 || c.maxAttempts > math.MaxInt16 {
-		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 to %d", c.maxAttempts, math.MaxInt16)
 	}
 	if _, _, err := c.parseRate(); err != nil {
 		return err
@@ -163,7 +167,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	m := metrics.New()
 	logBuild(logger, m, "work")
 	// Only found messages are written here, with their jobs.
-	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts()})
+	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts)})
 	defer st.Close() // on a failed start; once started, its part closes it in order
 	_, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, pool, st, cfg.databaseURL.s, logger, m)
 	if err != nil {
@@ -172,6 +176,9 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	var g lifecycle.Group
 	g.Add("store", st.Run)
 	g.Add("workers", j.queue.Run)
+	if j.router != nil {
+		g.Add("destinations", j.router.Run)
+	}
 	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
 		return err
 	}

@@ -169,8 +169,11 @@ func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinish
 }
 
 const insertForwardHandOffs = `-- name: InsertForwardHandOffs :exec
-INSERT INTO river_job (args, kind, max_attempts, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
-SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint), $2::text, $3::smallint,
+INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint)
+         || CASE WHEN $2::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $2::text) END,
+       $3::text, $4::smallint,
+       CASE WHEN $2::text = '' THEN 'default' ELSE $2::text END,
        CASE WHEN h.error = '' THEN 0 ELSE 1 END,
        h.state::river_job_state,
        h.not_before,
@@ -178,14 +181,15 @@ SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint), $2::text, $3::smal
        CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
        CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
 FROM (
-    SELECT s.sid, ($4::text[])[s.i] AS error, ($5::text[])[s.i] AS state,
-           ($6::timestamptz[])[s.i] AS not_before, ($7::timestamptz[])[s.i] AS failed_at
-    FROM unnest($8::text[]) WITH ORDINALITY AS s(sid, i)
+    SELECT s.sid, ($5::text[])[s.i] AS error, ($6::text[])[s.i] AS state,
+           ($7::timestamptz[])[s.i] AS not_before, ($8::timestamptz[])[s.i] AS failed_at
+    FROM unnest($9::text[]) WITH ORDINALITY AS s(sid, i)
 ) AS h
 `
 
 type InsertForwardHandOffsParams struct {
 	BatchID     int64
+	Destination string
 	JobKind     string
 	MaxAttempts int16
 	Errors      []string
@@ -201,10 +205,13 @@ type InsertForwardHandOffsParams struct {
 // attempt in River's errors), cancelled (the app's answer cannot change) or
 // discarded (no attempt left), or available when nothing failed (the
 // delivery rate spaces each forward). A job of a message's own is what
-// every later attempt of it runs; its args name the batch it came from.
+// every later attempt of it runs; its args name the batch it came from,
+// and the destination (and queue) is the batch's: "" is FORWARD_URL's,
+// in River's default queue.
 func (q *Queries) InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error {
 	_, err := q.db.Exec(ctx, insertForwardHandOffs,
 		arg.BatchID,
+		arg.Destination,
 		arg.JobKind,
 		arg.MaxAttempts,
 		arg.Errors,

@@ -34,7 +34,9 @@ type Querier interface {
 	// attempt in River's errors), cancelled (the app's answer cannot change) or
 	// discarded (no attempt left), or available when nothing failed (the
 	// delivery rate spaces each forward). A job of a message's own is what
-	// every later attempt of it runs; its args name the batch it came from.
+	// every later attempt of it runs; its args name the batch it came from,
+	// and the destination (and queue) is the batch's: "" is FORWARD_URL's,
+	// in River's default queue.
 	InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error
 	// A new processing job for a stored inbound message (the admin API's
 	// replay): the same row InsertInboundMessage inserts, so the forward

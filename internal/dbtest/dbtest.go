@@ -233,12 +233,13 @@ func Connect(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
 }
 
 // EnqueuedJobs is SQL, for a FROM clause, of the processing job each
-// stored inbound message was enqueued with, one row (sid, id, state,
-// attempt) per message and job: its own job (kind inbox_message, neither a
+// stored inbound message was enqueued with, one row (sid, destination: ""
+// for FORWARD_URL's, id, state, attempt) per message, destination and job: its own job (kind inbox_message, neither a
 // replay, which has a unique key, nor a hand-off from a batch, which names
 // it), or its share of a batch's (inbox_messages). Every message must have
-// exactly one: tests count rows = jobs with it.
-const EnqueuedJobs = `(SELECT args->>'sid' AS sid, id, state::text AS state, attempt FROM river_job
+// exactly one per destination it matches: tests count rows = jobs with it.
+const EnqueuedJobs = `(SELECT args->>'sid' AS sid, coalesce(args->>'destination', '') AS destination, id, state::text AS state, attempt FROM river_job
 	WHERE kind = 'inbox_message' AND unique_key IS NULL AND NOT args ? 'batch'
 	UNION ALL
-	SELECT jsonb_array_elements_text(args->'sids'), id, state::text, attempt FROM river_job WHERE kind = 'inbox_messages') AS enqueued`
+	SELECT jsonb_array_elements_text(args->'sids'), coalesce(args->>'destination', ''), id, state::text, attempt FROM river_job
+	WHERE kind = 'inbox_messages') AS enqueued`

@@ -6,6 +6,7 @@
 package teamapp
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"maps"
@@ -39,6 +40,8 @@ type Options struct {
 	// Hold makes every request wait in the app until Release lets it go;
 	// Held then says which webhook-id waits.
 	Hold bool
+	// Secret is what it verifies with; "": Secret.
+	Secret string
 }
 
 // App is a running team app.
@@ -62,7 +65,7 @@ type App struct {
 // verify fails the test and is answered 401.
 func New(t testing.TB, opts Options) *App {
 	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(Secret)
+	wh, err := standardwebhooks.NewWebhook(cmp.Or(opts.Secret, Secret))
 	if err != nil {
 		t.Fatal(err)
 	}

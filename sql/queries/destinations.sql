@@ -86,3 +86,22 @@ FROM destinations d
 WHERE destination_matches(d, @account_sid::text, @to_address::text, sqlc.narg('messaging_service_sid')::text, @event::text)
 ORDER BY d.name
 LIMIT 101;
+
+-- name: ReserveDestinationSlot :one
+-- ReserveForwardSlot for one destination: its rate, over its row.
+WITH c AS (
+    SELECT id, rate, greatest(next_slot_at, now()) AS slot
+    FROM destinations
+    WHERE name = @name::text
+    FOR UPDATE
+), moved AS (
+    UPDATE destinations AS d
+    SET next_slot_at = c.slot + make_interval(secs => 1 / c.rate)
+    FROM c
+    WHERE d.id = c.id AND c.rate IS NOT NULL
+      AND c.slot <= now() + make_interval(secs => @max_ahead_seconds::double precision)
+    RETURNING d.id
+)
+SELECT (c.rate IS NULL OR EXISTS (SELECT 1 FROM moved))::boolean AS reserved,
+       (CASE WHEN c.rate IS NULL THEN 0 ELSE extract(epoch FROM c.slot - now()) END)::double precision AS wait_seconds
+FROM c;

@@ -32,6 +32,16 @@ WITH stored AS (
     SELECT jsonb_build_object('sid', stored.sid), @job_kind::text, @max_attempts::smallint
     FROM stored
     WHERE @max_attempts::smallint > 0
+), routed AS (
+    -- A delivery job for each destination whose rules match
+    -- (destination_matches), in its own queue, the destination's name;
+    -- route_attempts 0 (a group commit's batch) leaves them to
+    -- InsertBatchRoutes.
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT jsonb_build_object('destination', d.name, 'sid', stored.sid), @job_kind::text, @route_attempts::smallint, d.name
+    FROM stored CROSS JOIN destinations d
+    WHERE @route_attempts::smallint > 0
+      AND destination_matches(d, @account_sid, @to_address, sqlc.narg('messaging_service_sid'), 'inbound')
 )
 SELECT stored.id FROM stored;
 
@@ -57,6 +67,25 @@ FROM messages m
 WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
   AND m.xmin = pg_current_xact_id()::xid
 HAVING count(*) > 0;
+
+-- name: InsertBatchRoutes :exec
+-- InsertBatchJob for the destinations: for each destination whose rules
+-- match any message this transaction stored among the batch's sids, one
+-- job (kind batch_kind with the sids it matches, or job_kind for one) in
+-- the destination's queue. Sent after the batch's inserts, in the same
+-- round trip and implicit transaction, so every delivery commits with
+-- exactly the rows: a job per batch and destination, not per message.
+INSERT INTO river_job (args, kind, max_attempts, queue)
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', d.name, 'sid', min(m.metadata->>'message_sid'))
+            ELSE jsonb_build_object('destination', d.name, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+       CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
+       @max_attempts::smallint,
+       d.name
+FROM messages m
+JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
+WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
+  AND m.xmin = pg_current_xact_id()::xid
+GROUP BY d.name;
 
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.

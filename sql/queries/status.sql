@@ -27,12 +27,20 @@ WITH moved AS (
         error_code = COALESCE(EXCLUDED.error_code, messages.error_code)
     WHERE messages.direction = 'outbound'
       AND message_status_rank(EXCLUDED.status) > message_status_rank(messages.status)
-    RETURNING id, status, metadata->>'message_sid' AS sid
+    RETURNING id, status, metadata->>'message_sid' AS sid, account_sid, to_address, messaging_service_sid
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', moved.sid, 'status', moved.status), @job_kind::text, @max_attempts::smallint
     FROM moved
     WHERE @max_attempts::smallint > 0
+), routed AS (
+    -- A delivery job for each destination whose rules match the change
+    -- (event status), in the destination's queue.
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT jsonb_build_object('destination', d.name, 'sid', moved.sid, 'status', moved.status), @job_kind::text, @route_attempts::smallint, d.name
+    FROM moved CROSS JOIN destinations d
+    WHERE @route_attempts::smallint > 0
+      AND destination_matches(d, moved.account_sid, moved.to_address, moved.messaging_service_sid, 'status')
 )
 SELECT moved.id, moved.status FROM moved;
 

@@ -69,9 +69,14 @@ WHERE id IN (
 -- attempt in River's errors), cancelled (the app's answer cannot change) or
 -- discarded (no attempt left), or available when nothing failed (the
 -- delivery rate spaces each forward). A job of a message's own is what
--- every later attempt of it runs; its args name the batch it came from.
-INSERT INTO river_job (args, kind, max_attempts, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
-SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint), @job_kind::text, @max_attempts::smallint,
+-- every later attempt of it runs; its args name the batch it came from,
+-- and the destination (and queue) is the batch's: "" is FORWARD_URL's,
+-- in River's default queue.
+INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint)
+         || CASE WHEN @destination::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
+       @job_kind::text, @max_attempts::smallint,
+       CASE WHEN @destination::text = '' THEN 'default' ELSE @destination::text END,
        CASE WHEN h.error = '' THEN 0 ELSE 1 END,
        h.state::river_job_state,
        h.not_before,

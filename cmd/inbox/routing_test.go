@@ -1,0 +1,173 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"inbox/api"
+	"inbox/internal/dbtest"
+	"inbox/internal/poll"
+	"inbox/internal/teamapp"
+	"inbox/routing"
+	"inbox/simulate"
+)
+
+const (
+	routeAccountA = "AC0000000000000000000000000000000a"
+	routeAccountB = "AC0000000000000000000000000000000b"
+	botNumber     = "+15550000009"
+)
+
+// routedApp is a team app behind a destination of the table, with its
+// own secret.
+func routedApp(t *testing.T, databaseURL, key, name string, opts teamapp.Options, rules ...string) *teamapp.App {
+	t.Helper()
+	opts.Secret = routing.GenerateSecret()
+	app := teamapp.New(t, opts)
+	args := append([]string{"add", name, "-url", app.URL}, rules...)
+	if out, err := destinationsCLI(t, databaseURL, key, opts.Secret, args...); err != nil {
+		t.Fatalf("inbox destinations %v: %v\n%s", args, err, out)
+	}
+	return app
+}
+
+// deliverForm sends n identical signed deliveries of form to path, spread
+// over addrs, all at once, and fails on any answer but 200.
+func deliverForm(t *testing.T, addrs []string, path string, form url.Values, n int) {
+	t.Helper()
+	for i, st := range deliverAll(t, addrs, path, form, n) {
+		if st != http.StatusOK {
+			t.Errorf("delivery %d answered %d, want 200", i, st)
+		}
+	}
+}
+
+// jobsSettled reports whether no job waits or runs.
+func jobsSettled(t *testing.T, pool *pgxpool.Pool) bool {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job
+		WHERE state NOT IN ('completed', 'cancelled', 'discarded') AND kind IN ('inbox_message', 'inbox_messages', 'inbox_status')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 0
+}
+
+// TestEachAppGetsExactlyItsMessagesOnce: two accounts, three destinations
+// with different rules beside FORWARD_URL's, inbound messages and status
+// changes, each delivered 20 times at once across two serve processes:
+// every app gets exactly the events its rules match, each once, signed
+// with its own secret (the app verifies with it), under the same
+// webhook-id everywhere.
+func TestEachAppGetsExactlyItsMessagesOnce(t *testing.T) {
+	t.Parallel()
+	databaseURL, key := dbtest.URL(t), newKeyB64()
+	accountApp := routedApp(t, databaseURL, key, "account-a", teamapp.Options{}, "-account", routeAccountA)
+	bot := routedApp(t, databaseURL, key, "bot", teamapp.Options{}, "-to", botNumber, "-events", "inbound")
+	analytics := routedApp(t, databaseURL, key, "analytics", teamapp.Options{}, "-events", "status")
+	everything := teamapp.New(t, teamapp.Options{})
+	env := everything.Env()
+	env["ENCRYPTION_KEY"] = key
+	one, two := startServe(t, databaseURL, env), startServe(t, databaseURL, env)
+	addrs := []string{one.addr, two.addr}
+
+	inbound := func(account, to string) (string, url.Values) {
+		sid := simulate.NewMessageSID(simulate.SMS)
+		f := simulate.InboundForm(simulate.SMS, sid, 1)
+		f.Set("AccountSid", account)
+		f.Set("To", to)
+		return sid, f
+	}
+	status := func(account, st string) (string, url.Values) {
+		sid := simulate.NewMessageSID(simulate.SMS)
+		f := simulate.StatusForm(sid, st, "")
+		f.Set("AccountSid", account)
+		return sid + "." + st, f
+	}
+	m1, f1 := inbound(routeAccountA, botNumber)      // account-a, bot, default
+	m2, f2 := inbound(routeAccountB, botNumber)      // bot, default
+	m3, f3 := inbound(routeAccountB, "+15550000001") // default only
+	s1, g1 := status(routeAccountA, "sent")          // account-a, analytics, default
+	s2, g2 := status(routeAccountB, "delivered")     // analytics, default
+	var wg sync.WaitGroup
+	for _, f := range []url.Values{f1, f2, f3} {
+		wg.Go(func() { deliverForm(t, addrs, api.PathMessages, f, 20) })
+	}
+	for _, g := range []url.Values{g1, g2} {
+		wg.Go(func() { deliverForm(t, addrs, api.PathStatus, g, 20) })
+	}
+	wg.Wait()
+
+	pool := dbtest.Connect(t, databaseURL, 2)
+	poll.Until(t, "every delivery job to finish", func() bool { return jobsSettled(t, pool) })
+	want := map[string]struct {
+		app *teamapp.App
+		ids []string
+	}{
+		"account-a": {accountApp, []string{m1, s1}},
+		"bot":       {bot, []string{m1, m2}},
+		"analytics": {analytics, []string{s1, s2}},
+		"default":   {everything, []string{m1, m2, m3, s1, s2}},
+	}
+	for name, w := range want {
+		got := w.app.Accepted()
+		for _, id := range w.ids {
+			if got[id] != 1 {
+				t.Errorf("%s got %s %d times, want once", name, id, got[id])
+			}
+		}
+		if len(got) != len(w.ids) {
+			t.Errorf("%s got %d events %v, want exactly %v", name, len(got), got, w.ids)
+		}
+	}
+}
+
+// TestAFailingDestinationIsPausedAloneByItsBreaker: one app answers 503
+// to everything, another accepts: the failing destination's breaker
+// (FORWARD_BREAK_AFTER, its default) pauses it alone, and the healthy one
+// gets every message, once, while it fails and after.
+func TestAFailingDestinationIsPausedAloneByItsBreaker(t *testing.T) {
+	t.Parallel()
+	databaseURL, key := dbtest.URL(t), newKeyB64()
+	failing := routedApp(t, databaseURL, key, "failing", teamapp.Options{Answer: func(int64, http.Header) int { return http.StatusServiceUnavailable }})
+	healthy := routedApp(t, databaseURL, key, "healthy", teamapp.Options{})
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
+	const n = 80 // more than FORWARD_BREAK_AFTER's default of 50
+	var wg sync.WaitGroup
+	sids := make([]string, n)
+	for i := range n {
+		sids[i] = simulate.NewMessageSID(simulate.SMS)
+		wg.Go(func() {
+			deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sids[i], i), 1)
+		})
+	}
+	wg.Wait()
+	pool := dbtest.Connect(t, databaseURL, 2)
+	paused := func(name string) string {
+		var reason *string
+		if err := pool.QueryRow(t.Context(), `SELECT paused_reason FROM destinations WHERE name = $1`, name).Scan(&reason); err != nil {
+			t.Fatal(err)
+		}
+		if reason == nil {
+			return ""
+		}
+		return *reason
+	}
+	poll.Until(t, "the failing destination's breaker to pause it", func() bool { return paused("failing") == "breaker" })
+	poll.Until(t, "the healthy app to get every message", func() bool { return len(healthy.Accepted()) == n })
+	for _, sid := range sids {
+		if c := healthy.Deliveries(sid); c != 1 {
+			t.Errorf("the healthy app got %s %d times, want once", sid, c)
+		}
+	}
+	if r := paused("healthy"); r != "" {
+		t.Errorf("the healthy destination is paused (%s): a failing one paused it too", r)
+	}
+	if len(failing.Accepted()) != 0 {
+		t.Errorf("the failing app accepted %d", len(failing.Accepted()))
+	}
+}
