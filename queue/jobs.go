@@ -117,7 +117,7 @@ type HandOff struct {
 func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []HandOff, maxAttempts int16) error {
 	p := jobdb.InsertForwardHandOffsParams{JobKind: job.KindMessage, MaxAttempts: maxAttempts, BatchID: batch.ID,
 		Destination: batch.Args.Destination,
-		SIDs: make([]string, len(hs)), Errors: make([]string, len(hs)), States: make([]string, len(hs)),
+		SIDs:        make([]string, len(hs)), Errors: make([]string, len(hs)), States: make([]string, len(hs)),
 		NotBefore: make([]time.Time, len(hs)), FailedAt: make([]time.Time, len(hs))}
 	for i, h := range hs {
 		state, nb := h.Verdict.State, h.NotBefore
