@@ -480,8 +480,10 @@ func generatedInsert() (string, error) {
 	values := map[string]string{
 		"$1": quote(form.Get("AccountSid")), "$2": "NULL", "$3": quote(form.Get("From")), "$4": quote(form.Get("To")),
 		"$5": quote(form.Get("Body")), "$6": "0", "$7": "1", "$8": quote(string(media)) + "::jsonb",
-		"$9":  "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
-		"$10": quote(job.KindMessage), "$11": "0",
+		"$9": "replace(" + quote(string(meta)) + ", '" + placeholder + "', 'SM' || md5(random()::text || clock_timestamp()::text))::jsonb",
+		// max_attempts and route_attempts 0, as the service's group commit
+		// sends each row: its jobs are one statement per batch after them.
+		"$10": quote(job.KindMessage), "$11": "0", "$12": "0",
 	}
 	stmt := regexp.MustCompile(`\$[0-9]+`).ReplaceAllStringFunc(rec.sql, func(v string) string { return values[v] })
 	// pgbench wants one command per line.
