@@ -20,7 +20,7 @@ type Destinations interface {
 	Set(ctx context.Context, name string, c routing.Change) error
 	Pause(ctx context.Context, name, note string) (bool, error)
 	Resume(ctx context.Context, name string) (bool, error)
-	Remove(ctx context.Context, name string) error
+	Remove(ctx context.Context, name string, force bool) (int64, error)
 }
 
 // rulesJSON are a destination's match rules; an empty list matches
@@ -162,13 +162,23 @@ func handleSetDestination(ds Destinations, logger *slog.Logger) http.Handler {
 	})
 }
 
-// handleRemoveDestination answers DELETE /api/destinations/{name}: 204.
+// handleRemoveDestination answers DELETE /api/destinations/{name}: 200
+// with how many waiting delivery jobs were cancelled; 409 while deliveries
+// wait, unless ?force=true.
 func handleRemoveDestination(ds Destinations, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
-		if err := ds.Remove(r.Context(), mux.Vars(r)["name"]); err != nil {
+		force := r.URL.Query().Get("force")
+		if force != "" && force != "true" && force != "false" {
+			return badParam("force", "force is true or false")
+		}
+		cancelled, err := ds.Remove(r.Context(), mux.Vars(r)["name"], force == "true")
+		if err != nil {
 			return err
 		}
-		w.WriteHeader(http.StatusNoContent)
+		writeJSON(w, http.StatusOK, struct {
+			Removed   string `json:"removed"`
+			Cancelled int64  `json:"cancelled"`
+		}{mux.Vars(r)["name"], cancelled})
 		return nil
 	})
 }

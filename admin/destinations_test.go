@@ -119,7 +119,10 @@ func TestDestinationsAPI(t *testing.T) {
 	if status, body := f.call(t, http.MethodPost, "/api/destinations/orders/resume", nil); status != http.StatusOK || !strings.Contains(body, `"paused":false`) {
 		t.Errorf("resume: %d %s", status, body)
 	}
-	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders", nil); status != http.StatusNoContent {
+	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders?force=maybe", nil); status != http.StatusBadRequest {
+		t.Errorf("DELETE ?force=maybe: %d %s, want 400", status, body)
+	}
+	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders", nil); status != http.StatusOK || !strings.Contains(body, `"cancelled":0`) {
 		t.Errorf("DELETE: %d %s", status, body)
 	}
 	if status, body := f.call(t, http.MethodGet, "/api/destinations", nil); status != http.StatusOK || body != `{"destinations":[]}`+"\n" {

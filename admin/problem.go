@@ -69,7 +69,8 @@ func statusOf(r *http.Request, logger *slog.Logger, err error) *apiError {
 		ae = &apiError{status: http.StatusNotFound, detail: err.Error()}
 	case errors.Is(err, routing.ErrInvalid):
 		ae = &apiError{status: http.StatusBadRequest, detail: err.Error()}
-	case errors.Is(err, routing.ErrExists), errors.Is(err, store.ErrTooMany), errors.Is(err, routing.ErrPlaintextRefused):
+	case errors.Is(err, routing.ErrExists), errors.Is(err, store.ErrTooMany), errors.Is(err, routing.ErrPlaintextRefused),
+		errors.Is(err, routing.ErrPending):
 		ae = &apiError{status: http.StatusConflict, detail: err.Error()}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrSchemaBehind):
 		ae = &apiError{status: http.StatusServiceUnavailable, detail: "database unavailable: try again", err: err}

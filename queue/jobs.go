@@ -182,3 +182,27 @@ func (q *Queue) ForwardStats(ctx context.Context, queue string, since time.Time,
 	}
 	return st, nil
 }
+
+// Waiting returns how many deliveries (messages, a batch's each counted)
+// wait or run in queue: a destination's backlog.
+func (q *Queue) Waiting(ctx context.Context, queue string) (int64, error) {
+	rows, err := q.q.CountUnfinishedForwards(ctx, jobdb.CountUnfinishedForwardsParams{Queue: queue, Kinds: job.ProcessingKinds()})
+	if err != nil {
+		return 0, store.Translate("count the jobs of queue "+queue, err)
+	}
+	var n int64
+	for _, r := range rows {
+		n += r.Jobs
+	}
+	return n, nil
+}
+
+// CancelWaiting cancels the jobs that wait in queue and returns how many
+// it cancelled (jobs: a batch's counts once).
+func (q *Queue) CancelWaiting(ctx context.Context, queue string) (int64, error) {
+	n, err := q.q.CancelWaitingJobs(ctx, jobdb.CancelWaitingJobsParams{Queue: queue, Kinds: job.ProcessingKinds()})
+	if err != nil {
+		return 0, store.Translate("cancel the jobs of queue "+queue, err)
+	}
+	return n, nil
+}

@@ -56,11 +56,24 @@ type Store interface {
 	MatchingDestinations(ctx context.Context, account, to, service, event string) ([]string, error)
 }
 
+// Deliveries are a destination's jobs in the queue (queue.Queue): its
+// name is its queue.
+type Deliveries interface {
+	Waiting(ctx context.Context, queue string) (int64, error)
+	CancelWaiting(ctx context.Context, queue string) (int64, error)
+}
+
+// ErrPending is returned by Remove, without force, for a destination whose
+// deliveries wait.
+var ErrPending = errors.New("deliveries to this destination wait")
+
 // Manager defines, changes and lists destinations: the one place their
 // input is checked and their URL and secret sealed.
 type Manager struct {
 	Store Store
-	Keys  *keyring.Keyring
+	// Deliveries, when set, lets Remove see and cancel what waits.
+	Deliveries Deliveries
+	Keys       *keyring.Keyring
 	// AllowPlaintext lets a Manager without keys store secrets in the
 	// clear (marked as such).
 	AllowPlaintext bool
@@ -253,9 +266,29 @@ func (m *Manager) Resume(ctx context.Context, name string) (changed bool, err er
 	return m.Store.ResumeDestination(ctx, name)
 }
 
-// Remove deletes the destination name.
-func (m *Manager) Remove(ctx context.Context, name string) error {
-	return m.Store.RemoveDestination(ctx, name)
+// Remove deletes the destination name. While its deliveries wait it
+// refuses (ErrPending, saying how many) unless force, which cancels them
+// first and returns how many jobs it cancelled. One enqueued between the
+// cancel and the removal is cancelled when a worker takes it.
+func (m *Manager) Remove(ctx context.Context, name string, force bool) (cancelled int64, err error) {
+	if _, err := m.Store.Destination(ctx, name); err != nil {
+		return 0, err
+	}
+	if m.Deliveries != nil {
+		waiting, err := m.Deliveries.Waiting(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		if waiting > 0 && !force {
+			return 0, fmt.Errorf("%w: %d to %s; -force cancels them and removes it", ErrPending, waiting, name)
+		}
+		if waiting > 0 {
+			if cancelled, err = m.Deliveries.CancelWaiting(ctx, name); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return cancelled, m.Store.RemoveDestination(ctx, name)
 }
 
 // Summary is a destination as it is shown: never its secret, its URL

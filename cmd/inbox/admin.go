@@ -142,7 +142,7 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 			Accounts: &account.Manager{Store: p.store, Keys: p.keys},
 			// Sealed with ENCRYPTION_KEY; without one, the API refuses to
 			// store a destination's secret in the clear (409).
-			Destinations: &routing.Manager{Store: p.store, Keys: p.keys},
+			Destinations: &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"inbox/internal/clip"
 	"inbox/keyring"
+	"inbox/queue"
 	"inbox/routing"
 	"inbox/store"
 )
@@ -25,7 +27,7 @@ Verbs:
                               change a destination; a rule flag given replaces that rule (-to '' clears it)
   pause NAME [-note TEXT]     hold its deliveries (kept, delivered once resumed)
   resume NAME                 deliver again
-  remove NAME                 delete it
+  remove NAME [-force]        delete it; refused while its deliveries wait, unless -force cancels them
 
 Rules (each repeatable and comma-separated; a rule not given matches anything):
   -account AC…  -to +15551234567|whatsapp:+…|SHORTCODE  -messaging-service MG…  -events inbound,status
@@ -41,6 +43,7 @@ type destinationsFlags struct {
 	note           string
 	rate           string
 	generate       bool
+	force          bool
 	allowPlaintext bool
 	accounts       listFlag
 	to             listFlag
@@ -95,6 +98,9 @@ func (f *destinationsFlags) bind(b *binder, verb string) {
 	if verb == "add" {
 		b.fs.BoolVar(&f.generate, "generate-secret", false, "make a new secret and print it once, instead of reading one from standard input")
 	}
+	if verb == "remove" {
+		b.fs.BoolVar(&f.force, "force", false, "cancel the deliveries that wait for it, and remove it")
+	}
 	if verb == "pause" {
 		b.fs.StringVar(&f.note, "note", "", "why, shown beside the pause (at most 500 bytes)")
 	}
@@ -141,7 +147,13 @@ func runDestinations(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer pool.Close()
-	m := &routing.Manager{Store: store.New(pool), Keys: keys, AllowPlaintext: f.allowPlaintext}
+	st := store.New(pool)
+	// A queue that runs nothing: remove counts and cancels what waits.
+	q, err := queue.New(pool, queue.Config{Logger: slog.New(slog.DiscardHandler), Store: st})
+	if err != nil {
+		return err
+	}
+	m := &routing.Manager{Store: st, Deliveries: q, Keys: keys, AllowPlaintext: f.allowPlaintext}
 	if err := f.run(ctx, m, verb, name, stdin, stdout); err != nil {
 		return fmt.Errorf("destinations %s: %w", verb, err)
 	}
@@ -164,10 +176,11 @@ func (f *destinationsFlags) run(ctx context.Context, m *routing.Manager, verb, n
 		changed, err := m.Resume(ctx, name)
 		return report(stdout, err, name, changed, "resumed", "was not paused")
 	default: // remove
-		if err := m.Remove(ctx, name); err != nil {
+		cancelled, err := m.Remove(ctx, name, f.force)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: removed\n", name)
+		fmt.Fprintf(stdout, "%s: removed; %d waiting delivery jobs cancelled\n", name, cancelled)
 		return nil
 	}
 }

@@ -61,7 +61,23 @@ func TestDestinationsCLI(t *testing.T) {
 	if list := must("", "list"); strings.Contains(list, "+15550000001") || strings.Contains(list, "paused") {
 		t.Errorf("list after set and resume:\n%s", list)
 	}
-	must("", "remove", "analytics")
+	// A delivery waiting for it: remove refuses, saying how many, until
+	// -force cancels it.
+	pool := dbtest.Connect(t, url, 1)
+	if _, err := pool.Exec(t.Context(), `INSERT INTO river_job (args, kind, max_attempts, queue)
+		VALUES ('{"sid": "SM00000000000000000000000000000001", "destination": "analytics"}', 'inbox_message', 25, 'analytics')`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := destinationsCLI(t, url, key, "", "remove", "analytics"); err == nil || !strings.Contains(err.Error(), "1 to analytics; -force cancels them") {
+		t.Errorf("remove with a delivery waiting: %v\n%s; want it refused, saying how many", err, out)
+	}
+	if out := must("", "remove", "analytics", "-force"); !strings.Contains(out, "1 waiting delivery jobs cancelled") {
+		t.Errorf("remove -force: %s", out)
+	}
+	var state string
+	if err := pool.QueryRow(t.Context(), `SELECT state::text FROM river_job WHERE queue = 'analytics'`).Scan(&state); err != nil || state != "cancelled" {
+		t.Errorf("the waiting delivery is %q (%v), want cancelled", state, err)
+	}
 	if list := must("", "list"); strings.Contains(list, "analytics") || !strings.Contains(list, "1 destinations") {
 		t.Errorf("list after remove:\n%s", list)
 	}

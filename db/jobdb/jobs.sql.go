@@ -10,6 +10,30 @@ import (
 	"time"
 )
 
+const cancelWaitingJobs = `-- name: CancelWaitingJobs :execrows
+UPDATE river_job
+SET state = 'cancelled', finalized_at = now()
+WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
+  AND queue = $1::text
+  AND kind = ANY($2::text[])
+`
+
+type CancelWaitingJobsParams struct {
+	Queue string
+	Kinds []string
+}
+
+// Cancels the jobs of kinds in queue that wait (a removed destination's
+// deliveries), through River's fetch index (state, queue, ...); a job
+// running now finishes its attempt and is cancelled when next taken.
+func (q *Queries) CancelWaitingJobs(ctx context.Context, arg CancelWaitingJobsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, cancelWaitingJobs, arg.Queue, arg.Kinds)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const countFinishedForwardsSince = `-- name: CountFinishedForwardsSince :many
 SELECT s.state::text AS state,
        (SELECT coalesce(sum(capped.messages), 0) FROM (

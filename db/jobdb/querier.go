@@ -10,6 +10,10 @@ import (
 )
 
 type Querier interface {
+	// Cancels the jobs of kinds in queue that wait (a removed destination's
+	// deliveries), through River's fetch index (state, queue, ...); a job
+	// running now finishes its attempt and is cancelled when next taken.
+	CancelWaitingJobs(ctx context.Context, arg CancelWaitingJobsParams) (int64, error)
 	// Forwards that ended since a time, by outcome (completed, discarded,
 	// cancelled), in messages (a completed batch counts those it forwarded:
 	// the others it handed to jobs of their own, which count theirs), through

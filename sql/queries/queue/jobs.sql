@@ -143,3 +143,13 @@ LIMIT 3;
 SELECT pg_has_role(current_user, c.relowner, 'USAGE')::boolean AS owns
 FROM pg_catalog.pg_class c
 WHERE c.oid = 'river_job'::regclass;
+
+-- name: CancelWaitingJobs :execrows
+-- Cancels the jobs of kinds in queue that wait (a removed destination's
+-- deliveries), through River's fetch index (state, queue, ...); a job
+-- running now finishes its attempt and is cancelled when next taken.
+UPDATE river_job
+SET state = 'cancelled', finalized_at = now()
+WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
+  AND queue = @queue::text
+  AND kind = ANY(@kinds::text[]);
