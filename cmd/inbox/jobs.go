@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"inbox/internal/lifecycle"
 	"inbox/keyring"
 	"log/slog"
 	"time"
@@ -30,6 +31,17 @@ type jobs struct {
 	router *dispatch.Router
 	// forwarding: this process forwards (FORWARD_URL set, WORKERS not 0).
 	forwarding bool
+}
+
+// addParts adds to g, in the order they start, the store's writers, the
+// workers and, when they deliver to destinations, the router that keeps
+// them in step with the table.
+func (j *jobs) addParts(g *lifecycle.Group, st *store.Store) {
+	g.Add("store", st.Run)
+	g.Add("workers", j.queue.Run)
+	if j.router != nil {
+		g.Add("destinations", j.router.Run)
+	}
 }
 
 // jobSettings are what serve and work share to run jobs.

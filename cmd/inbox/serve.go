@@ -153,11 +153,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	var g lifecycle.Group
-	g.Add("store", st.Run)
-	g.Add("workers", j.queue.Run)
-	if j.router != nil {
-		g.Add("destinations", j.router.Run)
-	}
+	j.addParts(&g, st)
 	g.Add("accounts", accounts.Run)
 	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
 		return err

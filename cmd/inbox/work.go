@@ -174,11 +174,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	var g lifecycle.Group
-	g.Add("store", st.Run)
-	g.Add("workers", j.queue.Run)
-	if j.router != nil {
-		g.Add("destinations", j.router.Run)
-	}
+	j.addParts(&g, st)
 	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
 		return err
 	}
