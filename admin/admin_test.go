@@ -55,7 +55,7 @@ func setupWith(t *testing.T, edit func(*admin.Config)) *harness {
 		t.Fatal(err)
 	}
 	cfg := admin.Config{Logger: logger, Metrics: metrics.New().Handler(), Stories: story.New(st, q), Controls: controls,
-		Accounts: &account.Manager{Store: st}, Destinations: &routing.Manager{Store: st, Keys: keys}}
+		Accounts: &account.Manager{Store: st}, Destinations: &routing.Manager{Store: st, Deliveries: q, Keys: keys}}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -45,6 +45,9 @@ type destinationJSON struct {
 	PausedDetail  string     `json:"paused_detail,omitempty"`
 	PausedAt      *time.Time `json:"paused_at,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
+	// Waiting deliveries (messages) and the lag of the longest-waiting.
+	Waiting    int64   `json:"waiting"`
+	LagSeconds float64 `json:"lag_seconds"`
 }
 
 func toDestinationJSON(d routing.Summary) destinationJSON {
@@ -58,7 +61,7 @@ func toDestinationJSON(d routing.Summary) destinationJSON {
 		Rules: rulesJSON{Accounts: orEmpty(d.Rules.Accounts), To: orEmpty(d.Rules.ToNumbers),
 			MessagingServices: orEmpty(d.Rules.Services), Events: orEmpty(d.Rules.Events)},
 		RatePerSecond: d.Rate, Paused: d.PausedReason != "", PausedReason: d.PausedReason, PausedDetail: d.PausedDetail,
-		PausedAt: d.PausedAt, CreatedAt: d.CreatedAt}
+		PausedAt: d.PausedAt, CreatedAt: d.CreatedAt, Waiting: d.Waiting, LagSeconds: d.Lag.Seconds()}
 }
 
 // handleListDestinations answers GET /api/destinations.

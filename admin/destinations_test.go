@@ -119,11 +119,22 @@ func TestDestinationsAPI(t *testing.T) {
 	if status, body := f.call(t, http.MethodPost, "/api/destinations/orders/resume", nil); status != http.StatusOK || !strings.Contains(body, `"paused":false`) {
 		t.Errorf("resume: %d %s", status, body)
 	}
+	// A delivery waiting for it: shown, and removing refuses until forced.
+	if _, err := f.pool.Exec(t.Context(), `INSERT INTO river_job (args, kind, max_attempts, queue)
+		VALUES ('{"sid": "SM00000000000000000000000000000001", "destination": "orders"}', 'inbox_message', 25, 'orders')`); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.call(t, http.MethodGet, "/api/destinations/orders", nil); status != http.StatusOK || !strings.Contains(body, `"waiting":1`) {
+		t.Errorf("GET with a delivery waiting: %d %s", status, body)
+	}
 	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders?force=maybe", nil); status != http.StatusBadRequest {
 		t.Errorf("DELETE ?force=maybe: %d %s, want 400", status, body)
 	}
-	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders", nil); status != http.StatusOK || !strings.Contains(body, `"cancelled":0`) {
-		t.Errorf("DELETE: %d %s", status, body)
+	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders", nil); status != http.StatusConflict || !strings.Contains(body, "1 to orders") {
+		t.Errorf("DELETE with a delivery waiting: %d %s, want 409 saying how many", status, body)
+	}
+	if status, body := f.call(t, http.MethodDelete, "/api/destinations/orders?force=true", nil); status != http.StatusOK || !strings.Contains(body, `"cancelled":1`) {
+		t.Errorf("DELETE ?force=true: %d %s", status, body)
 	}
 	if status, body := f.call(t, http.MethodGet, "/api/destinations", nil); status != http.StatusOK || body != `{"destinations":[]}`+"\n" {
 		t.Errorf("after DELETE: %d %q", status, body)

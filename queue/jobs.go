@@ -206,3 +206,17 @@ func (q *Queue) CancelWaiting(ctx context.Context, queue string) (int64, error) 
 	}
 	return n, nil
 }
+
+// Backlog returns how many deliveries (messages) wait or run in queue, and
+// when the longest-waiting due one became due (now when none waits): a
+// destination's backlog and lag.
+func (q *Queue) Backlog(ctx context.Context, queue string) (waiting int64, oldestDue time.Time, err error) {
+	if waiting, err = q.Waiting(ctx, queue); err != nil {
+		return 0, time.Time{}, err
+	}
+	oldestDue, err = q.q.OldestAvailableForward(ctx, jobdb.OldestAvailableForwardParams{Queue: queue, Kinds: job.ProcessingKinds()})
+	if err != nil {
+		return 0, time.Time{}, store.Translate("find the oldest due job of queue "+queue, err)
+	}
+	return waiting, oldestDue, nil
+}

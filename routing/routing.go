@@ -59,6 +59,7 @@ type Store interface {
 // Deliveries are a destination's jobs in the queue (queue.Queue): its
 // name is its queue.
 type Deliveries interface {
+	Backlog(ctx context.Context, queue string) (waiting int64, oldestDue time.Time, err error)
 	Waiting(ctx context.Context, queue string) (int64, error)
 	CancelWaiting(ctx context.Context, queue string) (int64, error)
 }
@@ -303,6 +304,11 @@ type Summary struct {
 	PausedDetail string
 	PausedAt     *time.Time
 	CreatedAt    time.Time
+	// Waiting counts the deliveries that wait or run, and Lag is how long
+	// the longest-waiting due one has waited; both zero when the Manager
+	// has no Deliveries.
+	Waiting int64
+	Lag     time.Duration
 }
 
 func summarize(d store.Destination) Summary {
@@ -317,7 +323,20 @@ func (m *Manager) Get(ctx context.Context, name string) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	return summarize(d), nil
+	return m.withBacklog(ctx, summarize(d))
+}
+
+// withBacklog adds what waits for s, when the Manager can see it.
+func (m *Manager) withBacklog(ctx context.Context, s Summary) (Summary, error) {
+	if m.Deliveries == nil {
+		return s, nil
+	}
+	waiting, oldest, err := m.Deliveries.Backlog(ctx, s.Name)
+	if err != nil {
+		return s, err
+	}
+	s.Waiting, s.Lag = waiting, max(0, time.Since(oldest))
+	return s, nil
 }
 
 // List returns every destination, by name.
@@ -328,7 +347,9 @@ func (m *Manager) List(ctx context.Context) ([]Summary, error) {
 	}
 	out := make([]Summary, len(ds))
 	for i, d := range ds {
-		out[i] = summarize(d)
+		if out[i], err = m.withBacklog(ctx, summarize(d)); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"inbox/internal/clip"
 	"inbox/keyring"
@@ -289,7 +290,7 @@ func listDestinations(ctx context.Context, m *routing.Manager, stdout io.Writer)
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tURL\tACCOUNTS\tTO\tMESSAGING SERVICES\tEVENTS\tRATE\tSTATE")
+	fmt.Fprintln(w, "NAME\tURL\tACCOUNTS\tTO\tMESSAGING SERVICES\tEVENTS\tRATE\tSTATE\tWAITING\tLAG")
 	for _, d := range all {
 		rate, state := "unlimited", "running"
 		if d.Rate != nil {
@@ -299,7 +300,8 @@ func listDestinations(ctx context.Context, m *routing.Manager, stdout io.Writer)
 			state = "paused (" + d.PausedReason + ")"
 		}
 		r := d.Rules
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.URL, anyOf(r.Accounts), anyOf(r.ToNumbers), anyOf(r.Services), anyOf(r.Events), rate, state)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name, d.URL, anyOf(r.Accounts), anyOf(r.ToNumbers), anyOf(r.Services),
+			anyOf(r.Events), rate, state, d.Waiting, d.Lag.Round(time.Second))
 	}
 	if err := w.Flush(); err != nil {
 		return err

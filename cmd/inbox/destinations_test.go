@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -67,6 +68,9 @@ func TestDestinationsCLI(t *testing.T) {
 	if _, err := pool.Exec(t.Context(), `INSERT INTO river_job (args, kind, max_attempts, queue)
 		VALUES ('{"sid": "SM00000000000000000000000000000001", "destination": "analytics"}', 'inbox_message', 25, 'analytics')`); err != nil {
 		t.Fatal(err)
+	}
+	if list := must("", "list"); !regexp.MustCompile(`analytics .* 1 +[0-9]+s`).MatchString(list) {
+		t.Errorf("list does not show the delivery waiting for analytics:\n%s", list)
 	}
 	if out, err := destinationsCLI(t, url, key, "", "remove", "analytics"); err == nil || !strings.Contains(err.Error(), "1 to analytics; -force cancels them") {
 		t.Errorf("remove with a delivery waiting: %v\n%s; want it refused, saying how many", err, out)
