@@ -94,7 +94,7 @@ func (d *Dispatcher) forwardOfBatch(ctx context.Context, j *queue.Job[job.Messag
 	ev := destination.Event{ID: sid, Type: message.TypeReceived, Payload: payload, Attempt: j.Attempt}
 	err := d.send(ctx, ev)
 	if err == nil {
-		d.metrics.Attempt(metrics.KindMessage, metrics.OutcomeSuccess, time.Since(start), time.Since(j.CreatedAt))
+		d.metrics.Attempt(d.name, metrics.KindMessage, metrics.OutcomeSuccess, time.Since(start), time.Since(j.CreatedAt))
 		return queue.HandOff{}, true
 	}
 	if ctx.Err() != nil {

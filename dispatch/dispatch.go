@@ -56,6 +56,9 @@ type Config struct {
 	// Workers bounds the forwards in flight at once in this process, a
 	// batch's included (the queue bounds the jobs).
 	Workers int
+	// Destination names the destination in metrics:
+	// metrics.DefaultDestination for FORWARD_URL's.
+	Destination string
 	// BreakAfter consecutive failed attempts in this process pause
 	// forwarding (FORWARD_BREAK_AFTER), until an operator resumes it; 0
 	// never does.
@@ -67,6 +70,7 @@ type Config struct {
 
 // Dispatcher runs the forward jobs of one destination.
 type Dispatcher struct {
+	name    string // its metrics label
 	store   Store
 	queue   Queue
 	sender  destination.Sender
@@ -83,7 +87,7 @@ type Dispatcher struct {
 func New(cfg Config) *Dispatcher {
 	g := &gate{store: cfg.Store, logger: cfg.Logger, metrics: cfg.Metrics, pauser: cfg.Pauser,
 		refresh: cmp.Or(cfg.ControlRefresh, DefaultControlRefresh), breakAfter: int64(cfg.BreakAfter)}
-	return &Dispatcher{store: cfg.Store, queue: cfg.Queue, sender: cfg.Sender, logger: cfg.Logger, metrics: cfg.Metrics,
+	return &Dispatcher{name: cmp.Or(cfg.Destination, metrics.DefaultDestination), store: cfg.Store, queue: cfg.Queue, sender: cfg.Sender, logger: cfg.Logger, metrics: cfg.Metrics,
 		gate: g, slots: make(chan struct{}, max(1, cfg.Workers))}
 }
 
@@ -145,7 +149,7 @@ func (d *Dispatcher) attempt(ctx context.Context, kind string, ev destination.Ev
 		err = d.send(ctx, ev)
 	}
 	if err == nil {
-		d.metrics.Attempt(kind, metrics.OutcomeSuccess, time.Since(start), time.Since(created))
+		d.metrics.Attempt(d.name, kind, metrics.OutcomeSuccess, time.Since(start), time.Since(created))
 		return nil
 	}
 	d.settle(ctx, kind, ev, classify(err), err, time.Since(start))
@@ -170,13 +174,13 @@ func (d *Dispatcher) settle(ctx context.Context, kind string, ev destination.Eve
 	line := append([]any{"event", ev.ID, "attempt", ev.Attempt}, attrs...)
 	switch v.State {
 	case queue.StateCancelled:
-		d.metrics.Attempt(kind, metrics.OutcomeCancelled, took, 0)
+		d.metrics.Attempt(d.name, kind, metrics.OutcomeCancelled, took, 0)
 		d.logger.ErrorContext(ctx, "processing failed for good; job cancelled", append(line, "err", err)...)
 	case queue.StateDiscarded:
-		d.metrics.Attempt(kind, metrics.OutcomeDiscarded, took, 0)
+		d.metrics.Attempt(d.name, kind, metrics.OutcomeDiscarded, took, 0)
 		d.logger.ErrorContext(ctx, "processing failed on its last attempt; job discarded", append(line, "err", err)...)
 	default:
-		d.metrics.Attempt(kind, metrics.OutcomeRetry, took, 0)
+		d.metrics.Attempt(d.name, kind, metrics.OutcomeRetry, took, 0)
 		d.logger.WarnContext(ctx, "processing failed; will retry", append(line, "next_attempt", v.NotBefore, "err", err)...)
 	}
 }

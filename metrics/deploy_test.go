@@ -29,7 +29,7 @@ func exported(t *testing.T) map[string]bool {
 	m.Delivery(metrics.KindMessage, metrics.ResultRefused, "signature_mismatch")
 	m.Batch(4, time.Millisecond)
 	m.BatchRetried()
-	m.Attempt(metrics.KindMessage, metrics.OutcomeSuccess, time.Millisecond, time.Second)
+	m.Attempt(metrics.DefaultDestination, metrics.KindMessage, metrics.OutcomeSuccess, time.Millisecond, time.Second)
 	m.RetentionDeleted("messages", 1)
 	m.AccountLookup()
 	m.RegisterAccounts(func() (int, int, int) { return 1, 0, 0 })

@@ -129,7 +129,7 @@ func (m *Metrics) ingest() {
 
 // processing makes the workers' metrics: forwards, controls, retention.
 func (m *Metrics) processing() {
-	m.attempts = counterVec("inbox_processing_attempts_total", "Runs of processing jobs (the forward, by default), by event (message, status) and outcome: success, retry (failed, will run again), cancelled (refused for good), discarded (failed its last attempt).", "event", "outcome")
+	m.attempts = counterVec("inbox_processing_attempts_total", "Runs of processing jobs (the forward, by default), by destination (default: FORWARD_URL's; else its name), event (message, status) and outcome: success, retry (failed, will run again), cancelled (refused for good), discarded (failed its last attempt).", "destination", "event", "outcome")
 	m.attemptSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "inbox_processing_attempt_duration_seconds",
 		Help:    "Time one run of a processing job took, by event.",
@@ -165,7 +165,7 @@ func (m *Metrics) zero() {
 			m.deliveries.WithLabelValues(kind, result)
 		}
 		for _, outcome := range []string{OutcomeSuccess, OutcomeRetry, OutcomeCancelled, OutcomeDiscarded} {
-			m.attempts.WithLabelValues(kind, outcome)
+			m.attempts.WithLabelValues(DefaultDestination, kind, outcome)
 		}
 	}
 	for _, table := range []string{"messages", "message_status_events", "river_job"} {
@@ -184,6 +184,9 @@ func (m *Metrics) zero() {
 		m.forwardsHeld.WithLabelValues(reason)
 	}
 }
+
+// DefaultDestination is the destination label of FORWARD_URL's forwards.
+const DefaultDestination = "default"
 
 // BuildInfo exports inbox_build_info{version, revision, go_version} 1,
 // so a dashboard can tell which build each process runs.
@@ -260,11 +263,11 @@ func (m *Metrics) BatchRetried() {
 
 // Attempt records one run of a processing job, and on success the lag from
 // the job's creation.
-func (m *Metrics) Attempt(event, outcome string, d, lag time.Duration) {
+func (m *Metrics) Attempt(destination, event, outcome string, d, lag time.Duration) {
 	if m == nil {
 		return
 	}
-	m.attempts.WithLabelValues(event, outcome).Inc()
+	m.attempts.WithLabelValues(destination, event, outcome).Inc()
 	m.attemptSeconds.WithLabelValues(event).Observe(d.Seconds())
 	if outcome == OutcomeSuccess {
 		m.lag.Observe(lag.Seconds())

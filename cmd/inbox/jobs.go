@@ -210,7 +210,7 @@ func (c processingConfig) destinationDispatcher(st *store.Store, q *queue.Queue,
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 		}
 		return dispatch.New(dispatch.Config{Store: dispatch.ForDestination(st, st, d.Name), Queue: q, Sender: fwd,
-			Pauser: mgr.Breaker(d.Name), Logger: logger.With("destination", d.Name), Metrics: m,
+			Pauser: mgr.Breaker(d.Name), Logger: logger.With("destination", d.Name), Metrics: m, Destination: d.Name,
 			Workers: c.workers, BreakAfter: c.breakAfter}), nil
 	}
 }

@@ -230,7 +230,7 @@ func TestServeEnqueuesAndWorkForwards(t *testing.T) {
 	poll.Until(t, "work to forward the message", func() bool { return a.Deliveries(sid) == 1 })
 	// work's own admin listener reports its forwards.
 	poll.Until(t, "work's metrics to count the forward", func() bool {
-		v, _ := value(scrape(t, "http://"+adminAddr), "inbox_processing_attempts_total", map[string]string{"event": "message", "outcome": "success"})
+		v, _ := value(scrape(t, "http://"+adminAddr), "inbox_processing_attempts_total", map[string]string{"destination": "default", "event": "message", "outcome": "success"})
 		return v == 1
 	})
 	cancel()

@@ -135,7 +135,7 @@ func TestAFailingDestinationIsPausedAloneByItsBreaker(t *testing.T) {
 	databaseURL, key := dbtest.URL(t), newKeyB64()
 	failing := routedApp(t, databaseURL, key, "failing", teamapp.Options{Answer: func(int64, http.Header) int { return http.StatusServiceUnavailable }})
 	healthy := routedApp(t, databaseURL, key, "healthy", teamapp.Options{})
-	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key, "ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": adminToken})
 	const n = 80 // more than FORWARD_BREAK_AFTER's default of 50
 	var wg sync.WaitGroup
 	sids := make([]string, n)
@@ -169,5 +169,20 @@ func TestAFailingDestinationIsPausedAloneByItsBreaker(t *testing.T) {
 	}
 	if len(failing.Accepted()) != 0 {
 		t.Errorf("the failing app accepted %d", len(failing.Accepted()))
+	}
+	// Each destination's attempts under its own label.
+	families := scrape(t, "http://"+s.adminAddr)
+	attempts := func(destination, outcome string) float64 {
+		v, _ := value(families, "inbox_processing_attempts_total", map[string]string{"destination": destination, "event": "message", "outcome": outcome})
+		return v
+	}
+	if got := attempts("healthy", "success"); got != n {
+		t.Errorf("inbox_processing_attempts_total{destination=healthy,outcome=success} = %v, want %d", got, n)
+	}
+	if got := attempts("failing", "retry"); got < 50 {
+		t.Errorf("inbox_processing_attempts_total{destination=failing,outcome=retry} = %v, want at least the breaker's 50", got)
+	}
+	if got := attempts("failing", "success") + attempts("healthy", "retry"); got != 0 {
+		t.Errorf("%v attempts counted under the other destination's label", got)
 	}
 }
