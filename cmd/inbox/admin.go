@@ -116,18 +116,20 @@ type adminParts struct {
 	logger  *slog.Logger
 }
 
-// add registers the pool's, the job table's and the forwarding controls'
-// collectors in p.metrics, and adds the admin listener, if one is
-// configured, and River UI under it, to g.
+// add, when an admin listener is configured, registers the pool's, the job
+// table's and the forwarding controls' collectors in p.metrics and adds the
+// listener, and River UI under it, to g; with none, nothing.
 func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
+	if c.addr == "" {
+		// Nothing would serve the metrics: no collector reads the
+		// database at a scrape that never comes.
+		p.logger.Info("admin listener off")
+		return nil
+	}
 	m := p.metrics
 	if err := m.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(p.jobs.queue.CountByState, 2*time.Second),
 		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second)); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
-	}
-	if c.addr == "" {
-		p.logger.Info("admin listener off")
-		return nil
 	}
 	ui, runUI, err := p.jobs.queue.UI("/riverui")
 	if err != nil {
