@@ -186,3 +186,17 @@ func TestAFailingDestinationIsPausedAloneByItsBreaker(t *testing.T) {
 		t.Errorf("%v attempts counted under the other destination's label", got)
 	}
 }
+
+// TestADestinationAddedWhileServingGetsItsMessages: a destination added
+// while serve runs gets the messages stored after it, through a queue the
+// running workers add when they next read the destinations.
+func TestADestinationAddedWhileServingGetsItsMessages(t *testing.T) {
+	t.Parallel()
+	databaseURL, key := dbtest.URL(t), newKeyB64()
+	first := routedApp(t, databaseURL, key, "first", teamapp.Options{})
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
+	later := routedApp(t, databaseURL, key, "later", teamapp.Options{})
+	sid := simulate.NewMessageSID(simulate.SMS)
+	deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, 1), 5)
+	poll.Until(t, "both apps to get the message", func() bool { return first.Deliveries(sid) == 1 && later.Deliveries(sid) == 1 })
+}
