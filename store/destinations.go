@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -96,9 +97,9 @@ func (s *Store) AddDestination(ctx context.Context, d Destination) (added bool, 
 	switch {
 	case err == nil:
 		return true, nil
-	case err == ErrTooMany:
+	case errors.Is(err, ErrTooMany):
 		return false, err
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		return false, nil // the name is taken
 	}
 	return false, fail("add destination "+d.Name, err, ErrNoDestination)

@@ -35,14 +35,20 @@ func newAccount() (sid, token string) {
 	return "AC" + hex.EncodeToString(b[:16]), hex.EncodeToString(b[16:])
 }
 
-// accountsCLI runs `inbox accounts args…` in-process with stdin, as a
-// shell would, and returns everything it printed.
-func accountsCLI(t *testing.T, databaseURL, key, stdin string, args ...string) (string, error) {
+// cli runs `inbox command args…` in-process with stdin and ENCRYPTION_KEY
+// key, as a shell would, and returns everything it printed.
+func cli(t *testing.T, command, databaseURL, key, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	vars := map[string]string{"DATABASE_URL": databaseURL, "LOG_FORMAT": "json", "ENCRYPTION_KEY": key}
-	err := run(t.Context(), append([]string{"accounts"}, args...), env(vars), strings.NewReader(stdin), &out, &out)
+	err := run(t.Context(), append([]string{command}, args...), env(vars), strings.NewReader(stdin), &out, &out)
 	return out.String(), err
+}
+
+// accountsCLI runs `inbox accounts args…`.
+func accountsCLI(t *testing.T, databaseURL, key, stdin string, args ...string) (string, error) {
+	t.Helper()
+	return cli(t, "accounts", databaseURL, key, stdin, args...)
 }
 
 func mustAccounts(t *testing.T, databaseURL, key, stdin string, args ...string) string {

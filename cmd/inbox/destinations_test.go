@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,10 +12,7 @@ import (
 // destinationsCLI runs `inbox destinations args…` in-process with stdin.
 func destinationsCLI(t *testing.T, databaseURL, key, stdin string, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	vars := map[string]string{"DATABASE_URL": databaseURL, "LOG_FORMAT": "json", "ENCRYPTION_KEY": key}
-	err := run(t.Context(), append([]string{"destinations"}, args...), env(vars), strings.NewReader(stdin), &out, &out)
-	return out.String(), err
+	return cli(t, "destinations", databaseURL, key, stdin, args...)
 }
 
 // TestDestinationsCLI: add, list, set, pause, resume and remove as an
