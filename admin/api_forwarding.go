@@ -20,7 +20,7 @@ const maxControlBody = 16 << 10
 
 // retryParams are the filter a bulk retry takes: the list's, but a page's
 // size and position.
-var retryParams = []string{"direction", "status", "from", "to", "number", "account_sid", "source", "forward", "since", "until"}
+var retryParams = []string{"direction", "status", "from", "to", "number", "account_sid", "source", "forward", "destination", "since", "until"}
 
 // retryRunJSON is a bulk retry as the API shows it.
 type retryRunJSON struct {

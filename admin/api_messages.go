@@ -13,7 +13,7 @@ import (
 )
 
 // listParams are the query parameters GET /api/messages takes.
-var listParams = []string{"direction", "status", "from", "to", "number", "account_sid", "source", "forward", "since", "until", "limit", "cursor"}
+var listParams = []string{"direction", "status", "from", "to", "number", "account_sid", "source", "forward", "destination", "since", "until", "limit", "cursor"}
 
 // handleListMessages answers GET /api/messages: messages newest first, a
 // page at a time, with filters. The answer's next_cursor, passed back as
@@ -80,9 +80,18 @@ func toJobJSON(j job.Info) jobJSON {
 	return out
 }
 
-// handleGetMessage answers GET /api/messages/{sid}: the message, the status
-// callbacks stored for it, and its processing jobs (state, attempts, last
-// error).
+// deliveryJSON is a message's delivery to one destination.
+type deliveryJSON struct {
+	Destination string    `json:"destination"`
+	State       string    `json:"state"`
+	Attempts    int       `json:"attempts"`
+	Error       string    `json:"error,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// handleGetMessage answers GET /api/messages/{sid}: the message, its
+// deliveries (one per destination), the status callbacks stored for it,
+// and its processing jobs (state, attempts, last error).
 func handleGetMessage(stories Stories, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
 		sid, err := sidParam(r)
@@ -95,9 +104,15 @@ func handleGetMessage(stories Stories, logger *slog.Logger) http.Handler {
 		}
 		out := struct {
 			Message      message.PayloadMessage  `json:"message"`
+			Forward      string                  `json:"forward"`
+			Deliveries   []deliveryJSON          `json:"deliveries"`
 			StatusEvents []message.PayloadStatus `json:"status_events"`
 			Jobs         []jobJSON               `json:"jobs"`
-		}{Message: s.Message.Payload(), StatusEvents: make([]message.PayloadStatus, len(s.Events)), Jobs: make([]jobJSON, len(s.Jobs))}
+		}{Message: s.Message.Payload(), Forward: s.Forward, Deliveries: make([]deliveryJSON, len(s.Deliveries)),
+			StatusEvents: make([]message.PayloadStatus, len(s.Events)), Jobs: make([]jobJSON, len(s.Jobs))}
+		for i, d := range s.Deliveries {
+			out.Deliveries[i] = deliveryJSON{Destination: d.Destination, State: d.State, Attempts: d.Attempts, Error: d.Error, UpdatedAt: d.UpdatedAt}
+		}
 		for i, e := range s.Events {
 			out.StatusEvents[i] = e.Payload()
 		}
@@ -110,17 +125,19 @@ func handleGetMessage(stories Stories, logger *slog.Logger) http.Handler {
 }
 
 // handleForwardMessage answers POST /api/messages/{sid}/forward: a new job
-// that forwards the inbound message again, with the same webhook-id (its
-// sid), so a receiver that already took it can tell: 202 with the job. While
-// an earlier replay of the sid is still waiting or running, 200 with that
-// job instead, so replays asked for at once make one forward.
+// that forwards the inbound message again, to the destination named by
+// ?destination= (FORWARD_URL's, "default", when absent), with the same
+// webhook-id (its sid), so a receiver that already took it can tell: 202
+// with the job. While an earlier replay of the sid to it is still waiting
+// or running, 200 with that job instead, so replays asked for at once make
+// one forward.
 func handleForwardMessage(controls Controls, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
 		sid, err := sidParam(r)
 		if err != nil {
 			return err
 		}
-		j, created, err := controls.Replay(r.Context(), sid)
+		j, created, err := controls.Replay(r.Context(), sid, r.URL.Query().Get("destination"))
 		if err != nil {
 			return err
 		}

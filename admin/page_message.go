@@ -35,14 +35,15 @@ func (c *console) messagePage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// forwardAgain answers POST /messages/{sid}/forward, the Forward again
-// button: a replay, as POST /api/messages/{sid}/forward makes.
+// forwardAgain answers POST /messages/{sid}/forward, a Forward again
+// button (of a delivery: its form names the destination): a replay, as
+// POST /api/messages/{sid}/forward makes.
 func (c *console) forwardAgain(w http.ResponseWriter, r *http.Request) error {
 	sid, err := sidParam(r)
 	if err != nil {
 		return err
 	}
-	_, created, err := c.cfg.Controls.Replay(r.Context(), sid)
+	_, created, err := c.cfg.Controls.Replay(r.Context(), sid, r.PostFormValue("destination"))
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 // consoleParams are what the Messages page's URL takes: the API's filter,
 // and q, the search field.
-var consoleParams = []string{"q", "direction", "status", "from", "to", "number", "account_sid", "source", "forward", "since", "until", "cursor"}
+var consoleParams = []string{"q", "direction", "status", "from", "to", "number", "account_sid", "source", "forward", "destination", "since", "until", "cursor"}
 
 // messagesView is what the Messages page shows.
 type messagesView struct {

@@ -14,6 +14,7 @@ import (
 	"inbox/destination"
 	"inbox/internal/clip"
 	"inbox/message"
+	"inbox/routing"
 	"inbox/twilio"
 )
 
@@ -94,6 +95,13 @@ func filterParams() map[string]func(f *message.Filter, name, v string) (problem 
 					f.Forward = append(f.Forward, s)
 				}
 			}
+			return ""
+		},
+		"destination": func(f *message.Filter, _, v string) string {
+			if v != routing.DefaultName && routing.CheckName(v) != nil {
+				return "destination must be a destination's name: lower-case letters, digits and -, up to 63"
+			}
+			f.Destination = v
 			return ""
 		},
 		"since": instant(func(f *message.Filter) *time.Time { return &f.Since }),

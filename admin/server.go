@@ -36,7 +36,7 @@ type Controls interface {
 	Pause(ctx context.Context, reason, detail string) (bool, error)
 	Resume(ctx context.Context) (bool, error)
 	SetRate(ctx context.Context, perSecond *float64) error
-	Replay(ctx context.Context, sid string) (job.Info, bool, error)
+	Replay(ctx context.Context, sid, dest string) (job.Info, bool, error)
 	RetryFailed(ctx context.Context, f message.Filter) (store.RetryRun, bool, error)
 	RetryRun(ctx context.Context, id int64) (store.RetryRun, error)
 	RetryRuns(ctx context.Context, n int32) ([]store.RetryRun, error)

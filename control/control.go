@@ -8,6 +8,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,8 @@ type Store interface {
 	SetForwardRate(ctx context.Context, perSecond *float64) error
 	GetMessageBySID(ctx context.Context, sid string) (message.Message, error)
 	ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error)
+	Destination(ctx context.Context, name string) (store.Destination, error)
+	Destinations(ctx context.Context) ([]store.Destination, error)
 	AddForwardRetryProgress(ctx context.Context, id int64, matched, retried int32) error
 	FinishForwardRetry(ctx context.Context, id int64, errText string) error
 	ForwardRetry(ctx context.Context, id int64) (store.RetryRun, error)
@@ -61,7 +64,8 @@ type Store interface {
 // Queue is what the controls need of the queue adapter.
 type Queue interface {
 	Transact(ctx context.Context, fn func(*queue.Tx) error) error
-	Replay(ctx context.Context, sid string, maxAttempts int16) (job.Info, bool, error)
+	Replay(ctx context.Context, sid, dest string, maxAttempts int16) (job.Info, bool, error)
+	RetryDeliveries(ctx context.Context, r queue.Retry) (int64, error)
 	ForwardStats(ctx context.Context, queueName string, since time.Time, capAt int32) (queue.ForwardStats, error)
 }
 
@@ -72,12 +76,16 @@ type Service struct {
 	logger   *slog.Logger
 	metrics  *metrics.Metrics
 	attempts int16
+	// routeAttempts are the attempts of a destination's delivery.
+	routeAttempts int16
 }
 
 // New returns the controls; attempts is a replayed or retried forward's
 // job's attempts, 0 when processing is off.
-func New(st Store, q Queue, attempts int16, logger *slog.Logger, m *metrics.Metrics) *Service {
-	return &Service{store: st, queue: q, logger: logger, metrics: m, attempts: attempts}
+// attempts are FORWARD_URL's forwards' (0: it is not set), routeAttempts
+// the destinations' deliveries'.
+func New(st Store, q Queue, attempts, routeAttempts int16, logger *slog.Logger, m *metrics.Metrics) *Service {
+	return &Service{store: st, queue: q, logger: logger, metrics: m, attempts: attempts, routeAttempts: routeAttempts}
 }
 
 // Processing reports whether forwarding is on in this process.
@@ -232,18 +240,24 @@ func (s *Service) Control(ctx context.Context) (metrics.ForwardingControl, error
 	return fc, nil
 }
 
-// Replay forwards the stored inbound message sid again, with the same
-// webhook-id (its sid), so a receiver that already took it can tell: a new
-// job, with created true. While an earlier replay of the sid is still
+// Replay forwards the stored inbound message sid again to the destination
+// dest ("" or "default": FORWARD_URL's), with the same webhook-id (its
+// sid), so a receiver that already took it can tell: a new job, with
+// created true. While an earlier replay of the sid to dest is still
 // waiting or running, it returns that job instead, with created false, so
 // replays asked for at once make one forward. ErrNotFound when no message
-// has the sid, ErrOutbound when it is outbound, ErrProcessingOff when
-// there is nothing to forward to.
-func (s *Service) Replay(ctx context.Context, sid string) (j job.Info, created bool, err error) {
-	if !s.Processing() {
-		return job.Info{}, false, ErrProcessingOff
+// has the sid or no destination is dest, ErrOutbound when the message is
+// outbound, ErrProcessingOff when dest is FORWARD_URL's and it is not set.
+func (s *Service) Replay(ctx context.Context, sid, dest string) (j job.Info, created bool, err error) {
+	dest = cmp.Or(dest, store.DefaultDestination)
+	if err := s.routed(ctx, dest); err != nil {
+		return job.Info{}, false, err
 	}
-	j, created, err = s.queue.Replay(ctx, sid, s.attempts)
+	attempts := s.routeAttempts
+	if dest == store.DefaultDestination {
+		attempts = s.attempts
+	}
+	j, created, err = s.queue.Replay(ctx, sid, dest, attempts)
 	if errors.Is(err, store.ErrNotFound) {
 		// No inbound message: say whether there is none or it is outbound;
 		// only then is a second query worth it.
@@ -261,9 +275,9 @@ func (s *Service) Replay(ctx context.Context, sid string) (j job.Info, created b
 		return job.Info{}, false, err
 	}
 	if created {
-		s.logger.InfoContext(ctx, "forward requested again", "sid", sid, "job", j.ID)
+		s.logger.InfoContext(ctx, "forward requested again", "sid", sid, "destination", dest, "job", j.ID)
 	} else {
-		s.logger.InfoContext(ctx, "forward requested again; an earlier replay is still unfinished", "sid", sid, "job", j.ID, "state", j.State)
+		s.logger.InfoContext(ctx, "forward requested again; an earlier replay is still unfinished", "sid", sid, "destination", dest, "job", j.ID, "state", j.State)
 	}
 	return j, created, nil
 }

@@ -21,11 +21,12 @@ const RetryQueue = "inbox_control"
 
 // The bounds of a bulk retry.
 const (
-	// MaxRetryRun bounds the forwards one bulk retry gives new jobs; a
+	// MaxRetryRun bounds the messages one bulk retry gives new jobs; a
 	// larger backlog takes another press of Retry all failed.
-	MaxRetryRun = 10_000
-	// retryPage is how many messages a bulk retry reads at a time.
-	retryPage = 500
+	MaxRetryRun = 100_000
+	// retryPage is how many messages a bulk retry reads, and replays in
+	// one statement, at a time.
+	retryPage = 1000
 	// retryAttempts is the attempts of a bulk retry's own job.
 	retryAttempts = 5
 )
@@ -38,21 +39,22 @@ func retryStates() []string { return []string{destination.ForwardFailed, destina
 // forward_retries and its job's arguments): the wire format of a filter,
 // kept here, where it is written and read.
 type retryFilter struct {
-	Direction  string    `json:"direction,omitempty"`
-	Status     string    `json:"status,omitempty"`
-	From       string    `json:"from,omitempty"`
-	To         string    `json:"to,omitempty"`
-	Number     string    `json:"number,omitempty"`
-	AccountSID string    `json:"account_sid,omitempty"`
-	Source     string    `json:"source,omitempty"`
-	Forward    []string  `json:"forward,omitempty"`
-	Since      time.Time `json:"since,omitzero"`
-	Until      time.Time `json:"until,omitzero"`
+	Direction   string    `json:"direction,omitempty"`
+	Status      string    `json:"status,omitempty"`
+	From        string    `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+	Number      string    `json:"number,omitempty"`
+	AccountSID  string    `json:"account_sid,omitempty"`
+	Source      string    `json:"source,omitempty"`
+	Forward     []string  `json:"forward,omitempty"`
+	Destination string    `json:"destination,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
+	Until       time.Time `json:"until,omitzero"`
 }
 
 func encodeFilter(f message.Filter) ([]byte, error) {
 	return json.Marshal(retryFilter{Direction: f.Direction, Status: f.Status, From: f.From, To: f.To, Number: f.Number,
-		AccountSID: f.AccountSID, Source: f.Source, Forward: f.Forward, Since: f.Since, Until: f.Until})
+		AccountSID: f.AccountSID, Source: f.Source, Forward: f.Forward, Destination: f.Destination, Since: f.Since, Until: f.Until})
 }
 
 func decodeFilter(b []byte) (message.Filter, error) {
@@ -61,18 +63,19 @@ func decodeFilter(b []byte) (message.Filter, error) {
 		return message.Filter{}, err
 	}
 	return message.Filter{Direction: r.Direction, Status: r.Status, From: r.From, To: r.To, Number: r.Number,
-		AccountSID: r.AccountSID, Source: r.Source, Forward: r.Forward, Since: r.Since, Until: r.Until}, nil
+		AccountSID: r.AccountSID, Source: r.Source, Forward: r.Forward, Destination: r.Destination, Since: r.Since, Until: r.Until}, nil
 }
 
-// RetryFailed starts a bulk retry: every inbound message that matches f
-// (its Forward, if set, narrowed to failed and cancelled) and whose forward
-// failed or was cancelled gets a new forward job, with the same webhook-id,
-// in the background, at most MaxRetryRun of them. One runs at a time: while
-// one is under way, it is returned, with created false, and nothing new
-// starts, however many are asked for at once.
+// RetryFailed starts a bulk retry: every delivery (to f's Destination, if
+// set) of an inbound message that matches f (its Forward, if set, narrowed
+// to failed and cancelled) that failed or was cancelled gets a new forward
+// job, with the same webhook-id, in the background, for at most
+// MaxRetryRun messages. One runs at a time: while one is under way, it is
+// returned, with created false, and nothing new starts, however many are
+// asked for at once.
 func (s *Service) RetryFailed(ctx context.Context, f message.Filter) (run store.RetryRun, created bool, err error) {
-	if !s.Processing() {
-		return store.RetryRun{}, false, ErrProcessingOff
+	if err := s.routed(ctx, f.Destination); err != nil {
+		return store.RetryRun{}, false, err
 	}
 	if f.Direction == string(message.DirectionOutbound) {
 		return store.RetryRun{}, false, fmt.Errorf("%w: only inbound messages are forwarded", ErrBadControl)
@@ -163,7 +166,7 @@ func (s *Service) retryPages(ctx context.Context, j *queue.Job[job.RetryFailed])
 		if err != nil {
 			return fmt.Errorf("bulk retry %d: %w", j.Args.RunID, err)
 		}
-		n, err := s.replayPage(ctx, page, j.Args.MaxAttempts)
+		n, err := s.replayPage(ctx, page, f, j.Args.MaxAttempts)
 		if err != nil {
 			return fmt.Errorf("bulk retry %d: %w", j.Args.RunID, err)
 		}
@@ -197,23 +200,49 @@ func (s *Service) retryPages(ctx context.Context, j *queue.Job[job.RetryFailed])
 	return nil
 }
 
-// replayPage gives each inbound message of page a new forward job, and
+// replayPage gives each failed or cancelled delivery of page's messages
+// (to f's Destination, if set) a new forward job, in one statement, and
 // says how many it gave one.
-func (s *Service) replayPage(ctx context.Context, page []message.Message, attempts int16) (int, error) {
-	n := 0
-	for _, m := range page {
-		if m.Direction != message.DirectionInbound {
-			continue
-		}
-		_, created, err := s.queue.Replay(ctx, m.Metadata.MessageSID, attempts)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted by retention since
-		} else if err != nil {
-			return n, err
-		}
-		if created {
-			n++
-		}
+func (s *Service) replayPage(ctx context.Context, page []message.Message, f message.Filter, attempts int16) (int, error) {
+	if len(page) == 0 {
+		return 0, nil
 	}
-	return n, nil
+	ids := make([]int64, len(page))
+	for i, m := range page {
+		ids[i] = m.ID
+	}
+	n, err := s.queue.RetryDeliveries(ctx, queue.Retry{MessageIDs: ids, States: f.Forward, Destination: f.Destination,
+		DefaultAttempts: attempts, RouteAttempts: s.routeAttempts})
+	return int(n), err
+}
+
+// routed returns ErrProcessingOff when nothing is forwarded to dest (""
+// for any destination), and ErrNotFound when dest is a name no destination
+// has.
+func (s *Service) routed(ctx context.Context, dest string) error {
+	switch dest {
+	case store.DefaultDestination:
+		if !s.Processing() {
+			return ErrProcessingOff
+		}
+		return nil
+	case "":
+		if s.Processing() {
+			return nil
+		}
+		ds, err := s.store.Destinations(ctx)
+		if err != nil {
+			return err
+		}
+		if len(ds) == 0 {
+			return ErrProcessingOff
+		}
+		return nil
+	}
+	if _, err := s.store.Destination(ctx, dest); errors.Is(err, store.ErrNoDestination) {
+		return fmt.Errorf("%w: no destination %s", ErrNotFound, dest)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }

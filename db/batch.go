@@ -27,7 +27,7 @@ WITH stored AS (
         $5, $6, $7, $8, 'received', $9
     )
     ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-    RETURNING id, metadata->>'message_sid' AS sid
+    RETURNING id, metadata->>'message_sid' AS sid, received_at
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', stored.sid), $10::text, $11::smallint
@@ -43,6 +43,14 @@ WITH stored AS (
     FROM stored CROSS JOIN destinations d
     WHERE $12::smallint > 0
       AND destination_matches(d, $1, $4, $2, 'inbound')
+    RETURNING args->>'destination' AS destination
+), owed AS (
+    -- The deliveries those jobs carry (00015_deliveries.sql): FORWARD_URL's
+    -- is 'default'.
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT stored.id, 'default', stored.received_at FROM stored WHERE $11::smallint > 0
+    UNION ALL
+    SELECT stored.id, routed.destination, stored.received_at FROM stored CROSS JOIN routed
 )
 SELECT stored.id FROM stored
 `

@@ -63,8 +63,9 @@ func (q *Queries) FinishForwardRetry(ctx context.Context, arg FinishForwardRetry
 }
 
 const forwardStates = `-- name: ForwardStates :many
-SELECT s.sid::text AS sid, message_forward_state(s.sid)::text AS state
+SELECT s.sid::text AS sid, message_delivery_state(m.id, NULL)::text AS state
 FROM unnest($1::text[]) AS s(sid)
+JOIN messages m ON m.metadata->>'message_sid' = s.sid
 LIMIT 1000
 `
 
@@ -73,7 +74,8 @@ type ForwardStatesRow struct {
 	State string
 }
 
-// The forward state of each of these messages (message_forward_state).
+// The forward state of each of these messages over its deliveries
+// (message_delivery_state).
 func (q *Queries) ForwardStates(ctx context.Context, sids []string) ([]ForwardStatesRow, error) {
 	rows, err := q.db.Query(ctx, forwardStates, sids)
 	if err != nil {
@@ -183,6 +185,50 @@ func (q *Queries) InsertForwardRetry(ctx context.Context, filter []byte) (Insert
 		&i.Error,
 	)
 	return i, err
+}
+
+const listDeliveries = `-- name: ListDeliveries :many
+SELECT d.destination, d.state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
+FROM deliveries d
+JOIN messages m ON m.id = d.message_id
+WHERE m.metadata->>'message_sid' = $1::text
+ORDER BY d.destination
+LIMIT 200
+`
+
+type ListDeliveriesRow struct {
+	Destination string
+	State       string
+	Attempts    int16
+	Error       string
+	UpdatedAt   time.Time
+}
+
+// A message's deliveries, by destination: its story's.
+func (q *Queries) ListDeliveries(ctx context.Context, sid string) ([]ListDeliveriesRow, error) {
+	rows, err := q.db.Query(ctx, listDeliveries, sid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListDeliveriesRow
+	for rows.Next() {
+		var i ListDeliveriesRow
+		if err := rows.Scan(
+			&i.Destination,
+			&i.State,
+			&i.Attempts,
+			&i.Error,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listForwardRetries = `-- name: ListForwardRetries :many
@@ -307,5 +353,39 @@ WHERE id
 // unlimited. The slot clock starts over, so a new rate holds from now.
 func (q *Queries) SetForwardingRate(ctx context.Context, rate *float64) error {
 	_, err := q.db.Exec(ctx, setForwardingRate, rate)
+	return err
+}
+
+const settleDeliveries = `-- name: SettleDeliveries :exec
+UPDATE deliveries d
+SET state = $1::text,
+    attempts = greatest(d.attempts, $2::smallint),
+    error = $3::text,
+    updated_at = now()
+FROM messages m
+WHERE m.metadata->>'message_sid' = ANY($4::text[])
+  AND d.message_id = m.id AND d.destination = $5::text
+`
+
+type SettleDeliveriesParams struct {
+	State       string
+	Attempt     int16
+	Error       *string
+	SIDs        []string
+	Destination string
+}
+
+// What an attempt of these messages' deliveries to destination came to
+// (dispatch): forwarded, or retrying, failed or cancelled with the
+// attempt's error. attempts only grows, so an outcome recorded late
+// (a worker that lost its job to a rescue) never rewinds the count.
+func (q *Queries) SettleDeliveries(ctx context.Context, arg SettleDeliveriesParams) error {
+	_, err := q.db.Exec(ctx, settleDeliveries,
+		arg.State,
+		arg.Attempt,
+		arg.Error,
+		arg.SIDs,
+		arg.Destination,
+	)
 	return err
 }

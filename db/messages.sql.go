@@ -25,14 +25,20 @@ func (q *Queries) CountMessagesBySIDs(ctx context.Context, sids []string) (int64
 	return count, err
 }
 
-const deleteMessagesBefore = `-- name: DeleteMessagesBefore :execrows
-DELETE FROM messages
-WHERE id IN (
-    SELECT id FROM messages
-    WHERE received_at < $1::timestamptz
-    ORDER BY received_at, id
-    LIMIT $2::integer
+const deleteMessagesBefore = `-- name: DeleteMessagesBefore :one
+WITH gone AS (
+    DELETE FROM messages
+    WHERE id IN (
+        SELECT id FROM messages
+        WHERE received_at < $1::timestamptz
+        ORDER BY received_at, id
+        LIMIT $2::integer
+    )
+    RETURNING id
+), owed AS (
+    DELETE FROM deliveries d USING gone WHERE d.message_id = gone.id
 )
+SELECT count(*)::bigint FROM gone
 `
 
 type DeleteMessagesBeforeParams struct {
@@ -41,14 +47,13 @@ type DeleteMessagesBeforeParams struct {
 }
 
 // Retention: up to max_rows of the oldest messages received before the
-// cutoff, through messages_received_at_id_idx. Bounded so that each run is a
-// short transaction holding few row locks.
+// cutoff, through messages_received_at_id_idx, with their deliveries.
+// Bounded so that each run is a short transaction holding few row locks.
 func (q *Queries) DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBeforeParams) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteMessagesBefore, arg.Before, arg.MaxRows)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	row := q.db.QueryRow(ctx, deleteMessagesBefore, arg.Before, arg.MaxRows)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const getMessageBySID = `-- name: GetMessageBySID :one
@@ -141,14 +146,22 @@ func (q *Queries) GetMessageReceivedPayloads(ctx context.Context, sids []string)
 }
 
 const insertBatchJob = `-- name: InsertBatchJob :exec
+WITH batch AS (
+    SELECT m.id, m.metadata->>'message_sid' AS sid, m.received_at
+    FROM messages m
+    WHERE m.metadata->>'message_sid' = ANY($4::text[])
+      AND m.xmin = pg_current_xact_id()::xid
+), owed AS (
+    -- Their deliveries to FORWARD_URL (00015_deliveries.sql).
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT batch.id, 'default', batch.received_at FROM batch
+)
 INSERT INTO river_job (args, kind, max_attempts)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(m.metadata->>'message_sid'))
-            ELSE jsonb_build_object('sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
+            ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
        CASE WHEN count(*) = 1 THEN $1::text ELSE $2::text END,
        $3::smallint
-FROM messages m
-WHERE m.metadata->>'message_sid' = ANY($4::text[])
-  AND m.xmin = pg_current_xact_id()::xid
+FROM batch
 HAVING count(*) > 0
 `
 
@@ -182,20 +195,29 @@ func (q *Queries) InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) 
 }
 
 const insertBatchRoutes = `-- name: InsertBatchRoutes :exec
+WITH owed AS (
+    -- The deliveries (00015_deliveries.sql), one per message and
+    -- destination.
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT m.id, d.name, m.received_at
+    FROM messages m
+    JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
+    WHERE m.metadata->>'message_sid' = ANY($4::text[])
+      AND m.xmin = pg_current_xact_id()::xid
+      -- Evaluated once (an InitPlan): with no destination, the batch's
+      -- rows are not read again at all.
+      AND (SELECT true FROM destinations LIMIT 1)
+    RETURNING message_id, destination
+)
 INSERT INTO river_job (args, kind, max_attempts, queue)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', d.name, 'sid', min(m.metadata->>'message_sid'))
-            ELSE jsonb_build_object('destination', d.name, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', owed.destination, 'sid', min(m.metadata->>'message_sid'))
+            ELSE jsonb_build_object('destination', owed.destination, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
        CASE WHEN count(*) = 1 THEN $1::text ELSE $2::text END,
        $3::smallint,
-       d.name
-FROM messages m
-JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
-WHERE m.metadata->>'message_sid' = ANY($4::text[])
-  AND m.xmin = pg_current_xact_id()::xid
-  -- Evaluated once (an InitPlan): with no destination, the batch's rows
-  -- are not read again at all.
-  AND (SELECT true FROM destinations LIMIT 1)
-GROUP BY d.name
+       owed.destination
+FROM owed
+JOIN messages m ON m.id = owed.message_id
+GROUP BY owed.destination
 `
 
 type InsertBatchRoutesParams struct {
@@ -269,20 +291,21 @@ WHERE (received_at, id) < ($1::timestamptz, $2::bigint)
   AND ($4::text IS NULL OR direction = $4)
   AND ($5::text IS NULL OR status = $5)
   AND ($6::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $6)
-  AND ($7::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($7::text[]))
+  AND ($7::text[] IS NULL OR message_delivery_state(id, $8) = ANY($7::text[]))
 ORDER BY received_at DESC, id DESC
-LIMIT $8::integer
+LIMIT $9::integer
 `
 
 type ListMessagesParams struct {
-	BeforeAt  time.Time
-	BeforeID  int64
-	Since     time.Time
-	Direction *string
-	Status    *string
-	Source    *string
-	Forward   []string
-	MaxRows   int32
+	BeforeAt    time.Time
+	BeforeID    int64
+	Since       time.Time
+	Direction   *string
+	Status      *string
+	Source      *string
+	Forward     []string
+	Destination *string
+	MaxRows     int32
 }
 
 // A page of messages, newest first, after the keyset cursor (before_at,
@@ -302,6 +325,7 @@ func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]M
 		arg.Status,
 		arg.Source,
 		arg.Forward,
+		arg.Destination,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -339,34 +363,36 @@ func (q *Queries) ListMessages(ctx context.Context, arg ListMessagesParams) ([]M
 }
 
 const listMessagesByForward = `-- name: ListMessagesByForward :many
-SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
-FROM messages
-WHERE metadata->>'message_sid' IN (
-        SELECT j.args->>'sid' FROM river_job j
-        WHERE j.state = ANY(CAST($1::text[] AS river_job_state[])) AND j.kind = $2::text
-        UNION ALL
-        SELECT jsonb_array_elements_text(j.args->'sids') FROM river_job j
-        WHERE j.state = ANY(CAST($1::text[] AS river_job_state[])) AND j.kind = $3::text)
-  AND message_forward_state(metadata->>'message_sid') = ANY($4::text[])
-  AND (received_at, id) < ($5::timestamptz, $6::bigint)
-  AND received_at >= $7::timestamptz
-  AND ($8::text IS NULL OR from_address = $8 OR to_address = $8)
-  AND ($9::text IS NULL OR from_address = $9)
-  AND ($10::text IS NULL OR to_address = $10)
-  AND ($11::text IS NULL OR account_sid = $11)
-  AND ($12::text IS NULL OR direction = $12)
-  AND ($13::text IS NULL OR status = $13)
-  AND ($14::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $14)
-ORDER BY received_at DESC, id DESC
-LIMIT $15::integer
+SELECT m.id, m.direction, m.account_sid, m.messaging_service_sid, m.from_address, m.to_address,
+       m.body, m.num_media, m.num_segments, m.media, m.status, m.received_at, m.metadata, m.error_code, m.status_checked_at
+FROM (
+    SELECT DISTINCT d.received_at, d.message_id
+    FROM deliveries d
+    WHERE d.state = ANY($1::text[]) AND d.state <> 'forwarded'
+      AND ($2::text IS NULL OR d.destination = $2)
+      AND (d.received_at, d.message_id) < ($3::timestamptz, $4::bigint)
+      AND d.received_at >= $5::timestamptz
+    -- Sorted here, so the join reads messages only until the page is
+    -- full (the planner cannot count the candidates well enough to see
+    -- that by itself).
+    ORDER BY d.received_at DESC, d.message_id DESC
+) AS c
+JOIN messages m ON m.id = c.message_id
+WHERE message_delivery_state(m.id, $2) = ANY($1::text[])
+  AND ($6::text IS NULL OR m.from_address = $6 OR m.to_address = $6)
+  AND ($7::text IS NULL OR m.from_address = $7)
+  AND ($8::text IS NULL OR m.to_address = $8)
+  AND ($9::text IS NULL OR m.account_sid = $9)
+  AND ($10::text IS NULL OR m.direction = $10)
+  AND ($11::text IS NULL OR m.status = $11)
+  AND ($12::text IS NULL OR coalesce(m.metadata->>'source', 'webhook') = $12)
+ORDER BY c.received_at DESC, c.message_id DESC
+LIMIT $13::integer
 `
 
 type ListMessagesByForwardParams struct {
-	JobStates   []string
-	JobKind     string
-	BatchKind   string
 	Forward     []string
+	Destination *string
 	BeforeAt    time.Time
 	BeforeID    int64
 	Since       time.Time
@@ -380,17 +406,16 @@ type ListMessagesByForwardParams struct {
 	MaxRows     int32
 }
 
-// ListMessages for forward states that few messages are in (pending,
-// retrying, failed, cancelled): the candidates are the sids of the forward
-// jobs, a message's own or a batch's, in the River states that can give
-// them (job_states, through River's state indexes), kept when their latest
-// job gives one of forward.
+// ListMessages for the forward states that few messages are in (pending,
+// retrying, failed, cancelled): the candidates are the deliveries in one
+// of them (of the destination, when named), read newest first from the
+// partial index deliveries_unsettled_idx, whose received_at is their
+// message's, so only the messages of the page are read; each is kept
+// when its forward state over all (those) deliveries is one of forward.
 func (q *Queries) ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error) {
 	rows, err := q.db.Query(ctx, listMessagesByForward,
-		arg.JobStates,
-		arg.JobKind,
-		arg.BatchKind,
 		arg.Forward,
+		arg.Destination,
 		arg.BeforeAt,
 		arg.BeforeID,
 		arg.Since,
@@ -447,21 +472,22 @@ WHERE account_sid = $1::text
   AND ($5::text IS NULL OR direction = $5)
   AND ($6::text IS NULL OR status = $6)
   AND ($7::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $7)
-  AND ($8::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($8::text[]))
+  AND ($8::text[] IS NULL OR message_delivery_state(id, $9) = ANY($8::text[]))
 ORDER BY account_sid DESC, received_at DESC, id DESC
-LIMIT $9::integer
+LIMIT $10::integer
 `
 
 type ListMessagesForAccountParams struct {
-	AccountSID string
-	BeforeAt   time.Time
-	BeforeID   int64
-	Since      time.Time
-	Direction  *string
-	Status     *string
-	Source     *string
-	Forward    []string
-	MaxRows    int32
+	AccountSID  string
+	BeforeAt    time.Time
+	BeforeID    int64
+	Since       time.Time
+	Direction   *string
+	Status      *string
+	Source      *string
+	Forward     []string
+	Destination *string
+	MaxRows     int32
 }
 
 // ListMessages for one account, through messages_account_sid_received_at_idx.
@@ -475,6 +501,7 @@ func (q *Queries) ListMessagesForAccount(ctx context.Context, arg ListMessagesFo
 		arg.Status,
 		arg.Source,
 		arg.Forward,
+		arg.Destination,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -523,9 +550,9 @@ WHERE from_address = $1::text
   AND ($7::text IS NULL OR direction = $7)
   AND ($8::text IS NULL OR status = $8)
   AND ($9::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $9)
-  AND ($10::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($10::text[]))
+  AND ($10::text[] IS NULL OR message_delivery_state(id, $11) = ANY($10::text[]))
 ORDER BY from_address DESC, received_at DESC, id DESC
-LIMIT $11::integer
+LIMIT $12::integer
 `
 
 type ListMessagesFromParams struct {
@@ -539,6 +566,7 @@ type ListMessagesFromParams struct {
 	Status      *string
 	Source      *string
 	Forward     []string
+	Destination *string
 	MaxRows     int32
 }
 
@@ -555,6 +583,7 @@ func (q *Queries) ListMessagesFrom(ctx context.Context, arg ListMessagesFromPara
 		arg.Status,
 		arg.Source,
 		arg.Forward,
+		arg.Destination,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -605,9 +634,9 @@ FROM (
        AND ($6::text IS NULL OR direction = $6)
        AND ($7::text IS NULL OR status = $7)
        AND ($8::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $8)
-       AND ($9::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($9::text[]))
+       AND ($9::text[] IS NULL OR message_delivery_state(id, $10) = ANY($9::text[]))
      ORDER BY from_address DESC, received_at DESC, id DESC
-     LIMIT $10::integer)
+     LIMIT $11::integer)
     UNION ALL
     (SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
@@ -619,25 +648,26 @@ FROM (
        AND ($6::text IS NULL OR direction = $6)
        AND ($7::text IS NULL OR status = $7)
        AND ($8::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $8)
-       AND ($9::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($9::text[]))
+       AND ($9::text[] IS NULL OR message_delivery_state(id, $10) = ANY($9::text[]))
      ORDER BY to_address DESC, received_at DESC, id DESC
-     LIMIT $10::integer)
+     LIMIT $11::integer)
 ) AS m
 ORDER BY received_at DESC, id DESC
-LIMIT $10::integer
+LIMIT $11::integer
 `
 
 type ListMessagesNumberParams struct {
-	Number     string
-	BeforeAt   time.Time
-	BeforeID   int64
-	Since      time.Time
-	AccountSID *string
-	Direction  *string
-	Status     *string
-	Source     *string
-	Forward    []string
-	MaxRows    int32
+	Number      string
+	BeforeAt    time.Time
+	BeforeID    int64
+	Since       time.Time
+	AccountSID  *string
+	Direction   *string
+	Status      *string
+	Source      *string
+	Forward     []string
+	Destination *string
+	MaxRows     int32
 }
 
 // ListMessages for one phone number, as sender or recipient: the newest of
@@ -654,6 +684,7 @@ func (q *Queries) ListMessagesNumber(ctx context.Context, arg ListMessagesNumber
 		arg.Status,
 		arg.Source,
 		arg.Forward,
+		arg.Destination,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -701,22 +732,23 @@ WHERE to_address = $1::text
   AND ($6::text IS NULL OR direction = $6)
   AND ($7::text IS NULL OR status = $7)
   AND ($8::text IS NULL OR coalesce(metadata->>'source', 'webhook') = $8)
-  AND ($9::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY($9::text[]))
+  AND ($9::text[] IS NULL OR message_delivery_state(id, $10) = ANY($9::text[]))
 ORDER BY to_address DESC, received_at DESC, id DESC
-LIMIT $10::integer
+LIMIT $11::integer
 `
 
 type ListMessagesToParams struct {
-	ToAddress  string
-	BeforeAt   time.Time
-	BeforeID   int64
-	Since      time.Time
-	AccountSID *string
-	Direction  *string
-	Status     *string
-	Source     *string
-	Forward    []string
-	MaxRows    int32
+	ToAddress   string
+	BeforeAt    time.Time
+	BeforeID    int64
+	Since       time.Time
+	AccountSID  *string
+	Direction   *string
+	Status      *string
+	Source      *string
+	Forward     []string
+	Destination *string
+	MaxRows     int32
 }
 
 // ListMessages for one recipient, through messages_to_address_received_at_idx.
@@ -731,6 +763,7 @@ func (q *Queries) ListMessagesTo(ctx context.Context, arg ListMessagesToParams) 
 		arg.Status,
 		arg.Source,
 		arg.Forward,
+		arg.Destination,
 		arg.MaxRows,
 	)
 	if err != nil {

@@ -61,6 +61,16 @@ func (ns NullRiverJobState) Value() (driver.Value, error) {
 	return string(ns.RiverJobState), nil
 }
 
+type Delivery struct {
+	MessageID   int64
+	Destination string
+	ReceivedAt  time.Time
+	State       string
+	Attempts    int16
+	Error       *string
+	UpdatedAt   time.Time
+}
+
 type Destination struct {
 	ID           int16
 	Name         string

@@ -21,8 +21,8 @@ type Querier interface {
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
 	DeleteDestination(ctx context.Context, name string) (int64, error)
 	// Retention: up to max_rows of the oldest messages received before the
-	// cutoff, through messages_received_at_id_idx. Bounded so that each run is a
-	// short transaction holding few row locks.
+	// cutoff, through messages_received_at_id_idx, with their deliveries.
+	// Bounded so that each run is a short transaction holding few row locks.
 	DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBeforeParams) (int64, error)
 	// Retention: up to max_rows of the oldest status events received before
 	// the cutoff, through message_status_events_received_at_idx.
@@ -34,7 +34,8 @@ type Querier interface {
 	// The sweep listed its whole window: everything sent before its end is
 	// stored, so the watermark moves there, and the next sweep starts anew.
 	FinishReconcileSweep(ctx context.Context, arg FinishReconcileSweepParams) error
-	// The forward state of each of these messages (message_forward_state).
+	// The forward state of each of these messages over its deliveries
+	// (message_delivery_state).
 	ForwardStates(ctx context.Context, sids []string) ([]ForwardStatesRow, error)
 	GetDestination(ctx context.Context, name string) (Destination, error)
 	GetForwardRetry(ctx context.Context, id int64) (GetForwardRetryRow, error)
@@ -114,6 +115,8 @@ type Querier interface {
 	// Each account's latest delivered (webhook) message, through
 	// messages_account_sid_received_at_idx.
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
+	// A message's deliveries, by destination: its story's.
+	ListDeliveries(ctx context.Context, sid string) ([]ListDeliveriesRow, error)
 	// Every destination, by name; destinations are capped (MaxDestinations),
 	// so the limit is a bound, never a page.
 	ListDestinations(ctx context.Context, maxRows int32) ([]Destination, error)
@@ -128,11 +131,12 @@ type Querier interface {
 	// the unfinished or failed forward states starts from the jobs
 	// (ListMessagesByForward).
 	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
-	// ListMessages for forward states that few messages are in (pending,
-	// retrying, failed, cancelled): the candidates are the sids of the forward
-	// jobs, a message's own or a batch's, in the River states that can give
-	// them (job_states, through River's state indexes), kept when their latest
-	// job gives one of forward.
+	// ListMessages for the forward states that few messages are in (pending,
+	// retrying, failed, cancelled): the candidates are the deliveries in one
+	// of them (of the destination, when named), read newest first from the
+	// partial index deliveries_unsettled_idx, whose received_at is their
+	// message's, so only the messages of the page are read; each is kept
+	// when its forward state over all (those) deliveries is one of forward.
 	ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error)
 	// ListMessages for one account, through messages_account_sid_received_at_idx.
 	ListMessagesForAccount(ctx context.Context, arg ListMessagesForAccountParams) ([]Message, error)
@@ -213,6 +217,11 @@ type Querier interface {
 	SetTwilioAccountDisabled(ctx context.Context, arg SetTwilioAccountDisabledParams) (bool, error)
 	// Sets (or, with NULL, clears) the secondary token.
 	SetTwilioAccountSecondary(ctx context.Context, arg SetTwilioAccountSecondaryParams) (bool, error)
+	// What an attempt of these messages' deliveries to destination came to
+	// (dispatch): forwarded, or retrying, failed or cancelled with the
+	// attempt's error. attempts only grows, so an outcome recorded late
+	// (a worker that lost its job to a rescue) never rewinds the count.
+	SettleDeliveries(ctx context.Context, arg SettleDeliveriesParams) error
 	// A new sweep of [sweep_from, sweep_to], from its first page.
 	StartReconcileSweep(ctx context.Context, arg StartReconcileSweepParams) error
 	// One sweep per account at a time, across every process: a session

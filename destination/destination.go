@@ -72,10 +72,12 @@ func (e *retryAfterError) Error() string             { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error             { return e.err }
 func (e *retryAfterError) RetryAfter() time.Duration { return e.d }
 
-// A message's forward state, from its latest forward job (the SQL function
-// message_forward_state says it once for every query).
+// A message's forward state over its deliveries, one per destination
+// (the SQL function message_delivery_state says it once for every query):
+// the state an operator must act on first, forwarded when every delivery
+// was.
 const (
-	ForwardNone      = "none"      // no forward job (processing off, or River cleaned it)
+	ForwardNone      = "none"      // no delivery: no destination matched (unrouted), or processing was off
 	ForwardPending   = "pending"   // waiting, or on its first attempt
 	ForwardRetrying  = "retrying"  // an attempt failed; it will run again
 	ForwardForwarded = "forwarded" // the app took it

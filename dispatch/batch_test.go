@@ -92,7 +92,7 @@ func TestReplayOfOneMessageOfABatch(t *testing.T) {
 	p := workertest.Start(t, pool, workertest.Options{URL: app.URL})
 	sids := workertest.InsertMany(t, st, 5, nil) // one batch, one job
 	poll.Until(t, "the batch at the app", func() bool { return app.Distinct() == 5 })
-	if _, created, err := p.Queue.Replay(t.Context(), sids[2], maxAttempts); err != nil || !created {
+	if _, created, err := p.Queue.Replay(t.Context(), sids[2], store.DefaultDestination, maxAttempts); err != nil || !created {
 		t.Fatalf("replay: %v %v", created, err)
 	}
 	poll.Until(t, "the replay at the app", func() bool { return app.Total() == 6 })

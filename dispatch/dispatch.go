@@ -30,12 +30,15 @@ type Store interface {
 	StatusChangedPayload(ctx context.Context, id, sid, status string) ([]byte, error)
 	ForwardingControl(ctx context.Context) (store.Control, error)
 	ReserveForwardSlot(ctx context.Context, maxAhead time.Duration) (reserved bool, wait time.Duration, err error)
+	SettleDeliveries(ctx context.Context, dest string, sids []string, o store.Outcome) error
 }
 
-// Queue is what a batch needs of the queue: its failed messages handed to
-// jobs of their own as it completes.
+// Queue is what the workers need of the queue: a job completed with its
+// deliveries recorded, and a batch's failed messages handed to jobs of
+// their own as it completes.
 type Queue interface {
-	HandOff(ctx context.Context, batch *queue.Job[job.Messages], hs []queue.HandOff, maxAttempts int16) error
+	Delivered(ctx context.Context, j queue.Ref, dest string, sids []string, attempt int) error
+	HandOff(ctx context.Context, batch *queue.Job[job.Messages], dest string, forwarded []string, hs []queue.HandOff, maxAttempts int16) error
 }
 
 // Pauser pauses forwarding, as the circuit breaker does: the operator's
@@ -112,7 +115,32 @@ func (d *Dispatcher) forwardMessage(ctx context.Context, j *queue.Job[job.Messag
 		err = loadFailed("message", err)
 	}
 	ev := destination.Event{ID: id, Type: message.TypeReceived, Payload: p, Attempt: j.Attempt}
-	return d.attempt(ctx, metrics.KindMessage, ev, j.CreatedAt, err, j.Classify)
+	if err := d.attempt(ctx, metrics.KindMessage, ev, j.CreatedAt, err, j.Classify); err != nil {
+		d.failed(ctx, j.Args.SID, j.Attempt, j.Classify(err), err)
+		return err
+	}
+	return d.queue.Delivered(ctx, j, d.name, []string{j.Args.SID}, j.Attempt)
+}
+
+// failed records a failed attempt of the message sid's delivery, by its
+// verdict. The job's own outcome stands if it cannot: River retries it or
+// ends it whatever this says, and the delivery shows what it last knew
+// until its next attempt.
+func (d *Dispatcher) failed(ctx context.Context, sid string, attempt int, v queue.Verdict, err error) {
+	o := store.Outcome{State: store.DeliveryRetrying, Attempt: attempt, Error: err.Error()}
+	switch v.State {
+	case queue.StateCancelled:
+		o.State = store.DeliveryCancelled
+	case queue.StateDiscarded:
+		o.State = store.DeliveryFailed
+	}
+	if ctx.Err() != nil {
+		return // stopping: the attempt runs again
+	}
+	if rerr := d.store.SettleDeliveries(ctx, d.name, []string{sid}, o); rerr != nil {
+		d.logger.WarnContext(ctx, "cannot record a failed delivery; it shows its previous state until its next attempt",
+			"event", sid, "destination", d.name, "err", rerr)
+	}
 }
 
 // forwardStatus runs job.Status: the forward of a status change.

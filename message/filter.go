@@ -25,6 +25,9 @@ type Filter struct {
 	// Forward selects messages whose forward is in one of these states
 	// (destination's Forward states).
 	Forward []string
+	// Destination narrows Forward to the deliveries to this destination
+	// ("default" is FORWARD_URL's).
+	Destination string
 	// Since and Until bound received_at to [Since, Until).
 	Since time.Time
 	Until time.Time

@@ -44,20 +44,49 @@ func (q *Queue) JobsOf(ctx context.Context, sid string, limit int32) ([]job.Info
 	return jobs, nil
 }
 
-// Replay inserts a new forward job for the stored inbound message sid,
-// with maxAttempts attempts, and returns it with created true; while an
-// earlier replay of sid is unfinished (waiting, retrying or running), it
-// returns that job instead, with created false, so any number of
-// concurrent calls make at most one new job. store.ErrNotFound when no
-// inbound message has that sid.
-func (q *Queue) Replay(ctx context.Context, sid string, maxAttempts int16) (j job.Info, created bool, err error) {
-	r, err := q.q.InsertMessageJob(ctx, jobdb.InsertMessageJobParams{SID: sid, JobKind: job.KindMessage, MaxAttempts: maxAttempts})
+// Replay inserts a new forward job for the stored inbound message sid to
+// the destination dest ("default" is FORWARD_URL's), with maxAttempts
+// attempts, and returns it with created true; its delivery is pending
+// again. While an earlier replay of sid to dest is unfinished (waiting,
+// retrying or running), it returns that job instead, with created false,
+// so any number of concurrent calls make at most one new job.
+// store.ErrNotFound when no inbound message has that sid.
+func (q *Queue) Replay(ctx context.Context, sid, dest string, maxAttempts int16) (j job.Info, created bool, err error) {
+	r, err := q.q.InsertMessageJob(ctx, jobdb.InsertMessageJobParams{SID: sid, Destination: dest, JobKind: job.KindMessage, MaxAttempts: maxAttempts})
 	if err != nil {
-		return job.Info{}, false, store.Translate("replay "+sid, err)
+		return job.Info{}, false, store.Translate("replay "+sid+" to "+dest, err)
 	}
 	return job.Info{ID: r.ID, Kind: r.Kind, State: r.State, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
 		ScheduledAt: r.ScheduledAt, AttemptedAt: r.AttemptedAt, FinalizedAt: r.FinalizedAt, LastError: r.LastError,
 		Failures: []job.Failure{}}, r.Created, nil
+}
+
+// Retry is a page of a bulk retry (RetryDeliveries).
+type Retry struct {
+	// MessageIDs are the page's messages; States the delivery states
+	// retried; Destination, when set, the one destination retried.
+	MessageIDs  []int64
+	States      []string
+	Destination string
+	// DefaultAttempts are the new jobs' attempts for FORWARD_URL's
+	// deliveries, RouteAttempts for the destinations'.
+	DefaultAttempts, RouteAttempts int16
+}
+
+// RetryDeliveries gives every delivery r selects a new forward job, as
+// Replay does, in one statement, and returns how many jobs it inserted
+// (one whose replay already waits keeps it).
+func (q *Queue) RetryDeliveries(ctx context.Context, r Retry) (int64, error) {
+	var dest *string
+	if r.Destination != "" {
+		dest = &r.Destination
+	}
+	n, err := q.q.RetryDeliveries(ctx, jobdb.RetryDeliveriesParams{MessageIds: r.MessageIDs, States: r.States, Destination: dest,
+		JobKind: job.KindMessage, DefaultAttempts: r.DefaultAttempts, RouteAttempts: r.RouteAttempts})
+	if err != nil {
+		return 0, store.Translate(fmt.Sprintf("retry the deliveries of %d messages", len(r.MessageIDs)), err)
+	}
+	return n, nil
 }
 
 // CountByState returns the number of jobs in each River state that has
@@ -109,12 +138,14 @@ type HandOff struct {
 	NotBefore time.Time
 }
 
-// HandOff gives each of hs, messages of the batch job batch, a forward job
-// of its own (job.Message, with maxAttempts attempts, the failed one
-// counted), in the River state its verdict says, in one transaction with
-// River's completion of the batch: a batch is done exactly when what it
-// could not do is someone else's.
-func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []HandOff, maxAttempts int16) error {
+// HandOff records the deliveries of forwarded, messages of the batch job
+// batch, as forwarded (to dest, the dispatcher's destination), and gives
+// each of hs a forward job of its own (job.Message, with maxAttempts
+// attempts, the failed one counted), in the River state its verdict says,
+// its delivery in the matching state, in one transaction with River's
+// completion of the batch: a batch is done exactly when what it did is
+// recorded and what it could not do is someone else's.
+func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], dest string, forwarded []string, hs []HandOff, maxAttempts int16) error {
 	p := jobdb.InsertForwardHandOffsParams{JobKind: job.KindMessage, MaxAttempts: maxAttempts, BatchID: batch.ID,
 		Destination: batch.Args.Destination,
 		SIDs:        make([]string, len(hs)), Errors: make([]string, len(hs)), States: make([]string, len(hs)),
@@ -130,6 +161,9 @@ func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []Hand
 		p.SIDs[i], p.Errors[i], p.States[i], p.NotBefore[i], p.FailedAt[i] = h.SID, h.Error, state, nb, h.FailedAt
 	}
 	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+		if err := q.store.InTx(tx).SettleDeliveries(ctx, dest, forwarded, store.Outcome{State: store.DeliveryForwarded, Attempt: batch.Attempt}); err != nil {
+			return err
+		}
 		if len(hs) > 0 {
 			jq := q.q.WithTx(tx)
 			if err := jq.InsertForwardHandOffs(ctx, p); err != nil {
@@ -142,6 +176,18 @@ func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []Hand
 		return batch.complete(ctx, tx)
 	})
 	return store.Translate(fmt.Sprintf("hand off %d forwards", len(hs)), err)
+}
+
+// Delivered completes j, the forward of sids to dest (the dispatcher's
+// destination), in the transaction that records their deliveries as
+// forwarded: a delivery is forwarded exactly when its job is done.
+func (q *Queue) Delivered(ctx context.Context, j Ref, dest string, sids []string, attempt int) error {
+	return q.Transact(ctx, func(tx *Tx) error {
+		if err := tx.Store.SettleDeliveries(ctx, dest, sids, store.Outcome{State: store.DeliveryForwarded, Attempt: attempt}); err != nil {
+			return err
+		}
+		return tx.Complete(ctx, j)
+	})
 }
 
 // ForwardStats is the state of the forwards' queue.

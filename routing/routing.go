@@ -27,7 +27,7 @@ var ErrPlaintextRefused = errors.New("ENCRYPTION_KEY is not set: refusing to sto
 // DefaultName is the destination FORWARD_URL and FORWARD_SECRET define, from
 // the environment, matching every message: a deployment that upgrades keeps
 // forwarding as before. No destination of the table may take the name.
-const DefaultName = "default"
+const DefaultName = store.DefaultDestination
 
 // ErrInvalid wraps every refusal of input: a name, URL, secret, rule,
 // rate or note no destination may have. Its message names the flag (the

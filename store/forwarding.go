@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"inbox/db"
 )
@@ -171,6 +174,79 @@ func (s *Store) ForwardStatesOf(ctx context.Context, sids []string) (map[string]
 	out := make(map[string]string, len(rows))
 	for _, r := range rows {
 		out[r.SID] = r.State
+	}
+	return out, nil
+}
+
+// DefaultDestination is the destination FORWARD_URL defines, in
+// deliveries and River's queues (its default queue).
+const DefaultDestination = "default"
+
+// The states of a delivery (00015_deliveries.sql): destination's Forward
+// states but none.
+const (
+	DeliveryPending   = "pending"
+	DeliveryRetrying  = "retrying"
+	DeliveryForwarded = "forwarded"
+	DeliveryFailed    = "failed"
+	DeliveryCancelled = "cancelled"
+)
+
+// Outcome is what an attempt of a delivery came to.
+type Outcome struct {
+	State   string // a Delivery state
+	Attempt int    // the attempt's number, from 1
+	Error   string // why it failed; "" when forwarded
+}
+
+// SettleDeliveries records o as the outcome of the deliveries of sids to
+// the destination dest. A message without a delivery to dest (stored
+// before deliveries were recorded) is left alone.
+func (s *Store) SettleDeliveries(ctx context.Context, dest string, sids []string, o Outcome) error {
+	if len(sids) == 0 {
+		return nil
+	}
+	err := s.q.SettleDeliveries(ctx, db.SettleDeliveriesParams{State: o.State, Attempt: int16(min(o.Attempt, math.MaxInt16)),
+		Error: optionalString(cut(o.Error, maxDeliveryError)), SIDs: sids, Destination: dest})
+	if err != nil {
+		return fail(fmt.Sprintf("record %d deliveries to %s as %s", len(sids), dest, o.State), err, ErrNotFound)
+	}
+	return nil
+}
+
+// maxDeliveryError bounds the error a delivery keeps (the job keeps every
+// attempt's).
+const maxDeliveryError = 500
+
+// cut returns s's first n bytes at most, cut at a character's boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// Delivery is a message's delivery to one destination.
+type Delivery struct {
+	Destination string
+	State       string
+	Attempts    int
+	Error       string
+	UpdatedAt   time.Time
+}
+
+// DeliveriesOf returns the deliveries of the message sid, by destination.
+func (s *Store) DeliveriesOf(ctx context.Context, sid string) ([]Delivery, error) {
+	rows, err := s.q.ListDeliveries(ctx, sid)
+	if err != nil {
+		return nil, fail("list the deliveries of "+sid, err, ErrNotFound)
+	}
+	out := make([]Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = Delivery{Destination: r.Destination, State: r.State, Attempts: int(r.Attempts), Error: r.Error, UpdatedAt: r.UpdatedAt}
 	}
 	return out, nil
 }

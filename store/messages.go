@@ -214,28 +214,32 @@ func (s *Store) MessageReceivedPayload(ctx context.Context, id, sid string) ([]b
 	return []byte(p), nil
 }
 
-// jobStatesOf returns the River states a job can be in while its message
-// has one of the forward states, and false when one of them (none,
-// forwarded) is what most messages are in, so that starting from the jobs
-// would not narrow anything.
-func jobStatesOf(forward []string) ([]string, bool) {
-	var states []string
+// fewForward reports whether every one of the forward states is one few
+// messages are in (an unsettled delivery's, in deliveries_unsettled_idx),
+// so a list is best started from the deliveries.
+func fewForward(forward []string) bool {
 	for _, f := range forward {
 		switch f {
-		case destination.ForwardPending:
-			states = append(states, "available", "scheduled", "pending", "running")
-		case destination.ForwardRetrying:
-			states = append(states, "retryable", "available", "scheduled", "running")
-		case destination.ForwardFailed:
-			states = append(states, "discarded")
-		case destination.ForwardCancelled:
-			states = append(states, "cancelled")
+		case destination.ForwardPending, destination.ForwardRetrying, destination.ForwardFailed, destination.ForwardCancelled:
 		default:
-			return nil, false
+			return false
 		}
 	}
-	slices.Sort(states)
-	return slices.Compact(states), true
+	return len(forward) > 0
+}
+
+// pageStart is the keyset cursor f's page starts after: its After, or
+// past every row, moved back to Until when that is earlier.
+func pageStart(f message.Filter) message.Cursor {
+	before := message.Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
+	if f.After != nil {
+		before = *f.After
+	}
+	if !f.Until.IsZero() && f.Until.Before(before.ReceivedAt) {
+		// (received_at, id) < (until, MinInt64) is received_at < until.
+		before = message.Cursor{ReceivedAt: f.Until, ID: math.MinInt64}
+	}
+	return before
 }
 
 // endOfTime is later than any received_at: the first page's cursor, so that
@@ -246,31 +250,26 @@ var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 // then id), which stays consistent while messages arrive: a page starts
 // strictly after the cursor, so paging on skips no row that existed when
 // paging began and repeats none. A filter on the forward states few
-// messages are in starts from their jobs; otherwise one on From, To, Number
-// or AccountSID uses the index that leads with it.
+// messages are in starts from their deliveries; otherwise one on From, To,
+// Number or AccountSID uses the index that leads with it.
 func (s *Store) ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error) {
-	before := message.Cursor{ReceivedAt: endOfTime, ID: math.MaxInt64}
-	if f.After != nil {
-		before = *f.After
-	}
-	if !f.Until.IsZero() && f.Until.Before(before.ReceivedAt) {
-		// (received_at, id) < (until, MinInt64) is received_at < until.
-		before = message.Cursor{ReceivedAt: f.Until, ID: math.MinInt64}
-	}
-	var forward []string
+	before := pageStart(f)
+	var (
+		forward []string
+		dest    *string
+	)
 	if len(f.Forward) > 0 {
-		forward = f.Forward
+		forward, dest = f.Forward, optionalString(f.Destination)
 	}
 	dir, status, source, account := optionalString(f.Direction), optionalString(f.Status), optionalString(f.Source), optionalString(f.AccountSID)
 	var (
 		ms  []db.Message
 		err error
 	)
-	jobStates, fromJobs := jobStatesOf(forward)
 	switch {
-	case forward != nil && fromJobs:
+	case fewForward(forward):
 		ms, err = s.q.ListMessagesByForward(ctx, db.ListMessagesByForwardParams{
-			JobStates: jobStates, JobKind: job.KindMessage, BatchKind: job.KindMessages, Forward: forward,
+			Forward: forward, Destination: dest,
 			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
 			Number: optionalString(f.Number), FromAddress: optionalString(ifEmpty(f.Number, f.From)), ToAddress: optionalString(ifEmpty(f.Number, f.To)),
 			AccountSID: account, Direction: dir, Status: status, Source: source, MaxRows: f.Limit,
@@ -278,28 +277,28 @@ func (s *Store) ListMessages(ctx context.Context, f message.Filter) ([]message.M
 	case f.Number != "":
 		ms, err = s.q.ListMessagesNumber(ctx, db.ListMessagesNumberParams{
 			Number: f.Number, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			AccountSID: account, Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
+			AccountSID: account, Direction: dir, Status: status, Source: source, Forward: forward, Destination: dest, MaxRows: f.Limit,
 		})
 	case f.From != "":
 		ms, err = s.q.ListMessagesFrom(ctx, db.ListMessagesFromParams{
 			FromAddress: f.From, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
 			ToAddress: optionalString(f.To), AccountSID: account,
-			Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
+			Direction: dir, Status: status, Source: source, Forward: forward, Destination: dest, MaxRows: f.Limit,
 		})
 	case f.To != "":
 		ms, err = s.q.ListMessagesTo(ctx, db.ListMessagesToParams{
 			ToAddress: f.To, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			AccountSID: account, Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
+			AccountSID: account, Direction: dir, Status: status, Source: source, Forward: forward, Destination: dest, MaxRows: f.Limit,
 		})
 	case f.AccountSID != "":
 		ms, err = s.q.ListMessagesForAccount(ctx, db.ListMessagesForAccountParams{
 			AccountSID: f.AccountSID, BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
+			Direction: dir, Status: status, Source: source, Forward: forward, Destination: dest, MaxRows: f.Limit,
 		})
 	default:
 		ms, err = s.q.ListMessages(ctx, db.ListMessagesParams{
 			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
-			Direction: dir, Status: status, Source: source, Forward: forward, MaxRows: f.Limit,
+			Direction: dir, Status: status, Source: source, Forward: forward, Destination: dest, MaxRows: f.Limit,
 		})
 	}
 	if err != nil {

@@ -26,6 +26,7 @@ type Store interface {
 	GetMessageBySID(ctx context.Context, sid string) (message.Message, error)
 	ListStatusEvents(ctx context.Context, sid string, limit int32) ([]message.StatusEvent, error)
 	ForwardStatesOf(ctx context.Context, sids []string) (map[string]string, error)
+	DeliveriesOf(ctx context.Context, sid string) ([]store.Delivery, error)
 	ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error)
 }
 
@@ -46,10 +47,12 @@ func New(st Store, jobs Jobs) *Teller { return &Teller{store: st, jobs: jobs} }
 // Story is a message and what happened to it.
 type Story struct {
 	Message message.Message
-	// Forward is its forward's state (destination's Forward states).
-	Forward string
-	Events  []message.StatusEvent
-	Jobs    []job.Info
+	// Forward is its forward's state over its deliveries (destination's
+	// Forward states), and Deliveries each destination's.
+	Forward    string
+	Deliveries []store.Delivery
+	Events     []message.StatusEvent
+	Jobs       []job.Info
 }
 
 // Tell returns the story of the message sid; ErrNotFound when none has it.
@@ -65,6 +68,9 @@ func (t *Teller) Tell(ctx context.Context, sid string) (Story, error) {
 		return Story{}, err
 	}
 	if s.Jobs, err = t.jobs.JobsOf(ctx, sid, MaxDetailRows); err != nil {
+		return Story{}, err
+	}
+	if s.Deliveries, err = t.store.DeliveriesOf(ctx, sid); err != nil {
 		return Story{}, err
 	}
 	states, err := t.store.ForwardStatesOf(ctx, []string{sid})

@@ -244,7 +244,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	forwardState := func(sid string) string {
 		var st string
-		if err := pool.QueryRow(t.Context(), `SELECT message_forward_state($1)`, sid).Scan(&st); err != nil {
+		if err := pool.QueryRow(t.Context(), `SELECT message_delivery_state(id, NULL) FROM messages WHERE metadata->>'message_sid' = $1`, sid).Scan(&st); err != nil {
 			t.Fatal(err)
 		}
 		return st

@@ -122,7 +122,7 @@ func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c process
 		}
 	}
 	if j.controls == nil { // not built by a worker's registration
-		j.controls = control.New(st, q, c.attempts(), logger, m)
+		j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
 	}
 	if c.forwardURL != "" {
 		if err := c.applyRate(ctx, j.controls); err != nil {
@@ -150,18 +150,19 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 			if fwd, err = httpdest.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout); err != nil {
 				return err
 			}
-			qc.Queues[control.RetryQueue] = 1
 		}
+		// The bulk retries of every destination's deliveries.
+		qc.Queues[control.RetryQueue] = 1
 		// The default queue even without FORWARD_URL: River runs workers
 		// only with a queue, and the destinations' are added as they come.
 		qc.Queues[queue.Default] = c.workers
 		parts = append(parts, func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
+			j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
+			j.controls.Register(ws)
 			var def *dispatch.Dispatcher
 			if fwd != nil {
-				j.controls = control.New(st, q, c.attempts(), logger, m)
 				def = dispatch.New(dispatch.Config{Store: st, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
 					Workers: c.workers, BreakAfter: c.breakAfter})
-				j.controls.Register(ws)
 			}
 			j.router = dispatch.NewRouter(dispatch.RouterConfig{Logger: logger, Default: def, List: st.Destinations,
 				Build:    c.destinationDispatcher(st, q, &routing.Manager{Store: st, Keys: keys}, logger, m),

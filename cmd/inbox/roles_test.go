@@ -128,7 +128,7 @@ func TestLeastPrivilegedRoleRunsTheService(t *testing.T) {
 		`DROP TABLE messages`,
 		`TRUNCATE river_job`,
 		`CREATE INDEX intruder ON messages (body)`,
-		`DROP FUNCTION message_forward_state(text)`,
+		`DROP FUNCTION message_delivery_state(bigint, text)`,
 	} {
 		_, err := appPool.Exec(ctx, ddl)
 		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || (pe.Code != "42501" && pe.Code != "42P01") {

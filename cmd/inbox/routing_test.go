@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 
@@ -59,10 +61,12 @@ func jobsSettled(t *testing.T, pool *pgxpool.Pool) bool {
 
 // TestEachAppGetsExactlyItsMessagesOnce: two accounts, three destinations
 // with different rules beside FORWARD_URL's, inbound messages and status
-// changes, each delivered 20 times at once across two serve processes:
-// every app gets exactly the events its rules match, each once, signed
-// with its own secret (the app verifies with it), under the same
-// webhook-id everywhere.
+// changes, each delivered 20 times at once across two serve processes (the
+// message every destination but one matches, 200 times): every app gets
+// exactly the events its rules match, each once, signed with its own
+// secret (the app verifies with it), under the same webhook-id
+// everywhere; each message has one row and one delivery per matching
+// destination, recorded forwarded.
 func TestEachAppGetsExactlyItsMessagesOnce(t *testing.T) {
 	t.Parallel()
 	databaseURL, key := dbtest.URL(t), newKeyB64()
@@ -94,7 +98,8 @@ func TestEachAppGetsExactlyItsMessagesOnce(t *testing.T) {
 	s1, g1 := status(routeAccountA, "sent")          // account-a, analytics, default
 	s2, g2 := status(routeAccountB, "delivered")     // analytics, default
 	var wg sync.WaitGroup
-	for _, f := range []url.Values{f1, f2, f3} {
+	wg.Go(func() { deliverForm(t, addrs, api.PathMessages, f1, 200) })
+	for _, f := range []url.Values{f2, f3} {
 		wg.Go(func() { deliverForm(t, addrs, api.PathMessages, f, 20) })
 	}
 	for _, g := range []url.Values{g1, g2} {
@@ -122,6 +127,24 @@ func TestEachAppGetsExactlyItsMessagesOnce(t *testing.T) {
 		}
 		if len(got) != len(w.ids) {
 			t.Errorf("%s got %d events %v, want exactly %v", name, len(got), got, w.ids)
+		}
+	}
+	wantDeliveries := map[string][]string{m1: {"account-a", "bot", "default"}, m2: {"bot", "default"}, m3: {"default"}}
+	for sid, dests := range wantDeliveries {
+		var rows int
+		var got []string
+		if err := pool.QueryRow(t.Context(), `SELECT
+				(SELECT count(*) FROM messages WHERE metadata->>'message_sid' = $1),
+				(SELECT coalesce(array_agg(d.destination || ':' || d.state ORDER BY d.destination), '{}') FROM deliveries d
+				 JOIN messages m ON m.id = d.message_id WHERE m.metadata->>'message_sid' = $1)`, sid).Scan(&rows, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]string, len(dests))
+		for i, d := range dests {
+			want[i] = d + ":forwarded"
+		}
+		if rows != 1 || !slices.Equal(got, want) {
+			t.Errorf("%s: %d rows, deliveries %v; want 1 row, deliveries %v", sid, rows, got, want)
 		}
 	}
 }
@@ -184,6 +207,41 @@ func TestAFailingDestinationIsPausedAloneByItsBreaker(t *testing.T) {
 	}
 	if got := attempts("failing", "success") + attempts("healthy", "retry"); got != 0 {
 		t.Errorf("%v attempts counted under the other destination's label", got)
+	}
+
+	// Each destination's deliveries, as the admin API filters them.
+	listed := func(query string) int {
+		t.Helper()
+		st, _, body := adminDo(t, "GET", "http://"+s.adminAddr+"/api/messages?limit=200&"+query, "Bearer "+adminToken)
+		if st != http.StatusOK {
+			t.Fatalf("GET /api/messages?%s: %d %s", query, st, body)
+		}
+		var page struct {
+			Messages []json.RawMessage `json:"messages"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Messages)
+	}
+	if got := listed("forward=forwarded&destination=healthy"); got != n {
+		t.Errorf("%d messages forwarded to healthy, want %d", got, n)
+	}
+	if got := listed("forward=pending,retrying&destination=failing"); got != n {
+		t.Errorf("%d messages pending or retrying for failing, want %d", got, n)
+	}
+	if got := listed("forward=forwarded&destination=failing"); got != 0 {
+		t.Errorf("%d messages forwarded to failing, want none", got)
+	}
+	// Forward again to one destination: that app gets it again, under the
+	// same webhook-id; the other is not asked.
+	st, _, body := adminDo(t, "POST", "http://"+s.adminAddr+"/api/messages/"+sids[0]+"/forward?destination=healthy", "Bearer "+adminToken)
+	if st != http.StatusAccepted {
+		t.Fatalf("forward again to healthy: %d %s", st, body)
+	}
+	poll.Until(t, "the replay at the healthy app", func() bool { return healthy.Deliveries(sids[0]) == 2 })
+	if st, _, body := adminDo(t, "POST", "http://"+s.adminAddr+"/api/messages/"+sids[0]+"/forward?destination=nowhere", "Bearer "+adminToken); st != http.StatusNotFound {
+		t.Errorf("forward again to a destination that does not exist: %d %s, want 404", st, body)
 	}
 }
 

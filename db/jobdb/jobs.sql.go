@@ -10,12 +10,20 @@ import (
 	"time"
 )
 
-const cancelWaitingJobs = `-- name: CancelWaitingJobs :execrows
-UPDATE river_job
-SET state = 'cancelled', finalized_at = now()
-WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
-  AND queue = $1::text
-  AND kind = ANY($2::text[])
+const cancelWaitingJobs = `-- name: CancelWaitingJobs :one
+WITH cancelled AS (
+    UPDATE river_job
+    SET state = 'cancelled', finalized_at = now()
+    WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
+      AND queue = $1::text
+      AND kind = ANY($2::text[])
+    RETURNING id
+), owed AS (
+    UPDATE deliveries
+    SET state = 'cancelled', error = 'cancelled: its destination was removed', updated_at = now()
+    WHERE state IN ('pending', 'retrying') AND destination = $1::text
+)
+SELECT count(*)::bigint FROM cancelled
 `
 
 type CancelWaitingJobsParams struct {
@@ -24,14 +32,14 @@ type CancelWaitingJobsParams struct {
 }
 
 // Cancels the jobs of kinds in queue that wait (a removed destination's
-// deliveries), through River's fetch index (state, queue, ...); a job
-// running now finishes its attempt and is cancelled when next taken.
+// deliveries, queue being its name), through River's fetch index (state,
+// queue, ...), and the deliveries they carried; a job running now finishes
+// its attempt and is cancelled when next taken. Returns how many jobs.
 func (q *Queries) CancelWaitingJobs(ctx context.Context, arg CancelWaitingJobsParams) (int64, error) {
-	result, err := q.db.Exec(ctx, cancelWaitingJobs, arg.Queue, arg.Kinds)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	row := q.db.QueryRow(ctx, cancelWaitingJobs, arg.Queue, arg.Kinds)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const countFinishedForwardsSince = `-- name: CountFinishedForwardsSince :many
@@ -193,6 +201,20 @@ func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinish
 }
 
 const insertForwardHandOffs = `-- name: InsertForwardHandOffs :exec
+WITH h AS (
+    SELECT s.sid, ($5::text[])[s.i] AS error, ($6::text[])[s.i] AS state,
+           ($7::timestamptz[])[s.i] AS not_before, ($8::timestamptz[])[s.i] AS failed_at
+    FROM unnest($9::text[]) WITH ORDINALITY AS s(sid, i)
+), owed AS (
+    -- What the failed ones came to, in their deliveries
+    -- (00015_deliveries.sql); one that failed nothing stays as it was.
+    UPDATE deliveries d
+    SET state = CASE h.state WHEN 'retryable' THEN 'retrying' WHEN 'discarded' THEN 'failed' ELSE 'cancelled' END,
+        attempts = greatest(d.attempts, 1), error = h.error, updated_at = now()
+    FROM h JOIN messages m ON m.metadata->>'message_sid' = h.sid
+    WHERE h.error <> '' AND d.message_id = m.id
+      AND d.destination = CASE WHEN $2::text = '' THEN 'default' ELSE $2::text END
+)
 INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
 SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint)
          || CASE WHEN $2::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $2::text) END,
@@ -204,11 +226,7 @@ SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint)
        CASE WHEN h.error <> '' THEN h.failed_at END,
        CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
        CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
-FROM (
-    SELECT s.sid, ($5::text[])[s.i] AS error, ($6::text[])[s.i] AS state,
-           ($7::timestamptz[])[s.i] AS not_before, ($8::timestamptz[])[s.i] AS failed_at
-    FROM unnest($9::text[]) WITH ORDINALITY AS s(sid, i)
-) AS h
+FROM h
 `
 
 type InsertForwardHandOffsParams struct {
@@ -248,11 +266,23 @@ func (q *Queries) InsertForwardHandOffs(ctx context.Context, arg InsertForwardHa
 }
 
 const insertMessageJob = `-- name: InsertMessageJob :one
-INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
-SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), $1::text, $2::smallint,
-       convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
-FROM messages m
-WHERE m.metadata->>'message_sid' = $3::text AND m.direction = 'inbound'
+WITH m AS (
+    SELECT id, metadata->>'message_sid' AS sid, received_at
+    FROM messages
+    WHERE metadata->>'message_sid' = $4::text AND direction = 'inbound'
+), owed AS (
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT m.id, $1::text, m.received_at FROM m
+    ON CONFLICT (message_id, destination) DO UPDATE
+    SET state = 'pending', error = NULL, updated_at = now()
+)
+INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
+SELECT jsonb_build_object('sid', m.sid)
+         || CASE WHEN $1::text = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $1::text) END,
+       $2::text, $3::smallint, $1::text,
+       convert_to('inbox_replay:' || CASE WHEN $1::text = 'default' THEN '' ELSE $1::text || ':' END || m.sid, 'UTF8'),
+       B'11110001'
+FROM m
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
     DO UPDATE SET kind = river_job.kind
@@ -262,6 +292,7 @@ RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, sch
 `
 
 type InsertMessageJobParams struct {
+	Destination string
 	JobKind     string
 	MaxAttempts int16
 	SID         string
@@ -281,20 +312,29 @@ type InsertMessageJobRow struct {
 	Created     bool
 }
 
-// A new processing job for a stored inbound message (the admin API's
-// replay): the same row InsertInboundMessage inserts, so the forward
-// carries the same webhook-id, the message sid. No row when no inbound
-// message has this sid.
+// A new processing job for a stored inbound message's delivery to
+// destination (the admin API's replay, "Forward again"; "default" is
+// FORWARD_URL's, in River's default queue with no destination in its
+// args): the same row InsertInboundMessage inserts, so the forward carries
+// the same webhook-id, the message sid. No row when no inbound message has
+// this sid. Its delivery (00015_deliveries.sql) is pending again, or owed
+// from now on if the message never was to that destination.
 //
-// At most one replay of a sid waits or runs at a time, however many are
-// asked for at once: each carries the unique key inbox_replay:<sid> with the
-// unfinished states (available, pending, retryable, running, scheduled:
-// B'11110001' in River's bitmask), so River's own unique index decides. A
-// replay while an earlier one is unfinished conflicts, and the no-op update
-// returns that job instead, with created false (xmax is then the updating
-// transaction's id, as River's own unique inserts read it).
+// At most one replay of a sid to a destination waits or runs at a time,
+// however many are asked for at once: each carries the unique key
+// inbox_replay:<destination>:<sid> with the unfinished states (available,
+// pending, retryable, running, scheduled: B'11110001' in River's bitmask),
+// so River's own unique index decides. A replay while an earlier one is
+// unfinished conflicts, and the no-op update returns that job instead,
+// with created false (xmax is then the updating transaction's id, as
+// River's own unique inserts read it).
 func (q *Queries) InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error) {
-	row := q.db.QueryRow(ctx, insertMessageJob, arg.JobKind, arg.MaxAttempts, arg.SID)
+	row := q.db.QueryRow(ctx, insertMessageJob,
+		arg.Destination,
+		arg.JobKind,
+		arg.MaxAttempts,
+		arg.SID,
+	)
 	var i InsertMessageJobRow
 	err := row.Scan(
 		&i.ID,
@@ -439,4 +479,64 @@ func (q *Queries) OwnsJobTable(ctx context.Context) (bool, error) {
 	var owns bool
 	err := row.Scan(&owns)
 	return owns, err
+}
+
+const retryDeliveries = `-- name: RetryDeliveries :one
+WITH due AS (
+    SELECT d.message_id, d.destination, m.metadata->>'message_sid' AS sid
+    FROM deliveries d
+    JOIN messages m ON m.id = d.message_id
+    WHERE d.message_id = ANY($1::bigint[])
+      AND d.state = ANY($2::text[])
+      AND ($3::text IS NULL OR d.destination = $3)
+      AND m.direction = 'inbound'
+), owed AS (
+    UPDATE deliveries d
+    SET state = 'pending', error = NULL, updated_at = now()
+    FROM due
+    WHERE d.message_id = due.message_id AND d.destination = due.destination
+), inserted AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
+    SELECT jsonb_build_object('sid', due.sid)
+             || CASE WHEN due.destination = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', due.destination) END,
+           $4::text,
+           CASE WHEN due.destination = 'default' THEN $5::smallint ELSE $6::smallint END,
+           due.destination,
+           convert_to('inbox_replay:' || CASE WHEN due.destination = 'default' THEN '' ELSE due.destination || ':' END || due.sid, 'UTF8'),
+           B'11110001'
+    FROM due
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+        DO NOTHING
+    RETURNING id
+)
+SELECT count(*)::bigint FROM inserted
+`
+
+type RetryDeliveriesParams struct {
+	MessageIds      []int64
+	States          []string
+	Destination     *string
+	JobKind         string
+	DefaultAttempts int16
+	RouteAttempts   int16
+}
+
+// A page of a bulk retry: every delivery of these messages in one of
+// states (of destination, when named) gets a new forward job, as a replay
+// (InsertMessageJob) makes it, in one statement, and is pending again.
+// One whose replay is already waiting keeps it (the unique key decides).
+// Returns how many jobs it inserted.
+func (q *Queries) RetryDeliveries(ctx context.Context, arg RetryDeliveriesParams) (int64, error) {
+	row := q.db.QueryRow(ctx, retryDeliveries,
+		arg.MessageIds,
+		arg.States,
+		arg.Destination,
+		arg.JobKind,
+		arg.DefaultAttempts,
+		arg.RouteAttempts,
+	)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
 }

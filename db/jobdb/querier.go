@@ -11,8 +11,9 @@ import (
 
 type Querier interface {
 	// Cancels the jobs of kinds in queue that wait (a removed destination's
-	// deliveries), through River's fetch index (state, queue, ...); a job
-	// running now finishes its attempt and is cancelled when next taken.
+	// deliveries, queue being its name), through River's fetch index (state,
+	// queue, ...), and the deliveries they carried; a job running now finishes
+	// its attempt and is cancelled when next taken. Returns how many jobs.
 	CancelWaitingJobs(ctx context.Context, arg CancelWaitingJobsParams) (int64, error)
 	// Forwards that ended since a time, by outcome (completed, discarded,
 	// cancelled), in messages (a completed batch counts those it forwarded:
@@ -42,18 +43,22 @@ type Querier interface {
 	// and the destination (and queue) is the batch's: "" is FORWARD_URL's,
 	// in River's default queue.
 	InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error
-	// A new processing job for a stored inbound message (the admin API's
-	// replay): the same row InsertInboundMessage inserts, so the forward
-	// carries the same webhook-id, the message sid. No row when no inbound
-	// message has this sid.
+	// A new processing job for a stored inbound message's delivery to
+	// destination (the admin API's replay, "Forward again"; "default" is
+	// FORWARD_URL's, in River's default queue with no destination in its
+	// args): the same row InsertInboundMessage inserts, so the forward carries
+	// the same webhook-id, the message sid. No row when no inbound message has
+	// this sid. Its delivery (00015_deliveries.sql) is pending again, or owed
+	// from now on if the message never was to that destination.
 	//
-	// At most one replay of a sid waits or runs at a time, however many are
-	// asked for at once: each carries the unique key inbox_replay:<sid> with the
-	// unfinished states (available, pending, retryable, running, scheduled:
-	// B'11110001' in River's bitmask), so River's own unique index decides. A
-	// replay while an earlier one is unfinished conflicts, and the no-op update
-	// returns that job instead, with created false (xmax is then the updating
-	// transaction's id, as River's own unique inserts read it).
+	// At most one replay of a sid to a destination waits or runs at a time,
+	// however many are asked for at once: each carries the unique key
+	// inbox_replay:<destination>:<sid> with the unfinished states (available,
+	// pending, retryable, running, scheduled: B'11110001' in River's bitmask),
+	// so River's own unique index decides. A replay while an earlier one is
+	// unfinished conflicts, and the no-op update returns that job instead,
+	// with created false (xmax is then the updating transaction's id, as
+	// River's own unique inserts read it).
 	InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error)
 	// The processing jobs of a message (its forward, alone or in a batch, and
 	// its status changes'), newest first, through River's GIN index on args;
@@ -70,6 +75,12 @@ type Querier interface {
 	// Whether the current role owns river_job (or is a member of its owner, as
 	// a superuser is): River's reindexer needs that.
 	OwnsJobTable(ctx context.Context) (bool, error)
+	// A page of a bulk retry: every delivery of these messages in one of
+	// states (of destination, when named) gets a new forward job, as a replay
+	// (InsertMessageJob) makes it, in one statement, and is pending again.
+	// One whose replay is already waiting keeps it (the unique key decides).
+	// Returns how many jobs it inserted.
+	RetryDeliveries(ctx context.Context, arg RetryDeliveriesParams) (int64, error)
 }
 
 var _ Querier = (*Queries)(nil)

@@ -75,7 +75,7 @@ func Start(t *testing.T, pool *pgxpool.Pool, opts Options) *Process {
 		FetchPollInterval: cmp.Or(opts.FetchPollInterval, 100*time.Millisecond),
 		JobTimeout:        10 * time.Second,
 		Register: func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
-			p.Controls = control.New(st, q, cmp.Or(opts.Attempts, Attempts), logger, nil)
+			p.Controls = control.New(st, q, cmp.Or(opts.Attempts, Attempts), cmp.Or(opts.Attempts, Attempts), logger, nil)
 			dispatch.New(dispatch.Config{Store: st, Queue: q, Sender: sender, Pauser: p.Controls, Logger: logger,
 				Workers: workers, BreakAfter: opts.BreakAfter, ControlRefresh: opts.ControlRefresh}).Register(ws)
 			p.Controls.Register(ws)
@@ -102,7 +102,7 @@ func Controls(t *testing.T, pool *pgxpool.Pool, attempts int16) (*control.Servic
 	if err != nil {
 		t.Fatal(err)
 	}
-	return control.New(st, q, attempts, logger(nil), nil), q
+	return control.New(st, q, attempts, attempts, logger(nil), nil), q
 }
 
 // Run runs a part of a process (internal/lifecycle) until the test ends,

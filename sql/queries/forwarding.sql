@@ -93,7 +93,32 @@ ORDER BY id DESC
 LIMIT @max_rows::integer;
 
 -- name: ForwardStates :many
--- The forward state of each of these messages (message_forward_state).
-SELECT s.sid::text AS sid, message_forward_state(s.sid)::text AS state
+-- The forward state of each of these messages over its deliveries
+-- (message_delivery_state).
+SELECT s.sid::text AS sid, message_delivery_state(m.id, NULL)::text AS state
 FROM unnest(@sids::text[]) AS s(sid)
+JOIN messages m ON m.metadata->>'message_sid' = s.sid
 LIMIT 1000;
+
+-- name: ListDeliveries :many
+-- A message's deliveries, by destination: its story's.
+SELECT d.destination, d.state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
+FROM deliveries d
+JOIN messages m ON m.id = d.message_id
+WHERE m.metadata->>'message_sid' = @sid::text
+ORDER BY d.destination
+LIMIT 200;
+
+-- name: SettleDeliveries :exec
+-- What an attempt of these messages' deliveries to destination came to
+-- (dispatch): forwarded, or retrying, failed or cancelled with the
+-- attempt's error. attempts only grows, so an outcome recorded late
+-- (a worker that lost its job to a rescue) never rewinds the count.
+UPDATE deliveries d
+SET state = @state::text,
+    attempts = greatest(d.attempts, @attempt::smallint),
+    error = sqlc.narg('error')::text,
+    updated_at = now()
+FROM messages m
+WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
+  AND d.message_id = m.id AND d.destination = @destination::text;

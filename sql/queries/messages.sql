@@ -26,7 +26,7 @@ WITH stored AS (
         @body, @num_media, @num_segments, @media, 'received', @metadata
     )
     ON CONFLICT ((metadata->>'message_sid')) DO NOTHING
-    RETURNING id, metadata->>'message_sid' AS sid
+    RETURNING id, metadata->>'message_sid' AS sid, received_at
 ), job AS (
     INSERT INTO river_job (args, kind, max_attempts)
     SELECT jsonb_build_object('sid', stored.sid), @job_kind::text, @max_attempts::smallint
@@ -42,6 +42,14 @@ WITH stored AS (
     FROM stored CROSS JOIN destinations d
     WHERE @route_attempts::smallint > 0
       AND destination_matches(d, @account_sid, @to_address, sqlc.narg('messaging_service_sid'), 'inbound')
+    RETURNING args->>'destination' AS destination
+), owed AS (
+    -- The deliveries those jobs carry (00015_deliveries.sql): FORWARD_URL's
+    -- is 'default'.
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT stored.id, 'default', stored.received_at FROM stored WHERE @max_attempts::smallint > 0
+    UNION ALL
+    SELECT stored.id, routed.destination, stored.received_at FROM stored CROSS JOIN routed
 )
 SELECT stored.id FROM stored;
 
@@ -58,14 +66,22 @@ SELECT stored.id FROM stored;
 -- (docs/processing.md, "Batches"). A statement of its own, after the
 -- inserts, rather than a clause of the last insert, because PostgreSQL
 -- plans such an insert afresh on every execution (docs/processing.md).
+WITH batch AS (
+    SELECT m.id, m.metadata->>'message_sid' AS sid, m.received_at
+    FROM messages m
+    WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
+      AND m.xmin = pg_current_xact_id()::xid
+), owed AS (
+    -- Their deliveries to FORWARD_URL (00015_deliveries.sql).
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT batch.id, 'default', batch.received_at FROM batch
+)
 INSERT INTO river_job (args, kind, max_attempts)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(m.metadata->>'message_sid'))
-            ELSE jsonb_build_object('sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
+            ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
        CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
        @max_attempts::smallint
-FROM messages m
-WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
-  AND m.xmin = pg_current_xact_id()::xid
+FROM batch
 HAVING count(*) > 0;
 
 -- name: InsertBatchRoutes :exec
@@ -75,20 +91,29 @@ HAVING count(*) > 0;
 -- the destination's queue. Sent after the batch's inserts, in the same
 -- round trip and implicit transaction, so every delivery commits with
 -- exactly the rows: a job per batch and destination, not per message.
+WITH owed AS (
+    -- The deliveries (00015_deliveries.sql), one per message and
+    -- destination.
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT m.id, d.name, m.received_at
+    FROM messages m
+    JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
+    WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
+      AND m.xmin = pg_current_xact_id()::xid
+      -- Evaluated once (an InitPlan): with no destination, the batch's
+      -- rows are not read again at all.
+      AND (SELECT true FROM destinations LIMIT 1)
+    RETURNING message_id, destination
+)
 INSERT INTO river_job (args, kind, max_attempts, queue)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', d.name, 'sid', min(m.metadata->>'message_sid'))
-            ELSE jsonb_build_object('destination', d.name, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
+SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', owed.destination, 'sid', min(m.metadata->>'message_sid'))
+            ELSE jsonb_build_object('destination', owed.destination, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
        CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
        @max_attempts::smallint,
-       d.name
-FROM messages m
-JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
-WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
-  AND m.xmin = pg_current_xact_id()::xid
-  -- Evaluated once (an InitPlan): with no destination, the batch's rows
-  -- are not read again at all.
-  AND (SELECT true FROM destinations LIMIT 1)
-GROUP BY d.name;
+       owed.destination
+FROM owed
+JOIN messages m ON m.id = owed.message_id
+GROUP BY owed.destination;
 
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
@@ -140,7 +165,7 @@ WHERE (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
   AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_delivery_state(id, sqlc.narg('destination')) = ANY(sqlc.narg('forward')::text[]))
 ORDER BY received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -157,7 +182,7 @@ WHERE from_address = @from_address::text
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
   AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_delivery_state(id, sqlc.narg('destination')) = ANY(sqlc.narg('forward')::text[]))
 ORDER BY from_address DESC, received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -173,7 +198,7 @@ WHERE to_address = @to_address::text
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
   AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_delivery_state(id, sqlc.narg('destination')) = ANY(sqlc.narg('forward')::text[]))
 ORDER BY to_address DESC, received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -188,7 +213,7 @@ WHERE account_sid = @account_sid::text
   AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
   AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-  AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+  AND (sqlc.narg('forward')::text[] IS NULL OR message_delivery_state(id, sqlc.narg('destination')) = ANY(sqlc.narg('forward')::text[]))
 ORDER BY account_sid DESC, received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
@@ -209,7 +234,7 @@ FROM (
        AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
        AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
        AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-       AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+       AND (sqlc.narg('forward')::text[] IS NULL OR message_delivery_state(id, sqlc.narg('destination')) = ANY(sqlc.narg('forward')::text[]))
      ORDER BY from_address DESC, received_at DESC, id DESC
      LIMIT @max_rows::integer)
     UNION ALL
@@ -223,7 +248,7 @@ FROM (
        AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
        AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
        AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-       AND (sqlc.narg('forward')::text[] IS NULL OR message_forward_state(metadata->>'message_sid') = ANY(sqlc.narg('forward')::text[]))
+       AND (sqlc.narg('forward')::text[] IS NULL OR message_delivery_state(id, sqlc.narg('destination')) = ANY(sqlc.narg('forward')::text[]))
      ORDER BY to_address DESC, received_at DESC, id DESC
      LIMIT @max_rows::integer)
 ) AS m
@@ -231,31 +256,36 @@ ORDER BY received_at DESC, id DESC
 LIMIT @max_rows::integer;
 
 -- name: ListMessagesByForward :many
--- ListMessages for forward states that few messages are in (pending,
--- retrying, failed, cancelled): the candidates are the sids of the forward
--- jobs, a message's own or a batch's, in the River states that can give
--- them (job_states, through River's state indexes), kept when their latest
--- job gives one of forward.
-SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
-       body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
-FROM messages
-WHERE metadata->>'message_sid' IN (
-        SELECT j.args->>'sid' FROM river_job j
-        WHERE j.state = ANY(CAST(@job_states::text[] AS river_job_state[])) AND j.kind = @job_kind::text
-        UNION ALL
-        SELECT jsonb_array_elements_text(j.args->'sids') FROM river_job j
-        WHERE j.state = ANY(CAST(@job_states::text[] AS river_job_state[])) AND j.kind = @batch_kind::text)
-  AND message_forward_state(metadata->>'message_sid') = ANY(@forward::text[])
-  AND (received_at, id) < (@before_at::timestamptz, @before_id::bigint)
-  AND received_at >= @since::timestamptz
-  AND (sqlc.narg('number')::text IS NULL OR from_address = sqlc.narg('number') OR to_address = sqlc.narg('number'))
-  AND (sqlc.narg('from_address')::text IS NULL OR from_address = sqlc.narg('from_address'))
-  AND (sqlc.narg('to_address')::text IS NULL OR to_address = sqlc.narg('to_address'))
-  AND (sqlc.narg('account_sid')::text IS NULL OR account_sid = sqlc.narg('account_sid'))
-  AND (sqlc.narg('direction')::text IS NULL OR direction = sqlc.narg('direction'))
-  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
-  AND (sqlc.narg('source')::text IS NULL OR coalesce(metadata->>'source', 'webhook') = sqlc.narg('source'))
-ORDER BY received_at DESC, id DESC
+-- ListMessages for the forward states that few messages are in (pending,
+-- retrying, failed, cancelled): the candidates are the deliveries in one
+-- of them (of the destination, when named), read newest first from the
+-- partial index deliveries_unsettled_idx, whose received_at is their
+-- message's, so only the messages of the page are read; each is kept
+-- when its forward state over all (those) deliveries is one of forward.
+SELECT m.id, m.direction, m.account_sid, m.messaging_service_sid, m.from_address, m.to_address,
+       m.body, m.num_media, m.num_segments, m.media, m.status, m.received_at, m.metadata, m.error_code, m.status_checked_at
+FROM (
+    SELECT DISTINCT d.received_at, d.message_id
+    FROM deliveries d
+    WHERE d.state = ANY(@forward::text[]) AND d.state <> 'forwarded'
+      AND (sqlc.narg('destination')::text IS NULL OR d.destination = sqlc.narg('destination'))
+      AND (d.received_at, d.message_id) < (@before_at::timestamptz, @before_id::bigint)
+      AND d.received_at >= @since::timestamptz
+    -- Sorted here, so the join reads messages only until the page is
+    -- full (the planner cannot count the candidates well enough to see
+    -- that by itself).
+    ORDER BY d.received_at DESC, d.message_id DESC
+) AS c
+JOIN messages m ON m.id = c.message_id
+WHERE message_delivery_state(m.id, sqlc.narg('destination')) = ANY(@forward::text[])
+  AND (sqlc.narg('number')::text IS NULL OR m.from_address = sqlc.narg('number') OR m.to_address = sqlc.narg('number'))
+  AND (sqlc.narg('from_address')::text IS NULL OR m.from_address = sqlc.narg('from_address'))
+  AND (sqlc.narg('to_address')::text IS NULL OR m.to_address = sqlc.narg('to_address'))
+  AND (sqlc.narg('account_sid')::text IS NULL OR m.account_sid = sqlc.narg('account_sid'))
+  AND (sqlc.narg('direction')::text IS NULL OR m.direction = sqlc.narg('direction'))
+  AND (sqlc.narg('status')::text IS NULL OR m.status = sqlc.narg('status'))
+  AND (sqlc.narg('source')::text IS NULL OR coalesce(m.metadata->>'source', 'webhook') = sqlc.narg('source'))
+ORDER BY c.received_at DESC, c.message_id DESC
 LIMIT @max_rows::integer;
 
 -- name: LastMessageForAccounts :many
@@ -271,14 +301,20 @@ CROSS JOIN LATERAL (
 ) AS last
 LIMIT 1000;
 
--- name: DeleteMessagesBefore :execrows
+-- name: DeleteMessagesBefore :one
 -- Retention: up to max_rows of the oldest messages received before the
--- cutoff, through messages_received_at_id_idx. Bounded so that each run is a
--- short transaction holding few row locks.
-DELETE FROM messages
-WHERE id IN (
-    SELECT id FROM messages
-    WHERE received_at < @before::timestamptz
-    ORDER BY received_at, id
-    LIMIT @max_rows::integer
-);
+-- cutoff, through messages_received_at_id_idx, with their deliveries.
+-- Bounded so that each run is a short transaction holding few row locks.
+WITH gone AS (
+    DELETE FROM messages
+    WHERE id IN (
+        SELECT id FROM messages
+        WHERE received_at < @before::timestamptz
+        ORDER BY received_at, id
+        LIMIT @max_rows::integer
+    )
+    RETURNING id
+), owed AS (
+    DELETE FROM deliveries d USING gone WHERE d.message_id = gone.id
+)
+SELECT count(*)::bigint FROM gone;

@@ -1,21 +1,37 @@
 -- name: InsertMessageJob :one
--- A new processing job for a stored inbound message (the admin API's
--- replay): the same row InsertInboundMessage inserts, so the forward
--- carries the same webhook-id, the message sid. No row when no inbound
--- message has this sid.
+-- A new processing job for a stored inbound message's delivery to
+-- destination (the admin API's replay, "Forward again"; "default" is
+-- FORWARD_URL's, in River's default queue with no destination in its
+-- args): the same row InsertInboundMessage inserts, so the forward carries
+-- the same webhook-id, the message sid. No row when no inbound message has
+-- this sid. Its delivery (00015_deliveries.sql) is pending again, or owed
+-- from now on if the message never was to that destination.
 --
--- At most one replay of a sid waits or runs at a time, however many are
--- asked for at once: each carries the unique key inbox_replay:<sid> with the
--- unfinished states (available, pending, retryable, running, scheduled:
--- B'11110001' in River's bitmask), so River's own unique index decides. A
--- replay while an earlier one is unfinished conflicts, and the no-op update
--- returns that job instead, with created false (xmax is then the updating
--- transaction's id, as River's own unique inserts read it).
-INSERT INTO river_job (args, kind, max_attempts, unique_key, unique_states)
-SELECT jsonb_build_object('sid', m.metadata->>'message_sid'), @job_kind::text, @max_attempts::smallint,
-       convert_to('inbox_replay:' || (m.metadata->>'message_sid'), 'UTF8'), B'11110001'
-FROM messages m
-WHERE m.metadata->>'message_sid' = @sid::text AND m.direction = 'inbound'
+-- At most one replay of a sid to a destination waits or runs at a time,
+-- however many are asked for at once: each carries the unique key
+-- inbox_replay:<destination>:<sid> with the unfinished states (available,
+-- pending, retryable, running, scheduled: B'11110001' in River's bitmask),
+-- so River's own unique index decides. A replay while an earlier one is
+-- unfinished conflicts, and the no-op update returns that job instead,
+-- with created false (xmax is then the updating transaction's id, as
+-- River's own unique inserts read it).
+WITH m AS (
+    SELECT id, metadata->>'message_sid' AS sid, received_at
+    FROM messages
+    WHERE metadata->>'message_sid' = @sid::text AND direction = 'inbound'
+), owed AS (
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT m.id, @destination::text, m.received_at FROM m
+    ON CONFLICT (message_id, destination) DO UPDATE
+    SET state = 'pending', error = NULL, updated_at = now()
+)
+INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
+SELECT jsonb_build_object('sid', m.sid)
+         || CASE WHEN @destination::text = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
+       @job_kind::text, @max_attempts::smallint, @destination::text,
+       convert_to('inbox_replay:' || CASE WHEN @destination::text = 'default' THEN '' ELSE @destination::text || ':' END || m.sid, 'UTF8'),
+       B'11110001'
+FROM m
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
     DO UPDATE SET kind = river_job.kind
@@ -72,6 +88,20 @@ WHERE id IN (
 -- every later attempt of it runs; its args name the batch it came from,
 -- and the destination (and queue) is the batch's: "" is FORWARD_URL's,
 -- in River's default queue.
+WITH h AS (
+    SELECT s.sid, (@errors::text[])[s.i] AS error, (@states::text[])[s.i] AS state,
+           (@not_before::timestamptz[])[s.i] AS not_before, (@failed_at::timestamptz[])[s.i] AS failed_at
+    FROM unnest(@sids::text[]) WITH ORDINALITY AS s(sid, i)
+), owed AS (
+    -- What the failed ones came to, in their deliveries
+    -- (00015_deliveries.sql); one that failed nothing stays as it was.
+    UPDATE deliveries d
+    SET state = CASE h.state WHEN 'retryable' THEN 'retrying' WHEN 'discarded' THEN 'failed' ELSE 'cancelled' END,
+        attempts = greatest(d.attempts, 1), error = h.error, updated_at = now()
+    FROM h JOIN messages m ON m.metadata->>'message_sid' = h.sid
+    WHERE h.error <> '' AND d.message_id = m.id
+      AND d.destination = CASE WHEN @destination::text = '' THEN 'default' ELSE @destination::text END
+)
 INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
 SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint)
          || CASE WHEN @destination::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
@@ -83,11 +113,7 @@ SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint)
        CASE WHEN h.error <> '' THEN h.failed_at END,
        CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
        CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
-FROM (
-    SELECT s.sid, (@errors::text[])[s.i] AS error, (@states::text[])[s.i] AS state,
-           (@not_before::timestamptz[])[s.i] AS not_before, (@failed_at::timestamptz[])[s.i] AS failed_at
-    FROM unnest(@sids::text[]) WITH ORDINALITY AS s(sid, i)
-) AS h;
+FROM h;
 
 -- name: NoteHandedOff :exec
 -- How many of a batch job's messages went to jobs of their own, in its
@@ -144,12 +170,57 @@ SELECT pg_has_role(current_user, c.relowner, 'USAGE')::boolean AS owns
 FROM pg_catalog.pg_class c
 WHERE c.oid = 'river_job'::regclass;
 
--- name: CancelWaitingJobs :execrows
+-- name: CancelWaitingJobs :one
 -- Cancels the jobs of kinds in queue that wait (a removed destination's
--- deliveries), through River's fetch index (state, queue, ...); a job
--- running now finishes its attempt and is cancelled when next taken.
-UPDATE river_job
-SET state = 'cancelled', finalized_at = now()
-WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
-  AND queue = @queue::text
-  AND kind = ANY(@kinds::text[]);
+-- deliveries, queue being its name), through River's fetch index (state,
+-- queue, ...), and the deliveries they carried; a job running now finishes
+-- its attempt and is cancelled when next taken. Returns how many jobs.
+WITH cancelled AS (
+    UPDATE river_job
+    SET state = 'cancelled', finalized_at = now()
+    WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
+      AND queue = @queue::text
+      AND kind = ANY(@kinds::text[])
+    RETURNING id
+), owed AS (
+    UPDATE deliveries
+    SET state = 'cancelled', error = 'cancelled: its destination was removed', updated_at = now()
+    WHERE state IN ('pending', 'retrying') AND destination = @queue::text
+)
+SELECT count(*)::bigint FROM cancelled;
+
+-- name: RetryDeliveries :one
+-- A page of a bulk retry: every delivery of these messages in one of
+-- states (of destination, when named) gets a new forward job, as a replay
+-- (InsertMessageJob) makes it, in one statement, and is pending again.
+-- One whose replay is already waiting keeps it (the unique key decides).
+-- Returns how many jobs it inserted.
+WITH due AS (
+    SELECT d.message_id, d.destination, m.metadata->>'message_sid' AS sid
+    FROM deliveries d
+    JOIN messages m ON m.id = d.message_id
+    WHERE d.message_id = ANY(@message_ids::bigint[])
+      AND d.state = ANY(@states::text[])
+      AND (sqlc.narg('destination')::text IS NULL OR d.destination = sqlc.narg('destination'))
+      AND m.direction = 'inbound'
+), owed AS (
+    UPDATE deliveries d
+    SET state = 'pending', error = NULL, updated_at = now()
+    FROM due
+    WHERE d.message_id = due.message_id AND d.destination = due.destination
+), inserted AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
+    SELECT jsonb_build_object('sid', due.sid)
+             || CASE WHEN due.destination = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', due.destination) END,
+           @job_kind::text,
+           CASE WHEN due.destination = 'default' THEN @default_attempts::smallint ELSE @route_attempts::smallint END,
+           due.destination,
+           convert_to('inbox_replay:' || CASE WHEN due.destination = 'default' THEN '' ELSE due.destination || ':' END || due.sid, 'UTF8'),
+           B'11110001'
+    FROM due
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+        DO NOTHING
+    RETURNING id
+)
+SELECT count(*)::bigint FROM inserted;
