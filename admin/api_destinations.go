@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"inbox/routing"
+	"inbox/store"
 )
 
 // Destinations defines and controls the apps messages go to
@@ -21,6 +22,8 @@ type Destinations interface {
 	Pause(ctx context.Context, name, note string) (bool, error)
 	Resume(ctx context.Context, name string) (bool, error)
 	Remove(ctx context.Context, name string, force bool) (int64, error)
+	Backfill(ctx context.Context, name string, since time.Duration) (store.Backfill, bool, error)
+	Backfills(ctx context.Context, name string, n int32) ([]store.Backfill, error)
 }
 
 // rulesJSON are a destination's match rules; an empty list matches
@@ -222,4 +225,69 @@ func answerChanged(w http.ResponseWriter, r *http.Request, ds Destinations, chan
 		destinationJSON
 	}{changed, toDestinationJSON(d)})
 	return nil
+}
+
+// backfillJSON is a backfill run.
+type backfillJSON struct {
+	ID          int64      `json:"id"`
+	Destination string     `json:"destination"`
+	Since       time.Time  `json:"since"`
+	RequestedAt time.Time  `json:"requested_at"`
+	Read        int64      `json:"read"`
+	Queued      int64      `json:"queued"`
+	FinishedAt  *time.Time `json:"finished_at"`
+	Error       string     `json:"error,omitempty"`
+}
+
+func toBackfillJSON(b store.Backfill) backfillJSON {
+	return backfillJSON{ID: b.ID, Destination: b.Destination, Since: b.Since, RequestedAt: b.RequestedAt, Read: b.Read, Queued: b.Queued,
+		FinishedAt: b.FinishedAt, Error: b.Error}
+}
+
+// handleBackfillDestination answers POST /api/destinations/{name}/backfill,
+// {"since": "24h"}: a background job hands the destination the stored
+// messages its rules match from that long ago on, each once. 202 with the
+// run; 200 with the one under way, when one is, and nothing new starts.
+func handleBackfillDestination(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			Since string `json:"since"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			return err
+		}
+		since, err := time.ParseDuration(body.Since)
+		if err != nil {
+			return &apiError{status: http.StatusBadRequest, param: "since", detail: `since must be a duration such as "24h"`}
+		}
+		run, created, err := ds.Backfill(r.Context(), mux.Vars(r)["name"], since)
+		if err != nil {
+			return err
+		}
+		status := http.StatusAccepted
+		if !created {
+			status = http.StatusOK
+		}
+		writeJSON(w, status, toBackfillJSON(run))
+		return nil
+	})
+}
+
+// handleListBackfills answers GET /api/destinations/{name}/backfills: its
+// latest 20 backfills, newest first, with their progress.
+func handleListBackfills(ds Destinations, logger *slog.Logger) http.Handler {
+	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+		runs, err := ds.Backfills(r.Context(), mux.Vars(r)["name"], 20)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Backfills []backfillJSON `json:"backfills"`
+		}{Backfills: make([]backfillJSON, len(runs))}
+		for i, b := range runs {
+			out.Backfills[i] = toBackfillJSON(b)
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
 }

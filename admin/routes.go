@@ -13,25 +13,7 @@ import (
 func addRoutes(cfg Config, ss *sessions) *mux.Router {
 	r := mux.NewRouter()
 	r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
-
-	// The JSON API (api_*.go).
-	r.Handle("/api/messages", handleListMessages(cfg.Stories, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/messages/{sid}", handleGetMessage(cfg.Stories, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/messages/{sid}/forward", handleForwardMessage(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/accounts", handleListAccounts(cfg.Accounts, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/destinations", handleListDestinations(cfg.Destinations, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/destinations", handleAddDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/destinations/{name}", handleGetDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/destinations/{name}", handleSetDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPatch)
-	r.Handle("/api/destinations/{name}", handleRemoveDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodDelete)
-	r.Handle("/api/destinations/{name}/pause", handlePauseDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/destinations/{name}/resume", handleResumeDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/forwarding", handleForwarding(cfg.Controls, cfg.Logger)).Methods(http.MethodGet)
-	r.Handle("/api/forwarding/pause", handlePause(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/forwarding/resume", handleResume(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/forwarding/rate", handleRate(cfg.Controls, cfg.Logger)).Methods(http.MethodPut)
-	r.Handle("/api/forwarding/retry-failed", handleRetryFailed(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
-	r.Handle("/api/forwarding/retries/{id}", handleRetryRun(cfg.Controls, cfg.Logger)).Methods(http.MethodGet)
+	addAPIRoutes(r, cfg)
 
 	if cfg.RiverUI != nil {
 		r.Handle("/riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
@@ -44,7 +26,38 @@ func addRoutes(cfg Config, ss *sessions) *mux.Router {
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 
-	// The console (page_*.go): a page per file, behind its session.
+	addConsoleRoutes(r, cfg, ss)
+	r.NotFoundHandler = handleProblem(http.StatusNotFound, "no such route")
+	r.MethodNotAllowedHandler = handleProblem(http.StatusMethodNotAllowed, "method not allowed on this route")
+	return r
+}
+
+// addAPIRoutes adds the JSON API's routes (api_*.go).
+func addAPIRoutes(r *mux.Router, cfg Config) {
+	r.Handle("/api/messages", handleListMessages(cfg.Stories, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/messages/{sid}", handleGetMessage(cfg.Stories, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/messages/{sid}/forward", handleForwardMessage(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/accounts", handleListAccounts(cfg.Accounts, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/destinations", handleListDestinations(cfg.Destinations, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/destinations", handleAddDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/destinations/{name}", handleGetDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/destinations/{name}", handleSetDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPatch)
+	r.Handle("/api/destinations/{name}", handleRemoveDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodDelete)
+	r.Handle("/api/destinations/{name}/pause", handlePauseDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/destinations/{name}/resume", handleResumeDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/destinations/{name}/backfill", handleBackfillDestination(cfg.Destinations, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/destinations/{name}/backfills", handleListBackfills(cfg.Destinations, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/forwarding", handleForwarding(cfg.Controls, cfg.Logger)).Methods(http.MethodGet)
+	r.Handle("/api/forwarding/pause", handlePause(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/forwarding/resume", handleResume(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/forwarding/rate", handleRate(cfg.Controls, cfg.Logger)).Methods(http.MethodPut)
+	r.Handle("/api/forwarding/retry-failed", handleRetryFailed(cfg.Controls, cfg.Logger)).Methods(http.MethodPost)
+	r.Handle("/api/forwarding/retries/{id}", handleRetryRun(cfg.Controls, cfg.Logger)).Methods(http.MethodGet)
+}
+
+// addConsoleRoutes adds the console's pages (page_*.go): a page per file,
+// behind its session.
+func addConsoleRoutes(r *mux.Router, cfg Config, ss *sessions) {
 	c := newConsole(cfg, ss)
 	static, _ := fs.Sub(staticFiles, "static")
 	r.PathPrefix("/static/").Handler(withCache(http.StripPrefix("/static/", http.FileServerFS(static)))).Methods(http.MethodGet)
@@ -64,8 +77,4 @@ func addRoutes(cfg Config, ss *sessions) *mux.Router {
 	s.Handle("/forwarding/rate", c.form(c.setRate)).Methods(http.MethodPost)
 	s.Handle("/forwarding/retry-failed", c.form(c.retryFailed)).Methods(http.MethodPost)
 	s.Handle("/forwarding/retries/{id}", c.page(c.retryPage)).Methods(http.MethodGet)
-
-	r.NotFoundHandler = handleProblem(http.StatusNotFound, "no such route")
-	r.MethodNotAllowedHandler = handleProblem(http.StatusMethodNotAllowed, "method not allowed on this route")
-	return r
 }

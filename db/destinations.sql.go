@@ -7,7 +7,25 @@ package db
 
 import (
 	"context"
+	"time"
 )
+
+const addBackfillProgress = `-- name: AddBackfillProgress :exec
+UPDATE backfills
+SET read = read + $1::bigint, queued = queued + $2::bigint
+WHERE id = $3::bigint
+`
+
+type AddBackfillProgressParams struct {
+	Read   int64
+	Queued int64
+	ID     int64
+}
+
+func (q *Queries) AddBackfillProgress(ctx context.Context, arg AddBackfillProgressParams) error {
+	_, err := q.db.Exec(ctx, addBackfillProgress, arg.Read, arg.Queued, arg.ID)
+	return err
+}
 
 const countDestinations = `-- name: CountDestinations :one
 SELECT count(*)::integer FROM destinations
@@ -30,6 +48,55 @@ func (q *Queries) DeleteDestination(ctx context.Context, name string) (int64, er
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const finishBackfill = `-- name: FinishBackfill :exec
+UPDATE backfills
+SET finished_at = now(), error = $1::text
+WHERE id = $2::bigint
+`
+
+type FinishBackfillParams struct {
+	Error *string
+	ID    int64
+}
+
+func (q *Queries) FinishBackfill(ctx context.Context, arg FinishBackfillParams) error {
+	_, err := q.db.Exec(ctx, finishBackfill, arg.Error, arg.ID)
+	return err
+}
+
+const getBackfill = `-- name: GetBackfill :one
+SELECT id, destination, since, requested_at, read, queued, finished_at, coalesce(error, '')::text AS error
+FROM backfills
+WHERE id = $1::bigint
+`
+
+type GetBackfillRow struct {
+	ID          int64
+	Destination string
+	Since       time.Time
+	RequestedAt time.Time
+	Read        int64
+	Queued      int64
+	FinishedAt  *time.Time
+	Error       string
+}
+
+func (q *Queries) GetBackfill(ctx context.Context, id int64) (GetBackfillRow, error) {
+	row := q.db.QueryRow(ctx, getBackfill, id)
+	var i GetBackfillRow
+	err := row.Scan(
+		&i.ID,
+		&i.Destination,
+		&i.Since,
+		&i.RequestedAt,
+		&i.Read,
+		&i.Queued,
+		&i.FinishedAt,
+		&i.Error,
+	)
+	return i, err
 }
 
 const getDestination = `-- name: GetDestination :one
@@ -60,6 +127,45 @@ func (q *Queries) GetDestination(ctx context.Context, name string) (Destination,
 		&i.PausedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const insertBackfill = `-- name: InsertBackfill :one
+INSERT INTO backfills (destination, since) VALUES ($1::text, $2::timestamptz)
+RETURNING id, destination, since, requested_at, read, queued, finished_at, coalesce(error, '')::text AS error
+`
+
+type InsertBackfillParams struct {
+	Destination string
+	Since       time.Time
+}
+
+type InsertBackfillRow struct {
+	ID          int64
+	Destination string
+	Since       time.Time
+	RequestedAt time.Time
+	Read        int64
+	Queued      int64
+	FinishedAt  *time.Time
+	Error       string
+}
+
+// A backfill of a destination, recorded in the transaction that inserts
+// its job.
+func (q *Queries) InsertBackfill(ctx context.Context, arg InsertBackfillParams) (InsertBackfillRow, error) {
+	row := q.db.QueryRow(ctx, insertBackfill, arg.Destination, arg.Since)
+	var i InsertBackfillRow
+	err := row.Scan(
+		&i.ID,
+		&i.Destination,
+		&i.Since,
+		&i.RequestedAt,
+		&i.Read,
+		&i.Queued,
+		&i.FinishedAt,
+		&i.Error,
 	)
 	return i, err
 }
@@ -102,6 +208,60 @@ func (q *Queries) InsertDestination(ctx context.Context, arg InsertDestinationPa
 	var id int16
 	err := row.Scan(&id)
 	return id, err
+}
+
+const latestBackfills = `-- name: LatestBackfills :many
+SELECT id, destination, since, requested_at, read, queued, finished_at, coalesce(error, '')::text AS error
+FROM backfills
+WHERE destination = $1::text
+ORDER BY id DESC
+LIMIT $2::integer
+`
+
+type LatestBackfillsParams struct {
+	Destination string
+	MaxRows     int32
+}
+
+type LatestBackfillsRow struct {
+	ID          int64
+	Destination string
+	Since       time.Time
+	RequestedAt time.Time
+	Read        int64
+	Queued      int64
+	FinishedAt  *time.Time
+	Error       string
+}
+
+// A destination's latest backfills, newest first.
+func (q *Queries) LatestBackfills(ctx context.Context, arg LatestBackfillsParams) ([]LatestBackfillsRow, error) {
+	rows, err := q.db.Query(ctx, latestBackfills, arg.Destination, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LatestBackfillsRow
+	for rows.Next() {
+		var i LatestBackfillsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Destination,
+			&i.Since,
+			&i.RequestedAt,
+			&i.Read,
+			&i.Queued,
+			&i.FinishedAt,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listDestinations = `-- name: ListDestinations :many

@@ -61,6 +61,17 @@ func (ns NullRiverJobState) Value() (driver.Value, error) {
 	return string(ns.RiverJobState), nil
 }
 
+type Backfill struct {
+	ID          int64
+	Destination string
+	Since       time.Time
+	RequestedAt time.Time
+	Read        int64
+	Queued      int64
+	FinishedAt  *time.Time
+	Error       *string
+}
+
 type Delivery struct {
 	MessageID   int64
 	Destination string

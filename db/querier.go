@@ -9,6 +9,7 @@ import (
 )
 
 type Querier interface {
+	AddBackfillProgress(ctx context.Context, arg AddBackfillProgressParams) error
 	// A page of a bulk retry done: matched failed forwards, retried of them
 	// (the rest were already being replayed).
 	AddForwardRetryProgress(ctx context.Context, arg AddForwardRetryProgressParams) error
@@ -30,6 +31,7 @@ type Querier interface {
 	DeleteTwilioAccount(ctx context.Context, accountSid string) (bool, error)
 	// The sweep stopped short: it keeps where it resumes, and says why.
 	FailReconcileSweep(ctx context.Context, arg FailReconcileSweepParams) error
+	FinishBackfill(ctx context.Context, arg FinishBackfillParams) error
 	FinishForwardRetry(ctx context.Context, arg FinishForwardRetryParams) error
 	// The sweep listed its whole window: everything sent before its end is
 	// stored, so the watermark moves there, and the next sweep starts anew.
@@ -37,6 +39,7 @@ type Querier interface {
 	// The forward state of each of these messages over its deliveries
 	// (message_delivery_state).
 	ForwardStates(ctx context.Context, sids []string) ([]ForwardStatesRow, error)
+	GetBackfill(ctx context.Context, id int64) (GetBackfillRow, error)
 	GetDestination(ctx context.Context, name string) (Destination, error)
 	GetForwardRetry(ctx context.Context, id int64) (GetForwardRetryRow, error)
 	// The operator's controls of forwarding: the rate and why it is paused.
@@ -62,6 +65,9 @@ type Querier interface {
 	// text; status is the callback that first reported the status.
 	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
 	GetTwilioAccount(ctx context.Context, accountSid string) (TwilioAccount, error)
+	// A backfill of a destination, recorded in the transaction that inserts
+	// its job.
+	InsertBackfill(ctx context.Context, arg InsertBackfillParams) (InsertBackfillRow, error)
 	// The one River job for every message a group commit stored while
 	// processing is on (kind batch_kind, args {"sids": […]}; the message's own
 	// job, kind job_kind, when it stored only one; none when every one was a
@@ -115,6 +121,8 @@ type Querier interface {
 	// Each account's latest delivered (webhook) message, through
 	// messages_account_sid_received_at_idx.
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
+	// A destination's latest backfills, newest first.
+	LatestBackfills(ctx context.Context, arg LatestBackfillsParams) ([]LatestBackfillsRow, error)
 	// A message's deliveries, by destination: its story's.
 	ListDeliveries(ctx context.Context, sid string) ([]ListDeliveriesRow, error)
 	// Every destination, by name; destinations are capped (MaxDestinations),

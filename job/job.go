@@ -20,6 +20,7 @@ const (
 	KindReconcileSchedule = "inbox_reconcile_schedule"
 	KindReconcile         = "inbox_reconcile"
 	KindRetryFailed       = "inbox_retry_failed"
+	KindBackfill          = "inbox_backfill"
 )
 
 // Message processes a newly stored inbound message: the forward, by default.
@@ -94,6 +95,22 @@ type RetryFailed struct {
 
 // Kind is River's name for the job.
 func (RetryFailed) Kind() string { return KindRetryFailed }
+
+// Backfill hands the destination the stored inbound messages it matches
+// since Since (routing's backfill); one at a time per destination.
+type Backfill struct {
+	// RunID is the backfills row that records its progress.
+	RunID int64 `json:"run_id"`
+	// Destination is the destination's name: River's unique key, so one
+	// runs at a time for each.
+	Destination string    `json:"destination" river:"unique"`
+	Since       time.Time `json:"since"`
+	// MaxAttempts is the attempts of each delivery job it inserts.
+	MaxAttempts int16 `json:"max_attempts"`
+}
+
+// Kind is River's name for the job.
+func (Backfill) Kind() string { return KindBackfill }
 
 // ProcessingKinds are the kinds that hand a message on: the ones a
 // message's story (the admin API's jobs) and retention's cleanup cover.

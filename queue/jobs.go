@@ -61,6 +61,37 @@ func (q *Queue) Replay(ctx context.Context, sid, dest string, maxAttempts int16)
 		Failures: []job.Failure{}}, r.Created, nil
 }
 
+// BackfillPage is where a backfill page starts and what it covers.
+type BackfillPage struct {
+	Destination string
+	Since       time.Time
+	// AfterAt and AfterID are the last message of the previous page (zero
+	// for the first).
+	AfterAt     time.Time
+	AfterID     int64
+	Size        int32
+	MaxAttempts int16
+}
+
+// BackfilledPage is what a page did, and where the next starts.
+type BackfilledPage struct {
+	Read, Queued int64
+	LastAt       time.Time
+	LastID       int64
+}
+
+// Backfill owes the destination each message of the page p its rules
+// match and that is not owed to it yet, with one job for them, in one
+// statement (BackfillPage).
+func (q *Queue) Backfill(ctx context.Context, p BackfillPage) (BackfilledPage, error) {
+	r, err := q.q.BackfillPage(ctx, jobdb.BackfillPageParams{AfterAt: p.AfterAt, AfterID: p.AfterID, Since: p.Since, PageSize: p.Size,
+		Destination: p.Destination, JobKind: job.KindMessage, BatchKind: job.KindMessages, MaxAttempts: p.MaxAttempts})
+	if err != nil {
+		return BackfilledPage{}, store.Translate("backfill a page of "+p.Destination, err)
+	}
+	return BackfilledPage{Read: r.Read, Queued: r.Queued, LastAt: r.LastAt, LastID: r.LastID}, nil
+}
+
 // Retry is a page of a bulk retry (RetryDeliveries).
 type Retry struct {
 	// MessageIDs are the page's messages; States the delivery states

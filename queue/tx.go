@@ -85,9 +85,20 @@ type Inserted struct {
 // running): at most one runs at a time, however many are asked for at
 // once, by River's unique index.
 func (t *Tx) InsertUnique(ctx context.Context, args Args, queue string, maxAttempts int) (Inserted, error) {
+	return t.insertUnique(ctx, args, queue, maxAttempts, false)
+}
+
+// InsertUniqueByArgs is InsertUnique, at most one unfinished job of the
+// kind for each value of the args' fields tagged river:"unique" (one
+// backfill per destination).
+func (t *Tx) InsertUniqueByArgs(ctx context.Context, args Args, queue string, maxAttempts int) (Inserted, error) {
+	return t.insertUnique(ctx, args, queue, maxAttempts, true)
+}
+
+func (t *Tx) insertUnique(ctx context.Context, args Args, queue string, maxAttempts int, byArgs bool) (Inserted, error) {
 	res, err := t.q.client.InsertTx(ctx, t.tx, args, &river.InsertOpts{
 		Queue: queue, MaxAttempts: maxAttempts,
-		UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		UniqueOpts: river.UniqueOpts{ByArgs: byArgs, ByState: []rivertype.JobState{
 			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
 			rivertype.JobStateRunning, rivertype.JobStateScheduled,
 		}},

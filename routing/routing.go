@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"inbox/keyring"
+	"inbox/queue"
 	"inbox/store"
 	"inbox/webhook"
 )
@@ -54,6 +55,10 @@ type Store interface {
 	ResumeDestination(ctx context.Context, name string) (bool, error)
 	RemoveDestination(ctx context.Context, name string) error
 	MatchingDestinations(ctx context.Context, account, to, service, event string) ([]string, error)
+	AddBackfillProgress(ctx context.Context, id, read, queued int64) error
+	FinishBackfill(ctx context.Context, id int64, errText string) error
+	BackfillRun(ctx context.Context, id int64) (store.Backfill, error)
+	Backfills(ctx context.Context, dest string, limit int32) ([]store.Backfill, error)
 }
 
 // Deliveries are a destination's jobs in the queue (queue.Queue): its
@@ -62,6 +67,8 @@ type Deliveries interface {
 	Backlog(ctx context.Context, queue string) (waiting int64, oldestDue time.Time, err error)
 	Waiting(ctx context.Context, queue string) (int64, error)
 	CancelWaiting(ctx context.Context, queue string) (int64, error)
+	Transact(ctx context.Context, fn func(*queue.Tx) error) error
+	Backfill(ctx context.Context, p queue.BackfillPage) (queue.BackfilledPage, error)
 }
 
 // ErrPending is returned by Remove, without force, for a destination whose
@@ -78,6 +85,9 @@ type Manager struct {
 	// AllowPlaintext lets a Manager without keys store secrets in the
 	// clear (marked as such).
 	AllowPlaintext bool
+	// Attempts are the attempts of the delivery jobs a backfill queues
+	// (FORWARD_MAX_ATTEMPTS; DefaultAttempts when 0).
+	Attempts int16
 }
 
 // Definition is a new destination.

@@ -114,6 +114,8 @@ type adminParts struct {
 	keys    *keyring.Keyring
 	metrics *metrics.Metrics
 	logger  *slog.Logger
+	// attempts are a delivery job's (FORWARD_MAX_ATTEMPTS): a backfill's.
+	attempts int16
 }
 
 // add, when an admin listener is configured, registers the pool's, the job
@@ -144,7 +146,7 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 			Accounts: &account.Manager{Store: p.store, Keys: p.keys},
 			// Sealed with ENCRYPTION_KEY; without one, the API refuses to
 			// store a destination's secret in the clear (409).
-			Destinations: &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys},
+			Destinations: &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ Verbs:
   pause NAME [-note TEXT]     hold its deliveries (kept, delivered once resumed)
   resume NAME                 deliver again
   remove NAME [-force]        delete it; refused while its deliveries wait, unless -force cancels them
+  backfill NAME -since DURATION
+                              hand it the stored messages its rules match from the last DURATION (e.g. 24h),
+                              each once, by a background job that serve or work runs
 
 Rules (each repeatable and comma-separated; a rule not given matches anything):
   -account AC…  -to +15551234567|whatsapp:+…|SHORTCODE  -messaging-service MG…  -events inbound,status
@@ -50,6 +54,8 @@ type destinationsFlags struct {
 	to             listFlag
 	services       listFlag
 	events         listFlag
+	since          time.Duration
+	attempts       int
 }
 
 // listFlag is a repeatable flag of comma-separated values; set tells a
@@ -82,7 +88,7 @@ func (l *listFlag) given() []string {
 
 // destinationVerbs are the verbs that take a NAME, and the flags each binds
 // beyond the common ones.
-var destinationVerbs = []string{"add", "list", "set", "pause", "resume", "remove"}
+var destinationVerbs = []string{"add", "list", "set", "pause", "resume", "remove", "backfill"}
 
 func (f *destinationsFlags) bind(b *binder, verb string) {
 	f.commonConfig.bind(b)
@@ -101,6 +107,10 @@ func (f *destinationsFlags) bind(b *binder, verb string) {
 	}
 	if verb == "remove" {
 		b.fs.BoolVar(&f.force, "force", false, "cancel the deliveries that wait for it, and remove it")
+	}
+	if verb == "backfill" {
+		b.fs.DurationVar(&f.since, "since", 0, "how far back: the messages received in the last DURATION (e.g. 24h, at most a year)")
+		b.Int(&f.attempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts of each delivery it queues")
 	}
 	if verb == "pause" {
 		b.fs.StringVar(&f.note, "note", "", "why, shown beside the pause (at most 500 bytes)")
@@ -176,6 +186,8 @@ func (f *destinationsFlags) run(ctx context.Context, m *routing.Manager, verb, n
 	case "resume":
 		changed, err := m.Resume(ctx, name)
 		return report(stdout, err, name, changed, "resumed", "was not paused")
+	case "backfill":
+		return f.backfill(ctx, m, name, stdout)
 	default: // remove
 		cancelled, err := m.Remove(ctx, name, f.force)
 		if err != nil {
@@ -184,6 +196,29 @@ func (f *destinationsFlags) run(ctx context.Context, m *routing.Manager, verb, n
 		fmt.Fprintf(stdout, "%s: removed; %d waiting delivery jobs cancelled\n", name, cancelled)
 		return nil
 	}
+}
+
+// backfill starts a backfill of name, or says which one is under way.
+func (f *destinationsFlags) backfill(ctx context.Context, m *routing.Manager, name string, stdout io.Writer) error {
+	if f.since == 0 {
+		return errors.New("-since is required: how far back, e.g. -since 24h")
+	}
+	if f.attempts < 1 || f.attempts > math.MaxInt16 {
+		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 to %d", f.attempts, math.MaxInt16)
+	}
+	m.Attempts = int16(f.attempts)
+	run, created, err := m.Backfill(ctx, name, f.since)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stdout, "%s: backfill %d queued: the messages it matches received since %s, each once; serve or work runs it (GET /api/destinations/%s/backfills shows its progress)\n",
+			name, run.ID, run.Since.UTC().Format(time.RFC3339), name)
+	} else {
+		fmt.Fprintf(stdout, "%s: backfill %d is under way already (since %s; %d messages read, %d queued so far); nothing new started\n",
+			name, run.ID, run.Since.UTC().Format(time.RFC3339), run.Read, run.Queued)
+	}
+	return nil
 }
 
 func report(stdout io.Writer, err error, name string, changed bool, did, already string) error {

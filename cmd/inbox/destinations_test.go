@@ -112,6 +112,10 @@ func TestDestinationsCLIRefusesBadInputNamingTheFlag(t *testing.T) {
 		{"", []string{"add", "orders", "-url", "https://app.example/", secret}, "never from an argument"},
 		{"", []string{"pause", "nope"}, "no such destination"},
 		{"", []string{"remove", "nope"}, "no such destination"},
+		{"", []string{"backfill", "taken"}, "-since is required"},
+		{"", []string{"backfill", "taken", "-since", "9000h"}, "-since 9000h0m0s: want a duration from 1s to"},
+		{"", []string{"backfill", "taken", "-since", "yesterday"}, "invalid value \"yesterday\" for flag -since"},
+		{"", []string{"backfill", "nope", "-since", "1h"}, "no such destination"},
 		{"", []string{"launch"}, `unknown verb "launch"`},
 		{"", []string{"pause"}, "the destination's name comes first"},
 	}

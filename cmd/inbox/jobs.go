@@ -151,8 +151,10 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 				return err
 			}
 		}
-		// The bulk retries of every destination's deliveries.
+		// The bulk retries and the backfills of every destination's
+		// deliveries.
 		qc.Queues[control.RetryQueue] = 1
+		qc.Queues[routing.BackfillQueue] = 1
 		// The default queue even without FORWARD_URL: River runs workers
 		// only with a queue, and the destinations' are added as they come.
 		qc.Queues[queue.Default] = c.workers
@@ -164,8 +166,10 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 				def = dispatch.New(dispatch.Config{Store: st, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
 					Workers: c.workers, BreakAfter: c.breakAfter})
 			}
+			manager := &routing.Manager{Store: st, Deliveries: q, Keys: keys, Attempts: int16(c.maxAttempts)}
+			manager.Register(ws)
 			j.router = dispatch.NewRouter(dispatch.RouterConfig{Logger: logger, Default: def, List: st.Destinations,
-				Build:    c.destinationDispatcher(st, q, &routing.Manager{Store: st, Keys: keys}, logger, m),
+				Build:    c.destinationDispatcher(st, q, manager, logger, m),
 				AddQueue: func(name string) error { return q.AddQueue(name, c.workers) }})
 			j.router.Register(ws)
 			return nil

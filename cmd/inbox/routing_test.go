@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -257,4 +258,97 @@ func TestADestinationAddedWhileServingGetsItsMessages(t *testing.T) {
 	sid := simulate.NewMessageSID(simulate.SMS)
 	deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, 1), 5)
 	poll.Until(t, "both apps to get the message", func() bool { return first.Deliveries(sid) == 1 && later.Deliveries(sid) == 1 })
+}
+
+// TestBackfillHandsEachPastMessageOnce: 30 messages stored while only
+// "first" existed; "late" is added, and its backfill asked for 10 times at
+// once through the admin API and once more by the CLI: one backfill runs,
+// the late app gets each of the 30 once, and another backfill afterwards
+// queues nothing (each message is owed to a destination at most once).
+// Adding the destination alone replays nothing.
+func TestBackfillHandsEachPastMessageOnce(t *testing.T) {
+	t.Parallel()
+	databaseURL, key := dbtest.URL(t), newKeyB64()
+	first := routedApp(t, databaseURL, key, "first", teamapp.Options{})
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key, "ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": adminToken})
+	const n = 30
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), i), 1)
+		})
+	}
+	wg.Wait()
+	poll.Until(t, "the first app to get every message", func() bool { return len(first.Accepted()) == n })
+	late := routedApp(t, databaseURL, key, "late", teamapp.Options{})
+
+	backfill := func() (int, int64) {
+		st, _, body := adminSend(t, http.MethodPost, "http://"+s.adminAddr+"/api/destinations/late/backfill",
+			http.Header{"Authorization": {"Bearer " + adminToken}, "Content-Type": {"application/json"}}, `{"since": "1h"}`)
+		var run struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal(body, &run); err != nil || (st != http.StatusAccepted && st != http.StatusOK) {
+			t.Errorf("backfill: %d %s", st, body)
+		}
+		return st, run.ID
+	}
+	var (
+		mu      sync.Mutex
+		created int
+		ids     = map[int64]bool{}
+	)
+	for range 10 {
+		wg.Go(func() {
+			st, id := backfill()
+			mu.Lock()
+			defer mu.Unlock()
+			ids[id] = true
+			if st == http.StatusAccepted {
+				created++
+			}
+		})
+	}
+	wg.Go(func() {
+		out, err := destinationsCLI(t, databaseURL, key, "", "backfill", "late", "-since", "1h")
+		if err != nil || !strings.Contains(out, "backfill") {
+			t.Errorf("inbox destinations backfill: %v\n%s", err, out)
+		}
+		if strings.Contains(out, " queued: ") {
+			mu.Lock()
+			created++
+			mu.Unlock()
+		}
+	})
+	wg.Wait()
+	if created != 1 || len(ids) != 1 {
+		t.Errorf("%d backfills started by 11 requests at once (the API's runs %v), want one", created, ids)
+	}
+	poll.Until(t, "the late app to get every past message", func() bool { return len(late.Accepted()) == n })
+
+	pool := dbtest.Connect(t, databaseURL, 2)
+	finished := func() (runs, unfinished int, queued int64) {
+		if err := pool.QueryRow(t.Context(), `SELECT count(*), count(*) FILTER (WHERE finished_at IS NULL), coalesce(sum(queued), 0)::bigint
+			FROM backfills WHERE destination = 'late'`).Scan(&runs, &unfinished, &queued); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	poll.Until(t, "every backfill to finish", func() bool { _, u, _ := finished(); return u == 0 })
+	if st, _ := backfill(); st != http.StatusAccepted {
+		t.Fatalf("a backfill after the first finished: %d, want a new one", st)
+	}
+	poll.Until(t, "the second backfill to finish", func() bool { _, u, _ := finished(); return u == 0 })
+	if runs, _, queued := finished(); queued != n {
+		t.Errorf("%d backfills queued %d deliveries, want %d: each message once", runs, queued, n)
+	}
+	poll.Until(t, "every delivery job to finish", func() bool { return jobsSettled(t, pool) })
+	for id, c := range late.Accepted() {
+		if c != 1 {
+			t.Errorf("the late app got %s %d times, want once", id, c)
+		}
+	}
+	if len(first.Accepted()) != n {
+		t.Errorf("the first app got %d, want its %d once each: a backfill of late sent it nothing", len(first.Accepted()), n)
+	}
 }

@@ -155,7 +155,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var g lifecycle.Group
 	j.addParts(&g, st)
 	g.Add("accounts", accounts.Run)
-	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
+	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
+		attempts: int16(cfg.processing.maxAttempts)}); err != nil {
 		return err
 	}
 	g.Add("webhook listener", cfg.webhook(api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,

@@ -175,7 +175,8 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	var g lifecycle.Group
 	j.addParts(&g, st)
-	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger}); err != nil {
+	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
+		attempts: int16(cfg.processing.maxAttempts)}); err != nil {
 		return err
 	}
 	return runParts(ctx, &g, logger, "no new jobs, finishing running ones", cfg.shutdownTimeout)

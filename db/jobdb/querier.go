@@ -10,6 +10,16 @@ import (
 )
 
 type Querier interface {
+	// A page of a backfill: the next page_size inbound messages received
+	// since since, after the cursor (after_at, after_id), oldest first
+	// through messages_received_at_id_idx; each the destination's rules match
+	// and that is not yet owed to it gets its delivery, and the page's new
+	// deliveries one job (a batch's, or a message's own for one) in the
+	// destination's queue, in one statement. A message already owed to the
+	// destination (by its arrival, or an earlier backfill) keeps its delivery:
+	// the primary key decides. Returns the messages read, the deliveries
+	// queued, and the last message's position for the next page.
+	BackfillPage(ctx context.Context, arg BackfillPageParams) (BackfillPageRow, error)
 	// Cancels the jobs of kinds in queue that wait (a removed destination's
 	// deliveries, queue being its name), through River's fetch index (state,
 	// queue, ...), and the deliveries they carried; a job running now finishes

@@ -33,7 +33,7 @@ func below() map[string][]string {
 		"internal/teamapp":     {"message"},
 		"account":              {"internal/clip", "keyring", "metrics", "store", "twilio", "twilioapi"},
 		"twilioapi":            {"internal/clip"},
-		"routing":              {"internal/clip", "keyring", "store", "twilio", "webhook"},
+		"routing":              {"internal/clip", "job", "keyring", "queue", "store", "twilio", "webhook"},
 		"internal/twiliotest":  leaf,
 		"internal/pgcluster":   leaf,
 		"queue":                {"db/jobdb", "job", "store"},

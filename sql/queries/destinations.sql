@@ -105,3 +105,32 @@ WITH c AS (
 SELECT (c.rate IS NULL OR EXISTS (SELECT 1 FROM moved))::boolean AS reserved,
        (CASE WHEN c.rate IS NULL THEN 0 ELSE extract(epoch FROM c.slot - now()) END)::double precision AS wait_seconds
 FROM c;
+
+-- name: InsertBackfill :one
+-- A backfill of a destination, recorded in the transaction that inserts
+-- its job.
+INSERT INTO backfills (destination, since) VALUES (@destination::text, @since::timestamptz)
+RETURNING id, destination, since, requested_at, read, queued, finished_at, coalesce(error, '')::text AS error;
+
+-- name: AddBackfillProgress :exec
+UPDATE backfills
+SET read = read + @read::bigint, queued = queued + @queued::bigint
+WHERE id = @id::bigint;
+
+-- name: FinishBackfill :exec
+UPDATE backfills
+SET finished_at = now(), error = sqlc.narg('error')::text
+WHERE id = @id::bigint;
+
+-- name: GetBackfill :one
+SELECT id, destination, since, requested_at, read, queued, finished_at, coalesce(error, '')::text AS error
+FROM backfills
+WHERE id = @id::bigint;
+
+-- name: LatestBackfills :many
+-- A destination's latest backfills, newest first.
+SELECT id, destination, since, requested_at, read, queued, finished_at, coalesce(error, '')::text AS error
+FROM backfills
+WHERE destination = @destination::text
+ORDER BY id DESC
+LIMIT @max_rows::integer;

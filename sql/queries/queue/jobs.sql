@@ -224,3 +224,44 @@ WITH due AS (
     RETURNING id
 )
 SELECT count(*)::bigint FROM inserted;
+
+-- name: BackfillPage :one
+-- A page of a backfill: the next page_size inbound messages received
+-- since since, after the cursor (after_at, after_id), oldest first
+-- through messages_received_at_id_idx; each the destination's rules match
+-- and that is not yet owed to it gets its delivery, and the page's new
+-- deliveries one job (a batch's, or a message's own for one) in the
+-- destination's queue, in one statement. A message already owed to the
+-- destination (by its arrival, or an earlier backfill) keeps its delivery:
+-- the primary key decides. Returns the messages read, the deliveries
+-- queued, and the last message's position for the next page.
+WITH page AS (
+    SELECT m.id, m.received_at, m.metadata->>'message_sid' AS sid, m.account_sid, m.to_address, m.messaging_service_sid
+    FROM messages m
+    WHERE (m.received_at, m.id) > (@after_at::timestamptz, @after_id::bigint)
+      AND m.received_at >= @since::timestamptz
+      AND m.direction = 'inbound'
+    ORDER BY m.received_at, m.id
+    LIMIT @page_size::integer
+), owed AS (
+    INSERT INTO deliveries (message_id, destination, received_at)
+    SELECT page.id, d.name, page.received_at
+    FROM page
+    JOIN destinations d ON d.name = @destination::text
+        AND destination_matches(d, page.account_sid, page.to_address, page.messaging_service_sid, 'inbound')
+    ON CONFLICT (message_id, destination) DO NOTHING
+    RETURNING message_id
+), queued AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', @destination::text, 'sid', min(page.sid))
+                ELSE jsonb_build_object('destination', @destination::text, 'sids', jsonb_agg(page.sid ORDER BY page.sid)) END,
+           CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
+           @max_attempts::smallint,
+           @destination::text
+    FROM owed JOIN page ON page.id = owed.message_id
+    HAVING count(*) > 0
+)
+SELECT (SELECT count(*) FROM page)::bigint AS read,
+       (SELECT count(*) FROM owed)::bigint AS queued,
+       coalesce((SELECT max(received_at) FROM page), @after_at::timestamptz)::timestamptz AS last_at,
+       coalesce((SELECT id FROM page ORDER BY received_at DESC, id DESC LIMIT 1), @after_id::bigint)::bigint AS last_id;
