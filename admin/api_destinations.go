@@ -24,6 +24,7 @@ type Destinations interface {
 	Remove(ctx context.Context, name string, force bool) (int64, error)
 	Backfill(ctx context.Context, name string, since time.Duration) (store.Backfill, bool, error)
 	Backfills(ctx context.Context, name string, n int32) ([]store.Backfill, error)
+	Recent(ctx context.Context, name string, d time.Duration) (map[string]int64, error)
 }
 
 // rulesJSON are a destination's match rules; an empty list matches

@@ -74,7 +74,7 @@ func consolePath(path string) bool {
 	if path == "/" {
 		return true
 	}
-	for _, p := range []string{"/login", "/logout", "/messages", "/forwarding", "/accounts"} {
+	for _, p := range []string{"/login", "/logout", "/messages", "/forwarding", "/destinations", "/accounts"} {
 		if path == p || strings.HasPrefix(path, p+"/") {
 			return true
 		}

@@ -74,7 +74,7 @@ func templateFuncs() template.FuncMap {
 
 func newConsole(cfg Config, ss *sessions) *console {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "messages", "message", "forwarding", "retry", "accounts", "problem"} {
+	for _, name := range []string{"login", "messages", "message", "forwarding", "retry", "accounts", "destinations", "destination", "problem"} {
 		pages[name] = template.Must(template.New(name).Funcs(templateFuncs()).ParseFS(templateFiles,
 			"templates/base.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -138,15 +138,17 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, pag
 // notices are the lines a redirect after an action shows, by its done=
 // value: fixed text, so no URL can make the console say anything else.
 var notices = map[string]string{
-	"forwarded": "A new forward of this message is queued.",
-	"pending":   "A replay of this message is already queued; no other was added.",
-	"paused":    "Forwarding is paused. Messages are still stored; their forwards wait.",
-	"resumed":   "Forwarding resumed: the forwards that waited are being sent.",
-	"rate":      "Delivery rate saved.",
-	"unlimited": "Delivery rate lifted: forwards go as fast as the workers take them.",
-	"retrying":  "Bulk retry started.",
-	"running":   "A bulk retry is already under way; this one shows its progress. No other was started.",
-	"unchanged": "Nothing changed: forwarding already was as asked.",
+	"forwarded":           "A new forward of this message is queued.",
+	"pending":             "A replay of this message is already queued; no other was added.",
+	"paused":              "Forwarding is paused. Messages are still stored; their forwards wait.",
+	"resumed":             "Forwarding resumed: the forwards that waited are being sent.",
+	"rate":                "Delivery rate saved.",
+	"unlimited":           "Delivery rate lifted: forwards go as fast as the workers take them.",
+	"retrying":            "Bulk retry started.",
+	"running":             "A bulk retry is already under way; this one shows its progress. No other was started.",
+	"unchanged":           "Nothing changed: it already was as asked.",
+	"destination-paused":  "Paused. Messages are still stored; this destination's deliveries wait.",
+	"destination-resumed": "Resumed: the deliveries that waited are being sent.",
 }
 
 // page adapts a page handler: an error becomes a page saying what went

@@ -46,6 +46,55 @@ func (q *Queries) ClearForwardingPaused(ctx context.Context) (bool, error) {
 	return was_paused, err
 }
 
+const countDeliveriesSince = `-- name: CountDeliveriesSince :many
+SELECT d.state, count(*)::bigint AS deliveries
+FROM (
+    SELECT id FROM messages
+    WHERE received_at >= $1::timestamptz
+    ORDER BY received_at DESC, id DESC
+    LIMIT $2::integer
+) AS m
+JOIN deliveries d ON d.message_id = m.id AND d.destination = $3::text
+GROUP BY d.state
+LIMIT 8
+`
+
+type CountDeliveriesSinceParams struct {
+	Since       time.Time
+	MaxCount    int32
+	Destination string
+}
+
+type CountDeliveriesSinceRow struct {
+	State      string
+	Deliveries int64
+}
+
+// A destination's deliveries of the messages received since a time, by
+// state: its Destinations page's last hour. Reads at most max_count
+// messages, newest first through messages_received_at_id_idx, each with
+// one probe of the deliveries' primary key, so a busy hour costs a
+// bounded scan.
+func (q *Queries) CountDeliveriesSince(ctx context.Context, arg CountDeliveriesSinceParams) ([]CountDeliveriesSinceRow, error) {
+	rows, err := q.db.Query(ctx, countDeliveriesSince, arg.Since, arg.MaxCount, arg.Destination)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountDeliveriesSinceRow
+	for rows.Next() {
+		var i CountDeliveriesSinceRow
+		if err := rows.Scan(&i.State, &i.Deliveries); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const finishForwardRetry = `-- name: FinishForwardRetry :exec
 UPDATE forward_retries
 SET finished_at = now(), error = $1::text

@@ -16,6 +16,12 @@ type Querier interface {
 	// Resume, in the transaction that resumes River's queue: was_paused is true
 	// when it was paused.
 	ClearForwardingPaused(ctx context.Context) (bool, error)
+	// A destination's deliveries of the messages received since a time, by
+	// state: its Destinations page's last hour. Reads at most max_count
+	// messages, newest first through messages_received_at_id_idx, each with
+	// one probe of the deliveries' primary key, so a busy hour costs a
+	// bounded scan.
+	CountDeliveriesSince(ctx context.Context, arg CountDeliveriesSinceParams) ([]CountDeliveriesSinceRow, error)
 	CountDestinations(ctx context.Context) (int32, error)
 	// How many rows exist for the given sids: the check that a load or a
 	// simulation stored each distinct message once.

@@ -174,3 +174,68 @@ func (c *forwardingCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, fc.RatePerSecond)
 }
+
+// DestinationState is what destinationCollector reports of one
+// destination: why it is paused ("" when it runs), how many deliveries
+// wait or run in its queue, and how long the longest-waiting due one has
+// waited.
+type DestinationState struct {
+	Name         string
+	PausedReason string
+	Waiting      int64
+	Lag          time.Duration
+}
+
+// destinationCollector reads the destinations at scrape time.
+type destinationCollector struct {
+	read    func(ctx context.Context) ([]DestinationState, error)
+	timeout time.Duration
+	paused  *prometheus.Desc
+	waiting *prometheus.Desc
+	lag     *prometheus.Desc
+}
+
+// NewDestinationCollector returns a collector of, for each destination of
+// the table (few by construction: at most 100),
+// inbox_destination_paused{destination, reason}, inbox_destination_waiting
+// and inbox_destination_lag_seconds, read with read at each scrape
+// (bounded by timeout); when the read fails, none is reported.
+func NewDestinationCollector(read func(ctx context.Context) ([]DestinationState, error), timeout time.Duration) prometheus.Collector {
+	return &destinationCollector{
+		read:    read,
+		timeout: timeout,
+		paused: prometheus.NewDesc("inbox_destination_paused",
+			"1 while the destination is paused, with the reason: operator or breaker (FORWARD_BREAK_AFTER consecutive failed attempts).",
+			[]string{"destination", "reason"}, nil),
+		waiting: prometheus.NewDesc("inbox_destination_waiting",
+			"Deliveries (messages) waiting or running in the destination's queue.", []string{"destination"}, nil),
+		lag: prometheus.NewDesc("inbox_destination_lag_seconds",
+			"How long the destination's longest-waiting due delivery has waited; 0 when none waits.", []string{"destination"}, nil),
+	}
+}
+
+func (c *destinationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.paused
+	ch <- c.waiting
+	ch <- c.lag
+}
+
+func (c *destinationCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	ds, err := c.read(ctx)
+	if err != nil {
+		return
+	}
+	for _, d := range ds {
+		for _, reason := range pauseReasons() {
+			v := 0.0
+			if d.PausedReason == reason {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, v, d.Name, reason)
+		}
+		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(d.Waiting), d.Name)
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, d.Lag.Seconds(), d.Name)
+	}
+}

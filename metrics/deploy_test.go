@@ -22,7 +22,10 @@ func exported(t *testing.T) map[string]bool {
 	count := func(context.Context) (map[string]int64, error) { return map[string]int64{"available": 1}, nil }
 	control := func(context.Context) (metrics.ForwardingControl, error) { return metrics.ForwardingControl{}, nil }
 	if err := m.Register(metrics.NewPoolCollector(stat), metrics.NewJobCollector(count, time.Second),
-		metrics.NewForwardingCollector(control, time.Second)); err != nil {
+		metrics.NewForwardingCollector(control, time.Second),
+		metrics.NewDestinationCollector(func(context.Context) ([]metrics.DestinationState, error) {
+			return []metrics.DestinationState{{Name: "orders"}}, nil
+		}, time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	m.HTTPRequest("/twilio/messages", 200, time.Millisecond)

@@ -48,7 +48,7 @@ type Metrics struct {
 	batchesRetried prometheus.Counter
 	attempts       *prometheus.CounterVec
 	attemptSeconds *prometheus.HistogramVec
-	lag            prometheus.Histogram
+	lag            *prometheus.HistogramVec
 	retentionRows  *prometheus.CounterVec
 	accountLookups prometheus.Counter
 
@@ -135,11 +135,11 @@ func (m *Metrics) processing() {
 		Help:    "Time one run of a processing job took, by event.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"event"})
-	m.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
+	m.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "inbox_processing_lag_seconds",
-		Help:    "Time from a job's commit (with its message or status) to the end of its successful run.",
+		Help:    "Time from a job's commit (with its message or status) to the end of its successful run, by destination (default: FORWARD_URL's).",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600},
-	})
+	}, []string{"destination"})
 	m.retentionRows = counterVec("inbox_retention_deleted_rows_total", "Rows deleted by retention, by table.", "table")
 	m.forwardsHeld = counterVec("inbox_forwards_held_total", "Forwards a worker took and put back without an attempt, by reason: paused (forwarding is paused), rate (the delivery rate's next slot was too far off).", "reason")
 	m.breakerTrips = counter("inbox_forwarding_breaker_trips_total", "Times this process paused forwarding after FORWARD_BREAK_AFTER consecutive failed attempts.")
@@ -270,7 +270,7 @@ func (m *Metrics) Attempt(destination, event, outcome string, d, lag time.Durati
 	m.attempts.WithLabelValues(destination, event, outcome).Inc()
 	m.attemptSeconds.WithLabelValues(event).Observe(d.Seconds())
 	if outcome == OutcomeSuccess {
-		m.lag.Observe(lag.Seconds())
+		m.lag.WithLabelValues(destination).Observe(lag.Seconds())
 	}
 }
 

@@ -59,6 +59,7 @@ type Store interface {
 	FinishBackfill(ctx context.Context, id int64, errText string) error
 	BackfillRun(ctx context.Context, id int64) (store.Backfill, error)
 	Backfills(ctx context.Context, dest string, limit int32) ([]store.Backfill, error)
+	DeliveryCounts(ctx context.Context, dest string, since time.Time, capAt int32) (map[string]int64, error)
 }
 
 // Deliveries are a destination's jobs in the queue (queue.Queue): its
@@ -399,4 +400,14 @@ func (m *Manager) Breaker(name string) Breaker { return Breaker{m: m, name: name
 // paused already.
 func (b Breaker) Pause(ctx context.Context, reason, detail string) (changed bool, err error) {
 	return b.m.Store.PauseDestination(ctx, b.name, reason, detail)
+}
+
+// RecentCap bounds the messages Recent reads.
+const RecentCap = 100_000
+
+// Recent counts the destination name's deliveries of the messages
+// received in the last d, by state (store.Delivery states), reading at
+// most RecentCap messages.
+func (m *Manager) Recent(ctx context.Context, name string, d time.Duration) (map[string]int64, error) {
+	return m.Store.DeliveryCounts(ctx, name, time.Now().Add(-d), RecentCap)
 }

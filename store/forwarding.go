@@ -250,3 +250,17 @@ func (s *Store) DeliveriesOf(ctx context.Context, sid string) ([]Delivery, error
 	}
 	return out, nil
 }
+
+// DeliveryCounts counts dest's deliveries of the messages received since
+// since, by state, reading at most capAt messages.
+func (s *Store) DeliveryCounts(ctx context.Context, dest string, since time.Time, capAt int32) (map[string]int64, error) {
+	rows, err := s.q.CountDeliveriesSince(ctx, db.CountDeliveriesSinceParams{Since: since, MaxCount: capAt, Destination: dest})
+	if err != nil {
+		return nil, fail("count the deliveries to "+dest, err, ErrNotFound)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.State] = r.Deliveries
+	}
+	return out, nil
+}

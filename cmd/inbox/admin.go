@@ -129,8 +129,10 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 		return nil
 	}
 	m := p.metrics
+	destinations := &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts}
 	if err := m.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(p.jobs.queue.CountByState, 2*time.Second),
-		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second)); err != nil {
+		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second),
+		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second)); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	ui, runUI, err := p.jobs.queue.UI("/riverui")
@@ -146,7 +148,7 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 			Accounts: &account.Manager{Store: p.store, Keys: p.keys},
 			// Sealed with ENCRYPTION_KEY; without one, the API refuses to
 			// store a destination's secret in the clear (409).
-			Destinations: &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts},
+			Destinations: destinations,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -184,4 +186,19 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, timeout t
 		return fmt.Errorf("serve http: %w", err)
 	}
 	return nil
+}
+
+// destinationStates reads what the destinations' gauges report.
+func destinationStates(m *routing.Manager) func(ctx context.Context) ([]metrics.DestinationState, error) {
+	return func(ctx context.Context) ([]metrics.DestinationState, error) {
+		ds, err := m.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]metrics.DestinationState, len(ds))
+		for i, d := range ds {
+			out[i] = metrics.DestinationState{Name: d.Name, PausedReason: d.PausedReason, Waiting: d.Waiting, Lag: d.Lag}
+		}
+		return out, nil
+	}
 }

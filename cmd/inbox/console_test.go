@@ -172,7 +172,7 @@ func (p *page) shows(want ...string) {
 // committed in docs/console/ and shown in docs/console.md
 // (./scripts/screenshots writes them there).
 var consoleScreenshots = []string{"login", "messages", "message", "message-phone", "forwarding",
-	"forwarding-paused", "forwarding-breaker", "retry", "accounts"}
+	"forwarding-paused", "forwarding-breaker", "retry", "accounts", "destinations", "destination"}
 
 // screenshot saves the whole page as name.png.
 func (p *page) screenshot(name string) {

@@ -209,6 +209,20 @@ func TestAFailingDestinationIsPausedAloneByItsBreaker(t *testing.T) {
 	if got := attempts("failing", "success") + attempts("healthy", "retry"); got != 0 {
 		t.Errorf("%v attempts counted under the other destination's label", got)
 	}
+	for _, g := range []struct {
+		destination, reason string
+		want                float64
+	}{{"failing", "breaker", 1}, {"failing", "operator", 0}, {"healthy", "breaker", 0}} {
+		if v, ok := value(families, "inbox_destination_paused", map[string]string{"destination": g.destination, "reason": g.reason}); !ok || v != g.want {
+			t.Errorf("inbox_destination_paused{destination=%s,reason=%s} = %v (reported %v), want %v", g.destination, g.reason, v, ok, g.want)
+		}
+	}
+	if v, ok := value(families, "inbox_processing_lag_seconds", map[string]string{"destination": "healthy"}); !ok || v != n {
+		t.Errorf("inbox_processing_lag_seconds{destination=healthy} has %v samples (reported %v), want %d", v, ok, n)
+	}
+	if v, ok := value(families, "inbox_destination_waiting", map[string]string{"destination": "failing"}); !ok || v != n {
+		t.Errorf("inbox_destination_waiting{destination=failing} = %v (reported %v), want its %d waiting deliveries", v, ok, n)
+	}
 
 	// Each destination's deliveries, as the admin API filters them.
 	listed := func(query string) int {

@@ -122,3 +122,20 @@ SET state = @state::text,
 FROM messages m
 WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
   AND d.message_id = m.id AND d.destination = @destination::text;
+
+-- name: CountDeliveriesSince :many
+-- A destination's deliveries of the messages received since a time, by
+-- state: its Destinations page's last hour. Reads at most max_count
+-- messages, newest first through messages_received_at_id_idx, each with
+-- one probe of the deliveries' primary key, so a busy hour costs a
+-- bounded scan.
+SELECT d.state, count(*)::bigint AS deliveries
+FROM (
+    SELECT id FROM messages
+    WHERE received_at >= @since::timestamptz
+    ORDER BY received_at DESC, id DESC
+    LIMIT @max_count::integer
+) AS m
+JOIN deliveries d ON d.message_id = m.id AND d.destination = @destination::text
+GROUP BY d.state
+LIMIT 8;
