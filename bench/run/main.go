@@ -59,7 +59,10 @@ type config struct {
 	pprofAddr string
 	rounds    int
 	procLevel map[int]bool
-	reconcile int
+	// destinations is how many destinations beside FORWARD_URL a
+	// processing level also runs with.
+	destinations int
+	reconcile    int
 }
 
 func main() {
@@ -86,6 +89,7 @@ func run() error {
 	flag.StringVar(&cfg.pprofAddr, "pprof-addr", "", "have the service serve its admin listener, with pprof, here (ADMIN_ADDR)")
 	flag.IntVar(&cfg.reconcile, "reconcile", 100_000, "messages the reconciliation sweep lists (1% of them not stored); 0: no sweep")
 	var procLevels string
+	flag.IntVar(&cfg.destinations, "destinations", 0, "at the processing levels, also run with this many destinations beside FORWARD_URL, each matching every message (0: none)")
 	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
 	flag.Parse()
 	if cfg.adminURL == "" {
@@ -130,14 +134,21 @@ func run() error {
 		// the medians go in the table.
 		var pgs, pipes []pgResult
 		var news []svcRun
-		var procs []lagResult
+		var procs, fans []lagResult
 		for range max(1, cfg.rounds) {
 			if cfg.procLevel[c] {
-				p, err := h.processing(ctx, c)
+				p, err := h.processing(ctx, c, 0)
 				if err != nil {
 					return err
 				}
 				procs = append(procs, p)
+				if cfg.destinations > 0 {
+					p, err := h.processing(ctx, c, cfg.destinations)
+					if err != nil {
+						return err
+					}
+					fans = append(fans, p)
+				}
 			}
 			pg, err := h.pgbench(ctx, c, 1)
 			if err != nil {
@@ -160,8 +171,14 @@ func run() error {
 		med := slices.SortedFunc(slices.Values(news), func(a, b svcRun) int { return cmp.Compare(a.res.RPS(), b.res.RPS()) })[len(news)/2]
 		rows = append(rows, row{res: med.res, st: med.st, pg: pg, pipe: pipe})
 		if len(procs) > 0 {
-			p := slices.SortedFunc(slices.Values(procs), func(a, b lagResult) int { return cmp.Compare(a.res.RPS(), b.res.RPS()) })[len(procs)/2]
-			procRows = append(procRows, procRow{off: med.res, offStmts: med.st.stmts, on: p, pg: pg})
+			byRPS := func(a, b lagResult) int { return cmp.Compare(a.res.RPS(), b.res.RPS()) }
+			p := slices.SortedFunc(slices.Values(procs), byRPS)[len(procs)/2]
+			pr := procRow{off: med.res, offStmts: med.st.stmts, on: p, pg: pg}
+			if len(fans) > 0 {
+				f := slices.SortedFunc(slices.Values(fans), byRPS)[len(fans)/2]
+				pr.fan = &f
+			}
+			procRows = append(procRows, pr)
 		}
 		for _, mix := range []bench.Mix{bench.Repeat30, bench.Storm} {
 			res, st, err := h.service(ctx, bench.Load{Mix: mix, Concurrency: c, Duration: cfg.duration})
@@ -276,7 +293,7 @@ func perMessage(d time.Duration, n int) float64 {
 // service runs one load against a freshly started service on a fresh
 // database, checks the rows, and returns the result and what it cost.
 func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, stats, error) {
-	return h.serviceWith(ctx, l, nil, nil)
+	return h.serviceWith(ctx, l, nil, nil, nil)
 }
 
 // serviceWith is service with extra environment for `inbox serve`, and
@@ -289,7 +306,7 @@ type runCost struct {
 	sinceStart func(ctx context.Context) (service, server time.Duration, err error)
 }
 
-func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string,
+func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, before func(dbURL string) error,
 	after func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error) (bench.Result, stats, error) {
 	var st stats
 	dbURL, drop, err := h.database(ctx)
@@ -297,6 +314,11 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string,
 		return bench.Result{}, st, err
 	}
 	defer drop()
+	if before != nil {
+		if err := before(dbURL); err != nil {
+			return bench.Result{}, st, err
+		}
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return bench.Result{}, st, err

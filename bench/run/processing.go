@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,19 +34,19 @@ type lagResult struct {
 }
 
 // appStandIn answers every forward 204 at once and notes when each
-// webhook-id first arrived: the fastest app there can be, so the figures are
-// the service's own.
+// webhook-id first arrived at each path (a destination's): the fastest app
+// there can be, so the figures are the service's own.
 type appStandIn struct {
 	mu      sync.Mutex
-	arrived map[string]time.Time
+	arrived map[string]time.Time // by path and webhook-id
 }
 
 func (a *appStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	id := r.Header.Get("webhook-id")
+	key := r.URL.Path + " " + r.Header.Get("webhook-id")
 	a.mu.Lock()
-	if _, ok := a.arrived[id]; !ok {
-		a.arrived[id] = now
+	if _, ok := a.arrived[key]; !ok {
+		a.arrived[key] = now
 	}
 	a.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
@@ -56,11 +58,17 @@ func (a *appStandIn) count() int {
 	return len(a.arrived)
 }
 
+// forwardPath is where FORWARD_URL's forwards arrive at the stand-in.
+const forwardPath = "/inbox"
+
 // processing runs the all-new mix at concurrency c with forwarding on, to an
 // app that answers at once, and measures the processing lag: from the
 // message's received_at (now() in the transaction that stored it) to its
-// arrival at the app.
-func (h *harness) processing(ctx context.Context, c int) (lagResult, error) {
+// arrival at the app (by FORWARD_URL). With extra above 0, that many
+// destinations of the table, each matching every message, are added
+// before serve starts, each to its own path of the app, and the run ends
+// when every message reached every one.
+func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return lagResult{}, err
@@ -71,15 +79,29 @@ func (h *harness) processing(ctx context.Context, c int) (lagResult, error) {
 	defer srv.Close()
 
 	var out lagResult
-	env := []string{"FORWARD_URL=http://" + ln.Addr().String() + "/inbox", "FORWARD_SECRET=" + benchSecret}
-	res, _, err := h.serviceWith(ctx, bench.Load{Mix: bench.AllNew, Concurrency: c, Duration: h.cfg.duration}, env,
+	base := "http://" + ln.Addr().String()
+	env := []string{"FORWARD_URL=" + base + forwardPath, "FORWARD_SECRET=" + benchSecret}
+	addDestinations := func(dbURL string) error {
+		for i := range extra {
+			cmd := exec.CommandContext(ctx, h.cfg.inbox, "destinations", "add", fmt.Sprintf("bench-%d", i),
+				"-url", fmt.Sprintf("%s/d%d", base, i), "-allow-plaintext-secrets")
+			cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
+			cmd.Stdin = strings.NewReader(benchSecret)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("add destination %d: %w: %s", i, err, out)
+			}
+		}
+		return nil
+	}
+	res, _, err := h.serviceWith(ctx, bench.Load{Mix: bench.AllNew, Concurrency: c, Duration: h.cfg.duration}, env, addDestinations,
 		func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error {
 			loadEnd := time.Now()
+			want := len(res.SIDs) * (1 + extra)
 			out.byEnd = app.count()
 			deadline := loadEnd.Add(2 * time.Minute)
-			for app.count() < len(res.SIDs) {
+			for app.count() < want {
 				if time.Now().After(deadline) {
-					return fmt.Errorf("processing at %d: %d of %d messages forwarded 2 min after the load", c, app.count(), len(res.SIDs))
+					return fmt.Errorf("processing at %d: %d of %d deliveries made 2 min after the load", c, app.count(), want)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -105,15 +127,15 @@ func (h *harness) processing(ctx context.Context, c int) (lagResult, error) {
 				if err := rows.Scan(&sid, &at); err != nil {
 					return err
 				}
-				lags = append(lags, app.arrived[sid].Sub(at))
+				lags = append(lags, app.arrived[forwardPath+" "+sid].Sub(at))
 			}
 			out.lagP50, out.lagP99, out.lagMax = bench.Percentiles(lags)
 			return rows.Err()
 		})
 	out.res = res
 	if err == nil {
-		fmt.Fprintf(os.Stderr, "level %d, processing on: %.0f req/s, lag p50 %s p99 %s, %d of %d forwarded by the end of the load\n",
-			c, res.RPS(), out.lagP50, out.lagP99, out.byEnd, len(res.SIDs))
+		fmt.Fprintf(os.Stderr, "level %d, processing on, %d destinations: %.0f req/s, lag p50 %s p99 %s, %d of %d deliveries made by the end of the load\n",
+			c, 1+extra, res.RPS(), out.lagP50, out.lagP99, out.byEnd, len(res.SIDs)*(1+extra))
 	}
 	return out, err
 }

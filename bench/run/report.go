@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +66,10 @@ type procRow struct {
 	off      bench.Result
 	offStmts []stmtCost
 	on       lagResult
-	pg       pgResult
+	// fan, when run, is on with cfg.destinations destinations beside
+	// FORWARD_URL, each matching every message.
+	fan *lagResult
+	pg  pgResult
 }
 
 func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64, recon *reconResult) string {
@@ -99,6 +103,7 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 				perMessage(p.on.serviceCPU, len(on.SIDs)), perMessage(p.on.serverCPU, len(on.SIDs)))
 		}
 		b.WriteString("\nCPU per message here runs from the load's start to the last forward (the drain included), so every forward is paid for.\n")
+		fanTable(&b, cfg, procRows)
 		for _, p := range procRows {
 			if len(p.on.stmts) == 0 {
 				continue
@@ -209,4 +214,27 @@ func stmtTable(b *strings.Builder, what string, stmts []stmtCost, n int) {
 			float64(sc.buffers)/float64(n), sc.walBytes/float64(n))
 	}
 	fmt.Fprintf(b, "| all %d above | | | %.1f | | |\n", len(stmts), total*1000/float64(n))
+}
+
+// fanTable compares, at each processing level, one destination
+// (FORWARD_URL's) with FORWARD_URL's and cfg.destinations more, each
+// matching every message, in the same rounds.
+func fanTable(b *strings.Builder, cfg config, procRows []procRow) {
+	if cfg.destinations == 0 {
+		return
+	}
+	n := cfg.destinations + 1
+	fmt.Fprintf(b, "\nFan-out: the same load with %d destinations (FORWARD_URL and %d of the table, each matching every message, each to its own path of the same app), alternating with the one-destination runs above. Deliveries per message: %d. PostgreSQL CPU per stored message from the load's start to the last delivery.\n\n", n, cfg.destinations, n)
+	b.WriteString("| conc | 1 dest req/s | " + strconv.Itoa(n) + " dests req/s | ratio | 1 dest lag p99 ms | " + strconv.Itoa(n) + " dests lag p99 ms | 1 dest PostgreSQL CPU µs/msg | " + strconv.Itoa(n) + " dests PostgreSQL CPU µs/msg | CPU ratio | service CPU µs/msg, 1 / " + strconv.Itoa(n) + " |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range procRows {
+		if p.fan == nil {
+			continue
+		}
+		on, fan := p.on, *p.fan
+		one, many := perMessage(on.serverCPU, len(on.res.SIDs)), perMessage(fan.serverCPU, len(fan.res.SIDs))
+		fmt.Fprintf(b, "| %d | %.0f | %.0f | %.2f | %s | %s | %.0f | %.0f | %.2f | %.0f / %.0f |\n", on.res.Concurrency, on.res.RPS(), fan.res.RPS(),
+			fan.res.RPS()/on.res.RPS(), ms(on.lagP99), ms(fan.lagP99), one, many, many/one,
+			perMessage(on.serviceCPU, len(on.res.SIDs)), perMessage(fan.serviceCPU, len(fan.res.SIDs)))
+	}
 }

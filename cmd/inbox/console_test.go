@@ -270,7 +270,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	p.screenshot("message")
 
 	mode.Store(ok)
-	p.press("Forward again")
+	p.press("Forward again to default")
 	p.shows("A new forward of this message is queued.")
 	poll.Until(t, "the replay at the app", func() bool { return app.Deliveries(refused) == 1 })
 
