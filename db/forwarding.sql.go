@@ -95,6 +95,34 @@ func (q *Queries) CountDeliveriesSince(ctx context.Context, arg CountDeliveriesS
 	return items, nil
 }
 
+const countUnroutedSince = `-- name: CountUnroutedSince :one
+SELECT count(*)::bigint
+FROM (
+    SELECT id FROM messages
+    WHERE received_at >= $1::timestamptz AND direction = 'inbound'
+    ORDER BY received_at DESC, id DESC
+    LIMIT $2::integer
+) AS m
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
+`
+
+type CountUnroutedSinceParams struct {
+	Since    time.Time
+	MaxCount int32
+}
+
+// The inbound messages received since a time that have no delivery (no
+// destination matched them, or nothing was forwarded when they came): the
+// unrouted gauge. Reads at most max_count messages, newest first through
+// messages_received_at_id_idx, each with one probe of the deliveries'
+// primary key.
+func (q *Queries) CountUnroutedSince(ctx context.Context, arg CountUnroutedSinceParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countUnroutedSince, arg.Since, arg.MaxCount)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const finishForwardRetry = `-- name: FinishForwardRetry :exec
 UPDATE forward_retries
 SET finished_at = now(), error = $1::text
@@ -239,8 +267,7 @@ func (q *Queries) InsertForwardRetry(ctx context.Context, filter []byte) (Insert
 const listDeliveries = `-- name: ListDeliveries :many
 SELECT d.destination, d.state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
 FROM deliveries d
-JOIN messages m ON m.id = d.message_id
-WHERE m.metadata->>'message_sid' = $1::text
+WHERE d.message_id = (SELECT m.id FROM messages m WHERE m.metadata->>'message_sid' = $1::text)
 ORDER BY d.destination
 LIMIT 200
 `
@@ -411,9 +438,8 @@ SET state = $1::text,
     attempts = greatest(d.attempts, $2::smallint),
     error = $3::text,
     updated_at = now()
-FROM messages m
-WHERE m.metadata->>'message_sid' = ANY($4::text[])
-  AND d.message_id = m.id AND d.destination = $5::text
+WHERE d.message_id = ANY(ARRAY(SELECT m.id FROM messages m WHERE m.metadata->>'message_sid' = ANY($4::text[])))
+  AND d.destination = $5::text
 `
 
 type SettleDeliveriesParams struct {
@@ -427,7 +453,11 @@ type SettleDeliveriesParams struct {
 // What an attempt of these messages' deliveries to destination came to
 // (dispatch): forwarded, or retrying, failed or cancelled with the
 // attempt's error. attempts only grows, so an outcome recorded late
-// (a worker that lost its job to a rescue) never rewinds the count.
+// (a worker that lost its job to a rescue) never rewinds the count. The
+// messages' ids are found first (an InitPlan, through the sid's unique
+// index), so the deliveries are read by their primary key whatever the
+// planner believes of the table's size: a join here was planned as a
+// scan of every delivery, on each call.
 func (q *Queries) SettleDeliveries(ctx context.Context, arg SettleDeliveriesParams) error {
 	_, err := q.db.Exec(ctx, settleDeliveries,
 		arg.State,

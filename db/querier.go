@@ -26,6 +26,12 @@ type Querier interface {
 	// How many rows exist for the given sids: the check that a load or a
 	// simulation stored each distinct message once.
 	CountMessagesBySIDs(ctx context.Context, sids []string) (int64, error)
+	// The inbound messages received since a time that have no delivery (no
+	// destination matched them, or nothing was forwarded when they came): the
+	// unrouted gauge. Reads at most max_count messages, newest first through
+	// messages_received_at_id_idx, each with one probe of the deliveries'
+	// primary key.
+	CountUnroutedSince(ctx context.Context, arg CountUnroutedSinceParams) (int64, error)
 	DeleteDestination(ctx context.Context, name string) (int64, error)
 	// Retention: up to max_rows of the oldest messages received before the
 	// cutoff, through messages_received_at_id_idx, with their deliveries.
@@ -234,7 +240,11 @@ type Querier interface {
 	// What an attempt of these messages' deliveries to destination came to
 	// (dispatch): forwarded, or retrying, failed or cancelled with the
 	// attempt's error. attempts only grows, so an outcome recorded late
-	// (a worker that lost its job to a rescue) never rewinds the count.
+	// (a worker that lost its job to a rescue) never rewinds the count. The
+	// messages' ids are found first (an InitPlan, through the sid's unique
+	// index), so the deliveries are read by their primary key whatever the
+	// planner believes of the table's size: a join here was planned as a
+	// scan of every delivery, on each call.
 	SettleDeliveries(ctx context.Context, arg SettleDeliveriesParams) error
 	// A new sweep of [sweep_from, sweep_to], from its first page.
 	StartReconcileSweep(ctx context.Context, arg StartReconcileSweepParams) error

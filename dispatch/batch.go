@@ -74,6 +74,9 @@ func (d *Dispatcher) forwardBatch(ctx context.Context, j *queue.Job[job.Messages
 		// Stopping, or out of time: the whole batch runs again.
 		return fmt.Errorf("batch of %d: %w", len(j.Args.SIDs), ctx.Err())
 	}
+	if len(failed) == 0 {
+		return d.forwarded(ctx, forwarded, j.Attempt)
+	}
 	return d.queue.HandOff(ctx, j, d.name, forwarded, failed, int16(j.MaxAttempts))
 }
 

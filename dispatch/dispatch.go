@@ -33,11 +33,9 @@ type Store interface {
 	SettleDeliveries(ctx context.Context, dest string, sids []string, o store.Outcome) error
 }
 
-// Queue is what the workers need of the queue: a job completed with its
-// deliveries recorded, and a batch's failed messages handed to jobs of
-// their own as it completes.
+// Queue is what a batch needs of the queue: its failed messages handed to
+// jobs of their own as it completes.
 type Queue interface {
-	Delivered(ctx context.Context, j queue.Ref, dest string, sids []string, attempt int) error
 	HandOff(ctx context.Context, batch *queue.Job[job.Messages], dest string, forwarded []string, hs []queue.HandOff, maxAttempts int16) error
 }
 
@@ -119,7 +117,21 @@ func (d *Dispatcher) forwardMessage(ctx context.Context, j *queue.Job[job.Messag
 		d.failed(ctx, j.Args.SID, j.Attempt, j.Classify(err), err)
 		return err
 	}
-	return d.queue.Delivered(ctx, j, d.name, []string{j.Args.SID}, j.Attempt)
+	return d.forwarded(ctx, []string{j.Args.SID}, j.Attempt)
+}
+
+// forwarded records the deliveries of sids as forwarded, before River
+// completes their job (in its batched completer: completing each job in
+// a transaction of its own cost the database more than the record). A job
+// whose record fails runs again, and its app drops the repeat by
+// webhook-id; a crash between the record and the completion does the
+// same. So no delivery is ever left pending by a completed job.
+func (d *Dispatcher) forwarded(ctx context.Context, sids []string, attempt int) error {
+	err := d.store.SettleDeliveries(ctx, d.name, sids, store.Outcome{State: store.DeliveryForwarded, Attempt: attempt})
+	if err != nil {
+		return fmt.Errorf("record %d forwarded deliveries: %w", len(sids), err)
+	}
+	return nil
 }
 
 // failed records a failed attempt of the message sid's delivery, by its

@@ -239,3 +239,32 @@ func (c *destinationCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, d.Lag.Seconds(), d.Name)
 	}
 }
+
+// unroutedCollector reads the last hour's unrouted messages at scrape
+// time.
+type unroutedCollector struct {
+	count    func(ctx context.Context) (int64, error)
+	timeout  time.Duration
+	unrouted *prometheus.Desc
+}
+
+// NewUnroutedCollector returns a collector of
+// inbox_unrouted_messages_last_hour, read with count at each scrape
+// (bounded by timeout); when the read fails, it is not reported.
+func NewUnroutedCollector(count func(ctx context.Context) (int64, error), timeout time.Duration) prometheus.Collector {
+	return &unroutedCollector{count: count, timeout: timeout,
+		unrouted: prometheus.NewDesc("inbox_unrouted_messages_last_hour",
+			"Inbound messages received in the last hour with no delivery: no destination matched them (or nothing was forwarded when they came). Counted at scrape time, at most 100 000 messages read.", nil, nil)}
+}
+
+func (c *unroutedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.unrouted }
+
+func (c *unroutedCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	n, err := c.count(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.unrouted, prometheus.GaugeValue, float64(n))
+}

@@ -25,7 +25,8 @@ func exported(t *testing.T) map[string]bool {
 		metrics.NewForwardingCollector(control, time.Second),
 		metrics.NewDestinationCollector(func(context.Context) ([]metrics.DestinationState, error) {
 			return []metrics.DestinationState{{Name: "orders"}}, nil
-		}, time.Second)); err != nil {
+		}, time.Second),
+		metrics.NewUnroutedCollector(func(context.Context) (int64, error) { return 0, nil }, time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	m.HTTPRequest("/twilio/messages", 200, time.Millisecond)

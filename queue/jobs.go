@@ -209,18 +209,6 @@ func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], dest stri
 	return store.Translate(fmt.Sprintf("hand off %d forwards", len(hs)), err)
 }
 
-// Delivered completes j, the forward of sids to dest (the dispatcher's
-// destination), in the transaction that records their deliveries as
-// forwarded: a delivery is forwarded exactly when its job is done.
-func (q *Queue) Delivered(ctx context.Context, j Ref, dest string, sids []string, attempt int) error {
-	return q.Transact(ctx, func(tx *Tx) error {
-		if err := tx.Store.SettleDeliveries(ctx, dest, sids, store.Outcome{State: store.DeliveryForwarded, Attempt: attempt}); err != nil {
-			return err
-		}
-		return tx.Complete(ctx, j)
-	})
-}
-
 // ForwardStats is the state of the forwards' queue.
 type ForwardStats struct {
 	// Unfinished counts the forwards not done yet, by River state

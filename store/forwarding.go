@@ -264,3 +264,13 @@ func (s *Store) DeliveryCounts(ctx context.Context, dest string, since time.Time
 	}
 	return out, nil
 }
+
+// CountUnrouted counts the inbound messages received since since that
+// have no delivery, reading at most capAt messages.
+func (s *Store) CountUnrouted(ctx context.Context, since time.Time, capAt int32) (int64, error) {
+	n, err := s.q.CountUnroutedSince(ctx, db.CountUnroutedSinceParams{Since: since, MaxCount: capAt})
+	if err != nil {
+		return 0, fail("count unrouted messages", err, ErrNotFound)
+	}
+	return n, nil
+}

@@ -62,7 +62,9 @@ type config struct {
 	// destinations is how many destinations beside FORWARD_URL a
 	// processing level also runs with.
 	destinations int
-	reconcile    int
+	// failing makes the first of those destinations fail every delivery.
+	failing   bool
+	reconcile int
 }
 
 func main() {
@@ -90,6 +92,7 @@ func run() error {
 	flag.IntVar(&cfg.reconcile, "reconcile", 100_000, "messages the reconciliation sweep lists (1% of them not stored); 0: no sweep")
 	var procLevels string
 	flag.IntVar(&cfg.destinations, "destinations", 0, "at the processing levels, also run with this many destinations beside FORWARD_URL, each matching every message (0: none)")
+	flag.BoolVar(&cfg.failing, "failing", false, "with -destinations, the first extra destination answers 500 to everything (its breaker off): FORWARD_URL's lag is then measured beside a failing neighbour")
 	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
 	flag.Parse()
 	if cfg.adminURL == "" {

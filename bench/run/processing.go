@@ -39,10 +39,17 @@ type lagResult struct {
 type appStandIn struct {
 	mu      sync.Mutex
 	arrived map[string]time.Time // by path and webhook-id
+	// failing is a path answered 500 to everything (a failing
+	// destination's), recorded nowhere.
+	failing string
 }
 
 func (a *appStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
+	if a.failing != "" && r.URL.Path == a.failing {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
 	key := r.URL.Path + " " + r.Header.Get("webhook-id")
 	a.mu.Lock()
 	if _, ok := a.arrived[key]; !ok {
@@ -67,13 +74,19 @@ const forwardPath = "/inbox"
 // arrival at the app (by FORWARD_URL). With extra above 0, that many
 // destinations of the table, each matching every message, are added
 // before serve starts, each to its own path of the app, and the run ends
-// when every message reached every one.
+// when every message reached every one; with h.cfg.failing, the first of
+// them answers 500 to everything, its breaker off, and the run ends when
+// every message reached the others.
 func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return lagResult{}, err
 	}
 	app := &appStandIn{arrived: map[string]time.Time{}}
+	healthy := extra
+	if extra > 0 && h.cfg.failing {
+		app.failing, healthy = "/d0", extra-1
+	}
 	srv := &http.Server{Handler: app}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -81,6 +94,10 @@ func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, erro
 	var out lagResult
 	base := "http://" + ln.Addr().String()
 	env := []string{"FORWARD_URL=" + base + forwardPath, "FORWARD_SECRET=" + benchSecret}
+	if app.failing != "" {
+		// It fails for the whole run: no breaker pauses it.
+		env = append(env, "FORWARD_BREAK_AFTER=0")
+	}
 	addDestinations := func(dbURL string) error {
 		for i := range extra {
 			cmd := exec.CommandContext(ctx, h.cfg.inbox, "destinations", "add", fmt.Sprintf("bench-%d", i),
@@ -96,7 +113,7 @@ func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, erro
 	res, _, err := h.serviceWith(ctx, bench.Load{Mix: bench.AllNew, Concurrency: c, Duration: h.cfg.duration}, env, addDestinations,
 		func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error {
 			loadEnd := time.Now()
-			want := len(res.SIDs) * (1 + extra)
+			want := len(res.SIDs) * (1 + healthy)
 			out.byEnd = app.count()
 			deadline := loadEnd.Add(2 * time.Minute)
 			for app.count() < want {

@@ -224,7 +224,11 @@ func fanTable(b *strings.Builder, cfg config, procRows []procRow) {
 		return
 	}
 	n := cfg.destinations + 1
-	fmt.Fprintf(b, "\nFan-out: the same load with %d destinations (FORWARD_URL and %d of the table, each matching every message, each to its own path of the same app), alternating with the one-destination runs above. Deliveries per message: %d. PostgreSQL CPU per stored message from the load's start to the last delivery.\n\n", n, cfg.destinations, n)
+	fmt.Fprintf(b, "\nFan-out: the same load with %d destinations (FORWARD_URL and %d of the table, each matching every message, each to its own path of the same app), alternating with the one-destination runs above. Deliveries per message: %d. PostgreSQL CPU per stored message from the load's start to the last delivery.\n", n, cfg.destinations, n)
+	if cfg.failing {
+		b.WriteString("One of the table's destinations answers 500 to every delivery for the whole run (its breaker off, so it keeps failing and retrying): the lag columns are FORWARD_URL's, beside that failing neighbour, and the run ends when every message reached the healthy ones.\n")
+	}
+	b.WriteString("\n")
 	b.WriteString("| conc | 1 dest req/s | " + strconv.Itoa(n) + " dests req/s | ratio | 1 dest lag p99 ms | " + strconv.Itoa(n) + " dests lag p99 ms | 1 dest PostgreSQL CPU µs/msg | " + strconv.Itoa(n) + " dests PostgreSQL CPU µs/msg | CPU ratio | service CPU µs/msg, 1 / " + strconv.Itoa(n) + " |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range procRows {

@@ -132,7 +132,10 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 	destinations := &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts}
 	if err := m.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(p.jobs.queue.CountByState, 2*time.Second),
 		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second),
-		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second)); err != nil {
+		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second),
+		metrics.NewUnroutedCollector(func(ctx context.Context) (int64, error) {
+			return p.store.CountUnrouted(ctx, time.Now().Add(-time.Hour), unroutedCap)
+		}, 2*time.Second)); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	ui, runUI, err := p.jobs.queue.UI("/riverui")
@@ -187,6 +190,9 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, timeout t
 	}
 	return nil
 }
+
+// unroutedCap bounds the messages the unrouted gauge reads at a scrape.
+const unroutedCap = 100_000
 
 // destinationStates reads what the destinations' gauges report.
 func destinationStates(m *routing.Manager) func(ctx context.Context) ([]metrics.DestinationState, error) {

@@ -366,3 +366,42 @@ func TestBackfillHandsEachPastMessageOnce(t *testing.T) {
 		t.Errorf("the first app got %d, want its %d once each: a backfill of late sent it nothing", len(first.Accepted()), n)
 	}
 }
+
+// TestAnUnroutedMessageIsStoredAndShown: with one destination for account
+// A and no FORWARD_URL, a message of account B is stored as always (200),
+// has no delivery, is listed by the forward filter none, and counted by
+// inbox_unrouted_messages_last_hour; A's message goes to its app.
+func TestAnUnroutedMessageIsStoredAndShown(t *testing.T) {
+	t.Parallel()
+	databaseURL, key := dbtest.URL(t), newKeyB64()
+	app := routedApp(t, databaseURL, key, "account-a", teamapp.Options{}, "-account", routeAccountA)
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key, "ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": adminToken})
+	send := func(account string) string {
+		sid := simulate.NewMessageSID(simulate.SMS)
+		f := simulate.InboundForm(simulate.SMS, sid, 1)
+		f.Set("AccountSid", account)
+		deliverForm(t, []string{s.addr}, api.PathMessages, f, 3)
+		return sid
+	}
+	routed, unrouted := send(routeAccountA), send(routeAccountB)
+	poll.Until(t, "account A's message at its app", func() bool { return app.Deliveries(routed) == 1 })
+
+	st, _, body := adminDo(t, "GET", "http://"+s.adminAddr+"/api/messages?forward=none", "Bearer "+adminToken)
+	var page struct {
+		Messages []struct {
+			SID string `json:"sid"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil || st != http.StatusOK {
+		t.Fatalf("GET /api/messages?forward=none: %d %s", st, body)
+	}
+	if len(page.Messages) != 1 || page.Messages[0].SID != unrouted {
+		t.Errorf("forward=none lists %s, want only the unrouted %s", body, unrouted)
+	}
+	if v, ok := value(scrape(t, "http://"+s.adminAddr), "inbox_unrouted_messages_last_hour", nil); !ok || v != 1 {
+		t.Errorf("inbox_unrouted_messages_last_hour = %v (reported %v), want 1", v, ok)
+	}
+	if app.Deliveries(unrouted) != 0 {
+		t.Errorf("the unrouted message reached account A's app")
+	}
+}

@@ -290,10 +290,10 @@ WITH h AS (
     -- What the failed ones came to, in their deliveries
     -- (00015_deliveries.sql); one that failed nothing stays as it was.
     UPDATE deliveries d
-    SET state = CASE h.state WHEN 'retryable' THEN 'retrying' WHEN 'discarded' THEN 'failed' ELSE 'cancelled' END,
-        attempts = greatest(d.attempts, 1), error = h.error, updated_at = now()
-    FROM h JOIN messages m ON m.metadata->>'message_sid' = h.sid
-    WHERE h.error <> '' AND d.message_id = m.id
+    SET state = CASE f.state WHEN 'retryable' THEN 'retrying' WHEN 'discarded' THEN 'failed' ELSE 'cancelled' END,
+        attempts = greatest(d.attempts, 1), error = f.error, updated_at = now()
+    FROM (SELECT m.id, h.state, h.error FROM h JOIN messages m ON m.metadata->>'message_sid' = h.sid WHERE h.error <> '') AS f
+    WHERE d.message_id = f.id
       AND d.destination = CASE WHEN $2::text = '' THEN 'default' ELSE $2::text END
 )
 INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)

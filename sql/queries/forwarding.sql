@@ -104,8 +104,7 @@ LIMIT 1000;
 -- A message's deliveries, by destination: its story's.
 SELECT d.destination, d.state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
 FROM deliveries d
-JOIN messages m ON m.id = d.message_id
-WHERE m.metadata->>'message_sid' = @sid::text
+WHERE d.message_id = (SELECT m.id FROM messages m WHERE m.metadata->>'message_sid' = @sid::text)
 ORDER BY d.destination
 LIMIT 200;
 
@@ -113,15 +112,18 @@ LIMIT 200;
 -- What an attempt of these messages' deliveries to destination came to
 -- (dispatch): forwarded, or retrying, failed or cancelled with the
 -- attempt's error. attempts only grows, so an outcome recorded late
--- (a worker that lost its job to a rescue) never rewinds the count.
+-- (a worker that lost its job to a rescue) never rewinds the count. The
+-- messages' ids are found first (an InitPlan, through the sid's unique
+-- index), so the deliveries are read by their primary key whatever the
+-- planner believes of the table's size: a join here was planned as a
+-- scan of every delivery, on each call.
 UPDATE deliveries d
 SET state = @state::text,
     attempts = greatest(d.attempts, @attempt::smallint),
     error = sqlc.narg('error')::text,
     updated_at = now()
-FROM messages m
-WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
-  AND d.message_id = m.id AND d.destination = @destination::text;
+WHERE d.message_id = ANY(ARRAY(SELECT m.id FROM messages m WHERE m.metadata->>'message_sid' = ANY(@sids::text[])))
+  AND d.destination = @destination::text;
 
 -- name: CountDeliveriesSince :many
 -- A destination's deliveries of the messages received since a time, by
@@ -139,3 +141,18 @@ FROM (
 JOIN deliveries d ON d.message_id = m.id AND d.destination = @destination::text
 GROUP BY d.state
 LIMIT 8;
+
+-- name: CountUnroutedSince :one
+-- The inbound messages received since a time that have no delivery (no
+-- destination matched them, or nothing was forwarded when they came): the
+-- unrouted gauge. Reads at most max_count messages, newest first through
+-- messages_received_at_id_idx, each with one probe of the deliveries'
+-- primary key.
+SELECT count(*)::bigint
+FROM (
+    SELECT id FROM messages
+    WHERE received_at >= @since::timestamptz AND direction = 'inbound'
+    ORDER BY received_at DESC, id DESC
+    LIMIT @max_count::integer
+) AS m
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id);
