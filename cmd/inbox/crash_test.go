@@ -156,13 +156,17 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	wg.Wait()
 
 	pool := dbtest.Connect(t, databaseURL, 2)
-	var stored, jobs, doubled, running int
+	var stored, jobs, doubled, running, owed int
 	if err := pool.QueryRow(t.Context(), `SELECT
 		(SELECT count(*) FROM messages),
 		(SELECT count(*) FROM `+dbtest.EnqueuedJobs+`),
 		(SELECT count(*) FROM (SELECT 1 FROM `+dbtest.EnqueuedJobs+` GROUP BY sid, destination HAVING count(*) > 1) d),
-		(SELECT count(*) FROM river_job WHERE state = 'running')`).Scan(&stored, &jobs, &doubled, &running); err != nil {
+		(SELECT count(*) FROM river_job WHERE state = 'running'),
+		(SELECT count(*) FROM deliveries)`).Scan(&stored, &jobs, &doubled, &running, &owed); err != nil {
 		t.Fatal(err)
+	}
+	if owed != 2*stored {
+		t.Fatalf("%d rows but %d deliveries for two destinations: a row and its deliveries must commit together", stored, owed)
 	}
 	t.Logf("at the kill: %d deliveries sent, %d sids answered 200, %d rows, %d jobs (%d running), %d forwarded",
 		sent.Load(), len(answered), stored, jobs, running, a.Total())
@@ -190,6 +194,12 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 				t.Fatalf("%s: %s was answered 200 and never forwarded", name, sid)
 			}
 		}
+	}
+	// Each delivery records where it ended, a delivery under way at the
+	// kill included (its job ran again).
+	var forwarded int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE state = 'forwarded'`).Scan(&forwarded); err != nil || forwarded != 2*stored {
+		t.Fatalf("%d of %d deliveries recorded forwarded (%v)", forwarded, 2*stored, err)
 	}
 	var rows int
 	pool.QueryRow(t.Context(), `SELECT count(*) FROM messages WHERE metadata->>'message_sid' = ANY($1)`, slices.Collect(maps.Keys(answered))).Scan(&rows)
