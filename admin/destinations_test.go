@@ -82,6 +82,13 @@ func TestDestinationsAPI(t *testing.T) {
 		{http.MethodPatch, "/api/destinations/nope", map[string]any{}, http.StatusNotFound, "no such destination"},
 		{http.MethodDelete, "/api/destinations/nope", nil, http.StatusNotFound, "no such destination"},
 		{http.MethodPost, "/api/destinations/nope/pause", map[string]any{}, http.StatusNotFound, "no such destination"},
+		{http.MethodPost, "/api/destinations/orders/backfill", map[string]any{"since": "yesterday"}, http.StatusBadRequest, "since must be a duration"},
+		{http.MethodPost, "/api/destinations/orders/backfill", map[string]any{"since": "-1h"}, http.StatusBadRequest, "-since"},
+		{http.MethodPost, "/api/destinations/orders/backfill", map[string]any{"since": "9000h"}, http.StatusBadRequest, "-since"},
+		{http.MethodPost, "/api/destinations/nope/backfill", map[string]any{"since": "1h"}, http.StatusNotFound, "no such destination"},
+		{http.MethodGet, "/api/destinations/nope/backfills", nil, http.StatusNotFound, "no such destination"},
+		{http.MethodGet, "/api/messages?forward=failed&destination=Not-A-Name", nil, http.StatusBadRequest, "destination must be"},
+		{http.MethodPost, "/api/messages/SM00000000000000000000000000000000/forward?destination=nope", nil, http.StatusNotFound, "no destination nope"},
 	}
 	for _, c := range refused {
 		status, body := f.call(t, c.method, c.path, c.body)
