@@ -33,6 +33,7 @@ WITH stored AS (
     SELECT jsonb_build_object('sid', stored.sid), $10::text, $11::smallint
     FROM stored
     WHERE $11::smallint > 0
+    RETURNING id
 ), routed AS (
     -- A delivery job for each destination whose rules match
     -- (destination_matches), in its own queue, the destination's name;
@@ -43,14 +44,15 @@ WITH stored AS (
     FROM stored CROSS JOIN destinations d
     WHERE $12::smallint > 0
       AND destination_matches(d, $1, $4, $2, 'inbound')
-    RETURNING args->>'destination' AS destination
+    RETURNING id, queue
 ), owed AS (
-    -- The deliveries those jobs carry (00015_deliveries.sql): FORWARD_URL's
-    -- is 'default'.
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT stored.id, 'default', stored.received_at FROM stored WHERE $11::smallint > 0
+    -- The deliveries those jobs carry, each naming its job
+    -- (00015_deliveries.sql, 00017_delivery_jobs.sql): FORWARD_URL's is
+    -- 'default'.
+    INSERT INTO deliveries (message_id, destination, received_at, job_id)
+    SELECT stored.id, 'default', stored.received_at, job.id FROM stored CROSS JOIN job
     UNION ALL
-    SELECT stored.id, routed.destination, stored.received_at FROM stored CROSS JOIN routed
+    SELECT stored.id, routed.queue, stored.received_at, routed.id FROM stored CROSS JOIN routed
 )
 SELECT stored.id FROM stored
 `

@@ -47,7 +47,7 @@ func (q *Queries) ClearForwardingPaused(ctx context.Context) (bool, error) {
 }
 
 const countDeliveriesSince = `-- name: CountDeliveriesSince :many
-SELECT d.state, count(*)::bigint AS deliveries
+SELECT delivery_state(d)::text AS state, count(*)::bigint AS deliveries
 FROM (
     SELECT id FROM messages
     WHERE received_at >= $1::timestamptz
@@ -55,7 +55,7 @@ FROM (
     LIMIT $2::integer
 ) AS m
 JOIN deliveries d ON d.message_id = m.id AND d.destination = $3::text
-GROUP BY d.state
+GROUP BY 1
 LIMIT 8
 `
 
@@ -265,7 +265,7 @@ func (q *Queries) InsertForwardRetry(ctx context.Context, filter []byte) (Insert
 }
 
 const listDeliveries = `-- name: ListDeliveries :many
-SELECT d.destination, d.state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
+SELECT d.destination, delivery_state(d)::text AS state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
 FROM deliveries d
 WHERE d.message_id = (SELECT m.id FROM messages m WHERE m.metadata->>'message_sid' = $1::text)
 ORDER BY d.destination
@@ -280,7 +280,8 @@ type ListDeliveriesRow struct {
 	UpdatedAt   time.Time
 }
 
-// A message's deliveries, by destination: its story's.
+// A message's deliveries, by destination, each in its state
+// (delivery_state): its story's.
 func (q *Queries) ListDeliveries(ctx context.Context, sid string) ([]ListDeliveriesRow, error) {
 	rows, err := q.db.Query(ctx, listDeliveries, sid)
 	if err != nil {

@@ -149,27 +149,27 @@ const insertBatchJob = `-- name: InsertBatchJob :exec
 WITH batch AS (
     SELECT m.id, m.metadata->>'message_sid' AS sid, m.received_at
     FROM messages m
-    WHERE m.metadata->>'message_sid' = ANY($4::text[])
+    WHERE m.metadata->>'message_sid' = ANY($1::text[])
       AND m.xmin = pg_current_xact_id()::xid
-), owed AS (
-    -- Their deliveries to FORWARD_URL (00015_deliveries.sql).
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT batch.id, 'default', batch.received_at FROM batch
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
+                ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
+           CASE WHEN count(*) = 1 THEN $2::text ELSE $3::text END,
+           $4::smallint
+    FROM batch
+    HAVING count(*) > 0
+    RETURNING id
 )
-INSERT INTO river_job (args, kind, max_attempts)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
-            ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
-       CASE WHEN count(*) = 1 THEN $1::text ELSE $2::text END,
-       $3::smallint
-FROM batch
-HAVING count(*) > 0
+INSERT INTO deliveries (message_id, destination, received_at, job_id)
+SELECT batch.id, 'default', batch.received_at, job.id FROM batch CROSS JOIN job
 `
 
 type InsertBatchJobParams struct {
+	SIDs        []string
 	JobKind     string
 	BatchKind   string
 	MaxAttempts int16
-	SIDs        []string
 }
 
 // The one River job for every message a group commit stored while
@@ -184,12 +184,13 @@ type InsertBatchJobParams struct {
 // (docs/processing.md, "Batches"). A statement of its own, after the
 // inserts, rather than a clause of the last insert, because PostgreSQL
 // plans such an insert afresh on every execution (docs/processing.md).
+// Their deliveries to FORWARD_URL, naming the job (00017_delivery_jobs.sql).
 func (q *Queries) InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error {
 	_, err := q.db.Exec(ctx, insertBatchJob,
+		arg.SIDs,
 		arg.JobKind,
 		arg.BatchKind,
 		arg.MaxAttempts,
-		arg.SIDs,
 	)
 	return err
 }
@@ -198,33 +199,35 @@ const insertBatchRoutes = `-- name: InsertBatchRoutes :exec
 WITH owed AS (
     -- The deliveries (00015_deliveries.sql), one per message and
     -- destination.
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT m.id, d.name, m.received_at
+    SELECT m.id, m.metadata->>'message_sid' AS sid, m.received_at, d.name AS destination
     FROM messages m
     JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
-    WHERE m.metadata->>'message_sid' = ANY($4::text[])
+    WHERE m.metadata->>'message_sid' = ANY($1::text[])
       AND m.xmin = pg_current_xact_id()::xid
       -- Evaluated once (an InitPlan): with no destination, the batch's
       -- rows are not read again at all.
       AND (SELECT true FROM destinations LIMIT 1)
-    RETURNING message_id, destination
+), jobs AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', owed.destination, 'sid', min(owed.sid))
+                ELSE jsonb_build_object('destination', owed.destination, 'sids', jsonb_agg(owed.sid ORDER BY owed.sid)) END,
+           CASE WHEN count(*) = 1 THEN $2::text ELSE $3::text END,
+           $4::smallint,
+           owed.destination
+    FROM owed
+    GROUP BY owed.destination
+    RETURNING id, queue
 )
-INSERT INTO river_job (args, kind, max_attempts, queue)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', owed.destination, 'sid', min(m.metadata->>'message_sid'))
-            ELSE jsonb_build_object('destination', owed.destination, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
-       CASE WHEN count(*) = 1 THEN $1::text ELSE $2::text END,
-       $3::smallint,
-       owed.destination
-FROM owed
-JOIN messages m ON m.id = owed.message_id
-GROUP BY owed.destination
+INSERT INTO deliveries (message_id, destination, received_at, job_id)
+SELECT owed.id, owed.destination, owed.received_at, jobs.id
+FROM owed JOIN jobs ON jobs.queue = owed.destination
 `
 
 type InsertBatchRoutesParams struct {
+	SIDs        []string
 	JobKind     string
 	BatchKind   string
 	MaxAttempts int16
-	SIDs        []string
 }
 
 // InsertBatchJob for the destinations: for each destination whose rules
@@ -235,10 +238,10 @@ type InsertBatchRoutesParams struct {
 // exactly the rows: a job per batch and destination, not per message.
 func (q *Queries) InsertBatchRoutes(ctx context.Context, arg InsertBatchRoutesParams) error {
 	_, err := q.db.Exec(ctx, insertBatchRoutes,
+		arg.SIDs,
 		arg.JobKind,
 		arg.BatchKind,
 		arg.MaxAttempts,
-		arg.SIDs,
 	)
 	return err
 }
@@ -366,33 +369,51 @@ const listMessagesByForward = `-- name: ListMessagesByForward :many
 SELECT m.id, m.direction, m.account_sid, m.messaging_service_sid, m.from_address, m.to_address,
        m.body, m.num_media, m.num_segments, m.media, m.status, m.received_at, m.metadata, m.error_code, m.status_checked_at
 FROM (
-    SELECT DISTINCT d.received_at, d.message_id
-    FROM deliveries d
-    WHERE d.state = ANY($1::text[]) AND d.state <> 'forwarded'
-      AND ($2::text IS NULL OR d.destination = $2)
-      AND (d.received_at, d.message_id) < ($3::timestamptz, $4::bigint)
-      AND d.received_at >= $5::timestamptz
+    SELECT DISTINCT c.received_at, c.message_id
+    FROM (
+        SELECT d.received_at, d.message_id
+        FROM deliveries d
+        WHERE d.state = ANY($1::text[]) AND d.state IN ('retrying', 'failed', 'cancelled')
+          AND ($2::text IS NULL OR d.destination = $2)
+        UNION ALL
+        SELECT w.received_at, w.id
+        FROM river_job j
+        CROSS JOIN LATERAL (
+            SELECT j.args->>'sid' WHERE j.kind = $3::text
+            UNION ALL
+            SELECT jsonb_array_elements_text(j.args->'sids') WHERE j.kind = $4::text
+        ) AS s(sid)
+        JOIN messages w ON w.metadata->>'message_sid' = s.sid
+        WHERE ($1::text[] && ARRAY['pending', 'retrying'])
+          AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+          AND j.kind IN ($3::text, $4::text)
+          AND ($2::text IS NULL OR j.queue = $2)
+    ) AS c
+    WHERE (c.received_at, c.message_id) < ($5::timestamptz, $6::bigint)
+      AND c.received_at >= $7::timestamptz
     -- Sorted here, so the join reads messages only until the page is
     -- full (the planner cannot count the candidates well enough to see
     -- that by itself).
-    ORDER BY d.received_at DESC, d.message_id DESC
+    ORDER BY c.received_at DESC, c.message_id DESC
 ) AS c
 JOIN messages m ON m.id = c.message_id
 WHERE message_delivery_state(m.id, $2) = ANY($1::text[])
-  AND ($6::text IS NULL OR m.from_address = $6 OR m.to_address = $6)
-  AND ($7::text IS NULL OR m.from_address = $7)
-  AND ($8::text IS NULL OR m.to_address = $8)
-  AND ($9::text IS NULL OR m.account_sid = $9)
-  AND ($10::text IS NULL OR m.direction = $10)
-  AND ($11::text IS NULL OR m.status = $11)
-  AND ($12::text IS NULL OR coalesce(m.metadata->>'source', 'webhook') = $12)
+  AND ($8::text IS NULL OR m.from_address = $8 OR m.to_address = $8)
+  AND ($9::text IS NULL OR m.from_address = $9)
+  AND ($10::text IS NULL OR m.to_address = $10)
+  AND ($11::text IS NULL OR m.account_sid = $11)
+  AND ($12::text IS NULL OR m.direction = $12)
+  AND ($13::text IS NULL OR m.status = $13)
+  AND ($14::text IS NULL OR coalesce(m.metadata->>'source', 'webhook') = $14)
 ORDER BY c.received_at DESC, c.message_id DESC
-LIMIT $13::integer
+LIMIT $15::integer
 `
 
 type ListMessagesByForwardParams struct {
 	Forward     []string
 	Destination *string
+	JobKind     string
+	BatchKind   string
 	BeforeAt    time.Time
 	BeforeID    int64
 	Since       time.Time
@@ -407,15 +428,20 @@ type ListMessagesByForwardParams struct {
 }
 
 // ListMessages for the forward states that few messages are in (pending,
-// retrying, failed, cancelled): the candidates are the deliveries in one
-// of them (of the destination, when named), read newest first from the
-// partial index deliveries_unsettled_idx, whose received_at is their
-// message's, so only the messages of the page are read; each is kept
-// when its forward state over all (those) deliveries is one of forward.
+// retrying, failed, cancelled). The candidates are the deliveries whose
+// failure was recorded in one of them (of the destination, when named),
+// read newest first from the partial index deliveries_unsettled_idx
+// (whose received_at is their message's), and, for pending and retrying,
+// the messages of the forward jobs not done yet (through River's state
+// index; as many as the backlog). Sorted before the join, so only the
+// messages of the page are read; each is kept when its forward state
+// over all (those) deliveries is one of forward.
 func (q *Queries) ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error) {
 	rows, err := q.db.Query(ctx, listMessagesByForward,
 		arg.Forward,
 		arg.Destination,
+		arg.JobKind,
+		arg.BatchKind,
 		arg.BeforeAt,
 		arg.BeforeID,
 		arg.Since,

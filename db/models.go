@@ -80,6 +80,7 @@ type Delivery struct {
 	Attempts    int16
 	Error       *string
 	UpdatedAt   time.Time
+	JobID       *int64
 }
 
 type Destination struct {

@@ -92,6 +92,7 @@ type Querier interface {
 	// (docs/processing.md, "Batches"). A statement of its own, after the
 	// inserts, rather than a clause of the last insert, because PostgreSQL
 	// plans such an insert afresh on every execution (docs/processing.md).
+	// Their deliveries to FORWARD_URL, naming the job (00017_delivery_jobs.sql).
 	InsertBatchJob(ctx context.Context, arg InsertBatchJobParams) error
 	// InsertBatchJob for the destinations: for each destination whose rules
 	// match any message this transaction stored among the batch's sids, one
@@ -135,7 +136,8 @@ type Querier interface {
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
 	// A destination's latest backfills, newest first.
 	LatestBackfills(ctx context.Context, arg LatestBackfillsParams) ([]LatestBackfillsRow, error)
-	// A message's deliveries, by destination: its story's.
+	// A message's deliveries, by destination, each in its state
+	// (delivery_state): its story's.
 	ListDeliveries(ctx context.Context, sid string) ([]ListDeliveriesRow, error)
 	// Every destination, by name; destinations are capped (MaxDestinations),
 	// so the limit is a bound, never a page.
@@ -152,11 +154,14 @@ type Querier interface {
 	// (ListMessagesByForward).
 	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
 	// ListMessages for the forward states that few messages are in (pending,
-	// retrying, failed, cancelled): the candidates are the deliveries in one
-	// of them (of the destination, when named), read newest first from the
-	// partial index deliveries_unsettled_idx, whose received_at is their
-	// message's, so only the messages of the page are read; each is kept
-	// when its forward state over all (those) deliveries is one of forward.
+	// retrying, failed, cancelled). The candidates are the deliveries whose
+	// failure was recorded in one of them (of the destination, when named),
+	// read newest first from the partial index deliveries_unsettled_idx
+	// (whose received_at is their message's), and, for pending and retrying,
+	// the messages of the forward jobs not done yet (through River's state
+	// index; as many as the backlog). Sorted before the join, so only the
+	// messages of the page are read; each is kept when its forward state
+	// over all (those) deliveries is one of forward.
 	ListMessagesByForward(ctx context.Context, arg ListMessagesByForwardParams) ([]Message, error)
 	// ListMessages for one account, through messages_account_sid_received_at_idx.
 	ListMessagesForAccount(ctx context.Context, arg ListMessagesForAccountParams) ([]Message, error)

@@ -41,17 +41,16 @@ func (d *Dispatcher) forwardBatch(ctx context.Context, j *queue.Job[job.Messages
 		for i, sid := range j.Args.SIDs {
 			hs[i] = queue.HandOff{SID: sid, NotBefore: now}
 		}
-		return d.queue.HandOff(ctx, j, d.name, nil, hs, int16(j.MaxAttempts))
+		return d.queue.HandOff(ctx, j, hs, int16(j.MaxAttempts))
 	}
 	payloads, err := d.store.MessageReceivedPayloads(ctx, j.Args.SIDs)
 	if err != nil {
 		return fmt.Errorf("load the batch's messages: %w", err)
 	}
 	var (
-		mu        sync.Mutex
-		failed    []queue.HandOff
-		forwarded []string
-		wg        sync.WaitGroup
+		mu     sync.Mutex
+		failed []queue.HandOff
+		wg     sync.WaitGroup
 	)
 	for _, sid := range j.Args.SIDs {
 		p, ok := payloads[sid]
@@ -59,14 +58,11 @@ func (d *Dispatcher) forwardBatch(ctx context.Context, j *queue.Job[job.Messages
 			continue // deleted by retention since: nothing to forward
 		}
 		wg.Go(func() {
-			h, ok := d.forwardOfBatch(ctx, j, sid, p)
-			mu.Lock()
-			if ok {
-				forwarded = append(forwarded, sid)
-			} else {
+			if h, ok := d.forwardOfBatch(ctx, j, sid, p); !ok {
+				mu.Lock()
 				failed = append(failed, h)
+				mu.Unlock()
 			}
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -75,9 +71,11 @@ func (d *Dispatcher) forwardBatch(ctx context.Context, j *queue.Job[job.Messages
 		return fmt.Errorf("batch of %d: %w", len(j.Args.SIDs), ctx.Err())
 	}
 	if len(failed) == 0 {
-		return d.forwarded(ctx, forwarded, j.Attempt)
+		// Its deliveries are in its state: forwarded once River completes
+		// it (00017_delivery_jobs.sql).
+		return nil
 	}
-	return d.queue.HandOff(ctx, j, d.name, forwarded, failed, int16(j.MaxAttempts))
+	return d.queue.HandOff(ctx, j, failed, int16(j.MaxAttempts))
 }
 
 // forwardOfBatch forwards one message of the batch j, within the

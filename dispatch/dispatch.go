@@ -36,7 +36,7 @@ type Store interface {
 // Queue is what a batch needs of the queue: its failed messages handed to
 // jobs of their own as it completes.
 type Queue interface {
-	HandOff(ctx context.Context, batch *queue.Job[job.Messages], dest string, forwarded []string, hs []queue.HandOff, maxAttempts int16) error
+	HandOff(ctx context.Context, batch *queue.Job[job.Messages], hs []queue.HandOff, maxAttempts int16) error
 }
 
 // Pauser pauses forwarding, as the circuit breaker does: the operator's
@@ -117,19 +117,18 @@ func (d *Dispatcher) forwardMessage(ctx context.Context, j *queue.Job[job.Messag
 		d.failed(ctx, j.Args.SID, j.Attempt, j.Classify(err), err)
 		return err
 	}
-	return d.forwarded(ctx, []string{j.Args.SID}, j.Attempt)
-}
-
-// forwarded records the deliveries of sids as forwarded, before River
-// completes their job (in its batched completer: completing each job in
-// a transaction of its own cost the database more than the record). A job
-// whose record fails runs again, and its app drops the repeat by
-// webhook-id; a crash between the record and the completion does the
-// same. So no delivery is ever left pending by a completed job.
-func (d *Dispatcher) forwarded(ctx context.Context, sids []string, attempt int) error {
-	err := d.store.SettleDeliveries(ctx, d.name, sids, store.Outcome{State: store.DeliveryForwarded, Attempt: attempt})
+	if j.Attempt == 1 {
+		// Nothing was recorded of it since it was queued: its delivery is
+		// in its job's state, forwarded once River completes it
+		// (00017_delivery_jobs.sql), so a success costs no write.
+		return nil
+	}
+	// An earlier attempt recorded a failure, which this success replaces.
+	// If the record fails, the job runs again and its app drops the repeat
+	// by webhook-id; so a completed job never leaves a failure showing.
+	err = d.store.SettleDeliveries(ctx, d.name, []string{j.Args.SID}, store.Outcome{State: store.DeliveryForwarded, Attempt: j.Attempt})
 	if err != nil {
-		return fmt.Errorf("record %d forwarded deliveries: %w", len(sids), err)
+		return fmt.Errorf("record the forwarded delivery of %s: %w", j.Args.SID, err)
 	}
 	return nil
 }

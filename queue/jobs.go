@@ -169,14 +169,14 @@ type HandOff struct {
 	NotBefore time.Time
 }
 
-// HandOff records the deliveries of forwarded, messages of the batch job
-// batch, as forwarded (to dest, the dispatcher's destination), and gives
-// each of hs a forward job of its own (job.Message, with maxAttempts
-// attempts, the failed one counted), in the River state its verdict says,
-// its delivery in the matching state, in one transaction with River's
-// completion of the batch: a batch is done exactly when what it did is
-// recorded and what it could not do is someone else's.
-func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], dest string, forwarded []string, hs []HandOff, maxAttempts int16) error {
+// HandOff gives each of hs, messages of the batch job batch, a forward job
+// of its own (job.Message, with maxAttempts attempts, the failed one
+// counted), in the River state its verdict says, its delivery naming that
+// job and recording the failure, in one transaction with River's
+// completion of the batch: a batch is done exactly when what it could not
+// do is someone else's (and the others' deliveries, still naming the
+// batch, are forwarded with it).
+func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], hs []HandOff, maxAttempts int16) error {
 	p := jobdb.InsertForwardHandOffsParams{JobKind: job.KindMessage, MaxAttempts: maxAttempts, BatchID: batch.ID,
 		Destination: batch.Args.Destination,
 		SIDs:        make([]string, len(hs)), Errors: make([]string, len(hs)), States: make([]string, len(hs)),
@@ -192,9 +192,6 @@ func (q *Queue) HandOff(ctx context.Context, batch *Job[job.Messages], dest stri
 		p.SIDs[i], p.Errors[i], p.States[i], p.NotBefore[i], p.FailedAt[i] = h.SID, h.Error, state, nb, h.FailedAt
 	}
 	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
-		if err := q.store.InTx(tx).SettleDeliveries(ctx, dest, forwarded, store.Outcome{State: store.DeliveryForwarded, Attempt: batch.Attempt}); err != nil {
-			return err
-		}
 		if len(hs) > 0 {
 			jq := q.q.WithTx(tx)
 			if err := jq.InsertForwardHandOffs(ctx, p); err != nil {

@@ -269,7 +269,7 @@ func (s *Store) ListMessages(ctx context.Context, f message.Filter) ([]message.M
 	switch {
 	case fewForward(forward):
 		ms, err = s.q.ListMessagesByForward(ctx, db.ListMessagesByForwardParams{
-			Forward: forward, Destination: dest,
+			Forward: forward, Destination: dest, JobKind: job.KindMessage, BatchKind: job.KindMessages,
 			BeforeAt: before.ReceivedAt, BeforeID: before.ID, Since: f.Since,
 			Number: optionalString(f.Number), FromAddress: optionalString(ifEmpty(f.Number, f.From)), ToAddress: optionalString(ifEmpty(f.Number, f.To)),
 			AccountSID: account, Direction: dir, Status: status, Source: source, MaxRows: f.Limit,

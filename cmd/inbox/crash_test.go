@@ -198,7 +198,7 @@ func TestKillMidLoadLosesNoProcessing(t *testing.T) {
 	// Each delivery records where it ended, a delivery under way at the
 	// kill included (its job ran again).
 	var forwarded int
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE state = 'forwarded'`).Scan(&forwarded); err != nil || forwarded != 2*stored {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries d WHERE delivery_state(d) = 'forwarded'`).Scan(&forwarded); err != nil || forwarded != 2*stored {
 		t.Fatalf("%d of %d deliveries recorded forwarded (%v)", forwarded, 2*stored, err)
 	}
 	var rows int

@@ -90,7 +90,7 @@ func TestUpgradeKeepsForwardsInFlight(t *testing.T) {
 		"batch1": "forwarded", "batch2": "forwarded", "batch3": "forwarded"}
 	for name, state := range want {
 		var got string
-		if err := pool.QueryRow(t.Context(), `SELECT d.state FROM deliveries d JOIN messages m ON m.id = d.message_id
+		if err := pool.QueryRow(t.Context(), `SELECT delivery_state(d) FROM deliveries d JOIN messages m ON m.id = d.message_id
 			WHERE m.metadata->>'message_sid' = $1 AND d.destination = 'default'`, sid[name]).Scan(&got); err != nil || got != state {
 			t.Errorf("%s's delivery: %q (%v), want %s", name, got, err, state)
 		}

@@ -19,22 +19,29 @@ WITH page AS (
       AND m.direction = 'inbound'
     ORDER BY m.received_at, m.id
     LIMIT $4::integer
+), jid AS (
+    -- The page's job's id, taken first, so each delivery inserted names
+    -- it (00017_delivery_jobs.sql) and the job carries exactly the
+    -- deliveries that were inserted.
+    SELECT nextval(pg_get_serial_sequence('river_job', 'id')) AS id
 ), owed AS (
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT page.id, d.name, page.received_at
+    INSERT INTO deliveries (message_id, destination, received_at, job_id)
+    SELECT page.id, d.name, page.received_at, jid.id
     FROM page
+    CROSS JOIN jid
     JOIN destinations d ON d.name = $5::text
         AND destination_matches(d, page.account_sid, page.to_address, page.messaging_service_sid, 'inbound')
     ON CONFLICT (message_id, destination) DO NOTHING
     RETURNING message_id
 ), queued AS (
-    INSERT INTO river_job (args, kind, max_attempts, queue)
-    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', $5::text, 'sid', min(page.sid))
+    INSERT INTO river_job (id, args, kind, max_attempts, queue)
+    SELECT min(jid.id),
+           CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', $5::text, 'sid', min(page.sid))
                 ELSE jsonb_build_object('destination', $5::text, 'sids', jsonb_agg(page.sid ORDER BY page.sid)) END,
            CASE WHEN count(*) = 1 THEN $6::text ELSE $7::text END,
            $8::smallint,
            $5::text
-    FROM owed JOIN page ON page.id = owed.message_id
+    FROM owed JOIN page ON page.id = owed.message_id CROSS JOIN jid
     HAVING count(*) > 0
 )
 SELECT (SELECT count(*) FROM page)::bigint AS read,
@@ -98,11 +105,17 @@ WITH cancelled AS (
     WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
       AND queue = $1::text
       AND kind = ANY($2::text[])
-    RETURNING id
+    RETURNING id, kind, args
+), carried AS (
+    SELECT c.id, jsonb_array_elements_text(coalesce(c.args->'sids', jsonb_build_array(c.args->>'sid'))) AS sid
+    FROM cancelled c
 ), owed AS (
-    UPDATE deliveries
+    -- The deliveries those jobs carried (each names its job), found by
+    -- their primary key through the jobs' sids.
+    UPDATE deliveries d
     SET state = 'cancelled', error = 'cancelled: its destination was removed', updated_at = now()
-    WHERE state IN ('pending', 'retrying') AND destination = $1::text
+    FROM carried JOIN messages m ON m.metadata->>'message_sid' = carried.sid
+    WHERE d.message_id = m.id AND d.destination = $1::text AND d.job_id = carried.id
 )
 SELECT count(*)::bigint FROM cancelled
 `
@@ -283,43 +296,47 @@ func (q *Queries) DeleteFinishedJobsBefore(ctx context.Context, arg DeleteFinish
 
 const insertForwardHandOffs = `-- name: InsertForwardHandOffs :exec
 WITH h AS (
-    SELECT s.sid, ($5::text[])[s.i] AS error, ($6::text[])[s.i] AS state,
-           ($7::timestamptz[])[s.i] AS not_before, ($8::timestamptz[])[s.i] AS failed_at
-    FROM unnest($9::text[]) WITH ORDINALITY AS s(sid, i)
-), owed AS (
-    -- What the failed ones came to, in their deliveries
-    -- (00015_deliveries.sql); one that failed nothing stays as it was.
-    UPDATE deliveries d
-    SET state = CASE f.state WHEN 'retryable' THEN 'retrying' WHEN 'discarded' THEN 'failed' ELSE 'cancelled' END,
-        attempts = greatest(d.attempts, 1), error = f.error, updated_at = now()
-    FROM (SELECT m.id, h.state, h.error FROM h JOIN messages m ON m.metadata->>'message_sid' = h.sid WHERE h.error <> '') AS f
-    WHERE d.message_id = f.id
-      AND d.destination = CASE WHEN $2::text = '' THEN 'default' ELSE $2::text END
+    SELECT s.sid, ($2::text[])[s.i] AS error, ($3::text[])[s.i] AS state,
+           ($4::timestamptz[])[s.i] AS not_before, ($5::timestamptz[])[s.i] AS failed_at
+    FROM unnest($6::text[]) WITH ORDINALITY AS s(sid, i)
+), ins AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+    SELECT jsonb_build_object('sid', h.sid, 'batch', $7::bigint)
+             || CASE WHEN $1::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $1::text) END,
+           $8::text, $9::smallint,
+           CASE WHEN $1::text = '' THEN 'default' ELSE $1::text END,
+           CASE WHEN h.error = '' THEN 0 ELSE 1 END,
+           h.state::river_job_state,
+           h.not_before,
+           CASE WHEN h.error <> '' THEN h.failed_at END,
+           CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
+           CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
+    FROM h
+    RETURNING id, args->>'sid' AS sid
 )
-INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
-SELECT jsonb_build_object('sid', h.sid, 'batch', $1::bigint)
-         || CASE WHEN $2::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $2::text) END,
-       $3::text, $4::smallint,
-       CASE WHEN $2::text = '' THEN 'default' ELSE $2::text END,
-       CASE WHEN h.error = '' THEN 0 ELSE 1 END,
-       h.state::river_job_state,
-       h.not_before,
-       CASE WHEN h.error <> '' THEN h.failed_at END,
-       CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
-       CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
-FROM h
+UPDATE deliveries d
+SET job_id = f.id,
+    state = CASE WHEN f.error = '' THEN d.state
+                 WHEN f.state = 'retryable' THEN 'retrying' WHEN f.state = 'discarded' THEN 'failed' ELSE 'cancelled' END,
+    attempts = CASE WHEN f.error = '' THEN d.attempts ELSE greatest(d.attempts, 1) END,
+    error = CASE WHEN f.error = '' THEN d.error ELSE f.error END,
+    updated_at = now()
+FROM (SELECT m.id AS message_id, ins.id, h.state, h.error
+      FROM ins JOIN h ON h.sid = ins.sid JOIN messages m ON m.metadata->>'message_sid' = ins.sid) AS f
+WHERE d.message_id = f.message_id
+  AND d.destination = CASE WHEN $1::text = '' THEN 'default' ELSE $1::text END
 `
 
 type InsertForwardHandOffsParams struct {
-	BatchID     int64
 	Destination string
-	JobKind     string
-	MaxAttempts int16
 	Errors      []string
 	States      []string
 	NotBefore   []time.Time
 	FailedAt    []time.Time
 	SIDs        []string
+	BatchID     int64
+	JobKind     string
+	MaxAttempts int16
 }
 
 // The messages of a batch job that need a job of their own, inserted in the
@@ -331,17 +348,19 @@ type InsertForwardHandOffsParams struct {
 // every later attempt of it runs; its args name the batch it came from,
 // and the destination (and queue) is the batch's: "" is FORWARD_URL's,
 // in River's default queue.
+// Each delivery now names its own job (00017_delivery_jobs.sql), and
+// one that failed records how.
 func (q *Queries) InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error {
 	_, err := q.db.Exec(ctx, insertForwardHandOffs,
-		arg.BatchID,
 		arg.Destination,
-		arg.JobKind,
-		arg.MaxAttempts,
 		arg.Errors,
 		arg.States,
 		arg.NotBefore,
 		arg.FailedAt,
 		arg.SIDs,
+		arg.BatchID,
+		arg.JobKind,
+		arg.MaxAttempts,
 	)
 	return err
 }
@@ -350,33 +369,36 @@ const insertMessageJob = `-- name: InsertMessageJob :one
 WITH m AS (
     SELECT id, metadata->>'message_sid' AS sid, received_at
     FROM messages
-    WHERE metadata->>'message_sid' = $4::text AND direction = 'inbound'
+    WHERE metadata->>'message_sid' = $1::text AND direction = 'inbound'
+), j AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
+    SELECT jsonb_build_object('sid', m.sid)
+             || CASE WHEN $2::text = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $2::text) END,
+           $3::text, $4::smallint, $2::text,
+           convert_to('inbox_replay:' || CASE WHEN $2::text = 'default' THEN '' ELSE $2::text || ':' END || m.sid, 'UTF8'),
+           B'11110001'
+    FROM m
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+        DO UPDATE SET kind = river_job.kind
+    RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
+              attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+              (xmax = 0)::boolean AS created
 ), owed AS (
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT m.id, $1::text, m.received_at FROM m
+    INSERT INTO deliveries (message_id, destination, received_at, job_id)
+    SELECT m.id, $2::text, m.received_at, j.id FROM m CROSS JOIN j
     ON CONFLICT (message_id, destination) DO UPDATE
-    SET state = 'pending', error = NULL, updated_at = now()
+    SET state = 'pending', job_id = EXCLUDED.job_id, error = NULL, updated_at = now()
 )
-INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
-SELECT jsonb_build_object('sid', m.sid)
-         || CASE WHEN $1::text = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', $1::text) END,
-       $2::text, $3::smallint, $1::text,
-       convert_to('inbox_replay:' || CASE WHEN $1::text = 'default' THEN '' ELSE $1::text || ':' END || m.sid, 'UTF8'),
-       B'11110001'
-FROM m
-ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
-    DO UPDATE SET kind = river_job.kind
-RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
-          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
-          (xmax = 0)::boolean AS created
+SELECT id, kind, state, attempt, max_attempts, created_at, scheduled_at, attempted_at, finalized_at, last_error, created
+FROM j
 `
 
 type InsertMessageJobParams struct {
+	SID         string
 	Destination string
 	JobKind     string
 	MaxAttempts int16
-	SID         string
 }
 
 type InsertMessageJobRow struct {
@@ -411,10 +433,10 @@ type InsertMessageJobRow struct {
 // River's own unique inserts read it).
 func (q *Queries) InsertMessageJob(ctx context.Context, arg InsertMessageJobParams) (InsertMessageJobRow, error) {
 	row := q.db.QueryRow(ctx, insertMessageJob,
+		arg.SID,
 		arg.Destination,
 		arg.JobKind,
 		arg.MaxAttempts,
-		arg.SID,
 	)
 	var i InsertMessageJobRow
 	err := row.Scan(
@@ -568,15 +590,10 @@ WITH due AS (
     FROM deliveries d
     JOIN messages m ON m.id = d.message_id
     WHERE d.message_id = ANY($1::bigint[])
-      AND d.state = ANY($2::text[])
+      AND delivery_state(d) = ANY($2::text[])
       AND ($3::text IS NULL OR d.destination = $3)
       AND m.direction = 'inbound'
-), owed AS (
-    UPDATE deliveries d
-    SET state = 'pending', error = NULL, updated_at = now()
-    FROM due
-    WHERE d.message_id = due.message_id AND d.destination = due.destination
-), inserted AS (
+), ins AS (
     INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
     SELECT jsonb_build_object('sid', due.sid)
              || CASE WHEN due.destination = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', due.destination) END,
@@ -588,10 +605,17 @@ WITH due AS (
     FROM due
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
-        DO NOTHING
-    RETURNING id
+        DO UPDATE SET kind = river_job.kind
+    RETURNING id, args->>'sid' AS sid, queue, (xmax = 0) AS created
+), owed AS (
+    -- Each pending again, naming its job: the new one, or the replay
+    -- already waiting.
+    UPDATE deliveries d
+    SET state = 'pending', job_id = ins.id, error = NULL, updated_at = now()
+    FROM due JOIN ins ON ins.sid = due.sid AND ins.queue = due.destination
+    WHERE d.message_id = due.message_id AND d.destination = due.destination
 )
-SELECT count(*)::bigint FROM inserted
+SELECT count(*) FILTER (WHERE created)::bigint FROM ins
 `
 
 type RetryDeliveriesParams struct {

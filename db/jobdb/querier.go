@@ -52,6 +52,8 @@ type Querier interface {
 	// every later attempt of it runs; its args name the batch it came from,
 	// and the destination (and queue) is the batch's: "" is FORWARD_URL's,
 	// in River's default queue.
+	// Each delivery now names its own job (00017_delivery_jobs.sql), and
+	// one that failed records how.
 	InsertForwardHandOffs(ctx context.Context, arg InsertForwardHandOffsParams) error
 	// A new processing job for a stored inbound message's delivery to
 	// destination (the admin API's replay, "Forward again"; "default" is

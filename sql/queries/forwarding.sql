@@ -101,8 +101,9 @@ JOIN messages m ON m.metadata->>'message_sid' = s.sid
 LIMIT 1000;
 
 -- name: ListDeliveries :many
--- A message's deliveries, by destination: its story's.
-SELECT d.destination, d.state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
+-- A message's deliveries, by destination, each in its state
+-- (delivery_state): its story's.
+SELECT d.destination, delivery_state(d)::text AS state, d.attempts, coalesce(d.error, '')::text AS error, d.updated_at
 FROM deliveries d
 WHERE d.message_id = (SELECT m.id FROM messages m WHERE m.metadata->>'message_sid' = @sid::text)
 ORDER BY d.destination
@@ -131,7 +132,7 @@ WHERE d.message_id = ANY(ARRAY(SELECT m.id FROM messages m WHERE m.metadata->>'m
 -- messages, newest first through messages_received_at_id_idx, each with
 -- one probe of the deliveries' primary key, so a busy hour costs a
 -- bounded scan.
-SELECT d.state, count(*)::bigint AS deliveries
+SELECT delivery_state(d)::text AS state, count(*)::bigint AS deliveries
 FROM (
     SELECT id FROM messages
     WHERE received_at >= @since::timestamptz
@@ -139,7 +140,7 @@ FROM (
     LIMIT @max_count::integer
 ) AS m
 JOIN deliveries d ON d.message_id = m.id AND d.destination = @destination::text
-GROUP BY d.state
+GROUP BY 1
 LIMIT 8;
 
 -- name: CountUnroutedSince :one

@@ -32,6 +32,7 @@ WITH stored AS (
     SELECT jsonb_build_object('sid', stored.sid), @job_kind::text, @max_attempts::smallint
     FROM stored
     WHERE @max_attempts::smallint > 0
+    RETURNING id
 ), routed AS (
     -- A delivery job for each destination whose rules match
     -- (destination_matches), in its own queue, the destination's name;
@@ -42,14 +43,15 @@ WITH stored AS (
     FROM stored CROSS JOIN destinations d
     WHERE @route_attempts::smallint > 0
       AND destination_matches(d, @account_sid, @to_address, sqlc.narg('messaging_service_sid'), 'inbound')
-    RETURNING args->>'destination' AS destination
+    RETURNING id, queue
 ), owed AS (
-    -- The deliveries those jobs carry (00015_deliveries.sql): FORWARD_URL's
-    -- is 'default'.
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT stored.id, 'default', stored.received_at FROM stored WHERE @max_attempts::smallint > 0
+    -- The deliveries those jobs carry, each naming its job
+    -- (00015_deliveries.sql, 00017_delivery_jobs.sql): FORWARD_URL's is
+    -- 'default'.
+    INSERT INTO deliveries (message_id, destination, received_at, job_id)
+    SELECT stored.id, 'default', stored.received_at, job.id FROM stored CROSS JOIN job
     UNION ALL
-    SELECT stored.id, routed.destination, stored.received_at FROM stored CROSS JOIN routed
+    SELECT stored.id, routed.queue, stored.received_at, routed.id FROM stored CROSS JOIN routed
 )
 SELECT stored.id FROM stored;
 
@@ -71,18 +73,19 @@ WITH batch AS (
     FROM messages m
     WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
       AND m.xmin = pg_current_xact_id()::xid
-), owed AS (
-    -- Their deliveries to FORWARD_URL (00015_deliveries.sql).
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT batch.id, 'default', batch.received_at FROM batch
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
+                ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
+           CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
+           @max_attempts::smallint
+    FROM batch
+    HAVING count(*) > 0
+    RETURNING id
 )
-INSERT INTO river_job (args, kind, max_attempts)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('sid', min(batch.sid))
-            ELSE jsonb_build_object('sids', jsonb_agg(batch.sid ORDER BY batch.sid)) END,
-       CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
-       @max_attempts::smallint
-FROM batch
-HAVING count(*) > 0;
+-- Their deliveries to FORWARD_URL, naming the job (00017_delivery_jobs.sql).
+INSERT INTO deliveries (message_id, destination, received_at, job_id)
+SELECT batch.id, 'default', batch.received_at, job.id FROM batch CROSS JOIN job;
 
 -- name: InsertBatchRoutes :exec
 -- InsertBatchJob for the destinations: for each destination whose rules
@@ -94,8 +97,7 @@ HAVING count(*) > 0;
 WITH owed AS (
     -- The deliveries (00015_deliveries.sql), one per message and
     -- destination.
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT m.id, d.name, m.received_at
+    SELECT m.id, m.metadata->>'message_sid' AS sid, m.received_at, d.name AS destination
     FROM messages m
     JOIN destinations d ON destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
     WHERE m.metadata->>'message_sid' = ANY(@sids::text[])
@@ -103,17 +105,20 @@ WITH owed AS (
       -- Evaluated once (an InitPlan): with no destination, the batch's
       -- rows are not read again at all.
       AND (SELECT true FROM destinations LIMIT 1)
-    RETURNING message_id, destination
+), jobs AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', owed.destination, 'sid', min(owed.sid))
+                ELSE jsonb_build_object('destination', owed.destination, 'sids', jsonb_agg(owed.sid ORDER BY owed.sid)) END,
+           CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
+           @max_attempts::smallint,
+           owed.destination
+    FROM owed
+    GROUP BY owed.destination
+    RETURNING id, queue
 )
-INSERT INTO river_job (args, kind, max_attempts, queue)
-SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', owed.destination, 'sid', min(m.metadata->>'message_sid'))
-            ELSE jsonb_build_object('destination', owed.destination, 'sids', jsonb_agg(m.metadata->>'message_sid' ORDER BY m.metadata->>'message_sid')) END,
-       CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
-       @max_attempts::smallint,
-       owed.destination
-FROM owed
-JOIN messages m ON m.id = owed.message_id
-GROUP BY owed.destination;
+INSERT INTO deliveries (message_id, destination, received_at, job_id)
+SELECT owed.id, owed.destination, owed.received_at, jobs.id
+FROM owed JOIN jobs ON jobs.queue = owed.destination;
 
 -- name: GetMessageBySID :one
 -- The message with this Twilio sid, through the unique index.
@@ -257,24 +262,43 @@ LIMIT @max_rows::integer;
 
 -- name: ListMessagesByForward :many
 -- ListMessages for the forward states that few messages are in (pending,
--- retrying, failed, cancelled): the candidates are the deliveries in one
--- of them (of the destination, when named), read newest first from the
--- partial index deliveries_unsettled_idx, whose received_at is their
--- message's, so only the messages of the page are read; each is kept
--- when its forward state over all (those) deliveries is one of forward.
+-- retrying, failed, cancelled). The candidates are the deliveries whose
+-- failure was recorded in one of them (of the destination, when named),
+-- read newest first from the partial index deliveries_unsettled_idx
+-- (whose received_at is their message's), and, for pending and retrying,
+-- the messages of the forward jobs not done yet (through River's state
+-- index; as many as the backlog). Sorted before the join, so only the
+-- messages of the page are read; each is kept when its forward state
+-- over all (those) deliveries is one of forward.
 SELECT m.id, m.direction, m.account_sid, m.messaging_service_sid, m.from_address, m.to_address,
        m.body, m.num_media, m.num_segments, m.media, m.status, m.received_at, m.metadata, m.error_code, m.status_checked_at
 FROM (
-    SELECT DISTINCT d.received_at, d.message_id
-    FROM deliveries d
-    WHERE d.state = ANY(@forward::text[]) AND d.state <> 'forwarded'
-      AND (sqlc.narg('destination')::text IS NULL OR d.destination = sqlc.narg('destination'))
-      AND (d.received_at, d.message_id) < (@before_at::timestamptz, @before_id::bigint)
-      AND d.received_at >= @since::timestamptz
+    SELECT DISTINCT c.received_at, c.message_id
+    FROM (
+        SELECT d.received_at, d.message_id
+        FROM deliveries d
+        WHERE d.state = ANY(@forward::text[]) AND d.state IN ('retrying', 'failed', 'cancelled')
+          AND (sqlc.narg('destination')::text IS NULL OR d.destination = sqlc.narg('destination'))
+        UNION ALL
+        SELECT w.received_at, w.id
+        FROM river_job j
+        CROSS JOIN LATERAL (
+            SELECT j.args->>'sid' WHERE j.kind = @job_kind::text
+            UNION ALL
+            SELECT jsonb_array_elements_text(j.args->'sids') WHERE j.kind = @batch_kind::text
+        ) AS s(sid)
+        JOIN messages w ON w.metadata->>'message_sid' = s.sid
+        WHERE (@forward::text[] && ARRAY['pending', 'retrying'])
+          AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+          AND j.kind IN (@job_kind::text, @batch_kind::text)
+          AND (sqlc.narg('destination')::text IS NULL OR j.queue = sqlc.narg('destination'))
+    ) AS c
+    WHERE (c.received_at, c.message_id) < (@before_at::timestamptz, @before_id::bigint)
+      AND c.received_at >= @since::timestamptz
     -- Sorted here, so the join reads messages only until the page is
     -- full (the planner cannot count the candidates well enough to see
     -- that by itself).
-    ORDER BY d.received_at DESC, d.message_id DESC
+    ORDER BY c.received_at DESC, c.message_id DESC
 ) AS c
 JOIN messages m ON m.id = c.message_id
 WHERE message_delivery_state(m.id, sqlc.narg('destination')) = ANY(@forward::text[])

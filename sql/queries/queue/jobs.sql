@@ -19,25 +19,28 @@ WITH m AS (
     SELECT id, metadata->>'message_sid' AS sid, received_at
     FROM messages
     WHERE metadata->>'message_sid' = @sid::text AND direction = 'inbound'
+), j AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
+    SELECT jsonb_build_object('sid', m.sid)
+             || CASE WHEN @destination::text = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
+           @job_kind::text, @max_attempts::smallint, @destination::text,
+           convert_to('inbox_replay:' || CASE WHEN @destination::text = 'default' THEN '' ELSE @destination::text || ':' END || m.sid, 'UTF8'),
+           B'11110001'
+    FROM m
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
+        DO UPDATE SET kind = river_job.kind
+    RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
+              attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
+              (xmax = 0)::boolean AS created
 ), owed AS (
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT m.id, @destination::text, m.received_at FROM m
+    INSERT INTO deliveries (message_id, destination, received_at, job_id)
+    SELECT m.id, @destination::text, m.received_at, j.id FROM m CROSS JOIN j
     ON CONFLICT (message_id, destination) DO UPDATE
-    SET state = 'pending', error = NULL, updated_at = now()
+    SET state = 'pending', job_id = EXCLUDED.job_id, error = NULL, updated_at = now()
 )
-INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
-SELECT jsonb_build_object('sid', m.sid)
-         || CASE WHEN @destination::text = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
-       @job_kind::text, @max_attempts::smallint, @destination::text,
-       convert_to('inbox_replay:' || CASE WHEN @destination::text = 'default' THEN '' ELSE @destination::text || ':' END || m.sid, 'UTF8'),
-       B'11110001'
-FROM m
-ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
-    DO UPDATE SET kind = river_job.kind
-RETURNING id, kind, state::text AS state, attempt, max_attempts, created_at, scheduled_at,
-          attempted_at, finalized_at, COALESCE(errors[array_upper(errors, 1)]->>'error', '')::text AS last_error,
-          (xmax = 0)::boolean AS created;
+SELECT id, kind, state, attempt, max_attempts, created_at, scheduled_at, attempted_at, finalized_at, last_error, created
+FROM j;
 
 -- name: ListMessageJobs :many
 -- The processing jobs of a message (its forward, alone or in a batch, and
@@ -92,28 +95,34 @@ WITH h AS (
     SELECT s.sid, (@errors::text[])[s.i] AS error, (@states::text[])[s.i] AS state,
            (@not_before::timestamptz[])[s.i] AS not_before, (@failed_at::timestamptz[])[s.i] AS failed_at
     FROM unnest(@sids::text[]) WITH ORDINALITY AS s(sid, i)
-), owed AS (
-    -- What the failed ones came to, in their deliveries
-    -- (00015_deliveries.sql); one that failed nothing stays as it was.
-    UPDATE deliveries d
-    SET state = CASE f.state WHEN 'retryable' THEN 'retrying' WHEN 'discarded' THEN 'failed' ELSE 'cancelled' END,
-        attempts = greatest(d.attempts, 1), error = f.error, updated_at = now()
-    FROM (SELECT m.id, h.state, h.error FROM h JOIN messages m ON m.metadata->>'message_sid' = h.sid WHERE h.error <> '') AS f
-    WHERE d.message_id = f.id
-      AND d.destination = CASE WHEN @destination::text = '' THEN 'default' ELSE @destination::text END
+), ins AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
+    SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint)
+             || CASE WHEN @destination::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
+           @job_kind::text, @max_attempts::smallint,
+           CASE WHEN @destination::text = '' THEN 'default' ELSE @destination::text END,
+           CASE WHEN h.error = '' THEN 0 ELSE 1 END,
+           h.state::river_job_state,
+           h.not_before,
+           CASE WHEN h.error <> '' THEN h.failed_at END,
+           CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
+           CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
+    FROM h
+    RETURNING id, args->>'sid' AS sid
 )
-INSERT INTO river_job (args, kind, max_attempts, queue, attempt, state, scheduled_at, attempted_at, finalized_at, errors)
-SELECT jsonb_build_object('sid', h.sid, 'batch', @batch_id::bigint)
-         || CASE WHEN @destination::text = '' THEN '{}'::jsonb ELSE jsonb_build_object('destination', @destination::text) END,
-       @job_kind::text, @max_attempts::smallint,
-       CASE WHEN @destination::text = '' THEN 'default' ELSE @destination::text END,
-       CASE WHEN h.error = '' THEN 0 ELSE 1 END,
-       h.state::river_job_state,
-       h.not_before,
-       CASE WHEN h.error <> '' THEN h.failed_at END,
-       CASE WHEN h.state IN ('cancelled', 'discarded') THEN h.failed_at END,
-       CASE WHEN h.error <> '' THEN ARRAY[jsonb_build_object('at', h.failed_at, 'attempt', 1, 'error', h.error, 'trace', '')] END
-FROM h;
+-- Each delivery now names its own job (00017_delivery_jobs.sql), and
+-- one that failed records how.
+UPDATE deliveries d
+SET job_id = f.id,
+    state = CASE WHEN f.error = '' THEN d.state
+                 WHEN f.state = 'retryable' THEN 'retrying' WHEN f.state = 'discarded' THEN 'failed' ELSE 'cancelled' END,
+    attempts = CASE WHEN f.error = '' THEN d.attempts ELSE greatest(d.attempts, 1) END,
+    error = CASE WHEN f.error = '' THEN d.error ELSE f.error END,
+    updated_at = now()
+FROM (SELECT m.id AS message_id, ins.id, h.state, h.error
+      FROM ins JOIN h ON h.sid = ins.sid JOIN messages m ON m.metadata->>'message_sid' = ins.sid) AS f
+WHERE d.message_id = f.message_id
+  AND d.destination = CASE WHEN @destination::text = '' THEN 'default' ELSE @destination::text END;
 
 -- name: NoteHandedOff :exec
 -- How many of a batch job's messages went to jobs of their own, in its
@@ -181,11 +190,17 @@ WITH cancelled AS (
     WHERE state IN ('available', 'pending', 'retryable', 'scheduled')
       AND queue = @queue::text
       AND kind = ANY(@kinds::text[])
-    RETURNING id
+    RETURNING id, kind, args
+), carried AS (
+    SELECT c.id, jsonb_array_elements_text(coalesce(c.args->'sids', jsonb_build_array(c.args->>'sid'))) AS sid
+    FROM cancelled c
 ), owed AS (
-    UPDATE deliveries
+    -- The deliveries those jobs carried (each names its job), found by
+    -- their primary key through the jobs' sids.
+    UPDATE deliveries d
     SET state = 'cancelled', error = 'cancelled: its destination was removed', updated_at = now()
-    WHERE state IN ('pending', 'retrying') AND destination = @queue::text
+    FROM carried JOIN messages m ON m.metadata->>'message_sid' = carried.sid
+    WHERE d.message_id = m.id AND d.destination = @queue::text AND d.job_id = carried.id
 )
 SELECT count(*)::bigint FROM cancelled;
 
@@ -200,15 +215,10 @@ WITH due AS (
     FROM deliveries d
     JOIN messages m ON m.id = d.message_id
     WHERE d.message_id = ANY(@message_ids::bigint[])
-      AND d.state = ANY(@states::text[])
+      AND delivery_state(d) = ANY(@states::text[])
       AND (sqlc.narg('destination')::text IS NULL OR d.destination = sqlc.narg('destination'))
       AND m.direction = 'inbound'
-), owed AS (
-    UPDATE deliveries d
-    SET state = 'pending', error = NULL, updated_at = now()
-    FROM due
-    WHERE d.message_id = due.message_id AND d.destination = due.destination
-), inserted AS (
+), ins AS (
     INSERT INTO river_job (args, kind, max_attempts, queue, unique_key, unique_states)
     SELECT jsonb_build_object('sid', due.sid)
              || CASE WHEN due.destination = 'default' THEN '{}'::jsonb ELSE jsonb_build_object('destination', due.destination) END,
@@ -220,10 +230,17 @@ WITH due AS (
     FROM due
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL AND river_job_state_in_bitmask(unique_states, state)
-        DO NOTHING
-    RETURNING id
+        DO UPDATE SET kind = river_job.kind
+    RETURNING id, args->>'sid' AS sid, queue, (xmax = 0) AS created
+), owed AS (
+    -- Each pending again, naming its job: the new one, or the replay
+    -- already waiting.
+    UPDATE deliveries d
+    SET state = 'pending', job_id = ins.id, error = NULL, updated_at = now()
+    FROM due JOIN ins ON ins.sid = due.sid AND ins.queue = due.destination
+    WHERE d.message_id = due.message_id AND d.destination = due.destination
 )
-SELECT count(*)::bigint FROM inserted;
+SELECT count(*) FILTER (WHERE created)::bigint FROM ins;
 
 -- name: BackfillPage :one
 -- A page of a backfill: the next page_size inbound messages received
@@ -243,22 +260,29 @@ WITH page AS (
       AND m.direction = 'inbound'
     ORDER BY m.received_at, m.id
     LIMIT @page_size::integer
+), jid AS (
+    -- The page's job's id, taken first, so each delivery inserted names
+    -- it (00017_delivery_jobs.sql) and the job carries exactly the
+    -- deliveries that were inserted.
+    SELECT nextval(pg_get_serial_sequence('river_job', 'id')) AS id
 ), owed AS (
-    INSERT INTO deliveries (message_id, destination, received_at)
-    SELECT page.id, d.name, page.received_at
+    INSERT INTO deliveries (message_id, destination, received_at, job_id)
+    SELECT page.id, d.name, page.received_at, jid.id
     FROM page
+    CROSS JOIN jid
     JOIN destinations d ON d.name = @destination::text
         AND destination_matches(d, page.account_sid, page.to_address, page.messaging_service_sid, 'inbound')
     ON CONFLICT (message_id, destination) DO NOTHING
     RETURNING message_id
 ), queued AS (
-    INSERT INTO river_job (args, kind, max_attempts, queue)
-    SELECT CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', @destination::text, 'sid', min(page.sid))
+    INSERT INTO river_job (id, args, kind, max_attempts, queue)
+    SELECT min(jid.id),
+           CASE WHEN count(*) = 1 THEN jsonb_build_object('destination', @destination::text, 'sid', min(page.sid))
                 ELSE jsonb_build_object('destination', @destination::text, 'sids', jsonb_agg(page.sid ORDER BY page.sid)) END,
            CASE WHEN count(*) = 1 THEN @job_kind::text ELSE @batch_kind::text END,
            @max_attempts::smallint,
            @destination::text
-    FROM owed JOIN page ON page.id = owed.message_id
+    FROM owed JOIN page ON page.id = owed.message_id CROSS JOIN jid
     HAVING count(*) > 0
 )
 SELECT (SELECT count(*) FROM page)::bigint AS read,
