@@ -29,6 +29,9 @@ const (
 	retryPage = 1000
 	// retryAttempts is the attempts of a bulk retry's own job.
 	retryAttempts = 5
+	// retryTimeout bounds one run of a bulk retry: a hundred pages of a
+	// thousand, not one forward, so not the forwards' job timeout.
+	retryTimeout = 10 * time.Minute
 )
 
 // retryStates are what a bulk retry covers: the forwards that will not
@@ -136,7 +139,7 @@ func (s *Service) RetryRuns(ctx context.Context, n int32) ([]store.RetryRun, err
 }
 
 // Register registers the bulk retries' worker.
-func (s *Service) Register(ws *queue.Workers) { queue.Handle(ws, s.retry) }
+func (s *Service) Register(ws *queue.Workers) { queue.Handle(ws, s.retry, queue.WithTimeout(retryTimeout)) }
 
 // retry runs job.RetryFailed: it pages through the failed forwards the
 // filter matches and inserts a new forward job for each, as a replay does:

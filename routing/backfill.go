@@ -29,6 +29,9 @@ const (
 	backfillPage = 1000
 	// backfillAttempts is the attempts of a backfill's own job.
 	backfillAttempts = 5
+	// backfillTimeout bounds one run of a backfill: up to a thousand pages,
+	// not one forward, so not the forwards' job timeout.
+	backfillTimeout = 30 * time.Minute
 )
 
 // DefaultAttempts are a delivery job's attempts when the Manager's are
@@ -93,7 +96,9 @@ func (m *Manager) Backfills(ctx context.Context, name string, n int32) ([]store.
 }
 
 // Register registers the backfills' worker.
-func (m *Manager) Register(ws *queue.Workers) { queue.Handle(ws, m.backfill) }
+func (m *Manager) Register(ws *queue.Workers) {
+	queue.Handle(ws, m.backfill, queue.WithTimeout(backfillTimeout))
+}
 
 // backfill runs job.Backfill, a page at a time, oldest first. Run again
 // after a crash, it starts over: what it queued is owed already, so

@@ -278,25 +278,31 @@ func TestADestinationAddedWhileServingGetsItsMessages(t *testing.T) {
 
 // TestBackfillHandsEachPastMessageOnce: 30 messages stored while only
 // "first" existed; "late" is added, and its backfill asked for 10 times at
-// once through the admin API and once more by the CLI: one backfill runs,
-// the late app gets each of the 30 once, and another backfill afterwards
-// queues nothing (each message is owed to a destination at most once).
-// Adding the destination alone replays nothing.
+// once through the admin API and once more by the CLI, while no process
+// runs jobs: one backfill is queued, every answer names it. Then a
+// process with workers runs it: the late app gets each of the 30 once,
+// and another backfill afterwards queues nothing (each message is owed
+// to a destination at most once). Adding the destination alone replays
+// nothing.
 func TestBackfillHandsEachPastMessageOnce(t *testing.T) {
 	t.Parallel()
 	databaseURL, key := dbtest.URL(t), newKeyB64()
 	first := routedApp(t, databaseURL, key, "first", teamapp.Options{})
-	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key, "ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": adminToken})
+	storing := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
 	const n = 30
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), i), 1)
+			deliverForm(t, []string{storing.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, simulate.NewMessageSID(simulate.SMS), i), 1)
 		})
 	}
 	wg.Wait()
 	poll.Until(t, "the first app to get every message", func() bool { return len(first.Accepted()) == n })
+	storing.stop(t)
 	late := routedApp(t, databaseURL, key, "late", teamapp.Options{})
+	// The admin edge alone: no worker takes the backfill while it is asked
+	// for.
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key, "ADMIN_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": adminToken, "WORKERS": "0"})
 
 	backfill := func() (int, int64) {
 		st, _, body := adminSend(t, http.MethodPost, "http://"+s.adminAddr+"/api/destinations/late/backfill",
@@ -340,6 +346,7 @@ func TestBackfillHandsEachPastMessageOnce(t *testing.T) {
 	if created != 1 || len(ids) != 1 {
 		t.Errorf("%d backfills started by 11 requests at once (the API's runs %v), want one", created, ids)
 	}
+	startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
 	poll.Until(t, "the late app to get every past message", func() bool { return len(late.Accepted()) == n })
 
 	pool := dbtest.Connect(t, databaseURL, 2)

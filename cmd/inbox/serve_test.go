@@ -63,6 +63,18 @@ func listening(t *testing.T, log *logtest.Buffer, msg string, exited func() erro
 // startServe runs `inbox serve` in-process, as main would, with the
 // environment a deployment needs plus extra (ADMIN_ADDR "127.0.0.1:0" to
 // have an admin listener), and waits until it listens.
+// stop stops s as SIGTERM does, before the test ends, and fails the test
+// unless it stops cleanly.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	err := <-s.done
+	s.done <- err // for the test's own cleanup
+	if err != nil {
+		t.Fatalf("serve stopped with %v", err)
+	}
+}
+
 func startServe(t *testing.T, databaseURL string, extra map[string]string) *server {
 	t.Helper()
 	s := &server{stderr: &logtest.Buffer{}, done: make(chan error, 1)}
