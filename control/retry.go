@@ -139,7 +139,9 @@ func (s *Service) RetryRuns(ctx context.Context, n int32) ([]store.RetryRun, err
 }
 
 // Register registers the bulk retries' worker.
-func (s *Service) Register(ws *queue.Workers) { queue.Handle(ws, s.retry, queue.WithTimeout(retryTimeout)) }
+func (s *Service) Register(ws *queue.Workers) {
+	queue.Handle(ws, s.retry, queue.WithTimeout(retryTimeout))
+}
 
 // retry runs job.RetryFailed: it pages through the failed forwards the
 // filter matches and inserts a new forward job for each, as a replay does:

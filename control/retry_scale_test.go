@@ -48,6 +48,7 @@ func TestRetryFailedFinishesFiftyThousand(t *testing.T) {
 		run, err = p.Controls.RetryRun(t.Context(), run.ID)
 		return err == nil && run.FinishedAt != nil
 	})
+	t.Logf("a bulk retry of %d took %s", n, run.FinishedAt.Sub(run.RequestedAt).Round(time.Millisecond))
 	if run.Matched != n || run.Retried != n || run.Error != "" {
 		t.Fatalf("run: %+v, want %d matched and retried", run, n)
 	}
