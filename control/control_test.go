@@ -61,9 +61,13 @@ func TestDeliveryRateHoldsABurstAcrossProcesses(t *testing.T) {
 	}
 	arrivals := app.Arrivals()
 	slices.SortFunc(arrivals, func(a, b time.Time) int { return a.Compare(b) })
-	// 500 slots 20 ms apart: the last is 9.98 s after the first.
-	if span := arrivals[len(arrivals)-1].Sub(arrivals[0]); span < 9500*time.Millisecond {
-		t.Fatalf("500 forwards arrived within %s, want the rate to hold them to about 10 s", span)
+	// 500 slots 20 ms apart. Measured between the 25th and the 475th
+	// arrival, 450 slots, 9 s: a first forward that leaves its slot late
+	// (a slow database under CI's load, before the workers are warm)
+	// shortens the whole span without any forward going early, which is
+	// what the rate forbids.
+	if span := arrivals[475].Sub(arrivals[25]); span < 8550*time.Millisecond {
+		t.Fatalf("the middle 450 of 500 forwards arrived within %s, want the rate to hold them to about 9 s", span)
 	}
 	// Any two seconds hold the rate's 100 and some jitter: each forward
 	// leaves its slot a little late or early (scheduling, -race), and
