@@ -265,11 +265,7 @@ func handleBackfillDestination(ds Destinations, logger *slog.Logger) http.Handle
 		if err != nil {
 			return err
 		}
-		status := http.StatusAccepted
-		if !created {
-			status = http.StatusOK
-		}
-		writeJSON(w, status, toBackfillJSON(run))
+		writeStarted(w, created, toBackfillJSON(run))
 		return nil
 	})
 }

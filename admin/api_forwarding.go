@@ -173,11 +173,7 @@ func handleRetryFailed(controls Controls, logger *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		status := http.StatusAccepted
-		if !created {
-			status = http.StatusOK
-		}
-		writeJSON(w, status, struct {
+		writeStarted(w, created, struct {
 			Created bool `json:"created"`
 			retryRunJSON
 		}{created, toRunJSON(run)})

@@ -141,11 +141,7 @@ func handleForwardMessage(controls Controls, logger *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		status := http.StatusAccepted
-		if !created {
-			status = http.StatusOK
-		}
-		writeJSON(w, status, toJobJSON(j))
+		writeStarted(w, created, toJobJSON(j))
 		return nil
 	})
 }

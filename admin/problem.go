@@ -125,6 +125,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// writeStarted answers a request that starts background work at most once
+// (a replay, a bulk retry, a backfill): 202 with v when it started it, 200
+// with the one already under way, which it named in v.
+func writeStarted(w http.ResponseWriter, created bool, v any) {
+	status := http.StatusAccepted
+	if !created {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, v)
+}
+
 // withLog logs one line per admin request: method, path, status, duration.
 // Never headers: they carry the token.
 func withLog(logger *slog.Logger, next http.Handler) http.Handler {

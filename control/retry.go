@@ -95,34 +95,21 @@ func (s *Service) RetryFailed(ctx context.Context, f message.Filter) (run store.
 	if err != nil {
 		return store.RetryRun{}, false, fmt.Errorf("bulk retry: %w", err)
 	}
-	var under int64
-	err = s.queue.Transact(ctx, func(tx *queue.Tx) error {
-		if run, err = tx.Store.StartForwardRetry(ctx, filter); err != nil {
-			return err
-		}
-		ins, err := tx.InsertUnique(ctx, job.RetryFailed{RunID: run.ID, Filter: filter, MaxAttempts: s.attempts}, RetryQueue, retryAttempts)
-		if err != nil || !ins.Existing {
-			return err
-		}
-		var args job.RetryFailed
-		if err := json.Unmarshal(ins.Args, &args); err != nil {
-			return fmt.Errorf("read the bulk retry under way: %w", err)
-		}
-		under = args.RunID
-		return errUnderWay // the new record rolls back
+	under, started, err := queue.StartOnce(ctx, s.queue, RetryQueue, retryAttempts, false, func(tx *queue.Tx) (job.RetryFailed, error) {
+		var err error
+		run, err = tx.Store.StartForwardRetry(ctx, filter)
+		return job.RetryFailed{RunID: run.ID, Filter: filter, MaxAttempts: s.attempts}, err
 	})
-	if errors.Is(err, errUnderWay) {
-		run, err = s.RetryRun(ctx, under)
-		return run, false, err
-	}
 	if err != nil {
 		return store.RetryRun{}, false, err
+	}
+	if !started {
+		run, err = s.RetryRun(ctx, under.RunID)
+		return run, false, err
 	}
 	s.logger.InfoContext(ctx, "bulk retry of failed forwards started", "run", run.ID, "filter", string(filter))
 	return run, true, nil
 }
-
-var errUnderWay = errors.New("a bulk retry is under way")
 
 // RetryRun returns the bulk retry id; ErrNotFound when there is none.
 func (s *Service) RetryRun(ctx context.Context, id int64) (store.RetryRun, error) {

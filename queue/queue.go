@@ -11,7 +11,7 @@
 //   - born: a message's or status's job in the store's statement that
 //     stores it (its kind a parameter, a contract test holding the row to
 //     River's own); a replay (Replay), a hand-off (HandOff), or a control
-//     job (Tx.InsertUnique) here;
+//     job (StartOnce) here;
 //   - runs: River fetches it from its queue and calls its Handle function,
 //     within the job's timeout;
 //   - dies: completed when the function returns nil (or Complete commits

@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -71,42 +73,52 @@ func (t *Tx) Complete(ctx context.Context, j Ref) error {
 	return nil
 }
 
-// Inserted is what InsertUnique did.
-type Inserted struct {
-	ID int64
-	// Existing is true when an unfinished job of the kind was there
-	// already, and nothing was inserted: ID and Args are that job's.
-	Existing bool
-	Args     []byte
+// Transactor runs units of work (Queue.Transact).
+type Transactor interface {
+	Transact(ctx context.Context, fn func(*Tx) error) error
 }
 
-// InsertUnique inserts a job of args' kind into queue with maxAttempts
-// attempts, unless one of its kind is unfinished (waiting, retrying or
-// running): at most one runs at a time, however many are asked for at
-// once, by River's unique index.
-func (t *Tx) InsertUnique(ctx context.Context, args Args, queue string, maxAttempts int) (Inserted, error) {
-	return t.insertUnique(ctx, args, queue, maxAttempts, false)
-}
+// errUnderWay rolls back a StartOnce whose job is under way already.
+var errUnderWay = errors.New("a job of this kind is under way")
 
-// InsertUniqueByArgs is InsertUnique, at most one unfinished job of the
-// kind for each value of the args' fields tagged river:"unique" (one
-// backfill per destination).
-func (t *Tx) InsertUniqueByArgs(ctx context.Context, args Args, queue string, maxAttempts int) (Inserted, error) {
-	return t.insertUnique(ctx, args, queue, maxAttempts, true)
-}
-
-func (t *Tx) insertUnique(ctx context.Context, args Args, queue string, maxAttempts int, byArgs bool) (Inserted, error) {
-	res, err := t.q.client.InsertTx(ctx, t.tx, args, &river.InsertOpts{
-		Queue: queue, MaxAttempts: maxAttempts,
-		UniqueOpts: river.UniqueOpts{ByArgs: byArgs, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		}},
+// StartOnce starts a run of background work (a bulk retry, a backfill),
+// at most one at a time however many are asked for at once: in one unit
+// of work, start records the run and returns its job's arguments, and the
+// job is inserted into queueName with maxAttempts attempts, unique among
+// the unfinished jobs (waiting, retrying or running) of its kind, or, with
+// byArgs, of its kind and the values of its fields tagged
+// river:"unique", by River's unique index. When such a job is unfinished
+// already, the unit rolls back (the run is not recorded) and StartOnce
+// returns that job's arguments with started false.
+func StartOnce[A Args](ctx context.Context, t Transactor, queueName string, maxAttempts int, byArgs bool,
+	start func(*Tx) (A, error)) (under A, started bool, err error) {
+	err = t.Transact(ctx, func(tx *Tx) error {
+		args, err := start(tx)
+		if err != nil {
+			return err
+		}
+		res, err := tx.q.client.InsertTx(ctx, tx.tx, args, &river.InsertOpts{
+			Queue: queueName, MaxAttempts: maxAttempts,
+			UniqueOpts: river.UniqueOpts{ByArgs: byArgs, ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+				rivertype.JobStateRunning, rivertype.JobStateScheduled,
+			}},
+		})
+		if err != nil {
+			return store.Translate("insert "+args.Kind()+" job", err)
+		}
+		if !res.UniqueSkippedAsDuplicate {
+			return nil
+		}
+		if err := json.Unmarshal(res.Job.EncodedArgs, &under); err != nil {
+			return fmt.Errorf("read the %s job under way: %w", args.Kind(), err)
+		}
+		return errUnderWay
 	})
-	if err != nil {
-		return Inserted{}, store.Translate("insert "+args.Kind()+" job", err)
+	if errors.Is(err, errUnderWay) {
+		return under, false, nil
 	}
-	return Inserted{ID: res.Job.ID, Existing: res.UniqueSkippedAsDuplicate, Args: res.Job.EncodedArgs}, nil
+	return under, err == nil, err
 }
 
 // EnsurePaused pauses River's queue name outside a unit of work: at start,

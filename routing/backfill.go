@@ -3,7 +3,6 @@ package routing
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -60,31 +59,20 @@ func (m *Manager) Backfill(ctx context.Context, name string, since time.Duration
 	if m.Deliveries == nil {
 		return store.Backfill{}, false, ErrBackfillOff
 	}
-	var under int64
-	err = m.Deliveries.Transact(ctx, func(tx *queue.Tx) error {
-		if run, err = tx.Store.StartBackfill(ctx, name, time.Now().Add(-since)); err != nil {
-			return err
-		}
-		ins, err := tx.InsertUniqueByArgs(ctx, job.Backfill{RunID: run.ID, Destination: name, Since: run.Since, MaxAttempts: cmp.Or(m.Attempts, DefaultAttempts)},
-			BackfillQueue, backfillAttempts)
-		if err != nil || !ins.Existing {
-			return err
-		}
-		var args job.Backfill
-		if err := json.Unmarshal(ins.Args, &args); err != nil {
-			return fmt.Errorf("read the backfill under way: %w", err)
-		}
-		under = args.RunID
-		return errUnderWay // the new record rolls back
+	under, started, err := queue.StartOnce(ctx, m.Deliveries, BackfillQueue, backfillAttempts, true, func(tx *queue.Tx) (job.Backfill, error) {
+		var err error
+		run, err = tx.Store.StartBackfill(ctx, name, time.Now().Add(-since))
+		return job.Backfill{RunID: run.ID, Destination: name, Since: run.Since, MaxAttempts: cmp.Or(m.Attempts, DefaultAttempts)}, err
 	})
-	if errors.Is(err, errUnderWay) {
-		run, err = m.Store.BackfillRun(ctx, under)
+	if err != nil {
+		return store.Backfill{}, false, err
+	}
+	if !started {
+		run, err = m.Store.BackfillRun(ctx, under.RunID)
 		return run, false, err
 	}
-	return run, err == nil, err
+	return run, true, nil
 }
-
-var errUnderWay = errors.New("a backfill is under way")
 
 // Backfills returns the destination name's latest n backfills, newest
 // first.

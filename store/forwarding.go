@@ -7,9 +7,9 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"inbox/db"
+	"inbox/internal/clip"
 )
 
 // The reasons forwarding is paused.
@@ -207,7 +207,7 @@ func (s *Store) SettleDeliveries(ctx context.Context, dest string, sids []string
 		return nil
 	}
 	err := s.q.SettleDeliveries(ctx, db.SettleDeliveriesParams{State: o.State, Attempt: int16(min(o.Attempt, math.MaxInt16)),
-		Error: optionalString(cut(o.Error, maxDeliveryError)), SIDs: sids, Destination: dest})
+		Error: optionalString(clip.To(o.Error, maxDeliveryError)), SIDs: sids, Destination: dest})
 	if err != nil {
 		return fail(fmt.Sprintf("record %d deliveries to %s as %s", len(sids), dest, o.State), err, ErrNotFound)
 	}
@@ -217,17 +217,6 @@ func (s *Store) SettleDeliveries(ctx context.Context, dest string, sids []string
 // maxDeliveryError bounds the error a delivery keeps (the job keeps every
 // attempt's).
 const maxDeliveryError = 500
-
-// cut returns s's first n bytes at most, cut at a character's boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
 
 // Delivery is a message's delivery to one destination.
 type Delivery struct {

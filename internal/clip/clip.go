@@ -15,12 +15,16 @@ const Max = 64
 // Clip returns s when it is at most Max bytes of valid UTF-8; otherwise its
 // first Max bytes, cut at a character's boundary and followed by "…",
 // with any invalid UTF-8 replaced by "?".
-func Clip(s string) string {
-	if len(s) <= Max && utf8.ValidString(s) {
+func Clip(s string) string { return To(s, Max) }
+
+// To is Clip with n bytes kept instead of Max: for text kept longer than a
+// quote, such as the last error of a delivery.
+func To(s string, n int) string {
+	if len(s) <= n && utf8.ValidString(s) {
 		return s
 	}
-	if len(s) > Max {
-		cut := Max
+	if len(s) > n {
+		cut := n
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}

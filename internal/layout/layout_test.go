@@ -27,7 +27,7 @@ func below() map[string][]string {
 		"sql/schema":           leaf,
 		"internal/dbconfig":    {"internal/pgdial"},
 		"internal/dbtest":      {"sql/schema"},
-		"store":                {"db", "destination", "job", "message", "metrics"},
+		"store":                {"db", "destination", "internal/clip", "job", "message", "metrics"},
 		"simulate":             {"message", "twilio", "webhook"},
 		"internal/fixture":     {"message", "simulate"},
 		"internal/teamapp":     {"message"},
