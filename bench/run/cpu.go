@@ -24,11 +24,13 @@ func (h *harness) postgresCPU(ctx context.Context) (time.Duration, error) {
 		}
 		var backend int
 		err = c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend)
-		c.Close(ctx)
 		if err != nil {
+			c.Close(ctx)
 			return 0, err
 		}
+		// Read while connected: the backend exits with its connection.
 		f, err := procStat(backend)
+		c.Close(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("PostgreSQL's processes are not readable here (is the server local?): %w", err)
 		}

@@ -111,6 +111,9 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 			fmt.Fprintf(&b, "\nWhat each statement cost PostgreSQL per message at concurrency %d (`pg_stat_statements`; the median rounds): processing off, over the load, and on, from the load's start to the last forward.\n", p.on.res.Concurrency)
 			stmtTable(&b, "processing off", p.offStmts, len(p.off.SIDs))
 			stmtTable(&b, "processing on", p.on.stmts, len(p.on.res.SIDs))
+			if p.fan != nil && len(p.fan.stmts) > 0 {
+				stmtTable(&b, fmt.Sprintf("%d destinations", cfg.destinations+1), p.fan.stmts, len(p.fan.res.SIDs))
+			}
 		}
 	}
 	s := storm.res
