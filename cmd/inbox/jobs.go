@@ -161,15 +161,16 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 		parts = append(parts, func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
 			j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
 			j.controls.Register(ws)
+			payloads := dispatch.SharePayloads(st) // a batch's forwards, built once for every destination
 			var def *dispatch.Dispatcher
 			if fwd != nil {
-				def = dispatch.New(dispatch.Config{Store: st, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
+				def = dispatch.New(dispatch.Config{Store: payloads, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
 					Workers: c.workers, BreakAfter: c.breakAfter})
 			}
 			manager := &routing.Manager{Store: st, Deliveries: q, Keys: keys, Attempts: int16(c.maxAttempts)}
 			manager.Register(ws)
 			j.router = dispatch.NewRouter(dispatch.RouterConfig{Logger: logger, Default: def, List: st.Destinations,
-				Build:    c.destinationDispatcher(st, q, manager, logger, m),
+				Build:    c.destinationDispatcher(payloads, st, q, manager, logger, m),
 				AddQueue: func(name string) error { return q.AddQueue(name, c.workers) }})
 			j.router.Register(ws)
 			return nil
@@ -203,7 +204,7 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 // destinationDispatcher returns what builds the dispatcher of a destination
 // of the table: its URL and secret opened with the keys, its own gate
 // over its row's controls, its own breaker.
-func (c processingConfig) destinationDispatcher(st *store.Store, q *queue.Queue, mgr *routing.Manager, logger *slog.Logger,
+func (c processingConfig) destinationDispatcher(payloads dispatch.Store, st *store.Store, q *queue.Queue, mgr *routing.Manager, logger *slog.Logger,
 	m *metrics.Metrics) func(d store.Destination) (*dispatch.Dispatcher, error) {
 	return func(d store.Destination) (*dispatch.Dispatcher, error) {
 		url, secret, err := mgr.Open(d)
@@ -214,7 +215,7 @@ func (c processingConfig) destinationDispatcher(st *store.Store, q *queue.Queue,
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 		}
-		return dispatch.New(dispatch.Config{Store: dispatch.ForDestination(st, st, d.Name), Queue: q, Sender: fwd,
+		return dispatch.New(dispatch.Config{Store: dispatch.ForDestination(payloads, st, d.Name), Queue: q, Sender: fwd,
 			Pauser: mgr.Breaker(d.Name), Logger: logger.With("destination", d.Name), Metrics: m, Destination: d.Name,
 			Workers: c.workers, BreakAfter: c.breakAfter}), nil
 	}
