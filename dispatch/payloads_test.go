@@ -75,7 +75,9 @@ func TestABatchsForwardsAreBuiltOnceForEveryDestination(t *testing.T) {
 	errs := make([]error, destinations)
 	var wg sync.WaitGroup
 	for i := range destinations {
-		wg.Go(func() { got[i], errs[i] = shared.MessageReceivedPayloads(t.Context(), append([]string{"SMgone"}, sids...)) })
+		wg.Go(func() {
+			got[i], errs[i] = shared.MessageReceivedPayloads(t.Context(), append([]string{"SMgone"}, sids...))
+		})
 	}
 	<-counting.started // the first is building; the others wait for it
 	close(counting.block)
