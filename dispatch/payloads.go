@@ -55,50 +55,13 @@ type sharedPayload struct {
 }
 
 func (s *sharedStore) MessageReceivedPayloads(ctx context.Context, sids []string) (map[string][]byte, error) {
-	now := time.Now()
-	var (
-		mine    []string
-		mineAre []*sharedPayload
-	)
-	theirs := map[string]*sharedPayload{}
-	s.mu.Lock()
-	for _, sid := range sids {
-		if e, ok := s.entries[sid]; ok && !e.failed && now.Sub(e.at) < sharedPayloadTTL {
-			theirs[sid] = e
-			continue
-		}
-		e := &sharedPayload{done: make(chan struct{}), at: now}
-		s.entries[sid] = e
-		if old := s.ring[s.next]; old.p != nil && s.entries[old.sid] == old.p {
-			delete(s.entries, old.sid)
-		}
-		s.ring[s.next] = ringSlot{sid: sid, p: e}
-		s.next = (s.next + 1) % len(s.ring)
-		mine, mineAre = append(mine, sid), append(mineAre, e)
-	}
-	s.mu.Unlock()
-
+	mine, theirs := s.claim(sids)
 	out := make(map[string][]byte, len(sids))
 	if len(mine) > 0 {
-		got, err := s.Store.MessageReceivedPayloads(ctx, mine)
-		s.mu.Lock() // failed is read under it
-		for i, e := range mineAre {
-			if err != nil {
-				e.failed = true
-			} else {
-				e.payload = got[mine[i]]
-			}
-			close(e.done)
-		}
-		s.mu.Unlock()
-		if err != nil {
+		if err := s.build(ctx, mine, out); err != nil {
 			return nil, err
 		}
-		for sid, p := range got {
-			out[sid] = p
-		}
 	}
-
 	var again []string
 	for sid, e := range theirs {
 		select {
@@ -113,14 +76,70 @@ func (s *sharedStore) MessageReceivedPayloads(ctx context.Context, sids []string
 			out[sid] = e.payload
 		}
 	}
-	if len(again) > 0 {
-		got, err := s.Store.MessageReceivedPayloads(ctx, again)
-		if err != nil {
-			return nil, err
-		}
-		for sid, p := range got {
-			out[sid] = p
-		}
+	if len(again) == 0 {
+		return out, nil
+	}
+	got, err := s.Store.MessageReceivedPayloads(ctx, again)
+	if err != nil {
+		return nil, err
+	}
+	for sid, p := range got {
+		out[sid] = p
 	}
 	return out, nil
+}
+
+// claim returns the entries of sids this call is to build (new, expired
+// or failed ones, now marked as being built by it) and those another call
+// built or is building.
+func (s *sharedStore) claim(sids []string) (mine map[string]*sharedPayload, theirs map[string]*sharedPayload) {
+	now := time.Now()
+	mine, theirs = map[string]*sharedPayload{}, map[string]*sharedPayload{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sid := range sids {
+		if _, ok := mine[sid]; ok {
+			continue
+		}
+		if e, ok := s.entries[sid]; ok && !e.failed && now.Sub(e.at) < sharedPayloadTTL {
+			theirs[sid] = e
+			continue
+		}
+		e := &sharedPayload{done: make(chan struct{}), at: now}
+		s.entries[sid] = e
+		if old := s.ring[s.next]; old.p != nil && s.entries[old.sid] == old.p {
+			delete(s.entries, old.sid)
+		}
+		s.ring[s.next] = ringSlot{sid: sid, p: e}
+		s.next = (s.next + 1) % len(s.ring)
+		mine[sid] = e
+	}
+	return mine, theirs
+}
+
+// build reads the forwards of the entries mine into out, and hands them
+// (or the failure) to whoever waits for them.
+func (s *sharedStore) build(ctx context.Context, mine map[string]*sharedPayload, out map[string][]byte) error {
+	sids := make([]string, 0, len(mine))
+	for sid := range mine {
+		sids = append(sids, sid)
+	}
+	got, err := s.Store.MessageReceivedPayloads(ctx, sids)
+	s.mu.Lock() // failed is read under it
+	for sid, e := range mine {
+		if err != nil {
+			e.failed = true
+		} else {
+			e.payload = got[sid]
+		}
+		close(e.done)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for sid, p := range got {
+		out[sid] = p
+	}
+	return nil
 }

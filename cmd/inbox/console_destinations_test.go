@@ -71,6 +71,16 @@ func TestDestinationsConsoleInABrowser(t *testing.T) {
 		}
 	}
 
+	// A forward again while the retry's job is unfinished (River records
+	// completions a moment after the app answered) is refused as one
+	// already waiting: wait for them to finish, as an operator would see.
+	poll.Until(t, "the retried jobs finished", func() bool {
+		var n int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE queue = 'orders' AND finalized_at IS NULL`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
 	p.navigate("/messages/" + sids[0])
 	p.shows("Deliveries", "orders", "support-desk")
 	p.press("Forward again to orders")
