@@ -42,6 +42,9 @@ type destinationJSON struct {
 	Name          string     `json:"name"`
 	Kind          string     `json:"kind"`
 	URL           string     `json:"url"`
+	Subject       string     `json:"subject,omitempty"`
+	Exchange      string     `json:"exchange,omitempty"`
+	RoutingKey    string     `json:"routing_key,omitempty"`
 	Rules         rulesJSON  `json:"rules"`
 	RatePerSecond *float64   `json:"rate_per_second"`
 	Paused        bool       `json:"paused"`
@@ -61,7 +64,7 @@ func toDestinationJSON(d routing.Summary) destinationJSON {
 		}
 		return s
 	}
-	return destinationJSON{Name: d.Name, Kind: d.Kind, URL: d.URL,
+	return destinationJSON{Name: d.Name, Kind: d.Kind, URL: d.URL, Subject: d.Subject, Exchange: d.Exchange, RoutingKey: d.RoutingKey,
 		Rules: rulesJSON{Accounts: orEmpty(d.Rules.Accounts), To: orEmpty(d.Rules.ToNumbers),
 			MessagingServices: orEmpty(d.Rules.Services), Events: orEmpty(d.Rules.Events)},
 		RatePerSecond: d.Rate, Paused: d.PausedReason != "", PausedReason: d.PausedReason, PausedDetail: d.PausedDetail,
@@ -109,14 +112,21 @@ func answerDestination(w http.ResponseWriter, r *http.Request, ds Destinations, 
 
 // handleAddDestination answers POST /api/destinations: {"name", "url",
 // "secret" (whsec_…; left out, one is made and answered this once),
-// "accounts", "to", "messaging_services", "events", "rate_per_second"}.
-// 201 with the destination; 409 when the name is taken.
+// "accounts", "to", "messaging_services", "events", "rate_per_second"},
+// and for a broker "subject" and "creds" (nats://), "exchange" and
+// "routing_key" (amqp://), "no_check". 201 with the destination; 409 when
+// the name is taken; 422 when the broker cannot be published to.
 func handleAddDestination(ds Destinations, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
 		var body struct {
-			Name   string `json:"name"`
-			URL    string `json:"url"`
-			Secret string `json:"secret"`
+			Name       string `json:"name"`
+			URL        string `json:"url"`
+			Secret     string `json:"secret"`
+			Subject    string `json:"subject"`
+			Creds      string `json:"creds"`
+			Exchange   string `json:"exchange"`
+			RoutingKey string `json:"routing_key"`
+			NoCheck    bool   `json:"no_check"`
 			rulesJSON
 			RatePerSecond float64 `json:"rate_per_second"`
 		}
@@ -129,7 +139,9 @@ func handleAddDestination(ds Destinations, logger *slog.Logger) http.Handler {
 			made = body.Secret
 		}
 		err := ds.Add(r.Context(), routing.Definition{Name: body.Name, URL: body.URL, Secret: body.Secret, Rate: body.RatePerSecond,
-			Rules: routing.Rules{Accounts: body.Accounts, ToNumbers: body.To, Services: body.MessagingServices, Events: body.Events}})
+			Target:  routing.Target{Subject: body.Subject, Creds: []byte(body.Creds), Exchange: body.Exchange, RoutingKey: body.RoutingKey},
+			NoCheck: body.NoCheck,
+			Rules:   routing.Rules{Accounts: body.Accounts, ToNumbers: body.To, Services: body.MessagingServices, Events: body.Events}})
 		if err != nil {
 			return err
 		}
@@ -140,7 +152,7 @@ func handleAddDestination(ds Destinations, logger *slog.Logger) http.Handler {
 // handleSetDestination answers PATCH /api/destinations/{name}: any of
 // "url", "accounts", "to", "messaging_services", "events" (a list given
 // replaces that rule; [] matches anything), "rate_per_second" (0:
-// unlimited).
+// unlimited), a broker's "subject", "exchange", "routing_key".
 func handleSetDestination(ds Destinations, logger *slog.Logger) http.Handler {
 	return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
 		var body struct {
@@ -150,6 +162,9 @@ func handleSetDestination(ds Destinations, logger *slog.Logger) http.Handler {
 			MessagingServices *[]string `json:"messaging_services"`
 			Events            *[]string `json:"events"`
 			RatePerSecond     *float64  `json:"rate_per_second"`
+			Subject           *string   `json:"subject"`
+			Exchange          *string   `json:"exchange"`
+			RoutingKey        *string   `json:"routing_key"`
 		}
 		if err := readJSON(r, &body); err != nil {
 			return err
@@ -161,7 +176,8 @@ func handleSetDestination(ds Destinations, logger *slog.Logger) http.Handler {
 			return append([]string{}, *p...)
 		}
 		c := routing.Change{URL: body.URL, Accounts: given(body.Accounts), ToNumbers: given(body.To),
-			Services: given(body.MessagingServices), Events: given(body.Events), Rate: body.RatePerSecond}
+			Services: given(body.MessagingServices), Events: given(body.Events), Rate: body.RatePerSecond,
+			Subject: body.Subject, Exchange: body.Exchange, RoutingKey: body.RoutingKey}
 		if err := ds.Set(r.Context(), mux.Vars(r)["name"], c); err != nil {
 			return err
 		}

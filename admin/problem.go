@@ -69,6 +69,8 @@ func statusOf(r *http.Request, logger *slog.Logger, err error) *apiError {
 		ae = &apiError{status: http.StatusNotFound, detail: err.Error()}
 	case errors.Is(err, routing.ErrInvalid):
 		ae = &apiError{status: http.StatusBadRequest, detail: err.Error()}
+	case errors.Is(err, routing.ErrCheckFailed):
+		ae = &apiError{status: http.StatusUnprocessableEntity, detail: err.Error()}
 	case errors.Is(err, routing.ErrExists), errors.Is(err, store.ErrTooMany), errors.Is(err, routing.ErrPlaintextRefused),
 		errors.Is(err, routing.ErrPending), errors.Is(err, routing.ErrBackfillOff):
 		ae = &apiError{status: http.StatusConflict, detail: err.Error()}

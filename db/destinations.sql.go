@@ -101,7 +101,8 @@ func (q *Queries) GetBackfill(ctx context.Context, id int64) (GetBackfillRow, er
 
 const getDestination = `-- name: GetDestination :one
 SELECT id, name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events,
-       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at
+       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at,
+       subject, exchange, routing_key, creds_sealed
 FROM destinations
 WHERE name = $1::text
 `
@@ -127,6 +128,10 @@ func (q *Queries) GetDestination(ctx context.Context, name string) (Destination,
 		&i.PausedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Subject,
+		&i.Exchange,
+		&i.RoutingKey,
+		&i.CredsSealed,
 	)
 	return i, err
 }
@@ -171,9 +176,11 @@ func (q *Queries) InsertBackfill(ctx context.Context, arg InsertBackfillParams) 
 }
 
 const insertDestination = `-- name: InsertDestination :one
-INSERT INTO destinations (name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events, rate)
+INSERT INTO destinations (name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events, rate,
+                          subject, exchange, routing_key, creds_sealed)
 VALUES ($1::text, $2::text, $3::bytea, $4::text, $5::bytea,
-        $6::text[], $7::text[], $8::text[], $9::text[], $10::double precision)
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::double precision,
+        $11::text, $12::text, $13::text, $14::bytea)
 ON CONFLICT (name) DO NOTHING
 RETURNING id
 `
@@ -189,6 +196,10 @@ type InsertDestinationParams struct {
 	Services     []string
 	Events       []string
 	Rate         *float64
+	Subject      *string
+	Exchange     *string
+	RoutingKey   string
+	CredsSealed  []byte
 }
 
 // Adds a destination; no row when its name is taken.
@@ -204,6 +215,10 @@ func (q *Queries) InsertDestination(ctx context.Context, arg InsertDestinationPa
 		arg.Services,
 		arg.Events,
 		arg.Rate,
+		arg.Subject,
+		arg.Exchange,
+		arg.RoutingKey,
+		arg.CredsSealed,
 	)
 	var id int16
 	err := row.Scan(&id)
@@ -266,7 +281,8 @@ func (q *Queries) LatestBackfills(ctx context.Context, arg LatestBackfillsParams
 
 const listDestinations = `-- name: ListDestinations :many
 SELECT id, name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events,
-       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at
+       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at,
+       subject, exchange, routing_key, creds_sealed
 FROM destinations
 ORDER BY name
 LIMIT $1::integer
@@ -301,6 +317,10 @@ func (q *Queries) ListDestinations(ctx context.Context, maxRows int32) ([]Destin
 			&i.PausedAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Subject,
+			&i.Exchange,
+			&i.RoutingKey,
+			&i.CredsSealed,
 		); err != nil {
 			return nil, err
 		}
@@ -464,21 +484,27 @@ SET url_sealed = coalesce($1::bytea, url_sealed),
     services   = coalesce($5::text[], services),
     events     = coalesce($6::text[], events),
     rate       = CASE WHEN $7::boolean THEN NULL ELSE coalesce($8::double precision, rate) END,
+    subject    = coalesce($9::text, subject),
+    exchange   = coalesce($10::text, exchange),
+    routing_key = coalesce($11::text, routing_key),
     updated_at = now()
-WHERE name = $9::text
+WHERE name = $12::text
 RETURNING id
 `
 
 type UpdateDestinationParams struct {
-	UrlSealed []byte
-	UrlShown  *string
-	Accounts  []string
-	ToNumbers []string
-	Services  []string
-	Events    []string
-	ClearRate bool
-	Rate      *float64
-	Name      string
+	UrlSealed  []byte
+	UrlShown   *string
+	Accounts   []string
+	ToNumbers  []string
+	Services   []string
+	Events     []string
+	ClearRate  bool
+	Rate       *float64
+	Subject    *string
+	Exchange   *string
+	RoutingKey *string
+	Name       string
 }
 
 // Changes what is given (NULL: unchanged) of a destination; no row when
@@ -493,6 +519,9 @@ func (q *Queries) UpdateDestination(ctx context.Context, arg UpdateDestinationPa
 		arg.Events,
 		arg.ClearRate,
 		arg.Rate,
+		arg.Subject,
+		arg.Exchange,
+		arg.RoutingKey,
 		arg.Name,
 	)
 	var id int16

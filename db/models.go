@@ -101,6 +101,10 @@ type Destination struct {
 	PausedAt     *time.Time
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	Subject      *string
+	Exchange     *string
+	RoutingKey   string
+	CredsSealed  []byte
 }
 
 type ForwardRetry struct {

@@ -93,3 +93,47 @@ func ForwardStates() []string {
 
 // IsForwardState reports whether s is one of ForwardStates.
 func IsForwardState(s string) bool { return slices.Contains(ForwardStates(), s) }
+
+// The kinds of destination: an app over HTTP (httpdest), a NATS JetStream
+// subject (natsdest), a RabbitMQ exchange (amqpdest).
+const (
+	KindHTTP = "http"
+	KindNATS = "nats"
+	KindAMQP = "amqp"
+)
+
+// Target is where one destination's events go, opened (its URL, secret
+// and credentials unsealed): what its kind's Sender is built from. Never
+// logged.
+type Target struct {
+	Name   string // the destination's, for the broker's view of the connection
+	Kind   string
+	URL    string // http(s)://, nats://, tls://, amqp:// or amqps://, credentials included
+	Secret string // whsec_…: every kind signs as Standard Webhooks says
+	// Subject is a nats destination's JetStream subject, and Creds the
+	// NATS credentials file's content, if any.
+	Subject string
+	Creds   []byte
+	// Exchange and RoutingKey are an amqp destination's.
+	Exchange   string
+	RoutingKey string
+}
+
+// Misconfigured marks an error that says the destination itself is set
+// up wrong, not the event: no stream captures the subject, the exchange
+// does not exist, the credentials are refused. The event is retried as
+// any error is, and the destination is paused at once by its breaker,
+// with the error as the reason shown, so its deliveries wait for an
+// operator to fix it and resume rather than retrying without end.
+func Misconfigured(err error) error { return &misconfiguredError{err} }
+
+type misconfiguredError struct{ err error }
+
+func (e *misconfiguredError) Error() string { return e.err.Error() }
+func (e *misconfiguredError) Unwrap() error { return e.err }
+
+// IsMisconfigured reports whether err, or one it wraps, is Misconfigured's.
+func IsMisconfigured(err error) bool {
+	var m *misconfiguredError
+	return errors.As(err, &m)
+}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -90,6 +91,15 @@ func New(cfg Config) *Dispatcher {
 		refresh: cmp.Or(cfg.ControlRefresh, DefaultControlRefresh), breakAfter: int64(cfg.BreakAfter)}
 	return &Dispatcher{name: cmp.Or(cfg.Destination, metrics.DefaultDestination), store: cfg.Store, queue: cfg.Queue, sender: cfg.Sender, logger: cfg.Logger, metrics: cfg.Metrics,
 		gate: g, slots: make(chan struct{}, max(1, cfg.Workers))}
+}
+
+// Close closes what the destination's Sender holds open (a broker's
+// connection), if anything.
+func (d *Dispatcher) Close() error {
+	if c, ok := d.sender.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Register registers the forward jobs' workers: a message's own

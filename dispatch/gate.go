@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"inbox/destination"
 	"inbox/metrics"
 	"inbox/queue"
 	"inbox/store"
@@ -150,16 +151,28 @@ func (g *gate) admit(ctx context.Context) error {
 func (g *gate) succeeded() { g.failures.Store(0) }
 
 // failed counts a failed attempt; the breakAfter-th in a row pauses
-// forwarding, once per run of failures.
+// forwarding, once per run of failures. An error that says the
+// destination is misconfigured (destination.Misconfigured) pauses it at
+// once, whatever breakAfter: retrying cannot succeed until someone fixes
+// it.
 func (g *gate) failed(ctx context.Context, err error) {
-	if g.breakAfter <= 0 || ctx.Err() != nil {
-		return // off, or this process is stopping: not the receiver's doing
+	if ctx.Err() != nil {
+		return // this process is stopping: not the receiver's doing
 	}
-	if g.failures.Add(1) != g.breakAfter {
+	var detail, why string
+	switch {
+	case destination.IsMisconfigured(err):
+		if c := g.ctl.Load(); c != nil && c.Paused() {
+			return // paused already, by this or another worker
+		}
+		g.failures.Store(0)
+		detail, why = fmt.Sprintf("misconfigured: %v", err), "forwarding paused: the destination is misconfigured"
+	case g.breakAfter <= 0 || g.failures.Add(1) != g.breakAfter:
 		return
+	default:
+		g.failures.Store(0)
+		detail, why = fmt.Sprintf("%d consecutive failed attempts; the last: %v", g.breakAfter, err), "forwarding paused by the circuit breaker: the app keeps failing"
 	}
-	g.failures.Store(0)
-	detail := fmt.Sprintf("%d consecutive failed attempts; the last: %v", g.breakAfter, err)
 	// Not the job's context, which ends with the attempt.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -168,14 +181,13 @@ func (g *gate) failed(ctx context.Context, err error) {
 		g.logger.ErrorContext(ctx, "the circuit breaker could not pause forwarding", "err", perr)
 		return
 	}
+	now := time.Now()
+	g.held(store.Control{PausedReason: store.PausedByBreaker, PausedDetail: detail, PausedAt: &now})
 	if !paused {
 		g.logger.WarnContext(ctx, "the circuit breaker tripped while forwarding was already paused", "last_err", err)
 		return
 	}
 	g.metrics.BreakerTripped()
-	now := time.Now()
-	g.held(store.Control{PausedReason: store.PausedByBreaker, PausedDetail: detail, PausedAt: &now})
-	g.logger.ErrorContext(ctx, "forwarding paused by the circuit breaker: the app keeps failing",
-		"consecutive_failures", g.breakAfter, "last_err", err,
-		"hint", "messages are stored and wait; once the app is healthy, press Resume forwarding on the console's Forwarding page or POST /api/forwarding/resume")
+	g.logger.ErrorContext(ctx, why, "consecutive_failures", g.breakAfter, "last_err", err,
+		"hint", "messages are stored and wait; once fixed, press Resume on the console's Forwarding or destination page, or POST /api/forwarding/resume (FORWARD_URL) or /api/destinations/NAME/resume")
 }

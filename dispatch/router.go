@@ -145,14 +145,43 @@ func (r *Router) Sync(ctx context.Context) error {
 			}
 			r.cfg.Logger.InfoContext(ctx, "delivering to destination", "destination", d.Name, "url", d.URLShown)
 		}
+		if old := r.routes[d.Name]; old != nil {
+			// Its in-flight deliveries fail and are retried by the new one.
+			r.close(ctx, d.Name, old)
+		}
 		r.routes[d.Name], r.built[d.Name] = dp, d.UpdatedAt
 	}
 	for name := range r.built {
 		if !seen[name] {
+			r.close(ctx, name, r.routes[name])
 			delete(r.routes, name)
 			delete(r.built, name)
 			r.cfg.Logger.InfoContext(ctx, "destination removed: its waiting deliveries are cancelled when taken", "destination", name)
 		}
+	}
+	return nil
+}
+
+// close closes what the dispatcher of the destination name holds open.
+func (r *Router) close(ctx context.Context, name string, d *Dispatcher) {
+	if d == nil {
+		return
+	}
+	if err := d.Close(); err != nil {
+		r.cfg.Logger.WarnContext(ctx, "closing a destination's connection failed", "destination", name, "err", err)
+	}
+}
+
+// Hold holds the destinations' connections (a broker's) open until ctx
+// ends, then closes them: a lifecycle part started before the workers, so
+// it stops after them and no delivery loses its connection mid-publish.
+func (r *Router) Hold(ctx context.Context, ready func()) error {
+	ready()
+	<-ctx.Done()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, d := range r.routes {
+		r.close(context.WithoutCancel(ctx), name, d)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"inbox/destination"
 	"inbox/keyring"
 	"inbox/queue"
 	"inbox/store"
@@ -17,7 +18,7 @@ import (
 )
 
 // KindHTTP is the destination kind that posts each event to a URL.
-const KindHTTP = "http"
+const KindHTTP = destination.KindHTTP
 
 // ErrPlaintextRefused is returned when a secret would be stored in the
 // clear.
@@ -89,21 +90,34 @@ type Manager struct {
 	// Attempts are the attempts of the delivery jobs a backfill queues
 	// (FORWARD_MAX_ATTEMPTS; DefaultAttempts when 0).
 	Attempts int16
+	// Check, when set, is asked before a broker destination is added:
+	// can it publish as defined, now (kinds.Check)? nil checks nothing.
+	Check func(ctx context.Context, t destination.Target) error
 }
+
+// ErrCheckFailed wraps what Check found wrong with a new destination:
+// nothing is stored (Definition.NoCheck skips the check, for a broker that
+// is not up yet).
+var ErrCheckFailed = errors.New("the destination cannot be published to")
 
 // Definition is a new destination.
 type Definition struct {
 	Name   string
 	URL    string // may carry credentials: sealed, and shown redacted
 	Secret string // whsec_…
+	// A broker's target (Target): its kind is its URL's scheme's.
+	Target Target
 	Rules  Rules
 	Rate   float64 // deliveries a second; 0: unlimited
+	// NoCheck skips Manager.Check.
+	NoCheck bool
 }
 
 // The slots a destination's sealed values are bound to.
 const (
 	slotURL    = "url"
 	slotSecret = "secret"
+	slotCreds  = "creds"
 )
 
 func aad(name, slot string) []byte { return []byte("destinations/" + name + "/" + slot) }
@@ -116,19 +130,34 @@ func GenerateSecret() string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(key)
 }
 
-// CheckURL refuses a URL that is not http(s) with a host, naming it
-// without its credentials, and returns the form shown everywhere: the
-// password replaced (url.URL.Redacted).
+// CheckURL refuses a URL no kind of destination takes, naming it without
+// its credentials, and returns the form shown everywhere: the password
+// replaced (url.URL.Redacted).
 func CheckURL(raw string) (shown string, err error) {
+	_, shown, err = ParseURL(raw)
+	return shown, err
+}
+
+// ParseURL is CheckURL, and the kind of destination the URL's scheme
+// names: http and https an app (KindHTTP), nats and tls a NATS server
+// (KindNATS), amqp and amqps a RabbitMQ broker (KindAMQP).
+func ParseURL(raw string) (kind, shown string, err error) {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		what := "it does not parse"
-		if err == nil {
-			what = "want http:// or https:// and a host"
+	if err == nil && u.Host != "" {
+		switch u.Scheme {
+		case "http", "https":
+			return destination.KindHTTP, u.Redacted(), nil
+		case "nats", "tls":
+			return destination.KindNATS, u.Redacted(), nil
+		case "amqp", "amqps":
+			return destination.KindAMQP, u.Redacted(), nil
 		}
-		return "", fmt.Errorf("-url: not an http(s) URL (%s)", what)
 	}
-	return u.Redacted(), nil
+	what := "it does not parse"
+	if err == nil {
+		what = "want http(s)://, nats:// (or tls://), or amqp(s):// and a host"
+	}
+	return "", "", fmt.Errorf("-url: not a destination's URL (%s)", what)
 }
 
 // CheckSecret refuses a secret that is not a Standard Webhooks secret.
@@ -161,6 +190,13 @@ func (m *Manager) Add(ctx context.Context, d Definition) error {
 	if err := m.check(d); err != nil {
 		return invalid(err)
 	}
+	if kind, _, _ := ParseURL(d.URL); m.Check != nil && !d.NoCheck && kind != destination.KindHTTP {
+		t := destination.Target{Name: d.Name, Kind: kind, URL: d.URL, Secret: d.Secret, Subject: d.Target.Subject, Creds: d.Target.Creds,
+			Exchange: d.Target.Exchange, RoutingKey: d.Target.RoutingKey}
+		if err := m.Check(ctx, t); err != nil {
+			return fmt.Errorf("%w: %s: %w (nothing stored; -no-check adds it anyway)", ErrCheckFailed, d.Name, err)
+		}
+	}
 	return m.add(ctx, d)
 }
 
@@ -169,7 +205,11 @@ func (m *Manager) check(d Definition) error {
 	if err := CheckName(d.Name); err != nil {
 		return err
 	}
-	if _, err := CheckURL(d.URL); err != nil {
+	kind, _, err := ParseURL(d.URL)
+	if err != nil {
+		return err
+	}
+	if err := d.Target.Check(kind); err != nil {
 		return err
 	}
 	if err := CheckSecret(d.Secret); err != nil {
@@ -187,7 +227,7 @@ func (m *Manager) add(ctx context.Context, d Definition) error {
 	if d.Name == DefaultName {
 		return fmt.Errorf("%w: %s is the destination FORWARD_URL defines; choose another name", ErrExists, DefaultName)
 	}
-	shown, _ := CheckURL(d.URL) // checked
+	kind, shown, _ := ParseURL(d.URL) // checked
 	var rate *float64
 	if d.Rate != 0 {
 		rate = &d.Rate
@@ -201,8 +241,15 @@ func (m *Manager) add(ctx context.Context, d Definition) error {
 		return err
 	}
 	r := d.Rules.Normal()
-	added, err := m.Store.AddDestination(ctx, store.Destination{Name: d.Name, Kind: KindHTTP, URLSealed: sealedURL, URLShown: shown,
-		SecretSealed: sealedSecret, Accounts: r.Accounts, ToNumbers: r.ToNumbers, Services: r.Services, Events: r.Events, Rate: rate})
+	var sealedCreds []byte
+	if len(d.Target.Creds) > 0 {
+		if sealedCreds, err = m.seal(d.Name, slotCreds, string(d.Target.Creds)); err != nil {
+			return err
+		}
+	}
+	added, err := m.Store.AddDestination(ctx, store.Destination{Name: d.Name, Kind: kind, URLSealed: sealedURL, URLShown: shown,
+		SecretSealed: sealedSecret, Accounts: r.Accounts, ToNumbers: r.ToNumbers, Services: r.Services, Events: r.Events, Rate: rate,
+		Subject: d.Target.Subject, Exchange: d.Target.Exchange, RoutingKey: d.Target.RoutingKey, CredsSealed: sealedCreds})
 	if err != nil {
 		return err
 	}
@@ -220,6 +267,11 @@ type Change struct {
 	Services  []string
 	Events    []string
 	Rate      *float64 // 0: unlimited
+	// A broker's target: Subject for nats, Exchange and RoutingKey for
+	// amqp.
+	Subject    *string
+	Exchange   *string
+	RoutingKey *string
 }
 
 // Set changes the destination name as c says, checked as Add checks.
@@ -229,11 +281,15 @@ func (m *Manager) Set(ctx context.Context, name string, c Change) error {
 		return invalid(err)
 	}
 	var sc store.DestinationChange
-	if c.URL != nil {
-		shown, err := CheckURL(*c.URL)
-		if err != nil {
-			return invalid(err)
+	if c.URL != nil || c.Subject != nil || c.Exchange != nil || c.RoutingKey != nil {
+		if err := m.checkChange(ctx, name, c); err != nil {
+			return err
 		}
+		sc.Subject, sc.Exchange, sc.RoutingKey = c.Subject, c.Exchange, c.RoutingKey
+	}
+	if c.URL != nil {
+		shown, _ := CheckURL(*c.URL) // checked
+		var err error
 		if sc.URLSealed, err = m.seal(name, slotURL, *c.URL); err != nil {
 			return err
 		}
@@ -306,15 +362,17 @@ func (m *Manager) Remove(ctx context.Context, name string, force bool) (cancelle
 // Summary is a destination as it is shown: never its secret, its URL
 // only redacted.
 type Summary struct {
-	Name         string
-	Kind         string
-	URL          string
-	Rules        Rules
-	Rate         *float64
-	PausedReason string
-	PausedDetail string
-	PausedAt     *time.Time
-	CreatedAt    time.Time
+	Name string
+	Kind string
+	URL  string
+	// A broker's target; its credentials are never shown.
+	Subject, Exchange, RoutingKey string
+	Rules                         Rules
+	Rate                          *float64
+	PausedReason                  string
+	PausedDetail                  string
+	PausedAt                      *time.Time
+	CreatedAt                     time.Time
 	// Waiting counts the deliveries that wait or run, and Lag is how long
 	// the longest-waiting due one has waited; both zero when the Manager
 	// has no Deliveries.
@@ -323,7 +381,7 @@ type Summary struct {
 }
 
 func summarize(d store.Destination) Summary {
-	return Summary{Name: d.Name, Kind: d.Kind, URL: d.URLShown,
+	return Summary{Name: d.Name, Kind: d.Kind, URL: d.URLShown, Subject: d.Subject, Exchange: d.Exchange, RoutingKey: d.RoutingKey,
 		Rules: Rules{Accounts: d.Accounts, ToNumbers: d.ToNumbers, Services: d.Services, Events: d.Events},
 		Rate:  d.Rate, PausedReason: d.PausedReason, PausedDetail: d.PausedDetail, PausedAt: d.PausedAt, CreatedAt: d.CreatedAt}
 }
@@ -365,18 +423,25 @@ func (m *Manager) List(ctx context.Context) ([]Summary, error) {
 	return out, nil
 }
 
-// Open returns the destination's URL and secret as given, with the keys;
-// for the workers that deliver to it.
-func (m *Manager) Open(d store.Destination) (rawURL, secret string, err error) {
+// Open returns where the destination's events go, its URL, secret and
+// credentials opened with the keys: for the workers that deliver to it.
+func (m *Manager) Open(d store.Destination) (destination.Target, error) {
+	t := destination.Target{Name: d.Name, Kind: d.Kind, Subject: d.Subject, Exchange: d.Exchange, RoutingKey: d.RoutingKey}
 	u, err := m.Keys.Open(d.URLSealed, aad(d.Name, slotURL))
 	if err != nil {
-		return "", "", fmt.Errorf("open the URL of destination %s: %w", d.Name, err)
+		return t, fmt.Errorf("open the URL of destination %s: %w", d.Name, err)
 	}
 	s, err := m.Keys.Open(d.SecretSealed, aad(d.Name, slotSecret))
 	if err != nil {
-		return "", "", fmt.Errorf("open the secret of destination %s: %w", d.Name, err)
+		return t, fmt.Errorf("open the secret of destination %s: %w", d.Name, err)
 	}
-	return string(u), string(s), nil
+	if len(d.CredsSealed) > 0 {
+		if t.Creds, err = m.Keys.Open(d.CredsSealed, aad(d.Name, slotCreds)); err != nil {
+			return t, fmt.Errorf("open the credentials of destination %s: %w", d.Name, err)
+		}
+	}
+	t.URL, t.Secret = string(u), string(s)
+	return t, nil
 }
 
 // Matching returns, by name, the destinations m goes to, as the database

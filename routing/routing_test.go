@@ -43,9 +43,9 @@ func TestSecretAndCredentialsAreSealed(t *testing.T) {
 			t.Errorf("the table holds a secret in the clear: %q", stored)
 		}
 	}
-	gotURL, gotSecret, err := m.Open(d)
-	if err != nil || gotURL != url || gotSecret != secret {
-		t.Errorf("Open = %q, %q, %v; want what was added", gotURL, gotSecret, err)
+	got, err := m.Open(d)
+	if err != nil || got.URL != url || got.Secret != secret || got.Kind != routing.KindHTTP {
+		t.Errorf("Open = %q, %q, %q, %v; want what was added", got.Kind, got.URL, got.Secret, err)
 	}
 	if err := m.Add(t.Context(), routing.Definition{Name: "orders", URL: url, Secret: secret}); !errors.Is(err, routing.ErrExists) {
 		t.Errorf("adding a name twice: %v, want ErrExists", err)

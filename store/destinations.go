@@ -43,13 +43,21 @@ type Destination struct {
 	PausedAt     *time.Time
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// A broker's target (migration 00018): the JetStream subject of kind
+	// nats, and its sealed credentials file if any; the exchange and
+	// routing key of kind amqp. Empty for kind http.
+	Subject     string
+	Exchange    string
+	RoutingKey  string
+	CredsSealed []byte
 }
 
 func toDestination(d db.Destination) Destination {
 	return Destination{ID: d.ID, Name: d.Name, Kind: d.Kind, URLSealed: d.UrlSealed, URLShown: d.UrlShown,
 		SecretSealed: d.SecretSealed, Accounts: d.Accounts, ToNumbers: d.ToNumbers, Services: d.Services, Events: d.Events,
 		Rate: d.Rate, PausedReason: deref(d.PausedReason), PausedDetail: deref(d.PausedDetail), PausedAt: d.PausedAt,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Subject: deref(d.Subject), Exchange: deref(d.Exchange), RoutingKey: d.RoutingKey, CredsSealed: d.CredsSealed}
 }
 
 // Destinations returns every destination, by name.
@@ -91,7 +99,8 @@ func (s *Store) AddDestination(ctx context.Context, d Destination) (added bool, 
 		}
 		_, err = q.InsertDestination(ctx, db.InsertDestinationParams{Name: d.Name, Kind: d.Kind,
 			UrlSealed: d.URLSealed, UrlShown: d.URLShown, SecretSealed: d.SecretSealed, Accounts: nonNil(d.Accounts),
-			ToNumbers: nonNil(d.ToNumbers), Services: nonNil(d.Services), Events: nonNil(d.Events), Rate: d.Rate})
+			ToNumbers: nonNil(d.ToNumbers), Services: nonNil(d.Services), Events: nonNil(d.Events), Rate: d.Rate,
+			Subject: orNil(d.Subject), Exchange: orNil(d.Exchange), RoutingKey: d.RoutingKey, CredsSealed: d.CredsSealed})
 		return err
 	})
 	switch {
@@ -124,13 +133,18 @@ type DestinationChange struct {
 	// Rate sets the rate; ClearRate makes it unlimited.
 	Rate      *float64
 	ClearRate bool
+	// A broker's target: nil stays.
+	Subject    *string
+	Exchange   *string
+	RoutingKey *string
 }
 
 // UpdateDestination changes the destination name as c says, or returns
 // ErrNoDestination.
 func (s *Store) UpdateDestination(ctx context.Context, name string, c DestinationChange) error {
 	_, err := s.q.UpdateDestination(ctx, db.UpdateDestinationParams{Name: name, UrlSealed: c.URLSealed, UrlShown: c.URLShown,
-		Accounts: c.Accounts, ToNumbers: c.ToNumbers, Services: c.Services, Events: c.Events, Rate: c.Rate, ClearRate: c.ClearRate})
+		Accounts: c.Accounts, ToNumbers: c.ToNumbers, Services: c.Services, Events: c.Events, Rate: c.Rate, ClearRate: c.ClearRate,
+		Subject: c.Subject, Exchange: c.Exchange, RoutingKey: c.RoutingKey})
 	if err != nil {
 		return fail("update destination "+name, err, ErrNoDestination)
 	}

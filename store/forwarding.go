@@ -48,6 +48,14 @@ func deref(s *string) string {
 	return *s
 }
 
+// orNil is deref's inverse: "" is NULL.
+func orNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // PauseForwarding records that forwarding is paused, and why. A pause
 // while paused keeps the first reason and detail; paused is true when this
 // call paused it. River's queue pause must commit with it: the queue

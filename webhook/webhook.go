@@ -58,10 +58,17 @@ func Sign(key []byte, id, timestamp string, body []byte) string {
 
 // SetHeaders signs body as delivery id at now, setting the three headers.
 func SetHeaders(h http.Header, key []byte, id string, now time.Time, body []byte) {
+	for name, v := range Headers(key, id, now, body) {
+		h.Set(name, v)
+	}
+}
+
+// Headers returns the three headers that sign body as delivery id at now,
+// by their names as the convention writes them (lower case): for a
+// transport whose headers are not HTTP's (NATS, AMQP).
+func Headers(key []byte, id string, now time.Time, body []byte) map[string]string {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	h.Set(HeaderID, id)
-	h.Set(HeaderTimestamp, ts)
-	h.Set(HeaderSignature, Sign(key, id, ts, body))
+	return map[string]string{HeaderID: id, HeaderTimestamp: ts, HeaderSignature: Sign(key, id, ts, body)}
 }
 
 // Verify checks a delivery as a Standard Webhooks receiver does: one of the

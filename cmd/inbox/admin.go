@@ -14,6 +14,7 @@ import (
 
 	"inbox/account"
 	"inbox/admin"
+	"inbox/destination/kinds"
 	"inbox/internal/lifecycle"
 	"inbox/keyring"
 	"inbox/metrics"
@@ -129,7 +130,7 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 		return nil
 	}
 	m := p.metrics
-	destinations := &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts}
+	destinations := &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts, Check: kinds.Check}
 	if err := m.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(p.jobs.queue.CountByState, 2*time.Second),
 		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second),
 		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second),

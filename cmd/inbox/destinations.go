@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"inbox/destination/kinds"
 	"inbox/internal/clip"
 	"inbox/keyring"
 	"inbox/queue"
@@ -24,6 +26,11 @@ const destinationsUsage = `Usage: inbox destinations VERB [NAME] [flags]
 
 Verbs:
   add NAME -url URL [rules]   define an app to deliver to; its secret (whsec_…) is read from standard input, or -generate-secret prints a new one once
+  add NAME -url nats://HOST:4222 -subject SUBJECT [-creds FILE] [rules]
+                              publish to a JetStream subject instead (a stream must capture it)
+  add NAME -url amqp://USER:PASS@HOST:5672/VHOST -exchange EXCHANGE [-routing-key KEY] [rules]
+                              publish to a RabbitMQ exchange instead (a queue must be bound to it);
+                              a broker is checked first (connect, stream or exchange), unless -no-check
   list                        show every destination: never a secret, URLs with credentials redacted
   set NAME [-url URL] [-rate N] [rules]
                               change a destination; a rule flag given replaces that rule (-to '' clears it)
@@ -56,6 +63,13 @@ type destinationsFlags struct {
 	events         listFlag
 	since          time.Duration
 	attempts       int
+	subject        string
+	credsFile      string
+	exchange       string
+	routingKey     string
+	noCheck        bool
+	// given names the flags given, to tell "-routing-key ''" from none.
+	given map[string]bool
 }
 
 // listFlag is a repeatable flag of comma-separated values; set tells a
@@ -101,8 +115,13 @@ func (f *destinationsFlags) bind(b *binder, verb string) {
 		b.fs.Var(&f.services, "messaging-service", "deliver only messages of these Messaging Services (MG…)")
 		b.fs.Var(&f.events, "events", "deliver only these events: inbound, status")
 		b.fs.BoolVar(&f.allowPlaintext, "allow-plaintext-secrets", false, "store the secret and URL unencrypted when ENCRYPTION_KEY is not set")
+		b.fs.StringVar(&f.subject, "subject", "", "nats:// destinations: the JetStream subject each message is published to")
+		b.fs.StringVar(&f.exchange, "exchange", "", "amqp:// destinations: the exchange each message is published to")
+		b.fs.StringVar(&f.routingKey, "routing-key", "", "amqp:// destinations: the routing key")
 	}
 	if verb == "add" {
+		b.fs.StringVar(&f.credsFile, "creds", "", "nats:// destinations: a NATS credentials file (its content is sealed as the secret is)")
+		b.fs.BoolVar(&f.noCheck, "no-check", false, "add a broker destination without connecting to it first (a broker that is not up yet)")
 		b.fs.BoolVar(&f.generate, "generate-secret", false, "make a new secret and print it once, instead of reading one from standard input")
 	}
 	if verb == "remove" {
@@ -145,6 +164,8 @@ func runDestinations(ctx context.Context, args []string, getenv func(string) str
 	if err := b.Parse(args); err != nil {
 		return err
 	}
+	f.given = map[string]bool{}
+	b.fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	if b.fs.NArg() != 0 {
 		// Not echoed: a secret passed by mistake would land in logs.
 		return fmt.Errorf("destinations %s: %d unexpected arguments after the flags (a secret is read from standard input, never from an argument, where ps and shell history would show it)", verb, b.fs.NArg())
@@ -164,7 +185,7 @@ func runDestinations(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	m := &routing.Manager{Store: st, Deliveries: q, Keys: keys, AllowPlaintext: f.allowPlaintext}
+	m := &routing.Manager{Store: st, Deliveries: q, Keys: keys, AllowPlaintext: f.allowPlaintext, Check: kinds.Check}
 	if err := f.run(ctx, m, verb, name, stdin, stdout); err != nil {
 		return fmt.Errorf("destinations %s: %w", verb, err)
 	}
@@ -253,7 +274,7 @@ func parseRate(s string, allowZero bool) (*float64, error) {
 
 func (f *destinationsFlags) add(ctx context.Context, m *routing.Manager, name string, stdin io.Reader, stdout io.Writer) error {
 	if f.url == "" {
-		return errors.New("-url is required: the app's http(s) URL")
+		return errors.New("-url is required: the app's http(s) URL, or a broker's nats:// or amqp:// URL")
 	}
 	rate, err := parseRate(f.rate, false)
 	if err != nil {
@@ -268,8 +289,15 @@ func (f *destinationsFlags) add(ctx context.Context, m *routing.Manager, name st
 	} else if secret, err = readSecret(stdin); err != nil {
 		return err
 	}
-	d := routing.Definition{Name: name, URL: f.url, Secret: secret,
-		Rules: routing.Rules{Accounts: f.accounts.values, ToNumbers: f.to.values, Services: f.services.values, Events: f.events.values}}
+	var creds []byte
+	if f.credsFile != "" {
+		if creds, err = readFileAtMost(f.credsFile, routing.MaxCreds); err != nil {
+			return fmt.Errorf("-creds: %w", err)
+		}
+	}
+	d := routing.Definition{Name: name, URL: f.url, Secret: secret, NoCheck: f.noCheck,
+		Target: routing.Target{Subject: f.subject, Creds: creds, Exchange: f.exchange, RoutingKey: f.routingKey},
+		Rules:  routing.Rules{Accounts: f.accounts.values, ToNumbers: f.to.values, Services: f.services.values, Events: f.events.values}}
 	if rate != nil {
 		d.Rate = *rate
 	}
@@ -292,6 +320,13 @@ func (f *destinationsFlags) set(ctx context.Context, m *routing.Manager, name st
 	if f.url != "" {
 		c.URL = &f.url
 	}
+	given := func(flag string, v *string) *string {
+		if f.given[flag] {
+			return v
+		}
+		return nil
+	}
+	c.Subject, c.Exchange, c.RoutingKey = given("subject", &f.subject), given("exchange", &f.exchange), given("routing-key", &f.routingKey)
 	if err := m.Set(ctx, name, c); err != nil {
 		return err
 	}
@@ -325,7 +360,7 @@ func listDestinations(ctx context.Context, m *routing.Manager, stdout io.Writer)
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tURL\tACCOUNTS\tTO\tMESSAGING SERVICES\tEVENTS\tRATE\tSTATE\tWAITING\tLAG")
+	fmt.Fprintln(w, "NAME\tWHERE\tACCOUNTS\tTO\tMESSAGING SERVICES\tEVENTS\tRATE\tSTATE\tWAITING\tLAG")
 	for _, d := range all {
 		rate, state := "unlimited", "running"
 		if d.Rate != nil {
@@ -335,7 +370,7 @@ func listDestinations(ctx context.Context, m *routing.Manager, stdout io.Writer)
 			state = "paused (" + d.PausedReason + ")"
 		}
 		r := d.Rules
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name, d.URL, anyOf(r.Accounts), anyOf(r.ToNumbers), anyOf(r.Services),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name, d.Where(), anyOf(r.Accounts), anyOf(r.ToNumbers), anyOf(r.Services),
 			anyOf(r.Events), rate, state, d.Waiting, d.Lag.Round(time.Second))
 	}
 	if err := w.Flush(); err != nil {

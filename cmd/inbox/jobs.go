@@ -12,6 +12,7 @@ import (
 
 	"inbox/control"
 	"inbox/destination/httpdest"
+	"inbox/destination/kinds"
 	"inbox/dispatch"
 	"inbox/metrics"
 	"inbox/queue"
@@ -38,6 +39,9 @@ type jobs struct {
 // them in step with the table.
 func (j *jobs) addParts(g *lifecycle.Group, st *store.Store) {
 	g.Add("store", st.Run)
+	if j.router != nil {
+		g.Add("destination connections", j.router.Hold)
+	}
 	g.Add("workers", j.queue.Run)
 	if j.router != nil {
 		g.Add("destinations", j.router.Run)
@@ -207,13 +211,13 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 func (c processingConfig) destinationDispatcher(payloads dispatch.Store, st *store.Store, q *queue.Queue, mgr *routing.Manager, logger *slog.Logger,
 	m *metrics.Metrics) func(d store.Destination) (*dispatch.Dispatcher, error) {
 	return func(d store.Destination) (*dispatch.Dispatcher, error) {
-		url, secret, err := mgr.Open(d)
+		t, err := mgr.Open(d)
 		if err != nil {
 			return nil, err
 		}
-		fwd, err := httpdest.NewForwarder(url, secret, c.forwardTimeout)
+		fwd, err := kinds.Open(t, c.forwardTimeout)
 		if err != nil {
-			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+			return nil, err
 		}
 		return dispatch.New(dispatch.Config{Store: dispatch.ForDestination(payloads, st, d.Name), Queue: q, Sender: fwd,
 			Pauser: mgr.Breaker(d.Name), Logger: logger.With("destination", d.Name), Metrics: m, Destination: d.Name,

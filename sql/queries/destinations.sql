@@ -2,14 +2,16 @@
 -- Every destination, by name; destinations are capped (MaxDestinations),
 -- so the limit is a bound, never a page.
 SELECT id, name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events,
-       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at
+       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at,
+       subject, exchange, routing_key, creds_sealed
 FROM destinations
 ORDER BY name
 LIMIT @max_rows::integer;
 
 -- name: GetDestination :one
 SELECT id, name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events,
-       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at
+       rate, next_slot_at, paused_reason, paused_detail, paused_at, created_at, updated_at,
+       subject, exchange, routing_key, creds_sealed
 FROM destinations
 WHERE name = @name::text;
 
@@ -24,9 +26,11 @@ SELECT count(*)::integer FROM destinations;
 
 -- name: InsertDestination :one
 -- Adds a destination; no row when its name is taken.
-INSERT INTO destinations (name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events, rate)
+INSERT INTO destinations (name, kind, url_sealed, url_shown, secret_sealed, accounts, to_numbers, services, events, rate,
+                          subject, exchange, routing_key, creds_sealed)
 VALUES (@name::text, @kind::text, @url_sealed::bytea, @url_shown::text, @secret_sealed::bytea,
-        @accounts::text[], @to_numbers::text[], @services::text[], @events::text[], sqlc.narg('rate')::double precision)
+        @accounts::text[], @to_numbers::text[], @services::text[], @events::text[], sqlc.narg('rate')::double precision,
+        sqlc.narg('subject')::text, sqlc.narg('exchange')::text, @routing_key::text, sqlc.narg('creds_sealed')::bytea)
 ON CONFLICT (name) DO NOTHING
 RETURNING id;
 
@@ -41,6 +45,9 @@ SET url_sealed = coalesce(sqlc.narg('url_sealed')::bytea, url_sealed),
     services   = coalesce(sqlc.narg('services')::text[], services),
     events     = coalesce(sqlc.narg('events')::text[], events),
     rate       = CASE WHEN @clear_rate::boolean THEN NULL ELSE coalesce(sqlc.narg('rate')::double precision, rate) END,
+    subject    = coalesce(sqlc.narg('subject')::text, subject),
+    exchange   = coalesce(sqlc.narg('exchange')::text, exchange),
+    routing_key = coalesce(sqlc.narg('routing_key')::text, routing_key),
     updated_at = now()
 WHERE name = @name::text
 RETURNING id;
