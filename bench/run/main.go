@@ -62,6 +62,9 @@ type config struct {
 	// destinations is how many destinations beside FORWARD_URL a
 	// processing level also runs with.
 	destinations int
+	// jetstream adds, at the processing levels, a run whose one
+	// destination is a JetStream subject of a private nats-server.
+	jetstream bool
 	// failing makes the first of those destinations fail every delivery.
 	failing   bool
 	reconcile int
@@ -92,6 +95,7 @@ func run() error {
 	flag.IntVar(&cfg.reconcile, "reconcile", 100_000, "messages the reconciliation sweep lists (1% of them not stored); 0: no sweep")
 	var procLevels string
 	flag.IntVar(&cfg.destinations, "destinations", 0, "at the processing levels, also run with this many destinations beside FORWARD_URL, each matching every message (0: none)")
+	flag.BoolVar(&cfg.jetstream, "jetstream", false, "at the processing levels, also run with one JetStream destination instead of FORWARD_URL (starts a private nats-server)")
 	flag.BoolVar(&cfg.failing, "failing", false, "with -destinations, the first extra destination answers 500 to everything (its breaker off): FORWARD_URL's lag is then measured beside a failing neighbour")
 	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
 	flag.Parse()
@@ -128,6 +132,12 @@ func run() error {
 		return err
 	}
 	h := &harness{cfg: cfg, stmt: stmt, stmts: stmts}
+	if cfg.jetstream {
+		if h.nats, err = startNATS(ctx); err != nil {
+			return err
+		}
+		defer h.nats.stop()
+	}
 
 	var rows []row
 	var procRows []procRow
@@ -137,7 +147,7 @@ func run() error {
 		// the medians go in the table.
 		var pgs, pipes []pgResult
 		var news []svcRun
-		var procs, fans []lagResult
+		var procs, fans, jss []lagResult
 		for range max(1, cfg.rounds) {
 			if cfg.procLevel[c] {
 				p, err := h.processing(ctx, c, 0)
@@ -151,6 +161,13 @@ func run() error {
 						return err
 					}
 					fans = append(fans, p)
+				}
+				if cfg.jetstream {
+					p, err := h.jetstream(ctx, c)
+					if err != nil {
+						return err
+					}
+					jss = append(jss, p)
 				}
 			}
 			pg, err := h.pgbench(ctx, c, 1)
@@ -180,6 +197,10 @@ func run() error {
 			if len(fans) > 0 {
 				f := slices.SortedFunc(slices.Values(fans), byRPS)[len(fans)/2]
 				pr.fan = &f
+			}
+			if len(jss) > 0 {
+				j := slices.SortedFunc(slices.Values(jss), byRPS)[len(jss)/2]
+				pr.js = &j
 			}
 			procRows = append(procRows, pr)
 		}
@@ -236,7 +257,8 @@ type harness struct {
 	stmts      *statements
 	stmt       string
 	n          int
-	postmaster int // pid, found on first use
+	postmaster int         // pid, found on first use
+	nats       *natsServer // with -jetstream
 }
 
 // database creates a fresh, migrated database and returns its URL and a

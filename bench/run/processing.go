@@ -130,24 +130,14 @@ func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, erro
 			if out.stmts, err = h.stmts.read(ctx, run.db); err != nil {
 				return err
 			}
-			rows, err := pool.Query(ctx, `SELECT metadata->>'message_sid', received_at FROM messages`)
+			app.mu.Lock()
+			defer app.mu.Unlock()
+			lags, err := lagsSince(ctx, pool, func(sid string) time.Time { return app.arrived[forwardPath+" "+sid] })
 			if err != nil {
 				return err
 			}
-			defer rows.Close()
-			var lags []time.Duration
-			app.mu.Lock()
-			defer app.mu.Unlock()
-			for rows.Next() {
-				var sid string
-				var at time.Time
-				if err := rows.Scan(&sid, &at); err != nil {
-					return err
-				}
-				lags = append(lags, app.arrived[forwardPath+" "+sid].Sub(at))
-			}
 			out.lagP50, out.lagP99, out.lagMax = bench.Percentiles(lags)
-			return rows.Err()
+			return nil
 		})
 	out.res = res
 	if err == nil {

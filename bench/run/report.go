@@ -69,7 +69,9 @@ type procRow struct {
 	// fan, when run, is on with cfg.destinations destinations beside
 	// FORWARD_URL, each matching every message.
 	fan *lagResult
-	pg  pgResult
+	// js, when run, is on with one JetStream destination instead.
+	js *lagResult
+	pg pgResult
 }
 
 func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB float64, recon *reconResult) string {
@@ -104,6 +106,7 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 		}
 		b.WriteString("\nCPU per message here runs from the load's start to the last forward (the drain included), so every forward is paid for.\n")
 		fanTable(&b, cfg, procRows)
+		jetstreamTable(&b, procRows)
 		for _, p := range procRows {
 			if len(p.on.stmts) == 0 {
 				continue
@@ -243,5 +246,28 @@ func fanTable(b *strings.Builder, cfg config, procRows []procRow) {
 		fmt.Fprintf(b, "| %d | %.0f | %.0f | %.2f | %s | %s | %.0f | %.0f | %.2f | %.0f / %.0f |\n", on.res.Concurrency, on.res.RPS(), fan.res.RPS(),
 			fan.res.RPS()/on.res.RPS(), ms(on.lagP99), ms(fan.lagP99), one, many, many/one,
 			perMessage(on.serviceCPU, len(on.res.SIDs)), perMessage(fan.serviceCPU, len(fan.res.SIDs)))
+	}
+}
+
+// jetstreamTable compares, at each processing level, FORWARD_URL's app
+// with one JetStream destination, in the same rounds.
+func jetstreamTable(b *strings.Builder, procRows []procRow) {
+	var rows []procRow
+	for _, p := range procRows {
+		if p.js != nil {
+			rows = append(rows, p)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\nJetStream: the same load with one destination, a JetStream subject of a private nats-server (file storage, a 2-minute duplicate window; each publish waits for its PubAck), instead of FORWARD_URL's app, alternating with the runs above. Lag is from the message's commit to its arrival at a subscriber of the subject; publishes/s from the load's start to the last.\n\n")
+	b.WriteString("| conc | HTTP req/s | JetStream req/s | JetStream publishes/s | HTTP lag p99 ms | JetStream lag p50 ms | JetStream lag p99 ms | PostgreSQL CPU µs/msg, HTTP / JetStream | service CPU µs/msg, HTTP / JetStream |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range rows {
+		on, js := p.on, *p.js
+		fmt.Fprintf(b, "| %d | %.0f | %.0f | %.0f | %s | %s | %s | %.0f / %.0f | %.0f / %.0f |\n", on.res.Concurrency, on.res.RPS(), js.res.RPS(), js.publishRate(),
+			ms(on.lagP99), ms(js.lagP50), ms(js.lagP99), perMessage(on.serverCPU, len(on.res.SIDs)), perMessage(js.serverCPU, len(js.res.SIDs)),
+			perMessage(on.serviceCPU, len(on.res.SIDs)), perMessage(js.serviceCPU, len(js.res.SIDs)))
 	}
 }

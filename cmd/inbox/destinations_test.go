@@ -99,7 +99,7 @@ func TestDestinationsCLIRefusesBadInputNamingTheFlag(t *testing.T) {
 	}{
 		{secret, []string{"add", "orders", "-url", "https://app.example/", "-events", "inbound,outbound"}, `-events: unknown event "outbound"`},
 		{secret, []string{"add", "orders", "-url", "https://app.example/", "-to", "555-1234"}, `-to: "555-1234" is not a number Twilio sends`},
-		{secret, []string{"add", "orders", "-url", "ftp://app.example/"}, "-url: not an http(s) URL"},
+		{secret, []string{"add", "orders", "-url", "ftp://app.example/"}, "-url: not a destination's URL"},
 		{secret, []string{"add", "orders"}, "-url is required"},
 		{secret, []string{"add", "Orders", "-url", "https://app.example/"}, "is not a destination name"},
 		{secret, []string{"add", "taken", "-url", "https://app.example/"}, "a destination with this name exists"},

@@ -22,56 +22,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// declare makes a durable direct exchange and, unless queue is "", a
-// durable queue bound to it by key.
-func declare(t *testing.T, url, exchange, queue, key string) {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if queue == "" {
-		return
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(queue, key, exchange, false, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // drain takes every message of queue, counting them by message_id, and
 // checks each as a consumer does: persistent, JSON, signed.
-func drain(t *testing.T, url, queue string) map[string]int {
+func drain(t *testing.T, r *brokertest.RabbitMQ, queue string) map[string]int {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	key, _ := webhook.ParseSecret(secret)
 	seen := map[string]int{}
-	for {
-		d, ok, err := ch.Get(queue, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return seen
-		}
+	for _, d := range r.Drain(queue) {
 		h := http.Header{}
 		for k, v := range d.Headers {
 			h.Set(k, fmt.Sprint(v))
@@ -84,6 +41,7 @@ func drain(t *testing.T, url, queue string) map[string]int {
 		}
 		seen[d.MessageId]++
 	}
+	return seen
 }
 
 func open(t *testing.T, url, exchange, key string) *amqpdest.Publisher {
@@ -105,7 +63,7 @@ func TestRabbitMQ(t *testing.T) {
 	r := brokertest.StartRabbitMQ(t)
 
 	t.Run("each confirmed publish is in the queue, signed", func(t *testing.T) {
-		declare(t, r.URL(), "inbox", "orders", "sms")
+		r.Declare("inbox", "orders", "sms")
 		p := open(t, r.URL(), "inbox", "sms")
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
@@ -119,14 +77,14 @@ func TestRabbitMQ(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		seen := drain(t, r.URL(), "orders")
+		seen := drain(t, r, "orders")
 		if len(seen) != 100 {
 			t.Fatalf("the queue holds %d distinct messages, want 100", len(seen))
 		}
 	})
 
 	t.Run("an unroutable message is an error, retried, not dropped", func(t *testing.T) {
-		declare(t, r.URL(), "nobody-listens", "", "")
+		r.Declare("nobody-listens", "", "")
 		p := open(t, r.URL(), "nobody-listens", "sms")
 		err := send(p, t.Context(), "SM-unroutable")
 		if err == nil || !strings.Contains(err.Error(), "unroutable") || destination.IsMisconfigured(err) || destination.IsPermanent(err) {
@@ -134,11 +92,11 @@ func TestRabbitMQ(t *testing.T) {
 		}
 		// The channel stays good: the next publish, once a queue is bound,
 		// is taken.
-		declare(t, r.URL(), "nobody-listens", "late", "sms")
+		r.Declare("nobody-listens", "late", "sms")
 		if err := send(p, t.Context(), "SM-unroutable"); err != nil {
 			t.Fatal(err)
 		}
-		if seen := drain(t, r.URL(), "late"); seen["SM-unroutable"] != 1 {
+		if seen := drain(t, r, "late"); seen["SM-unroutable"] != 1 {
 			t.Fatalf("after binding: %v", seen)
 		}
 	})
@@ -168,10 +126,10 @@ func TestRabbitMQ(t *testing.T) {
 	})
 
 	t.Run("a crashed node loses nothing confirmed", func(t *testing.T) {
-		declare(t, r.URL(), "restart", "restart-q", "sms")
+		r.Declare("restart", "restart-q", "sms")
 		p := open(t, r.URL(), "restart", "sms")
 		acked := brokertest.PublishThroughOutage(t, r, func(ctx context.Context, id string) error { return send(p, ctx, id) })
-		seen := drain(t, r.URL(), "restart-q")
+		seen := drain(t, r, "restart-q")
 		for _, id := range acked {
 			if seen[id] < 1 {
 				t.Errorf("%s was confirmed and is not in the queue", id)

@@ -117,11 +117,18 @@ func (p *Publisher) failed(id string, err error) error {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		return destination.Misconfigured(fmt.Errorf("publish %s: no stream captures subject %q: create one (docs/destinations.md, \"Brokers\")", id, p.subject))
 	}
-	if last := p.nc.LastError(); !p.nc.IsConnected() && last != nil {
-		if refused(last) {
+	if !p.nc.IsConnected() {
+		last := p.nc.LastError()
+		if last != nil && refused(last) {
 			return destination.Misconfigured(fmt.Errorf("publish %s: the NATS server refuses the credentials: %w", id, last))
 		}
-		return fmt.Errorf("publish %s: not connected to NATS (%v): %w", id, last, err)
+		// Before its first connection the client cannot even say whether
+		// the server takes headers: whatever the publish said, this is why.
+		why := "the server is unreachable"
+		if last != nil {
+			why = last.Error()
+		}
+		return fmt.Errorf("publish %s: not connected to NATS (%s); retried until it is", id, why)
 	}
 	return fmt.Errorf("publish %s to %q: %w", id, p.subject, err)
 }

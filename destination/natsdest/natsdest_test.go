@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
@@ -22,43 +21,6 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-// stream creates a stream capturing subjects on the server at url.
-func stream(t *testing.T, url, name string, subjects ...string) jetstream.Stream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// stored returns every message of s, by sequence.
-func stored(t *testing.T, s jetstream.Stream) []*jetstream.RawStreamMsg {
-	t.Helper()
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 func open(t *testing.T, target destination.Target) *natsdest.Publisher {
 	t.Helper()
@@ -96,7 +58,7 @@ func verify(t *testing.T, m *jetstream.RawStreamMsg) string {
 // stream holds each once, signed.
 func TestTheStreamHoldsEachEventOnce(t *testing.T) {
 	n := brokertest.StartNATS(t)
-	s := stream(t, n.URL(), "INBOX", "inbox.>")
+	n.CreateStream("INBOX", "inbox.>")
 	p := open(t, destination.Target{URL: n.URL(), Subject: "inbox.messages"})
 
 	var wg sync.WaitGroup
@@ -118,7 +80,7 @@ func TestTheStreamHoldsEachEventOnce(t *testing.T) {
 		}
 	}
 	seen := map[string]int{}
-	for _, m := range stored(t, s) {
+	for _, m := range n.Messages("INBOX") {
 		seen[verify(t, m)]++
 		if m.Subject != "inbox.messages" {
 			t.Errorf("subject %q", m.Subject)
@@ -138,7 +100,7 @@ func TestTheStreamHoldsEachEventOnce(t *testing.T) {
 // error is Misconfigured and names the subject, and Check refuses it.
 func TestASubjectNoStreamCapturesIsMisconfigured(t *testing.T) {
 	n := brokertest.StartNATS(t)
-	stream(t, n.URL(), "INBOX", "inbox.>")
+	n.CreateStream("INBOX", "inbox.>")
 	target := destination.Target{Name: "bus", Kind: destination.KindNATS, URL: n.URL(), Subject: "orders.messages", Secret: secret}
 	p := open(t, target)
 	err := p.Send(t.Context(), destination.Event{ID: "SM1", Payload: []byte(`{}`), Attempt: 1})
@@ -157,7 +119,7 @@ func TestASubjectNoStreamCapturesIsMisconfigured(t *testing.T) {
 // Credentials the server refuses: Misconfigured, never a retry without
 // end; and Open does not fail for a server that is down.
 func TestRefusedCredentialsAreMisconfigured(t *testing.T) {
-	n := brokertest.StartNATS(t, "--user", "inbox", "--pass", "right-password")
+	n := brokertest.StartNATSWithUser(t, "inbox", "right-password")
 	p := open(t, destination.Target{URL: "nats://inbox:wrong-password@" + n.Addr(), Subject: "inbox.messages"})
 	var err error
 	for range 3 { // the first may come before the refusal is recorded
@@ -177,13 +139,13 @@ func TestRefusedCredentialsAreMisconfigured(t *testing.T) {
 // lost.
 func TestACrashedServerStoresEachOnce(t *testing.T) {
 	n := brokertest.StartNATS(t)
-	s := stream(t, n.URL(), "INBOX", "inbox.>")
+	n.CreateStream("INBOX", "inbox.>")
 	p := open(t, destination.Target{URL: n.URL(), Subject: "inbox.messages"})
 	acked := brokertest.PublishThroughOutage(t, n, func(ctx context.Context, id string) error {
 		return p.Send(ctx, destination.Event{ID: id, Payload: []byte(`{"n":1}`), Attempt: 1})
 	})
 	seen := map[string]int{}
-	for _, m := range stored(t, s) {
+	for _, m := range n.Messages("INBOX") {
 		seen[verify(t, m)]++
 	}
 	if len(seen) != len(acked) {

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"inbox/internal/poll"
 )
 
@@ -135,15 +137,24 @@ type NATS struct {
 	port int
 	dir  string
 	args []string
+	opts []nats.Option // the tests' own connections'
 	proc *process
 }
 
-// StartNATS starts a private nats-server -js, stopped when t ends; args
-// go to the server (--user and --pass, say).
-func StartNATS(t testing.TB, args ...string) *NATS {
+// StartNATS starts a private nats-server -js, stopped when t ends.
+func StartNATS(t testing.TB) *NATS { return StartNATSWithUser(t, "", "") }
+
+// StartNATSWithUser is StartNATS with the server accepting only user and
+// password (none when user is "").
+func StartNATSWithUser(t testing.TB, user, password string) *NATS {
+	var args []string
+	var opts []nats.Option
+	if user != "" {
+		args, opts = []string{"--user", user, "--pass", password}, []nats.Option{nats.UserInfo(user, password)}
+	}
 	t.Helper()
 	find(t, "nats-server", "nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server")
-	n := &NATS{t: t, port: freePort(t), dir: t.TempDir(), args: args}
+	n := &NATS{t: t, port: freePort(t), dir: t.TempDir(), args: args, opts: opts}
 	n.start()
 	t.Cleanup(func() { n.proc.kill() })
 	return n
