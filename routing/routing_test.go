@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"inbox/destination"
 	"inbox/internal/dbtest"
 	"inbox/keyring"
 	"inbox/routing"
@@ -192,3 +194,52 @@ func TestTheDatabaseMatchesAsRulesDo(t *testing.T) {
 		}
 	}
 }
+
+// TestABrokersCredentialsAreSealed: a NATS credentials file is sealed with
+// the URL and secret, and opens to what was given; the target is kept as
+// given; a broker destination that cannot be published to is not stored.
+func TestABrokersCredentialsAreSealed(t *testing.T) {
+	m, st := newManager(t, 2)
+	creds := []byte("-----BEGIN NATS USER JWT-----\neyJhbGciOiJlZDI1NTE5In0.hunter2jwt\n------END NATS USER JWT------\n")
+	refused := errors.New("no stream captures subject")
+	m.Check = func(_ context.Context, tg destination.Target) error {
+		if tg.Subject == "nowhere.messages" {
+			return refused
+		}
+		return nil
+	}
+	d := routing.Definition{Name: "bus", URL: "nats://inbox:hunter2@nats.internal:4222", Secret: routing.GenerateSecret(),
+		Target: routing.Target{Subject: "nowhere.messages", Creds: creds}}
+	if err := m.Add(t.Context(), d); !errors.Is(err, routing.ErrCheckFailed) || !errors.Is(err, refused) {
+		t.Fatalf("Add of a subject the check refuses: %v, want ErrCheckFailed", err)
+	}
+	if _, err := st.Destination(t.Context(), "bus"); !errors.Is(err, store.ErrNoDestination) {
+		t.Fatalf("a refused destination was stored: %v", err)
+	}
+	d.Target.Subject = "inbox.messages"
+	if err := m.Add(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	row, err := st.Destination(t.Context(), "bus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(row.CredsSealed, []byte("hunter2")) || bytes.Contains(row.URLSealed, []byte("hunter2")) || strings.Contains(row.URLShown, "hunter2") {
+		t.Error("the table holds the broker's credentials in the clear")
+	}
+	got, err := m.Open(row)
+	if err != nil || got.Kind != "nats" || got.Subject != "inbox.messages" || !bytes.Equal(got.Creds, creds) || got.URL != d.URL {
+		t.Fatalf("Open = %+v, %v; want what was added", got, err)
+	}
+	if err := m.Set(t.Context(), "bus", routing.Change{URL: ptr("https://app.example/hook")}); !errors.Is(err, routing.ErrInvalid) {
+		t.Errorf("set -url to another kind: %v, want refused", err)
+	}
+	if err := m.Set(t.Context(), "bus", routing.Change{Subject: ptr("inbox.sms")}); err != nil {
+		t.Fatal(err)
+	}
+	if row, _ := st.Destination(t.Context(), "bus"); row.Subject != "inbox.sms" {
+		t.Errorf("subject after set: %q", row.Subject)
+	}
+}
+
+func ptr(s string) *string { return &s }

@@ -97,3 +97,52 @@ func TestNamesAndURLs(t *testing.T) {
 		t.Error("a short secret is accepted")
 	}
 }
+
+// TestABrokerTargetIsCheckedByItsKind: the URL's scheme names the kind,
+// and each kind takes its own target and refuses another's, naming the
+// flag.
+func TestABrokerTargetIsCheckedByItsKind(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://app.example/hook":                 routing.KindHTTP,
+		"nats://user:pass@nats.internal:4222":      "nats",
+		"tls://nats.internal:4222":                 "nats",
+		"amqp://guest:guest@rabbit.internal:5672/": "amqp",
+		"amqps://rabbit.internal/vhost":            "amqp",
+	} {
+		kind, shown, err := routing.ParseURL(raw)
+		if err != nil || kind != want || strings.Contains(shown, ":pass@") || strings.Contains(shown, ":guest@") {
+			t.Errorf("ParseURL(%q) = %q, %q, %v; want kind %s, password hidden", raw, kind, shown, err, want)
+		}
+	}
+	cases := []struct {
+		kind   string
+		target routing.Target
+		want   string // "" accepts it
+	}{
+		{"nats", routing.Target{Subject: "inbox.messages"}, ""},
+		{"nats", routing.Target{}, "-subject is required"},
+		{"nats", routing.Target{Subject: "inbox.*"}, "-subject"},
+		{"nats", routing.Target{Subject: "inbox..messages"}, "-subject"},
+		{"nats", routing.Target{Subject: "inbox messages"}, "-subject"},
+		{"nats", routing.Target{Subject: "inbox.>"}, "-subject"},
+		{"nats", routing.Target{Subject: "a", Exchange: "x"}, "-exchange"},
+		{"nats", routing.Target{Subject: "a", Creds: make([]byte, routing.MaxCreds+1)}, "-creds"},
+		{"amqp", routing.Target{Exchange: "inbox", RoutingKey: "sms"}, ""},
+		{"amqp", routing.Target{Exchange: "inbox"}, ""},
+		{"amqp", routing.Target{RoutingKey: "sms"}, "-exchange is required"},
+		{"amqp", routing.Target{Exchange: "inbox", Subject: "a"}, "-subject"},
+		{"amqp", routing.Target{Exchange: strings.Repeat("x", 256)}, "-exchange"},
+		{"amqp", routing.Target{Exchange: "inbox", RoutingKey: "a\nb"}, "-routing-key"},
+		{routing.KindHTTP, routing.Target{}, ""},
+		{routing.KindHTTP, routing.Target{Subject: "a"}, "broker destinations"},
+	}
+	for _, c := range cases {
+		err := c.target.Check(c.kind)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s %+v refused: %v", c.kind, c.target, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s %+v: %v, want an error saying %q", c.kind, c.target, err, c.want)
+		}
+	}
+}
