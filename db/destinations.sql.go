@@ -389,12 +389,12 @@ func (q *Queries) MatchingDestinations(ctx context.Context, arg MatchingDestinat
 
 const pauseDestination = `-- name: PauseDestination :one
 WITH target AS (
-    SELECT id, paused_reason IS NULL AS was_running FROM destinations WHERE name = $1::text
+    SELECT id FROM destinations WHERE name = $1::text
 ), paused AS (
     UPDATE destinations d
     SET paused_reason = $2::text, paused_detail = $3::text, paused_at = now(), updated_at = now()
     FROM target
-    WHERE d.id = target.id AND target.was_running
+    WHERE d.id = target.id AND d.paused_reason IS NULL
     RETURNING d.id
 )
 SELECT (SELECT count(*) FROM paused) > 0 AS changed FROM target
@@ -408,7 +408,9 @@ type PauseDestinationParams struct {
 
 // Pauses a destination for a reason, unless it is paused already (the first
 // reason stands); changed says whether this call paused it. No row: no
-// such destination.
+// such destination. The condition is on the row updated, not the CTE's
+// snapshot: a pause waiting for another's row lock rechecks it on the row
+// that one wrote, so of concurrent pauses exactly one changes it.
 func (q *Queries) PauseDestination(ctx context.Context, arg PauseDestinationParams) (bool, error) {
 	row := q.db.QueryRow(ctx, pauseDestination, arg.Name, arg.Reason, arg.Detail)
 	var changed bool
@@ -455,19 +457,19 @@ func (q *Queries) ReserveDestinationSlot(ctx context.Context, arg ReserveDestina
 
 const resumeDestination = `-- name: ResumeDestination :one
 WITH target AS (
-    SELECT id, paused_reason IS NOT NULL AS was_paused FROM destinations WHERE name = $1::text
+    SELECT id FROM destinations WHERE name = $1::text
 ), resumed AS (
     UPDATE destinations d
     SET paused_reason = NULL, paused_detail = NULL, paused_at = NULL, updated_at = now()
     FROM target
-    WHERE d.id = target.id AND target.was_paused
+    WHERE d.id = target.id AND d.paused_reason IS NOT NULL
     RETURNING d.id
 )
 SELECT (SELECT count(*) FROM resumed) > 0 AS changed FROM target
 `
 
 // Resumes a paused destination; changed says whether it was paused. No
-// row: no such destination.
+// row: no such destination. Rechecked on the row, as PauseDestination.
 func (q *Queries) ResumeDestination(ctx context.Context, name string) (bool, error) {
 	row := q.db.QueryRow(ctx, resumeDestination, name)
 	var changed bool

@@ -208,7 +208,9 @@ type Querier interface {
 	MissingMessages(ctx context.Context, arg MissingMessagesParams) ([]string, error)
 	// Pauses a destination for a reason, unless it is paused already (the first
 	// reason stands); changed says whether this call paused it. No row: no
-	// such destination.
+	// such destination. The condition is on the row updated, not the CTE's
+	// snapshot: a pause waiting for another's row lock rechecks it on the row
+	// that one wrote, so of concurrent pauses exactly one changes it.
 	PauseDestination(ctx context.Context, arg PauseDestinationParams) (bool, error)
 	// Rotation's last step: the secondary becomes the primary, and the old
 	// primary stops verifying. The new primary is sealed again by the caller,
@@ -228,7 +230,7 @@ type Querier interface {
 	// now. The row lock serialises workers for the length of this statement.
 	ReserveForwardSlot(ctx context.Context, maxAheadSeconds float64) (ReserveForwardSlotRow, error)
 	// Resumes a paused destination; changed says whether it was paused. No
-	// row: no such destination.
+	// row: no such destination. Rechecked on the row, as PauseDestination.
 	ResumeDestination(ctx context.Context, name string) (bool, error)
 	// Records why forwarding is paused, in the transaction that pauses River's
 	// queue. A pause while paused keeps the first reason, so the breaker

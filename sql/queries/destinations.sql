@@ -55,28 +55,30 @@ RETURNING id;
 -- name: PauseDestination :one
 -- Pauses a destination for a reason, unless it is paused already (the first
 -- reason stands); changed says whether this call paused it. No row: no
--- such destination.
+-- such destination. The condition is on the row updated, not the CTE's
+-- snapshot: a pause waiting for another's row lock rechecks it on the row
+-- that one wrote, so of concurrent pauses exactly one changes it.
 WITH target AS (
-    SELECT id, paused_reason IS NULL AS was_running FROM destinations WHERE name = @name::text
+    SELECT id FROM destinations WHERE name = @name::text
 ), paused AS (
     UPDATE destinations d
     SET paused_reason = @reason::text, paused_detail = @detail::text, paused_at = now(), updated_at = now()
     FROM target
-    WHERE d.id = target.id AND target.was_running
+    WHERE d.id = target.id AND d.paused_reason IS NULL
     RETURNING d.id
 )
 SELECT (SELECT count(*) FROM paused) > 0 AS changed FROM target;
 
 -- name: ResumeDestination :one
 -- Resumes a paused destination; changed says whether it was paused. No
--- row: no such destination.
+-- row: no such destination. Rechecked on the row, as PauseDestination.
 WITH target AS (
-    SELECT id, paused_reason IS NOT NULL AS was_paused FROM destinations WHERE name = @name::text
+    SELECT id FROM destinations WHERE name = @name::text
 ), resumed AS (
     UPDATE destinations d
     SET paused_reason = NULL, paused_detail = NULL, paused_at = NULL, updated_at = now()
     FROM target
-    WHERE d.id = target.id AND target.was_paused
+    WHERE d.id = target.id AND d.paused_reason IS NOT NULL
     RETURNING d.id
 )
 SELECT (SELECT count(*) FROM resumed) > 0 AS changed FROM target;
