@@ -85,7 +85,7 @@ func filterParams() map[string]func(f *message.Filter, name, v string) (problem 
 			f.AccountSID = v
 			return ""
 		},
-		"source": oneOf(func(f *message.Filter) *string { return &f.Source }, message.SourceWebhook, message.SourceReconcile),
+		"source": oneOf(func(f *message.Filter) *string { return &f.Source }, message.SourceWebhook, message.SourceEventStream, message.SourceReconcile),
 		"forward": func(f *message.Filter, _, v string) string {
 			for s := range strings.SplitSeq(v, ",") {
 				if !destination.IsForwardState(s) {

@@ -21,6 +21,10 @@ type httpError struct {
 	reason string
 	err    error  // the underlying cause, if any; logged, never sent
 	hint   string // what an operator should check; logged, never sent
+	// retried marks a 503 that is not the database's: a delivery that
+	// does not verify for a reason an operator can fix, answered so that
+	// Twilio retries it (unverified). code is its reason.
+	retried bool
 }
 
 func (e *httpError) Error() string {
@@ -81,6 +85,12 @@ func respondError(w http.ResponseWriter, r *http.Request, err error) {
 		he = &httpError{status: http.StatusInternalServerError, reason: "internal error", err: err}
 	}
 	switch info, _ := ctx.Value(requestInfoKey{}).(*requestInfo); {
+	case he.retried:
+		logger.ErrorContext(ctx, "delivery not verified; answered 503 so that Twilio retries it while this is fixed",
+			"status", he.status, "reason", he.reason, "code", he.code, "hint", he.hint)
+		if info != nil {
+			info.unverified = he.code
+		}
 	case he.status == http.StatusServiceUnavailable && info != nil:
 		info.failures.failed(ctx, logger, he.status, he.reason, he.err)
 	case he.status >= 500:

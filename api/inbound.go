@@ -44,8 +44,8 @@ func handleInboundMessage(forms *formReader, st *store.Store, timeout time.Durat
 		}
 
 		dbCtx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		id, inserted, err := st.InsertInboundMessage(dbCtx, msg)
-		cancel()
 		switch {
 		case err != nil:
 			return storeError(err)
@@ -57,11 +57,29 @@ func handleInboundMessage(forms *formReader, st *store.Store, timeout time.Durat
 		} else {
 			setResult(ctx, metrics.ResultDuplicate)
 			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
+			enrichEventStored(dbCtx, st, msg)
 		}
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.Write([]byte(emptyTwiML))
 		return nil
 	})
+}
+
+// enrichEventStored gives a message an Event Streams event stored first
+// what only its webhook carries: media URLs, WhatsApp fields, every other
+// parameter (docs/event-streams.md). A row a webhook or a sweep stored is
+// left alone. The message is stored either way: a failure is logged, and
+// the webhook still answered 200.
+func enrichEventStored(ctx context.Context, st *store.Store, msg message.Inbound) {
+	changed, err := st.EnrichMessage(ctx, store.Enrichment{SID: msg.Metadata.MessageSID, Params: msg.Metadata.Params, Media: msg.Media,
+		OnlySource: message.SourceEventStream})
+	logger := requestLogger(ctx)
+	switch {
+	case err != nil:
+		logger.WarnContext(ctx, "could not add the webhook's parameters to the message its event stored", "sid", msg.Metadata.MessageSID, "err", err)
+	case changed:
+		logger.InfoContext(ctx, "the webhook's parameters and media added to the message its event stored", "sid", msg.Metadata.MessageSID)
+	}
 }
 
 // Bounds on Twilio's counts: it sends at most 10 media and 10 segments; the

@@ -25,6 +25,9 @@ type requestInfo struct {
 	kind     string // metrics.KindMessage or KindStatus on a delivery route
 	result   string // metrics.ResultNew or ResultDuplicate once stored
 	refusal  string // the httpError code of a 4xx
+	// unverified is the reason an event batch was answered 503 so that
+	// Twilio retries it.
+	unverified string
 }
 
 type requestInfoKey struct{}
@@ -162,4 +165,7 @@ func record(m *metrics.Metrics, info *requestInfo, status int, d time.Duration) 
 		result = metrics.ResultUnavailable
 	}
 	m.Delivery(info.kind, result, info.refusal)
+	if info.unverified != "" {
+		m.EventsUnverified(info.unverified)
+	}
 }

@@ -29,7 +29,25 @@ const (
 	RefusalMediaURLMissing      = "media_url_missing"
 	RefusalMessageStatusInvalid = "message_status_invalid"
 	RefusalDatabaseRefused      = "database_refused"
+	RefusalEventsNotBatch       = "events_not_batch"
+	RefusalEventsAccount        = "events_account"
 )
+
+// Reasons an Event Streams batch is not verified although it may be
+// Twilio's (docs/event-streams.md): answered 503, so that Twilio retries,
+// and counted by inbox_events_unverified_total; signature_mismatch,
+// account_unknown and account_unreadable are the form webhooks' refusals'
+// codes.
+const (
+	RefusalBodyHashAbsent   = "body_hash_absent"
+	RefusalBodyHashMismatch = "body_hash_mismatch"
+	RefusalBasicAuth        = "basic_auth"
+)
+
+// Unverified returns every reason an event batch is answered 503 for.
+func Unverified() []string {
+	return []string{RefusalAccountUnknown, RefusalAccountUnreadable, RefusalBodyHashAbsent, RefusalBodyHashMismatch, RefusalSignatureMismatch, RefusalBasicAuth}
+}
 
 // Refusals returns every refusal code, in the order a request meets the
 // checks.
@@ -40,6 +58,6 @@ func Refusals() []string {
 		RefusalAccountDisabled, RefusalAccountUnreadable, RefusalSignatureMismatch, RefusalParamRepeated,
 		RefusalParamNotText, RefusalMessageSIDMissing, RefusalMessageSIDInvalid, RefusalAccountSIDInvalid,
 		RefusalRequiredParamMissing, RefusalSIDAliasMismatch, RefusalCountInvalid, RefusalMediaURLMissing,
-		RefusalMessageStatusInvalid, RefusalDatabaseRefused,
+		RefusalMessageStatusInvalid, RefusalDatabaseRefused, RefusalEventsNotBatch, RefusalEventsAccount,
 	}
 }

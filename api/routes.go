@@ -10,13 +10,14 @@ import (
 const (
 	PathMessages = "/twilio/messages"
 	PathStatus   = "/twilio/status"
+	PathEvents   = "/twilio/events" // the Event Streams sink
 	PathHealthz  = "/healthz"
 	PathReadyz   = "/readyz"
 )
 
 // Paths returns every path the service answers, which PUBLIC_BASE_URL must
 // not end in: the request's path is appended to it.
-func Paths() []string { return []string{PathMessages, PathStatus, PathHealthz, PathReadyz} }
+func Paths() []string { return []string{PathMessages, PathStatus, PathEvents, PathHealthz, PathReadyz} }
 
 // addRoutes lists every route the service answers.
 func addRoutes(cfg Config) *mux.Router {
@@ -24,6 +25,11 @@ func addRoutes(cfg Config) *mux.Router {
 	r := mux.NewRouter()
 	r.Handle(PathMessages, handleInboundMessage(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
 	r.Handle(PathStatus, handleStatusCallback(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
+	// Twilio waits five seconds for a sink's answer: its database work
+	// ends before, whatever REQUEST_TIMEOUT says.
+	events := &eventsSink{forms: forms, store: cfg.Store, timeout: min(cfg.RequestTimeout, maxEventsWork), maxBody: cfg.MaxEventsBodyBytes,
+		metrics: cfg.Metrics, basicAuth: basicAuthHash(cfg.EventsBasicAuth)}
+	r.Handle(PathEvents, events.handleEvents()).Methods(http.MethodPost)
 	r.Handle(PathHealthz, handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReadyz, handleReadyz(&readiness{store: cfg.Store, need: cfg.SchemaVersion})).Methods(http.MethodGet, http.MethodHead)
 	r.Use(withRoute)

@@ -61,6 +61,13 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds a request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxEventsBodyBytes bounds an Event Streams batch; zero means
+	// DefaultMaxEventsBodyBytes.
+	MaxEventsBodyBytes int64
+	// EventsBasicAuth, "user:password", when set, is what the Event
+	// Streams sink's requests must carry as HTTP Basic credentials
+	// (EVENTS_BASIC_AUTH), beside Twilio's signature.
+	EventsBasicAuth string
 	// Metrics, when set, records every request and delivery.
 	Metrics *metrics.Metrics
 	// SchemaVersion, when set, is the migration the database must be at
@@ -80,6 +87,7 @@ type Accounts interface {
 func NewServer(cfg Config) http.Handler {
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
 	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.MaxEventsBodyBytes = cmp.Or(cfg.MaxEventsBodyBytes, DefaultMaxEventsBodyBytes)
 	cfg.failures = newFailureLog()
 	return withRequestLog(cfg.Logger, cfg.failures, cfg.Metrics, addRoutes(cfg))
 }

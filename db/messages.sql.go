@@ -56,6 +56,45 @@ func (q *Queries) DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBe
 	return column_1, err
 }
 
+const enrichMessage = `-- name: EnrichMessage :execrows
+UPDATE messages
+SET metadata = jsonb_set(metadata, '{params}', $1::jsonb || coalesce(metadata->'params', '{}'::jsonb)),
+    media = CASE WHEN jsonb_array_length(media) = 0 THEN $2::jsonb ELSE media END
+WHERE metadata->>'message_sid' = $3::text
+  AND ($4::text IS NULL OR metadata->>'source' = $4::text)
+  AND (EXISTS (SELECT 1 FROM jsonb_object_keys($1::jsonb) AS k(key)
+               WHERE NOT jsonb_exists(coalesce(metadata->'params', '{}'::jsonb), k.key))
+       OR (jsonb_array_length(media) = 0 AND jsonb_array_length($2::jsonb) > 0))
+`
+
+type EnrichMessageParams struct {
+	Extra      []byte
+	Media      []byte
+	SID        string
+	OnlySource *string
+}
+
+// Adds to a stored message what another way in carried and the way that
+// stored it did not (docs/event-streams.md): the params it lacks of
+// @extra (an event's OptOutType and Recipients; a webhook's media URLs,
+// WhatsApp fields and the rest), never changing one it has, and the media
+// of a webhook when it has none. Idempotent, and no write when there is
+// nothing new; it never creates a row, and never forwards anything. When
+// @only_source is given, only a row that source stored is enriched (a
+// webhook's repeat adds nothing to a row a webhook stored).
+func (q *Queries) EnrichMessage(ctx context.Context, arg EnrichMessageParams) (int64, error) {
+	result, err := q.db.Exec(ctx, enrichMessage,
+		arg.Extra,
+		arg.Media,
+		arg.SID,
+		arg.OnlySource,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getMessageBySID = `-- name: GetMessageBySID :one
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at

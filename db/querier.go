@@ -41,6 +41,15 @@ type Querier interface {
 	// the cutoff, through message_status_events_received_at_idx.
 	DeleteStatusEventsBefore(ctx context.Context, arg DeleteStatusEventsBeforeParams) (int64, error)
 	DeleteTwilioAccount(ctx context.Context, accountSid string) (bool, error)
+	// Adds to a stored message what another way in carried and the way that
+	// stored it did not (docs/event-streams.md): the params it lacks of
+	// @extra (an event's OptOutType and Recipients; a webhook's media URLs,
+	// WhatsApp fields and the rest), never changing one it has, and the media
+	// of a webhook when it has none. Idempotent, and no write when there is
+	// nothing new; it never creates a row, and never forwards anything. When
+	// @only_source is given, only a row that source stored is enriched (a
+	// webhook's repeat adds nothing to a row a webhook stored).
+	EnrichMessage(ctx context.Context, arg EnrichMessageParams) (int64, error)
 	// The sweep stopped short: it keeps where it resumes, and says why.
 	FailReconcileSweep(ctx context.Context, arg FailReconcileSweepParams) error
 	FinishBackfill(ctx context.Context, arg FinishBackfillParams) error

@@ -20,7 +20,7 @@ type Filter struct {
 	// not looked at.
 	Number     string
 	AccountSID string
-	// Source is SourceWebhook or SourceReconcile.
+	// Source is SourceWebhook, SourceEventStream or SourceReconcile.
 	Source string
 	// Forward selects messages whose forward is in one of these states
 	// (destination's Forward states).

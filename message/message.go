@@ -28,9 +28,10 @@ type Metadata struct {
 	// IdempotencyToken is the I-Twilio-Idempotency-Token header of the delivery
 	// that stored the row, kept for tracing retries; it is not the key.
 	IdempotencyToken string `json:"idempotency_token,omitempty"`
-	// Source says how the service learned of the message: SourceWebhook,
-	// or SourceReconcile when a sweep of Twilio's API found it stored by no
-	// webhook. Rows stored before sources were recorded have none: webhook.
+	// Source says how the service learned of the message first:
+	// SourceWebhook, SourceEventStream (an Event Streams event), or
+	// SourceReconcile when a sweep of Twilio's API found it stored by
+	// neither. Rows stored before sources were recorded have none: webhook.
 	Source string `json:"source,omitempty"`
 	// Params is every form parameter Twilio sent, by name, exactly as sent.
 	Params Params `json:"params"`
@@ -38,8 +39,9 @@ type Metadata struct {
 
 // The values of Metadata.Source.
 const (
-	SourceWebhook   = "webhook"
-	SourceReconcile = "reconcile"
+	SourceWebhook     = "webhook"
+	SourceReconcile   = "reconcile"
+	SourceEventStream = "event-stream" // Twilio Event Streams (docs/event-streams.md)
 )
 
 // Params is a webhook's form parameters by name, exactly as Twilio sent

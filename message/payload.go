@@ -36,7 +36,8 @@ type PayloadMessage struct {
 	Status              string    `json:"status"`
 	ErrorCode           *string   `json:"error_code"`
 	ReceivedAt          time.Time `json:"received_at"`
-	// Source is SourceWebhook, or SourceReconcile for a message a sweep of
+	// Source is SourceWebhook, SourceEventStream for a message an Event
+	// Streams event stored first, or SourceReconcile for a message a sweep of
 	// Twilio's API found that no webhook had delivered: it has no
 	// webhook-only parameters (docs/operating.md, "Reconciliation").
 	Source string            `json:"source"`

@@ -23,6 +23,7 @@ import (
 const (
 	KindMessage = "message"
 	KindStatus  = "status"
+	KindEvents  = "events" // an Event Streams batch
 
 	ResultNew         = "new"
 	ResultDuplicate   = "duplicate"
@@ -63,7 +64,20 @@ type Metrics struct {
 	forwardsHeld  *prometheus.CounterVec
 	breakerTrips  prometheus.Counter
 	retriesQueued prometheus.Counter
+
+	events           *prometheus.CounterVec
+	eventsUnverified *prometheus.CounterVec
 }
+
+// The labels of inbox_events_total: an Event Streams event's kind, and
+// what became of it beyond ResultNew and ResultDuplicate.
+const (
+	EventInbound   = "inbound" // com.twilio.messaging.inbound-message.received
+	EventStatus    = "status"  // com.twilio.messaging.message.*
+	EventOther     = "other"   // another product's, ignored
+	EventIgnored   = "ignored"
+	EventMalformed = "malformed"
+)
 
 // The reasons of inbox_forwards_held_total: a forward a worker took and
 // put back, without spending an attempt.
@@ -96,7 +110,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{
 		m.forwardsHeld, m.breakerTrips, m.retriesQueued, m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
 		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
-		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows,
+		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows, m.events, m.eventsUnverified,
 	} {
 		f(c)
 	}
@@ -125,6 +139,8 @@ func (m *Metrics) ingest() {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 	})
 	m.batchesRetried = counter("inbox_write_batches_retried_total", "Group-commit batches that failed and were retried one delivery at a time.")
+	m.events = counterVec("inbox_events_total", "Twilio Event Streams events, by kind (inbound, status, other) and result: new (stored), duplicate (already stored), ignored (another product's), malformed (skipped; logged).", "kind", "result")
+	m.eventsUnverified = counterVec("inbox_events_unverified_total", "Event Streams batches answered 503 so that Twilio retries them, because they did not verify for a reason an operator can fix, by reason: signature_mismatch, body_hash_absent, body_hash_mismatch, account_unknown, account_unreadable, basic_auth.", "reason")
 }
 
 // processing makes the workers' metrics: forwards, controls, retention.
@@ -182,6 +198,17 @@ func (m *Metrics) zero() {
 	}
 	for _, reason := range []string{HeldPaused, HeldRate} {
 		m.forwardsHeld.WithLabelValues(reason)
+	}
+	for _, result := range []string{ResultNew, ResultDuplicate, ResultRefused, ResultUnavailable} {
+		m.deliveries.WithLabelValues(KindEvents, result)
+	}
+	for _, kind := range []string{EventInbound, EventStatus, EventOther} {
+		for _, result := range []string{ResultNew, ResultDuplicate, EventIgnored, EventMalformed} {
+			m.events.WithLabelValues(kind, result)
+		}
+	}
+	for _, reason := range []string{"signature_mismatch", "body_hash_absent", "body_hash_mismatch", "account_unknown", "account_unreadable", "basic_auth"} {
+		m.eventsUnverified.WithLabelValues(reason)
 	}
 }
 
@@ -241,6 +268,22 @@ func (m *Metrics) Delivery(kind, result, reason string) {
 	if result == ResultRefused {
 		m.refusals.WithLabelValues(reason).Inc()
 	}
+}
+
+// Event records one Event Streams event: its kind and result.
+func (m *Metrics) Event(kind, result string) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(kind, result).Inc()
+}
+
+// EventsUnverified records an event batch answered 503 for reason.
+func (m *Metrics) EventsUnverified(reason string) {
+	if m == nil {
+		return
+	}
+	m.eventsUnverified.WithLabelValues(reason).Inc()
 }
 
 // Batch records one group-commit batch: how many deliveries it carried and

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -356,4 +357,41 @@ func (a *sentAfter) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResult
 	}
 	a.queued = nil
 	return a.DBTX.SendBatch(ctx, b)
+}
+
+// Enrichment is what one way in carried of a message that another stored
+// first: params the row lacks (kept as the row has them otherwise), and
+// media for a row with none.
+type Enrichment struct {
+	SID    string
+	Params message.Params
+	Media  []message.Media
+	// OnlySource, when set, enriches only a row that source stored.
+	OnlySource string
+}
+
+// EnrichMessage adds e to its stored message (EnrichMessage in
+// sql/queries/messages.sql): changed is false when there was nothing new,
+// or no such row. It never creates a row and never forwards anything.
+func (s *Store) EnrichMessage(ctx context.Context, e Enrichment) (changed bool, err error) {
+	extra, err := json.Marshal(e.Params)
+	if err != nil {
+		return false, fmt.Errorf("enrich %s: %w", e.SID, err)
+	}
+	if e.Media == nil {
+		e.Media = []message.Media{}
+	}
+	media, err := json.Marshal(e.Media)
+	if err != nil {
+		return false, fmt.Errorf("enrich %s: %w", e.SID, err)
+	}
+	var only *string
+	if e.OnlySource != "" {
+		only = &e.OnlySource
+	}
+	n, err := s.q.EnrichMessage(ctx, db.EnrichMessageParams{Extra: extra, Media: media, SID: e.SID, OnlySource: only})
+	if err != nil {
+		return false, fail("enrich message "+e.SID, err, nil)
+	}
+	return n > 0, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -30,6 +31,7 @@ type serveConfig struct {
 	authToken          string
 	authTokenSecondary string
 	encryptionKey      string
+	eventsBasicAuth    string
 	requestTimeout     time.Duration
 	shutdownTimeout    time.Duration
 	maxConnections     int
@@ -72,6 +74,7 @@ func (c *serveConfig) bind(b *binder) {
 	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN", "the auth token of deliveries whose AccountSid is not in twilio_accounts")
 	b.Secret(&c.authTokenSecondary, "TWILIO_AUTH_TOKEN_SECONDARY", "a second accepted token, while rotating")
 	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY", "keys that open twilio_accounts' tokens: 32 bytes as base64 or hex, comma-separated")
+	b.Secret(&c.eventsBasicAuth, "EVENTS_BASIC_AUTH", "user:password the Event Streams sink's requests must carry as HTTP Basic credentials, beside Twilio's signature (optional)")
 	b.Duration(&c.requestTimeout, "request-timeout", "REQUEST_TIMEOUT", api.DefaultRequestTimeout,
 		"bound on one webhook's database work; past it, 503")
 	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second,
@@ -98,6 +101,9 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	c.publicBaseURL = base
+	if user, _, ok := strings.Cut(c.eventsBasicAuth, ":"); c.eventsBasicAuth != "" && (!ok || user == "") {
+		return errors.New("EVENTS_BASIC_AUTH: want user:password, as the sink's URL carries them (https://user:password@host/twilio/events)")
+	}
 	if c.requestTimeout >= 15*time.Second {
 		return fmt.Errorf("REQUEST_TIMEOUT %s: must be under Twilio's 15 s, or Twilio gives up first", c.requestTimeout)
 	}
@@ -160,7 +166,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	g.Add("webhook listener", cfg.webhook(api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,
-		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need}, accounts.Len()))
+		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need, EventsBasicAuth: cfg.eventsBasicAuth}, accounts.Len()))
 	return runParts(ctx, &g, logger, "refusing new connections, finishing in-flight requests", cfg.shutdownTimeout)
 }
 

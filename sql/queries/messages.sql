@@ -342,3 +342,21 @@ WITH gone AS (
     DELETE FROM deliveries d USING gone WHERE d.message_id = gone.id
 )
 SELECT count(*)::bigint FROM gone;
+
+-- name: EnrichMessage :execrows
+-- Adds to a stored message what another way in carried and the way that
+-- stored it did not (docs/event-streams.md): the params it lacks of
+-- @extra (an event's OptOutType and Recipients; a webhook's media URLs,
+-- WhatsApp fields and the rest), never changing one it has, and the media
+-- of a webhook when it has none. Idempotent, and no write when there is
+-- nothing new; it never creates a row, and never forwards anything. When
+-- @only_source is given, only a row that source stored is enriched (a
+-- webhook's repeat adds nothing to a row a webhook stored).
+UPDATE messages
+SET metadata = jsonb_set(metadata, '{params}', @extra::jsonb || coalesce(metadata->'params', '{}'::jsonb)),
+    media = CASE WHEN jsonb_array_length(media) = 0 THEN @media::jsonb ELSE media END
+WHERE metadata->>'message_sid' = @sid::text
+  AND (sqlc.narg('only_source')::text IS NULL OR metadata->>'source' = sqlc.narg('only_source')::text)
+  AND (EXISTS (SELECT 1 FROM jsonb_object_keys(@extra::jsonb) AS k(key)
+               WHERE NOT jsonb_exists(coalesce(metadata->'params', '{}'::jsonb), k.key))
+       OR (jsonb_array_length(media) = 0 AND jsonb_array_length(@media::jsonb) > 0));
