@@ -12,9 +12,16 @@ import (
 // many rows were stored for its sids, and says whether it passed: every
 // delivery answered 200, and each message stored exactly once.
 func ReportMessages(w io.Writer, opts Options, res Result, rows int64) error {
-	deliveries := opts.Messages * opts.Repeats
-	fmt.Fprintf(w, "sent %d deliveries of %d messages (%d each, %d at once) to %s in %s\n",
-		deliveries, opts.Messages, opts.Repeats, opts.Concurrency, opts.BaseURL, res.Elapsed.Round(time.Millisecond))
+	deliveries := res.Failures
+	for _, n := range res.Statuses {
+		deliveries += n
+	}
+	each := fmt.Sprintf("%d each", opts.Repeats)
+	if res.Batches > 0 {
+		each = fmt.Sprintf("each by webhook %d times and in one of %d event batches, each %d times", opts.Repeats, res.Batches, opts.Repeats)
+	}
+	fmt.Fprintf(w, "sent %d deliveries of %d messages (%s, %d at once) to %s in %s\n",
+		deliveries, opts.Messages, each, opts.Concurrency, opts.BaseURL, res.Elapsed.Round(time.Millisecond))
 	printAnswers(w, res)
 	verdict := "exactly once each"
 	if rows != int64(opts.Messages) {

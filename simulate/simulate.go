@@ -215,6 +215,8 @@ type Result struct {
 	Elapsed time.Duration
 	// Retries counts deliveries sent again under Options.Overrides.
 	Retries int
+	// Batches counts the distinct Event Streams batches (RunEvents).
+	Batches int
 }
 
 // Run delivers opts.Messages inbound messages, each opts.Repeats times,
@@ -237,6 +239,63 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	res := deliverAll(ctx, opts, ds)
 	res.SIDs = sids
+	return res, ctx.Err()
+}
+
+// EventBatch is how many events RunEvents puts in one batch.
+const EventBatch = 10
+
+// RunEvents delivers opts.Messages inbound messages both ways Twilio can:
+// each by its webhook and by its Event Streams event (in batches of
+// EventBatch, optOutType STOP on every third), every webhook and every
+// batch opts.Repeats times, all shuffled together, as a deployment with a
+// sink and a webhook receives them.
+func RunEvents(ctx context.Context, opts Options) (Result, error) {
+	if err := opts.check(); err != nil {
+		return Result{}, err
+	}
+	var sids []string
+	var ds []delivery
+	var batch []Event
+	batches := 0
+	flush := func(i int) {
+		if len(batch) == 0 {
+			return
+		}
+		d := opts.forAccount(i, delivery{path: "/twilio/events", events: batch, form: url.Values{}})
+		if d.form.Get("AccountSid") != "" {
+			for _, e := range batch {
+				e["data"].(map[string]any)["accountSid"] = d.form.Get("AccountSid")
+			}
+		}
+		for range opts.Repeats {
+			ds = append(ds, d)
+		}
+		batch = nil
+		batches++
+	}
+	for i := range opts.Messages {
+		kind := opts.Kinds[i%len(opts.Kinds)]
+		sid := NewMessageSID(kind)
+		sids = append(sids, sid)
+		d := opts.forAccount(i, delivery{path: "/twilio/messages", form: InboundForm(kind, sid, i)})
+		for range opts.Repeats {
+			ds = append(ds, d)
+		}
+		optOut := ""
+		if i%3 == 0 {
+			optOut = "STOP"
+		}
+		batch = append(batch, InboundEvent(kind, sid, i, optOut, nil))
+		// A batch is one account's: it ends where the next message's
+		// account differs.
+		if len(batch) == EventBatch || len(opts.Accounts) > 1 || i == opts.Messages-1 {
+			flush(i)
+		}
+	}
+	mrand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	res := deliverAll(ctx, opts, ds)
+	res.SIDs, res.Batches = sids, batches
 	return res, ctx.Err()
 }
 
@@ -292,9 +351,10 @@ type Account struct {
 }
 
 type delivery struct {
-	path  string
-	form  url.Values
-	token string // "" means Options.Token
+	path   string
+	form   url.Values
+	events []Event // set: an Event Streams batch, posted as JSON instead of form
+	token  string  // "" means Options.Token
 }
 
 // forAccount makes a delivery of form belong to the i-th account, if any.
@@ -326,10 +386,10 @@ func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
 					signed += "#" + strings.TrimPrefix(opts.Overrides, "#")
 				}
 				token := cmp.Or(d.token, opts.Token)
-				status, err := deliver(ctx, opts.Client, target, signed, token, d.form)
+				status, err := deliver(ctx, opts.Client, target, signed, token, d)
 				retried := 0
 				for ; retried < opts.retries && opts.retry(status) && ctx.Err() == nil; retried++ {
-					status, err = deliver(ctx, opts.Client, target, signed, token, d.form)
+					status, err = deliver(ctx, opts.Client, target, signed, token, d)
 				}
 				mu.Lock()
 				res.Retries += retried
@@ -359,8 +419,15 @@ send:
 	return res
 }
 
-func deliver(ctx context.Context, client *http.Client, target, signed, token string, form url.Values) (int, error) {
-	req, err := NewRequest(ctx, target, signed, token, form)
+func deliver(ctx context.Context, client *http.Client, target, signed, token string, d delivery) (int, error) {
+	var req *http.Request
+	var err error
+	if d.events != nil {
+		signed, _, _ = strings.Cut(signed, "#") // no connection overrides for Event Streams
+		req, err = NewEventsRequest(ctx, target, signed, token, d.events)
+	} else {
+		req, err = NewRequest(ctx, target, signed, token, d.form)
+	}
 	if err != nil {
 		return 0, err
 	}

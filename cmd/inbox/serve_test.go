@@ -268,6 +268,15 @@ func TestSimulateAgainstServe(t *testing.T) {
 		t.Fatalf("simulate -status: %v\n%s", err, stdout.String())
 	}
 
+	// Each message by its webhook and in an Event Streams batch, each
+	// three times, shuffled: 25 messages (three batches), 75 webhooks and
+	// 9 batches, one row each.
+	stdout.Reset()
+	err = run(t.Context(), []string{"simulate", "-events", "-n", "25", "-repeats", "3", "-concurrency", "12"}, env(vars), nil, &stdout, io.Discard)
+	if err != nil || !strings.Contains(stdout.String(), "answered 200: 84") || !strings.Contains(stdout.String(), "rows stored for those 25 sids: 25 (exactly once each)") {
+		t.Fatalf("simulate -events: %v\n%s", err, stdout.String())
+	}
+
 	// Signed with the wrong token, every delivery is refused and simulate says so.
 	vars["TWILIO_AUTH_TOKEN"] = "wrong"
 	stdout.Reset()

@@ -20,7 +20,7 @@ type simulateConfig struct {
 	commonConfig
 	opts                   simulate.Options
 	kind                   string
-	statuses               bool
+	statuses, events       bool
 	receive, forwardSecret string
 	receiveWait            time.Duration
 	accounts               int
@@ -39,6 +39,7 @@ func (c *simulateConfig) bind(b *binder) {
 	b.Int(&o.Repeats, "repeats", "", 3, "how many times each message is delivered, at once")
 	b.Int(&o.Concurrency, "concurrency", "", 8, "how many deliveries in flight at once")
 	b.String(&c.kind, "kind", "", "mixed", "sms, mms, whatsapp or mixed")
+	b.fs.BoolVar(&c.events, "events", false, "deliver each message both by its webhook and in an Event Streams batch (/twilio/events), each -repeats times, all shuffled")
 	b.fs.BoolVar(&c.statuses, "status", false, "send delivery status callbacks for outbound messages instead: realistic sequences, every callback -repeats times, all shuffled")
 	b.Secret(&o.Token, "TWILIO_AUTH_TOKEN", "the token the service verifies with; simulate signs with it")
 	b.String(&c.receive, "receive", "", "",
@@ -54,6 +55,9 @@ func (c *simulateConfig) bind(b *binder) {
 func (c *simulateConfig) validate() error {
 	if c.opts.Token == "" && c.accounts == 0 {
 		return errors.New("TWILIO_AUTH_TOKEN is not set: simulate signs with the service's token (or give -accounts)")
+	}
+	if c.events && c.statuses {
+		return errors.New("-events and -status: choose one")
 	}
 	if c.kind != "mixed" {
 		k, err := simulate.ParseKind(c.kind)
@@ -97,7 +101,11 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	if cfg.statuses {
 		return simulateStatuses(ctx, cfg.opts, st, stdout, rcv, cfg.receiveWait)
 	}
-	return simulateMessages(ctx, cfg.opts, st, stdout, rcv, cfg.receiveWait)
+	run := simulate.Run
+	if cfg.events {
+		run = simulate.RunEvents
+	}
+	return simulateMessages(ctx, run, cfg.opts, st, stdout, rcv, cfg.receiveWait)
 }
 
 // addAccounts adds cfg.accounts accounts with random sids and tokens for
@@ -131,8 +139,9 @@ func (c *simulateConfig) addAccounts(ctx context.Context, st *store.Store, stdou
 
 // simulateMessages plays inbound messages and checks each is stored once,
 // and, with a receiver, forwarded.
-func simulateMessages(ctx context.Context, opts simulate.Options, st *store.Store, stdout io.Writer, rcv *simulate.Receiver, wait time.Duration) error {
-	res, err := simulate.Run(ctx, opts)
+func simulateMessages(ctx context.Context, run func(context.Context, simulate.Options) (simulate.Result, error), opts simulate.Options, st *store.Store,
+	stdout io.Writer, rcv *simulate.Receiver, wait time.Duration) error {
+	res, err := run(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
