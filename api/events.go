@@ -44,6 +44,8 @@ type eventsSink struct {
 	// basicAuth is the SHA-256 of EVENTS_BASIC_AUTH ("user:password"),
 	// nil when the sink has no credentials.
 	basicAuth []byte
+	// use records that the sink is in use, for the webhooks' repeats.
+	use *sinkUse
 }
 
 // unverified is the answer to a batch that does not verify for a reason
@@ -77,6 +79,11 @@ func (s *eventsSink) handleEvents() http.Handler {
 		ctx := r.Context()
 		dbCtx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
+		// Before its messages are stored: a webhook repeat that sees one
+		// of them then knows to complete it.
+		if err := s.use.marked(dbCtx); err != nil {
+			return storeError(err)
+		}
 		token, _ := idempotencyToken(r.Header.Get(twilio.IdempotencyHeader))
 		tally, err := s.storeEvents(dbCtx, events, account, token)
 		if err != nil {

@@ -23,7 +23,7 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 // repeat get 200 with empty TwiML, so Twilio neither retries nor replies.
 // The message's processing job, when the store enqueues, commits with it.
 // Its database work is bounded by timeout.
-func handleInboundMessage(forms *formReader, st *store.Store, timeout time.Duration) http.Handler {
+func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse, timeout time.Duration) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		setDelivery(r.Context(), metrics.KindMessage)
 		form, err := forms.read(w, r)
@@ -57,7 +57,9 @@ func handleInboundMessage(forms *formReader, st *store.Store, timeout time.Durat
 		} else {
 			setResult(ctx, metrics.ResultDuplicate)
 			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
-			enrichEventStored(dbCtx, st, msg)
+			if sink.inUse(ctx) {
+				enrichEventStored(dbCtx, st, msg)
+			}
 		}
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.Write([]byte(emptyTwiML))
@@ -68,7 +70,7 @@ func handleInboundMessage(forms *formReader, st *store.Store, timeout time.Durat
 // enrichEventStored gives a message an Event Streams event stored first
 // what only its webhook carries: media URLs, WhatsApp fields, every other
 // parameter (docs/event-streams.md). A row a webhook or a sweep stored is
-// left alone. The message is stored either way: a failure is logged, and
+// left alone. Called for a repeat only while a sink is in use (sinkUse). The message is stored either way: a failure is logged, and
 // the webhook still answered 200.
 func enrichEventStored(ctx context.Context, st *store.Store, msg message.Inbound) {
 	changed, err := st.EnrichMessage(ctx, store.Enrichment{SID: msg.Metadata.MessageSID, Params: msg.Metadata.Params, Media: msg.Media,

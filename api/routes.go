@@ -23,12 +23,13 @@ func Paths() []string { return []string{PathMessages, PathStatus, PathEvents, Pa
 func addRoutes(cfg Config) *mux.Router {
 	forms := &formReader{publicBaseURL: cfg.PublicBaseURL, validator: cfg.Validator, accounts: cfg.Accounts, maxBody: cfg.MaxBodyBytes}
 	r := mux.NewRouter()
-	r.Handle(PathMessages, handleInboundMessage(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
+	sink := &sinkUse{store: cfg.Store}
+	r.Handle(PathMessages, handleInboundMessage(forms, cfg.Store, sink, cfg.RequestTimeout)).Methods(http.MethodPost)
 	r.Handle(PathStatus, handleStatusCallback(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
 	// Twilio waits five seconds for a sink's answer: its database work
 	// ends before, whatever REQUEST_TIMEOUT says.
 	events := &eventsSink{forms: forms, store: cfg.Store, timeout: min(cfg.RequestTimeout, maxEventsWork), maxBody: cfg.MaxEventsBodyBytes,
-		metrics: cfg.Metrics, basicAuth: basicAuthHash(cfg.EventsBasicAuth)}
+		metrics: cfg.Metrics, basicAuth: basicAuthHash(cfg.EventsBasicAuth), use: sink}
 	r.Handle(PathEvents, events.handleEvents()).Methods(http.MethodPost)
 	r.Handle(PathHealthz, handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReadyz, handleReadyz(&readiness{store: cfg.Store, need: cfg.SchemaVersion})).Methods(http.MethodGet, http.MethodHead)

@@ -95,6 +95,18 @@ func (q *Queries) EnrichMessage(ctx context.Context, arg EnrichMessageParams) (i
 	return result.RowsAffected(), nil
 }
 
+const eventStreamsSeenSince = `-- name: EventStreamsSeenSince :one
+SELECT coalesce((SELECT last_batch_at >= $1::timestamptz FROM event_streams_seen WHERE id), false)::boolean AS seen
+`
+
+// Whether an Event Streams batch arrived since @since.
+func (q *Queries) EventStreamsSeenSince(ctx context.Context, since time.Time) (bool, error) {
+	row := q.db.QueryRow(ctx, eventStreamsSeenSince, since)
+	var seen bool
+	err := row.Scan(&seen)
+	return seen, err
+}
+
 const getMessageBySID = `-- name: GetMessageBySID :one
 SELECT id, direction, account_sid, messaging_service_sid, from_address, to_address,
        body, num_media, num_segments, media, status, received_at, metadata, error_code, status_checked_at
@@ -863,4 +875,15 @@ func (q *Queries) ListMessagesTo(ctx context.Context, arg ListMessagesToParams) 
 		return nil, err
 	}
 	return items, nil
+}
+
+const markEventStreamsSeen = `-- name: MarkEventStreamsSeen :exec
+INSERT INTO event_streams_seen (id, last_batch_at) VALUES (true, now())
+ON CONFLICT (id) DO UPDATE SET last_batch_at = EXCLUDED.last_batch_at
+`
+
+// Records that an Event Streams batch arrived now (event_streams_seen).
+func (q *Queries) MarkEventStreamsSeen(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, markEventStreamsSeen)
+	return err
 }

@@ -107,6 +107,11 @@ type Destination struct {
 	CredsSealed  []byte
 }
 
+type EventStreamsSeen struct {
+	ID          bool
+	LastBatchAt time.Time
+}
+
 type ForwardRetry struct {
 	ID          int64
 	Filter      []byte

@@ -6,6 +6,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 type Querier interface {
@@ -50,6 +51,8 @@ type Querier interface {
 	// @only_source is given, only a row that source stored is enriched (a
 	// webhook's repeat adds nothing to a row a webhook stored).
 	EnrichMessage(ctx context.Context, arg EnrichMessageParams) (int64, error)
+	// Whether an Event Streams batch arrived since @since.
+	EventStreamsSeenSince(ctx context.Context, since time.Time) (bool, error)
 	// The sweep stopped short: it keeps where it resumes, and says why.
 	FailReconcileSweep(ctx context.Context, arg FailReconcileSweepParams) error
 	FinishBackfill(ctx context.Context, arg FinishBackfillParams) error
@@ -202,6 +205,8 @@ type Querier interface {
 	// both see room under the cap; reads go on meanwhile. An advisory lock,
 	// released at commit or rollback.
 	LockDestinations(ctx context.Context) error
+	// Records that an Event Streams batch arrived now (event_streams_seen).
+	MarkEventStreamsSeen(ctx context.Context) error
 	// When a sweep last asked Twilio for these outbound messages' status.
 	MarkStatusChecked(ctx context.Context, sids []string) error
 	// The names of the destinations a message with these fields gets, by

@@ -395,3 +395,21 @@ func (s *Store) EnrichMessage(ctx context.Context, e Enrichment) (changed bool, 
 	}
 	return n > 0, nil
 }
+
+// MarkEventStreamsSeen records that an Event Streams batch arrived now.
+func (s *Store) MarkEventStreamsSeen(ctx context.Context) error {
+	if err := s.q.MarkEventStreamsSeen(ctx); err != nil {
+		return fail("mark event streams seen", err, nil)
+	}
+	return nil
+}
+
+// EventStreamsSeenSince reports whether an Event Streams batch arrived
+// since t, in any process.
+func (s *Store) EventStreamsSeenSince(ctx context.Context, t time.Time) (bool, error) {
+	seen, err := s.q.EventStreamsSeenSince(ctx, t)
+	if err != nil {
+		return false, fail("read event streams seen", err, nil)
+	}
+	return seen, nil
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"sync"
 	"testing"
@@ -13,48 +14,56 @@ import (
 	"inbox/simulate"
 )
 
-// TestEventStreamsThroughServe: 30 messages, each delivered by its webhook
-// three times and in an Event Streams batch three times, all at once, to
-// serve with FORWARD_URL: 30 rows, each forwarded once, each with what
-// both ways carried. A batch of an account serve does not know is answered
-// 503 (Twilio retries it) and stores nothing; once the account is added,
-// Twilio's retry is stored.
+// TestEventStreamsThroughServe: 30 messages Twilio's API lists (a
+// reconciliation sweep runs every second), 20 of them delivered at once by
+// their webhooks three times each and in Event Streams batches three times
+// each; once the sweep stored the other 10, all 30 are delivered both ways
+// again. Every order of webhook, event and sweep occurs: 30 rows, each
+// forwarded once, each with the event's opt-out whichever way stored it.
 func TestEventStreamsThroughServe(t *testing.T) {
 	t.Parallel()
+	_, sids, vars := standIn(t, 30, 0)
 	databaseURL := dbtest.URL(t)
 	app := teamapp.New(t, teamapp.Options{})
-	s := startServe(t, databaseURL, app.Env())
-
-	sids := make([]string, 30)
-	var events []simulate.Event
-	for i := range sids {
-		sids[i] = simulate.NewMessageSID(simulate.SMS)
-		events = append(events, simulate.InboundEvent(simulate.SMS, sids[i], i, "STOP", nil))
+	maps.Copy(vars, app.Env())
+	s := startServe(t, databaseURL, vars)
+	events := make([]simulate.Event, len(sids))
+	for i, sid := range sids {
+		events[i] = simulate.InboundEvent(simulate.SMS, sid, i, "STOP", nil)
 	}
-	var wg sync.WaitGroup
-	for range 3 {
-		for i, sid := range sids {
-			wg.Go(func() {
-				deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, i), 1)
-			})
+	bothWays := func(n int) {
+		var wg sync.WaitGroup
+		for range 3 {
+			for i, sid := range sids[:n] {
+				wg.Go(func() { deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, i), 1) })
+			}
+			for b := 0; b < n; b += 10 {
+				wg.Go(func() {
+					if st := postEvents(t, s.addr, testToken, events[b:b+10]); st != http.StatusOK {
+						t.Errorf("event batch answered %d, want 200", st)
+					}
+				})
+			}
 		}
-		for b := 0; b < len(events); b += 10 {
-			wg.Go(func() {
-				if st := postEvents(t, s.addr, testToken, events[b:b+10]); st != http.StatusOK {
-					t.Errorf("event batch answered %d, want 200", st)
-				}
-			})
-		}
+		wg.Wait()
 	}
-	wg.Wait()
 	pool := dbtest.Connect(t, databaseURL, 2)
-	var rows, optOuts, fromEvents int
-	if err := pool.QueryRow(t.Context(), `SELECT count(*), count(*) FILTER (WHERE metadata->'params'->>'OptOutType' = 'STOP'),
-		count(*) FILTER (WHERE metadata->>'source' = 'event-stream') FROM messages`).Scan(&rows, &optOuts, &fromEvents); err != nil {
-		t.Fatal(err)
+	count := func(where string) int {
+		var n int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM messages WHERE `+where).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if rows != len(sids) || optOuts != len(sids) {
+	bothWays(20)
+	poll.Until(t, "the sweep to store the other 10", func() bool { return count("true") == len(sids) })
+	bothWays(len(sids))
+
+	if rows, optOuts := count("true"), count(`metadata->'params'->>'OptOutType' = 'STOP'`); rows != len(sids) || optOuts != len(sids) {
 		t.Fatalf("%d rows, %d with the event's opt-out; want %d of each", rows, optOuts, len(sids))
+	}
+	if n := count(`metadata->>'source' = 'event-stream' AND NOT metadata->'params' ? 'ApiVersion'`); n != 0 {
+		t.Errorf("%d messages an event stored lack their webhook's parameters", n)
 	}
 	poll.Until(t, "every message forwarded", func() bool { return app.Distinct() == len(sids) })
 	poll.Until(t, "the jobs settled", func() bool { return jobsSettled(t, pool) })
@@ -63,7 +72,11 @@ func TestEventStreamsThroughServe(t *testing.T) {
 			t.Errorf("%s forwarded %d times, want once", sid, n)
 		}
 	}
-	t.Logf("%d of %d messages stored first by their event", fromEvents, len(sids))
+	t.Logf("stored first: %d by webhook, %d by event, %d by the sweep", count(`metadata->>'source' = 'webhook'`),
+		count(`metadata->>'source' = 'event-stream'`), count(`metadata->>'source' = 'reconcile'`))
+	if n := count(`metadata->>'source' = 'reconcile'`); n < 10 {
+		t.Errorf("the sweep stored %d first, want at least the 10 only it was given", n)
+	}
 }
 
 // postEvents posts a signed batch of events to serve at addr, as Twilio

@@ -360,3 +360,12 @@ WHERE metadata->>'message_sid' = @sid::text
   AND (EXISTS (SELECT 1 FROM jsonb_object_keys(@extra::jsonb) AS k(key)
                WHERE NOT jsonb_exists(coalesce(metadata->'params', '{}'::jsonb), k.key))
        OR (jsonb_array_length(media) = 0 AND jsonb_array_length(@media::jsonb) > 0));
+
+-- name: MarkEventStreamsSeen :exec
+-- Records that an Event Streams batch arrived now (event_streams_seen).
+INSERT INTO event_streams_seen (id, last_batch_at) VALUES (true, now())
+ON CONFLICT (id) DO UPDATE SET last_batch_at = EXCLUDED.last_batch_at;
+
+-- name: EventStreamsSeenSince :one
+-- Whether an Event Streams batch arrived since @since.
+SELECT coalesce((SELECT last_batch_at >= @since::timestamptz FROM event_streams_seen WHERE id), false)::boolean AS seen;
