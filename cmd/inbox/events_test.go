@@ -35,7 +35,9 @@ func TestEventStreamsThroughServe(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 3 {
 			for i, sid := range sids[:n] {
-				wg.Go(func() { deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, i), 1) })
+				wg.Go(func() {
+					deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, i), 1)
+				})
 			}
 			for b := 0; b < n; b += 10 {
 				wg.Go(func() {
