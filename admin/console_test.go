@@ -14,6 +14,7 @@ import (
 
 	"inbox/admin"
 	"inbox/internal/fixture"
+	"inbox/message"
 )
 
 const consoleToken = "console-test-token-0123456789"
@@ -421,5 +422,33 @@ func TestConsolePagesFindAMessage(t *testing.T) {
 	}
 	if resp, body := b.get("/messages/" + fixture.SID()); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "No message with sid") {
 		t.Errorf("an unknown sid: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+// TestAMessageAnEventStoredShowsItsOptOut: a message an Event Streams
+// event stored first says so, with its opt-out and its group's recipients,
+// and the source filter finds it.
+func TestAMessageAnEventStoredShowsItsOptOut(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	sid := fixture.SID()
+	m := fixture.Between(sid, "+15550000001", "+15550000100", accountA)
+	m.Metadata.Source = message.SourceEventStream
+	m.Metadata.Params["OptOutType"] = "STOP"
+	m.Metadata.Params["Recipients"] = `["+15550000100","+15550000200"]`
+	if _, _, err := f.store.InsertInboundMessage(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	other := f.insert(t, "+15550000002", "+15550000100", accountA)
+	b := newBrowser(t, f.url)
+	resp, body := b.get("/messages/" + sid)
+	for _, want := range []string{"Event Streams", "Opt-out", "<strong>STOP</strong>", "&#43;15550000200"} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("the page of an event's message lacks %q:\n%s", want, body)
+		}
+	}
+	_, body = b.get("/messages?source=event-stream")
+	if !strings.Contains(body, sid) || strings.Contains(body, other) || !strings.Contains(body, "opt-out STOP") {
+		t.Fatalf("?source=event-stream: want %s only, with its opt-out:\n%s", sid, body)
 	}
 }
