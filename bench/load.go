@@ -8,6 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -36,7 +39,13 @@ const (
 	Repeat30 Mix = "repeat30"
 	// Storm sends each message Concurrency times at once, all identical.
 	Storm Mix = "storm"
+	// Events10 sends Event Streams batches of EventsPerBatch new inbound
+	// messages each, to /twilio/events: a request is a batch.
+	Events10 Mix = "events10"
 )
+
+// EventsPerBatch is how many events an Events10 request carries.
+const EventsPerBatch = 10
 
 // Load says what to send.
 type Load struct {
@@ -69,8 +78,9 @@ func (r Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds()
 func (r Result) OK() bool { return r.Failures == 0 && r.Statuses[http.StatusOK] == r.Requests }
 
 type request struct {
-	sid string
-	raw []byte // the whole HTTP/1.1 request, headers and body
+	sid  string
+	more []string // an event batch's other sids
+	raw  []byte   // the whole HTTP/1.1 request, headers and body
 }
 
 // prepare builds a signed request, as bytes on the wire, before the clock
@@ -84,6 +94,23 @@ func prepare(l Load, sid string, n int) request {
 		"%s: %s\r\nContent-Length: %d\r\n\r\n%s",
 		u.Host, twilio.SignatureHeader, twilio.Sign(l.Token, l.BaseURL+"/twilio/messages", form), len(body), body)
 	return request{sid: sid, raw: []byte(raw)}
+}
+
+// prepareEvents builds a signed Event Streams batch of new inbound
+// messages, one per sid, as bytes on the wire.
+func prepareEvents(l Load, sids []string, n int) request {
+	events := make([]simulate.Event, len(sids))
+	for i, sid := range sids {
+		events[i] = simulate.InboundEvent(simulate.SMS, sid, n*len(sids)+i, "", nil)
+	}
+	body, _ := json.Marshal(events)
+	sum := sha256.Sum256(body)
+	path := "/twilio/events?" + twilio.BodyHashParam + "=" + hex.EncodeToString(sum[:])
+	u, _ := url.Parse(l.BaseURL)
+	raw := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
+		"%s: %s\r\nContent-Length: %d\r\n\r\n%s",
+		path, u.Host, twilio.SignatureHeader, twilio.Sign(l.Token, l.BaseURL+path, nil), len(body), body)
+	return request{sid: sids[0], more: sids[1:], raw: []byte(raw)}
 }
 
 // conn is one keep-alive connection, owned by one worker: like wrk, and
@@ -193,11 +220,22 @@ func runStream(ctx context.Context, conns []*conn, l Load) (Result, error) {
 	// Enough prepared requests for a fast service; the run stops early,
 	// and says so, if they run out.
 	n := 40_000 + 400*l.Concurrency
+	if l.Mix == Events10 {
+		n /= EventsPerBatch
+	}
 	reqs := make([]request, n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range reqs {
 		if l.Mix == Repeat30 && i >= 100 && rng.IntN(10) < 3 {
 			reqs[i] = reqs[i-1-rng.IntN(100)] // a recent message, again
+			continue
+		}
+		if l.Mix == Events10 {
+			sids := make([]string, EventsPerBatch)
+			for j := range sids {
+				sids[j] = simulate.NewMessageSID(simulate.SMS)
+			}
+			reqs[i] = prepareEvents(l, sids, i)
 			continue
 		}
 		reqs[i] = prepare(l, simulate.NewMessageSID(simulate.SMS), i)
@@ -307,9 +345,11 @@ func distinctSIDs(sent []request) []string {
 	seen := make(map[string]bool, len(sent))
 	var out []string
 	for _, r := range sent {
-		if !seen[r.sid] {
-			seen[r.sid] = true
-			out = append(out, r.sid)
+		for _, sid := range append([]string{r.sid}, r.more...) {
+			if !seen[sid] {
+				seen[sid] = true
+				out = append(out, sid)
+			}
 		}
 	}
 	return out

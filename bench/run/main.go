@@ -204,14 +204,14 @@ func run() error {
 			}
 			procRows = append(procRows, pr)
 		}
-		for _, mix := range []bench.Mix{bench.Repeat30, bench.Storm} {
+		for _, mix := range []bench.Mix{bench.Repeat30, bench.Storm, bench.Events10} {
 			res, st, err := h.service(ctx, bench.Load{Mix: mix, Concurrency: c, Duration: cfg.duration})
 			if err != nil {
 				return err
 			}
 			rows = append(rows, row{res: res, st: st, pg: pg})
 		}
-		for _, r := range rows[len(rows)-3:] {
+		for _, r := range rows[len(rows)-4:] {
 			fmt.Fprintln(os.Stderr, r.line())
 		}
 	}

@@ -82,6 +82,7 @@ func render(cfg config, rows []row, procRows []procRow, storm, rss row, rssMB fl
 	for _, r := range rows {
 		b.WriteString(r.line() + "\n")
 	}
+	fmt.Fprintf(&b, "\nevents10: each request is a signed Event Streams batch of %d new inbound messages to /twilio/events, answered once all are committed: messages/s is %d × req/s, and the CPU columns are per batch. Twilio waits 5 s for a sink's answer: compare the max column.\n", bench.EventsPerBatch, bench.EventsPerBatch)
 	fmt.Fprintf(&b, "\npgbench beside it, the same statement with the same metadata, fresh sids, at the same concurrency (medians of the same rounds): one message per transaction, and %d per pipelined transaction (one round trip, one commit: the ceiling group commit can approach). CPU per message: PostgreSQL's (the postmaster and all its children), and pgbench's own.\n\n", pipelined)
 	b.WriteString("| conc | pgbench msg/s | p50 ms | p99 ms | PostgreSQL CPU µs/msg | pgbench CPU µs/msg | pipelined msg/s | pipelined PostgreSQL CPU µs/msg | service / pgbench | service / pipelined |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
