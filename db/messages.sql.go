@@ -59,12 +59,12 @@ func (q *Queries) DeleteMessagesBefore(ctx context.Context, arg DeleteMessagesBe
 const enrichMessage = `-- name: EnrichMessage :execrows
 UPDATE messages
 SET metadata = jsonb_set(metadata, '{params}', $1::jsonb || coalesce(metadata->'params', '{}'::jsonb)),
-    media = CASE WHEN jsonb_array_length(media) = 0 THEN $2::jsonb ELSE media END
+    media = CASE WHEN media = '[]'::jsonb THEN $2::jsonb ELSE media END
 WHERE metadata->>'message_sid' = $3::text
   AND ($4::text IS NULL OR metadata->>'source' = $4::text)
   AND (EXISTS (SELECT 1 FROM jsonb_object_keys($1::jsonb) AS k(key)
                WHERE NOT jsonb_exists(coalesce(metadata->'params', '{}'::jsonb), k.key))
-       OR (jsonb_array_length(media) = 0 AND jsonb_array_length($2::jsonb) > 0))
+       OR (media = '[]'::jsonb AND $2::jsonb <> '[]'::jsonb))
 `
 
 type EnrichMessageParams struct {

@@ -354,12 +354,12 @@ SELECT count(*)::bigint FROM gone;
 -- webhook's repeat adds nothing to a row a webhook stored).
 UPDATE messages
 SET metadata = jsonb_set(metadata, '{params}', @extra::jsonb || coalesce(metadata->'params', '{}'::jsonb)),
-    media = CASE WHEN jsonb_array_length(media) = 0 THEN @media::jsonb ELSE media END
+    media = CASE WHEN media = '[]'::jsonb THEN @media::jsonb ELSE media END
 WHERE metadata->>'message_sid' = @sid::text
   AND (sqlc.narg('only_source')::text IS NULL OR metadata->>'source' = sqlc.narg('only_source')::text)
   AND (EXISTS (SELECT 1 FROM jsonb_object_keys(@extra::jsonb) AS k(key)
                WHERE NOT jsonb_exists(coalesce(metadata->'params', '{}'::jsonb), k.key))
-       OR (jsonb_array_length(media) = 0 AND jsonb_array_length(@media::jsonb) > 0));
+       OR (media = '[]'::jsonb AND @media::jsonb <> '[]'::jsonb));
 
 -- name: MarkEventStreamsSeen :exec
 -- Records that an Event Streams batch arrived now (event_streams_seen).
