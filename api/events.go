@@ -268,6 +268,19 @@ func (s *eventsSink) storeInbound(ctx context.Context, msg message.Inbound, t *t
 		return nil
 	}
 	s.counted(metrics.EventInbound, metrics.ResultDuplicate, t, &t.duplicate)
+	sid := msg.Metadata.MessageSID
+	if optOut := msg.Metadata.Params["OptOutType"]; optOut != "" {
+		// Before the row gains it, which is what says the apps were not
+		// told: a batch retried after a failure between the two still
+		// records it, and once.
+		recorded, err := s.store.RecordOptOut(ctx, sid, optOut)
+		if err != nil {
+			return err
+		}
+		if recorded {
+			requestLogger(ctx).InfoContext(ctx, "an opt-out only the event carried, forwarded as the message's opt_out status", "sid", sid, "opt_out", optOut)
+		}
+	}
 	extra := message.Params{}
 	for _, k := range eventOnlyParams {
 		if v, ok := msg.Metadata.Params[k]; ok {
@@ -277,7 +290,7 @@ func (s *eventsSink) storeInbound(ctx context.Context, msg message.Inbound, t *t
 	if len(extra) == 0 {
 		return nil
 	}
-	_, err = s.store.EnrichMessage(ctx, store.Enrichment{SID: msg.Metadata.MessageSID, Params: extra})
+	_, err = s.store.EnrichMessage(ctx, store.Enrichment{SID: sid, Params: extra})
 	return err
 }
 

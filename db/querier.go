@@ -137,6 +137,16 @@ type Querier interface {
 	// transaction with one commit. A group commit's batch with processing on
 	// passes max_attempts 0 and ends with InsertBatchJob instead.
 	InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults
+	// An inbound message's opt-out (STOP, START, HELP) that only a later Event
+	// Streams event carried: its webhook did not, so its forward went without
+	// it (docs/event-streams.md). Recorded once, as a status event named
+	// opt_out of the inbound message, with a job for FORWARD_URL's app and
+	// for each destination that takes the message (its inbound rules): the
+	// apps learn of it as a status change of the message, id sid.opt_out.
+	// Nothing when the row has an OptOutType already (its forward carried
+	// it), is not inbound, or the opt-out was recorded before; a returned row
+	// means recorded now.
+	InsertOptOut(ctx context.Context, arg InsertOptOutParams) (string, error)
 	// Records that Twilio reported this status for this message, once: a
 	// returned id means this callback is the first to say so, no row a repeat.
 	InsertStatusEvent(ctx context.Context, arg InsertStatusEventParams) (int64, error)

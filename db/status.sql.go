@@ -69,6 +69,63 @@ func (q *Queries) GetStatusChangedPayload(ctx context.Context, arg GetStatusChan
 	return column_1, err
 }
 
+const insertOptOut = `-- name: InsertOptOut :one
+WITH ev AS (
+    INSERT INTO message_status_events (message_sid, status, params)
+    SELECT m.metadata->>'message_sid', 'opt_out', jsonb_build_object('OptOutType', $1::text)
+    FROM messages m
+    WHERE m.metadata->>'message_sid' = $2::text
+      AND m.direction = 'inbound'
+      AND NOT jsonb_exists(coalesce(m.metadata->'params', '{}'::jsonb), 'OptOutType')
+    ON CONFLICT (message_sid, status) DO NOTHING
+    RETURNING message_sid
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT jsonb_build_object('sid', ev.message_sid, 'status', 'opt_out'), $3::text, $4::smallint
+    FROM ev
+    WHERE $4::smallint > 0
+), routed AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT jsonb_build_object('destination', d.name, 'sid', ev.message_sid, 'status', 'opt_out'), $3::text, $5::smallint, d.name
+    FROM ev
+    JOIN messages m ON m.metadata->>'message_sid' = ev.message_sid
+    CROSS JOIN destinations d
+    WHERE $5::smallint > 0
+      AND destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
+)
+SELECT ev.message_sid FROM ev
+`
+
+type InsertOptOutParams struct {
+	OptOutType    string
+	SID           string
+	JobKind       string
+	MaxAttempts   int16
+	RouteAttempts int16
+}
+
+// An inbound message's opt-out (STOP, START, HELP) that only a later Event
+// Streams event carried: its webhook did not, so its forward went without
+// it (docs/event-streams.md). Recorded once, as a status event named
+// opt_out of the inbound message, with a job for FORWARD_URL's app and
+// for each destination that takes the message (its inbound rules): the
+// apps learn of it as a status change of the message, id sid.opt_out.
+// Nothing when the row has an OptOutType already (its forward carried
+// it), is not inbound, or the opt-out was recorded before; a returned row
+// means recorded now.
+func (q *Queries) InsertOptOut(ctx context.Context, arg InsertOptOutParams) (string, error) {
+	row := q.db.QueryRow(ctx, insertOptOut,
+		arg.OptOutType,
+		arg.SID,
+		arg.JobKind,
+		arg.MaxAttempts,
+		arg.RouteAttempts,
+	)
+	var message_sid string
+	err := row.Scan(&message_sid)
+	return message_sid, err
+}
+
 const insertStatusEvent = `-- name: InsertStatusEvent :one
 INSERT INTO message_status_events (message_sid, status, error_code, params)
 VALUES ($1, $2, $3, $4)

@@ -95,3 +95,23 @@ func (s *Store) deleteStatusEventsBefore(ctx context.Context, cutoff time.Time, 
 	}
 	return n, nil
 }
+
+// OptOutStatus is the status event an inbound message's late opt-out is
+// recorded and forwarded as (InsertOptOut).
+const OptOutStatus = "opt_out"
+
+// RecordOptOut records the opt-out optOutType of the inbound message sid
+// that its stored row lacks (its webhook did not carry one), with its
+// forwards, once: recorded is false when the row has one already, is not
+// inbound or not stored, or it was recorded before.
+func (s *Store) RecordOptOut(ctx context.Context, sid, optOutType string) (recorded bool, err error) {
+	_, err = s.q.InsertOptOut(ctx, db.InsertOptOutParams{OptOutType: optOutType, SID: sid, JobKind: job.KindStatus,
+		MaxAttempts: s.jobAttempts.forward, RouteAttempts: s.jobAttempts.route})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fail("record the opt-out of "+sid, err, ErrNotFound)
+	}
+	return true, nil
+}

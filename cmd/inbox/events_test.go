@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"maps"
 	"net/http"
@@ -130,5 +131,54 @@ func TestAnEventBatchOfAnUnknownAccountIsRetried(t *testing.T) {
 	})
 	if rows, _ := counts(t, pool, sid); rows != 1 {
 		t.Fatalf("%d rows after the retry, want 1", rows)
+	}
+}
+
+// TestALateOptOutReachesTheApp: a message whose webhook carried no opt-out
+// (Advanced Opt-Out off) is forwarded without one; its event, carrying
+// STOP, arrives after, five times at once: the app gets one opt_out status
+// event of the message (id sid.opt_out), once. A message whose event came
+// first was forwarded with its opt-out, and gets none.
+func TestALateOptOutReachesTheApp(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	app := teamapp.New(t, teamapp.Options{})
+	s := startServe(t, databaseURL, app.Env())
+	late, early := simulate.NewMessageSID(simulate.SMS), simulate.NewMessageSID(simulate.SMS)
+
+	deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, late, 1), 1)
+	poll.Until(t, "the webhook's message forwarded", func() bool { return app.Deliveries(late) == 1 })
+	if st := postEvents(t, s.addr, testToken, []simulate.Event{simulate.InboundEvent(simulate.SMS, early, 2, "STOP", nil)}); st != http.StatusOK {
+		t.Fatalf("event first: %d", st)
+	}
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if st := postEvents(t, s.addr, testToken, []simulate.Event{simulate.InboundEvent(simulate.SMS, late, 1, "STOP", nil)}); st != http.StatusOK {
+				t.Errorf("the late event: %d", st)
+			}
+		})
+	}
+	wg.Wait()
+	deliverForm(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, early, 2), 1)
+	poll.Until(t, "the opt-out forwarded", func() bool { return app.Deliveries(late+".opt_out") == 1 })
+	pool := dbtest.Connect(t, databaseURL, 2)
+	poll.Until(t, "the jobs settled", func() bool { return jobsSettled(t, pool) })
+	if n := app.Deliveries(late + ".opt_out"); n != 1 {
+		t.Fatalf("the opt-out forwarded %d times, want once", n)
+	}
+	var body struct {
+		Type   string `json:"type"`
+		Status struct {
+			Status string            `json:"status"`
+			Params map[string]string `json:"params"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(app.Raw(late+".opt_out"), &body); err != nil || body.Type != "message.status" ||
+		body.Status.Status != "opt_out" || body.Status.Params["OptOutType"] != "STOP" {
+		t.Fatalf("the opt-out's forward: %+v, %v", body, err)
+	}
+	if n := app.Deliveries(early + ".opt_out"); n != 0 || app.Payloads(early)[0].Message.Params["OptOutType"] != "STOP" {
+		t.Fatalf("the event-first message: %d opt-out forwards, params %v; want its forward to carry STOP", n, app.Payloads(early)[0].Message.Params)
 	}
 }

@@ -80,3 +80,38 @@ WHERE id IN (
     ORDER BY received_at, id
     LIMIT @max_rows::integer
 );
+
+-- name: InsertOptOut :one
+-- An inbound message's opt-out (STOP, START, HELP) that only a later Event
+-- Streams event carried: its webhook did not, so its forward went without
+-- it (docs/event-streams.md). Recorded once, as a status event named
+-- opt_out of the inbound message, with a job for FORWARD_URL's app and
+-- for each destination that takes the message (its inbound rules): the
+-- apps learn of it as a status change of the message, id sid.opt_out.
+-- Nothing when the row has an OptOutType already (its forward carried
+-- it), is not inbound, or the opt-out was recorded before; a returned row
+-- means recorded now.
+WITH ev AS (
+    INSERT INTO message_status_events (message_sid, status, params)
+    SELECT m.metadata->>'message_sid', 'opt_out', jsonb_build_object('OptOutType', @opt_out_type::text)
+    FROM messages m
+    WHERE m.metadata->>'message_sid' = @sid::text
+      AND m.direction = 'inbound'
+      AND NOT jsonb_exists(coalesce(m.metadata->'params', '{}'::jsonb), 'OptOutType')
+    ON CONFLICT (message_sid, status) DO NOTHING
+    RETURNING message_sid
+), job AS (
+    INSERT INTO river_job (args, kind, max_attempts)
+    SELECT jsonb_build_object('sid', ev.message_sid, 'status', 'opt_out'), @job_kind::text, @max_attempts::smallint
+    FROM ev
+    WHERE @max_attempts::smallint > 0
+), routed AS (
+    INSERT INTO river_job (args, kind, max_attempts, queue)
+    SELECT jsonb_build_object('destination', d.name, 'sid', ev.message_sid, 'status', 'opt_out'), @job_kind::text, @route_attempts::smallint, d.name
+    FROM ev
+    JOIN messages m ON m.metadata->>'message_sid' = ev.message_sid
+    CROSS JOIN destinations d
+    WHERE @route_attempts::smallint > 0
+      AND destination_matches(d, m.account_sid, m.to_address, m.messaging_service_sid, 'inbound')
+)
+SELECT ev.message_sid FROM ev;
