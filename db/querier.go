@@ -175,6 +175,10 @@ type Querier interface {
 	// the unfinished or failed forward states starts from the jobs
 	// (ListMessagesByForward).
 	ListMessages(ctx context.Context, arg ListMessagesParams) ([]Message, error)
+	// The account's inbound messages that say they carry media but hold none
+	// (an event stored them first), oldest first, through
+	// messages_media_awaited_idx: what a sweep completes from Twilio's API.
+	ListMessagesAwaitingMedia(ctx context.Context, arg ListMessagesAwaitingMediaParams) ([]string, error)
 	// ListMessages for the forward states that few messages are in (pending,
 	// retrying, failed, cancelled). The candidates are the deliveries whose
 	// failure was recorded in one of them (of the destination, when named),

@@ -75,6 +75,42 @@ func (q *Queries) GetReconcileSweep(ctx context.Context, accountSid string) (Rec
 	return i, err
 }
 
+const listMessagesAwaitingMedia = `-- name: ListMessagesAwaitingMedia :many
+SELECT (metadata->>'message_sid')::text AS sid
+FROM messages
+WHERE account_sid = $1::text AND num_media > 0 AND media = '[]'::jsonb
+ORDER BY received_at
+LIMIT $2::integer
+`
+
+type ListMessagesAwaitingMediaParams struct {
+	AccountSID string
+	MaxRows    int32
+}
+
+// The account's inbound messages that say they carry media but hold none
+// (an event stored them first), oldest first, through
+// messages_media_awaited_idx: what a sweep completes from Twilio's API.
+func (q *Queries) ListMessagesAwaitingMedia(ctx context.Context, arg ListMessagesAwaitingMediaParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, listMessagesAwaitingMedia, arg.AccountSID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var sid string
+		if err := rows.Scan(&sid); err != nil {
+			return nil, err
+		}
+		items = append(items, sid)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listReconcileSweeps = `-- name: ListReconcileSweeps :many
 SELECT account_sid, watermark, sweep_from, sweep_to, next_page_uri, listed, found,
        last_sweep_at, last_success_at, last_error

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"time"
 
@@ -91,6 +92,9 @@ type Result struct {
 	Invalid      int // listed messages that could not be stored as they were (logged)
 	Statuses     int // outbound messages whose status was asked for
 	StatusMoved  int // of them, those whose status moved: a callback was lost
+	// MediaCompleted counts messages an event stored first whose media
+	// the sweep added.
+	MediaCompleted int
 }
 
 // Accounts returns the sids of the accounts to sweep.
@@ -132,11 +136,11 @@ func (s *Sweeper) SweepAccount(ctx context.Context, accountSID string) error {
 	}
 	s.cfg.Metrics.ReconcileSucceeded(accountSID, s.now())
 	level := slog.LevelDebug
-	if res.Found > 0 || res.StatusMoved > 0 || res.Invalid > 0 {
+	if res.Found > 0 || res.StatusMoved > 0 || res.Invalid > 0 || res.MediaCompleted > 0 {
 		level = slog.LevelInfo
 	}
 	s.cfg.Logger.Log(ctx, level, "reconciliation sweep done", "account_sid", accountSID, "pages", res.Pages, "listed", res.Listed,
-		"found", res.Found, "invalid", res.Invalid, "statuses", res.Statuses, "status_moved", res.StatusMoved)
+		"found", res.Found, "invalid", res.Invalid, "statuses", res.Statuses, "status_moved", res.StatusMoved, "media_completed", res.MediaCompleted)
 	return nil
 }
 
@@ -177,6 +181,9 @@ func (s *Sweeper) Sweep(ctx context.Context, cred twilioapi.Credentials) (Result
 		return res, err
 	}
 	if err := s.statuses(ctx, cred, &res); err != nil {
+		return res, err
+	}
+	if err := s.awaitedMedia(ctx, cred, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -379,17 +386,13 @@ func (s *Sweeper) inbound(ctx context.Context, cred twilioapi.Credentials, m twi
 	media := message.MediaList{}
 	fetched := 0
 	if numMedia > 0 {
-		list, err := s.cfg.API.ListMedia(ctx, cred, m.SID)
+		list, mediaParams, err := s.mediaOf(ctx, cred, m.SID)
 		fetched = 1
 		if err != nil {
-			return message.Inbound{}, fetched, fmt.Errorf("media of %s: %w", m.SID, err)
+			return message.Inbound{}, fetched, err
 		}
-		for i, md := range list {
-			u := s.cfg.API.MediaURL(md)
-			media = append(media, message.Media{URL: u, ContentType: md.ContentType})
-			params["MediaUrl"+strconv.Itoa(i)] = u
-			params["MediaContentType"+strconv.Itoa(i)] = md.ContentType
-		}
+		media = list
+		maps.Copy(params, mediaParams)
 		numMedia = len(media)
 		params["NumMedia"] = strconv.Itoa(numMedia)
 	}
@@ -399,6 +402,61 @@ func (s *Sweeper) inbound(ctx context.Context, cred twilioapi.Credentials, m twi
 		Metadata: message.Metadata{MessageSID: m.SID, Source: message.SourceReconcile, Params: params},
 	}
 	return in, fetched, nil
+}
+
+// mediaOf lists the message sid's media on Twilio's API: as stored, and
+// as the parameters a webhook carries for them (MediaUrlN,
+// MediaContentTypeN).
+func (s *Sweeper) mediaOf(ctx context.Context, cred twilioapi.Credentials, sid string) (message.MediaList, message.Params, error) {
+	list, err := s.cfg.API.ListMedia(ctx, cred, sid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("media of %s: %w", sid, err)
+	}
+	media, params := message.MediaList{}, message.Params{}
+	for i, md := range list {
+		u := s.cfg.API.MediaURL(md)
+		media = append(media, message.Media{URL: u, ContentType: md.ContentType})
+		params["MediaUrl"+strconv.Itoa(i)] = u
+		params["MediaContentType"+strconv.Itoa(i)] = md.ContentType
+	}
+	return media, params, nil
+}
+
+// DefaultMediaChecks bounds the messages awaiting media one sweep asks
+// Twilio about: one request each.
+const DefaultMediaChecks = 100
+
+// awaitedMedia completes the account's messages that an Event Streams
+// event stored first with media it does not list (docs/event-streams.md):
+// their media from Twilio's API, as a sweep stores a found message's. The
+// webhook that completes one instead, or a later sweep, finds nothing to
+// do. A message Twilio no longer has is left as it is.
+func (s *Sweeper) awaitedMedia(ctx context.Context, cred twilioapi.Credentials, res *Result) error {
+	sids, err := s.cfg.Store.MessagesAwaitingMedia(ctx, cred.AccountSID, DefaultMediaChecks)
+	if err != nil {
+		return err
+	}
+	for _, sid := range sids {
+		media, params, err := s.mediaOf(ctx, cred, sid)
+		if te, ok := errors.AsType[*twilioapi.Error](err); ok && te.Status == 404 {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if len(media) == 0 {
+			continue
+		}
+		changed, err := s.cfg.Store.EnrichMessage(ctx, store.Enrichment{SID: sid, Params: params, Media: media, OnlySource: message.SourceEventStream})
+		if err != nil {
+			return err
+		}
+		if changed {
+			res.MediaCompleted++
+			s.cfg.Logger.InfoContext(ctx, "media of a message its event stored first, from Twilio's API", "account_sid", cred.AccountSID,
+				"sid", sid, "media", len(media))
+		}
+	}
+	return nil
 }
 
 // maxCount bounds num_media and num_segments, as the webhook's checks do.

@@ -370,3 +370,45 @@ func TestBadInputIsRefusedAndTheNextSweepProceeds(t *testing.T) {
 		t.Fatalf("want a line for each skipped message:\n%s", h.logs)
 	}
 }
+
+// TestAnEventsMessageGetsItsMedia: an MMS an Event Streams event stored
+// first (two media, no URLs: the event's schema has none) gets its media
+// from Twilio's API in the next sweep, once, without another job; an event's
+// message without media, and one a webhook completed, are not asked about.
+func TestAnEventsMessageGetsItsMedia(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	ms := inbound(3, 2) // ms[0] and ms[2] with two media
+	h.twilio.Add(ms...)
+	for i, m := range ms {
+		num := int32(len(m.Media))
+		in := message.Inbound{AccountSID: account, From: m.From, To: m.To, Body: m.Body, NumMedia: num, NumSegments: 1, Media: message.MediaList{},
+			Metadata: message.Metadata{MessageSID: m.SID, Source: message.SourceEventStream,
+				Params: message.Params{"MessageSid": m.SID, "NumMedia": fmt.Sprint(num), "OptOutType": "STOP"}}}
+		if i == 2 { // its webhook came and completed it
+			in.Media = message.MediaList{{URL: "https://api.twilio.com/webhook-said", ContentType: "image/jpeg"}}
+		}
+		if _, ok, err := h.store.InsertInboundMessage(t.Context(), in); err != nil || !ok {
+			t.Fatalf("event insert: %v %v", ok, err)
+		}
+	}
+	res, err := h.sweeper.Sweep(t.Context(), cred)
+	if err != nil || res.MediaCompleted != 1 {
+		t.Fatalf("sweep: %+v %v; want one message's media completed\n%s", res, err, h.logs)
+	}
+	m, err := h.store.GetMessageBySID(t.Context(), ms[0].SID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Media) != 2 || !strings.HasSuffix(m.Media[1].URL, "/Media/"+ms[0].Media[1].SID) || m.Metadata.Params["MediaUrl1"] != m.Media[1].URL ||
+		m.Metadata.Params["OptOutType"] != "STOP" {
+		t.Fatalf("the event's MMS after the sweep: media %+v, params %v", m.Media, m.Metadata.Params)
+	}
+	if jobs := h.count(t, `SELECT count(*) FROM `+dbtest.EnqueuedJobs); jobs != 3 {
+		t.Fatalf("%d jobs, want the 3 of the inserts: completing media forwards nothing", jobs)
+	}
+	again, err := h.sweeper.Sweep(t.Context(), cred)
+	if err != nil || again.MediaCompleted != 0 {
+		t.Fatalf("second sweep: %+v %v; want nothing left to complete", again, err)
+	}
+}

@@ -199,3 +199,14 @@ func (s *Store) LockSweep(ctx context.Context, accountSID string) (unlock func()
 		conn.Release()
 	}, true, nil
 }
+
+// MessagesAwaitingMedia returns up to limit sids of the account's inbound
+// messages that say they carry media but hold none (an Event Streams event
+// stored them first), oldest first.
+func (s *Store) MessagesAwaitingMedia(ctx context.Context, accountSID string, limit int32) ([]string, error) {
+	sids, err := s.q.ListMessagesAwaitingMedia(ctx, db.ListMessagesAwaitingMediaParams{AccountSID: accountSID, MaxRows: limit})
+	if err != nil {
+		return nil, fail("list the messages awaiting media of "+accountSID, err, ErrNotFound)
+	}
+	return sids, nil
+}

@@ -209,11 +209,29 @@ func (c *Client) FetchMessage(ctx context.Context, cred Credentials, sid string)
 	return m, err
 }
 
-// ListMedia returns every medium of a message, following its pages.
+// Bounds on a media list, whatever Twilio's API (or something answering
+// as it) says: a message carries at most ten media, and a webhook
+// carrying more than MaxMedia is refused, so no path stores more.
+const (
+	MaxMedia      = 100
+	maxMediaPages = 10
+)
+
+// ErrTooManyMedia is a media list beyond MaxMedia or maxMediaPages
+// pages, or one whose next page is a page it listed already.
+var ErrTooManyMedia = errors.New("a media list beyond its bound")
+
+// ListMedia returns every medium of a message, following its pages, at
+// most MaxMedia in maxMediaPages pages, each page once (ErrTooManyMedia).
 func (c *Client) ListMedia(ctx context.Context, cred Credentials, messageSID string) ([]Media, error) {
 	uri := "/2010-04-01/Accounts/" + cred.AccountSID + "/Messages/" + url.PathEscape(messageSID) + "/Media.json?PageSize=100"
 	var all []Media
+	seen := map[string]bool{}
 	for uri != "" {
+		if seen[uri] || len(seen) == maxMediaPages {
+			return nil, fmt.Errorf("media of %s: %w: page %d, or a page listed twice", messageSID, ErrTooManyMedia, len(seen)+1)
+		}
+		seen[uri] = true
 		if err := c.underAccount(cred, uri); err != nil {
 			return nil, err
 		}
@@ -226,6 +244,9 @@ func (c *Client) ListMedia(ctx context.Context, cred Credentials, messageSID str
 		}
 		if p.MediaList == nil {
 			return nil, fmt.Errorf("media of %s: no media_list in the answer", messageSID)
+		}
+		if len(all)+len(*p.MediaList) > MaxMedia {
+			return nil, fmt.Errorf("media of %s: %w: more than %d media", messageSID, ErrTooManyMedia, MaxMedia)
 		}
 		all = append(all, *p.MediaList...)
 		uri = ""

@@ -3,8 +3,11 @@ package twilioapi_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +147,39 @@ func TestRefusalsAreTwiliosErrors(t *testing.T) {
 	s.Fault(nil)
 	if _, err := c.MessagesPage(t.Context(), cred, "https://evil.example/x"); err == nil {
 		t.Fatal("an absolute URL was requested with the account's credentials")
+	}
+}
+
+// TestAHostileMediaListIsBounded: a Media.json whose next page is itself,
+// one that never ends, and one with more media than a webhook may carry
+// each end in ErrTooManyMedia after a bounded number of requests, where an
+// unbounded loop grew the server to gigabytes.
+func TestAHostileMediaListIsBounded(t *testing.T) {
+	medium := `{"sid":"ME00000000000000000000000000000000","content_type":"image/png","uri":"/2010-04-01/Accounts/` + account + `/Messages/SM1/Media/ME1.json"}`
+	cases := map[string]func(page int) string{
+		"its own next page": func(int) string {
+			return `{"media_list":[` + medium + `],"next_page_uri":"/2010-04-01/Accounts/` + account + `/Messages/SM1/Media.json?PageSize=100"}`
+		},
+		"pages without end": func(page int) string {
+			return fmt.Sprintf(`{"media_list":[%s],"next_page_uri":"/2010-04-01/Accounts/%s/Messages/SM1/Media.json?Page=%d"}`, medium, account, page+1)
+		},
+		"a thousand media": func(int) string {
+			return `{"media_list":[` + strings.TrimSuffix(strings.Repeat(medium+",", 1000), ",") + `],"next_page_uri":null}`
+		},
+	}
+	for name, page := range cases {
+		t.Run(name, func(t *testing.T) {
+			var requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := requests.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, page(int(n)))
+			}))
+			t.Cleanup(srv.Close)
+			_, err := client(t, srv.URL, twilioapi.Options{}).ListMedia(t.Context(), cred, "SM1")
+			if !errors.Is(err, twilioapi.ErrTooManyMedia) || requests.Load() > 10 {
+				t.Fatalf("%v after %d requests; want ErrTooManyMedia within 10", err, requests.Load())
+			}
+		})
 	}
 }

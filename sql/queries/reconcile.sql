@@ -86,3 +86,13 @@ SELECT pg_try_advisory_lock(hashtextextended('inbox_reconcile:' || @account_sid:
 
 -- name: UnlockSweep :exec
 SELECT pg_advisory_unlock(hashtextextended('inbox_reconcile:' || @account_sid::text, 0));
+
+-- name: ListMessagesAwaitingMedia :many
+-- The account's inbound messages that say they carry media but hold none
+-- (an event stored them first), oldest first, through
+-- messages_media_awaited_idx: what a sweep completes from Twilio's API.
+SELECT (metadata->>'message_sid')::text AS sid
+FROM messages
+WHERE account_sid = @account_sid::text AND num_media > 0 AND media = '[]'::jsonb
+ORDER BY received_at
+LIMIT @max_rows::integer;
