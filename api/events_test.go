@@ -224,3 +224,26 @@ func TestEventsBasicAuth(t *testing.T) {
 		t.Error("the log shows the sink's password")
 	}
 }
+
+// While an account's token rotates, a batch signed with either is stored.
+func TestEventsVerifyDuringTokenRotation(t *testing.T) {
+	const next = "the-next-auth-token"
+	h := setup(t, "", func(c *api.Config) {
+		v, err := twilio.NewValidator(token, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Validator = v
+	})
+	for _, tok := range []string{token, next} {
+		sid := simulate.NewMessageSID(simulate.SMS)
+		u := h.srv.URL + api.PathEvents
+		req, err := simulate.NewEventsRequest(t.Context(), u, u, tok, []simulate.Event{simulate.InboundEvent(simulate.SMS, sid, 1, "", nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, body := h.post(req); st != http.StatusOK || h.rows(sid) != 1 {
+			t.Fatalf("signed with %q: %d %s", tok, st, body)
+		}
+	}
+}
