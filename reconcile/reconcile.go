@@ -223,11 +223,26 @@ type window struct {
 	listed, found int64 // before page
 }
 
-// list lists w's pages to the end.
+// ErrPageLoop is a listing that comes back on itself: a next page listed
+// already in this sweep, or a page listing only what the page before it
+// listed. Twilio's API never does; followed, it would run for the whole
+// sweep, storing nothing new.
+var ErrPageLoop = errors.New("Twilio's API lists the same page again")
+
+// list lists w's pages to the end, each once: a listing that comes back on
+// itself stops with ErrPageLoop, and a recorded sweep starts its window
+// over next time rather than resume at the looping page.
 func (s *Sweeper) list(ctx context.Context, cred twilioapi.Credentials, w window, progress func(Result)) (Result, error) {
 	var res Result
 	restarted := false
+	first := w.page
+	listed := map[string]bool{}
+	var previous map[string]bool // the sids of the page before
 	for w.page != "" {
+		if listed[w.page] {
+			return res, s.loop(ctx, cred, w, first, "its next page is one it listed already")
+		}
+		listed[w.page] = true
 		page, err := s.cfg.API.MessagesPage(ctx, cred, w.page)
 		if te, ok := errors.AsType[*twilioapi.Error](err); ok && te.Code == 21481 && w.persist && !restarted {
 			// The page token of a resumed sweep expired: list the window again.
@@ -237,12 +252,17 @@ func (s *Sweeper) list(ctx context.Context, cred twilioapi.Credentials, w window
 				return res, err
 			}
 			w.listed, w.found = 0, 0
+			first, listed, previous = w.page, map[string]bool{}, nil
 			continue
 		}
 		if err != nil {
 			return res, fmt.Errorf("list messages of %s: %w", cred.AccountSID, err)
 		}
 		res.Pages++
+		if repeatsPage(previous, page) {
+			return res, s.loop(ctx, cred, w, first, "a page lists only what the page before it listed")
+		}
+		previous = sidsOf(page)
 		if err := s.page(ctx, cred, &w, page, &res); err != nil {
 			return res, err
 		}
@@ -255,6 +275,40 @@ func (s *Sweeper) list(ctx context.Context, cred twilioapi.Credentials, w window
 		return res, s.cfg.Store.FinishSweep(ctx, cred.AccountSID, w.listed, w.found)
 	}
 	return res, nil
+}
+
+// loop stops a listing that came back on itself: a recorded sweep is set
+// to list its window from the first page next time.
+func (s *Sweeper) loop(ctx context.Context, cred twilioapi.Credentials, w window, first, why string) error {
+	err := fmt.Errorf("list messages of %s: %w: %s (at %s)", cred.AccountSID, ErrPageLoop, why, clip.Clip(w.page))
+	if w.persist {
+		if serr := s.cfg.Store.StartSweep(ctx, cred.AccountSID, w.from, w.to, first); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	return err
+}
+
+// repeatsPage reports whether page lists messages and all of them were on
+// the page before (previous).
+func repeatsPage(previous map[string]bool, page twilioapi.Page) bool {
+	if len(previous) == 0 || len(page.Messages) == 0 {
+		return false
+	}
+	for _, m := range page.Messages {
+		if !previous[m.SID] {
+			return false
+		}
+	}
+	return true
+}
+
+func sidsOf(page twilioapi.Page) map[string]bool {
+	sids := make(map[string]bool, len(page.Messages))
+	for _, m := range page.Messages {
+		sids[m.SID] = true
+	}
+	return sids
 }
 
 // page stores what one page lists that is missing: one statement asks

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -410,5 +411,51 @@ func TestAnEventsMessageGetsItsMedia(t *testing.T) {
 	again, err := h.sweeper.Sweep(t.Context(), cred)
 	if err != nil || again.MediaCompleted != 0 {
 		t.Fatalf("second sweep: %+v %v; want nothing left to complete", again, err)
+	}
+}
+
+// TestALoopingListingStops: Twilio's API (or what answers as it) whose
+// next page is itself, or whose every page lists the same message, stops
+// the sweep at once with ErrPageLoop, after a bounded number of requests,
+// storing the message once; the next sweep lists its window from the
+// start rather than resume at the looping page.
+func TestALoopingListingStops(t *testing.T) {
+	t.Parallel()
+	sid := simulate.NewMessageSID(simulate.SMS)
+	msg := fmt.Sprintf(`{"sid":%q,"account_sid":%q,"from":"+15550000001","to":"+15550000002","body":"hi","num_media":"0","num_segments":"1",`+
+		`"direction":"inbound","status":"received","date_sent":%q,"api_version":"2010-04-01"}`, sid, account, time.Now().UTC().Format(time.RFC1123Z))
+	for name, next := range map[string]func(r *http.Request, n int64) string{
+		"its own next page": func(r *http.Request, _ int64) string { return r.URL.RequestURI() },
+		"the same message on every page": func(r *http.Request, n int64) string {
+			return fmt.Sprintf("/2010-04-01/Accounts/%s/Messages.json?PageSize=1000&Page=%d&PageToken=PA%d", account, n, n)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := requests.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"messages":[%s],"next_page_uri":%q}`, msg, next(r, n))
+			}))
+			t.Cleanup(srv.Close)
+			h := setup(t)
+			client, err := twilioapi.New(srv.URL, twilioapi.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sw := reconcile.New(reconcile.Config{Store: h.store, API: client, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)),
+				Accounts: func(context.Context) ([]twilioapi.Credentials, error) { return []twilioapi.Credentials{cred}, nil }})
+			_, err = sw.Sweep(t.Context(), cred)
+			if !errors.Is(err, reconcile.ErrPageLoop) || requests.Load() > 3 {
+				t.Fatalf("%v after %d requests; want ErrPageLoop within 3", err, requests.Load())
+			}
+			if n := h.count(t, `SELECT count(*) FROM messages`); n != 1 {
+				t.Fatalf("%d rows, want the message once", n)
+			}
+			state, err := h.store.Sweep(t.Context(), account)
+			if err != nil || !strings.Contains(state.NextPageURI, "Messages.json") || strings.Contains(state.NextPageURI, "PageToken") {
+				t.Fatalf("the recorded sweep resumes at %q (%v); want its window's first page", state.NextPageURI, err)
+			}
+		})
 	}
 }
