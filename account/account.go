@@ -15,10 +15,10 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"inbox/internal/clip"
+	"inbox/internal/text"
 	"inbox/keyring"
 	"inbox/store"
 	"inbox/twilio"
@@ -147,16 +147,11 @@ const MaxLabel = 200
 // MaxLabel characters: labels are printed to terminals, where control
 // characters and escape sequences would act rather than show.
 func CheckLabel(label string) error {
-	if !utf8.ValidString(label) {
-		return errors.New("label is not valid UTF-8")
+	if err := text.Printable(label); err != nil {
+		return fmt.Errorf("label: %w", err)
 	}
 	if n := utf8.RuneCountInString(label); n > MaxLabel {
 		return fmt.Errorf("label has %d characters, more than %d", n, MaxLabel)
-	}
-	for _, r := range label {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("label holds %U, which is not a printable character", r)
-		}
 	}
 	return nil
 }

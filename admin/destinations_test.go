@@ -100,6 +100,18 @@ func TestDestinationsAPI(t *testing.T) {
 		!strings.Contains(body, `"to":[]`) || !strings.Contains(body, `"events":["inbound"]`) || !strings.Contains(body, `"rate_per_second":5`) {
 		t.Errorf("PATCH: %d %s; want the numbers cleared, the events kept, the rate set", status, body)
 	}
+	// A note that is not printable text (a NUL PostgreSQL refuses, a
+	// bidirectional override that would disguise it) is a 400 naming the
+	// field, and pauses nothing.
+	for _, note := range []string{"dep\x00loy", "deploy \u202egnol"} {
+		if status, body := f.call(t, http.MethodPost, "/api/destinations/orders/pause", map[string]any{"note": note}); status != http.StatusBadRequest ||
+			!strings.Contains(body, "-note") {
+			t.Errorf("pause with note %q: %d %s; want 400 naming the note", note, status, body)
+		}
+	}
+	if _, body := f.call(t, http.MethodGet, "/api/destinations/orders", nil); !strings.Contains(body, `"paused":false`) {
+		t.Errorf("a refused pause paused it: %s", body)
+	}
 	// Pauses at once from several operators: one changes it, the first note stands.
 	var wg sync.WaitGroup
 	changed := make(chan bool, 8)

@@ -15,9 +15,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"inbox/internal/text"
 	"inbox/job"
 	"inbox/message"
 	"inbox/metrics"
@@ -119,13 +118,11 @@ const MaxNote = 200
 // where a control character or a bidirectional override could disguise
 // what it says.
 func checkNote(note string) error {
-	if len(note) > MaxNote || !utf8.ValidString(note) {
+	if len(note) > MaxNote {
 		return fmt.Errorf("%w: the note must be at most %d bytes of printable text", ErrBadControl, MaxNote)
 	}
-	for _, r := range note {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: the note must be at most %d bytes of printable text; it holds %U", ErrBadControl, MaxNote, r)
-		}
+	if err := text.Printable(note); err != nil {
+		return fmt.Errorf("%w: the note must be at most %d bytes of printable text; %w", ErrBadControl, MaxNote, err)
 	}
 	return nil
 }

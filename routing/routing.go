@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"inbox/destination"
+	"inbox/internal/text"
 	"inbox/keyring"
 	"inbox/queue"
 	"inbox/store"
@@ -325,6 +326,11 @@ const MaxNote = 500
 func (m *Manager) Pause(ctx context.Context, name, note string) (changed bool, err error) {
 	if len(note) > MaxNote {
 		return false, invalid(fmt.Errorf("-note: %d bytes, more than %d", len(note), MaxNote))
+	}
+	if err := text.Printable(note); err != nil {
+		// Shown on the console and in logs: a NUL would be refused by
+		// PostgreSQL, an override would disguise what the note says.
+		return false, invalid(fmt.Errorf("-note: %w", err))
 	}
 	return m.Store.PauseDestination(ctx, name, "operator", note)
 }
