@@ -227,7 +227,7 @@ type window struct {
 // already in this sweep, or a page listing only what the page before it
 // listed. Twilio's API never does; followed, it would run for the whole
 // sweep, storing nothing new.
-var ErrPageLoop = errors.New("Twilio's API lists the same page again")
+var ErrPageLoop = errors.New("a listing that comes back on itself")
 
 // list lists w's pages to the end, each once: a listing that comes back on
 // itself stops with ErrPageLoop, and a recorded sweep starts its window
