@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -104,17 +103,7 @@ func (s *eventsSink) read(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && mt != "application/cloudevents-batch+json") {
 		return nil, refuse(http.StatusUnsupportedMediaType, RefusalContentType, "content type %q is not application/json", clip.Clip(ct))
 	}
-	if r.ContentLength > s.maxBody {
-		return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body of %d bytes is over the %d-byte limit", r.ContentLength, s.maxBody)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body is over the %d-byte limit", s.maxBody)
-		}
-		return nil, refuse(http.StatusBadRequest, RefusalBodyUnreadable, "reading body: %v", err)
-	}
-	return body, nil
+	return readBody(w, r, s.maxBody)
 }
 
 // verify parses the batch and checks who sent it: the account its events

@@ -39,21 +39,32 @@ func (f *formReader) read(w http.ResponseWriter, r *http.Request) (twilio.Form, 
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, refuse(http.StatusUnsupportedMediaType, RefusalContentType, "content type %q is not application/x-www-form-urlencoded", clip.Clip(ct))
 	}
-	if r.ContentLength > f.maxBody {
-		return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body of %d bytes is over the %d-byte limit", r.ContentLength, f.maxBody)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
+	body, err := readBody(w, r, f.maxBody)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body is over the %d-byte limit", f.maxBody)
-		}
-		return nil, refuse(http.StatusBadRequest, RefusalBodyUnreadable, "reading body: %v", err)
+		return nil, err
 	}
 	form, validator, err := f.verify(r.Context(), body, r.RequestURI, r.Header.Get(twilio.SignatureHeader))
 	if he, ok := errors.AsType[*httpError](err); ok && he.code == RefusalSignatureMismatch {
 		he.hint = mismatchHint(f.publicBaseURL, r, validator, form)
 	}
 	return form, err
+}
+
+// readBody reads a delivery's body, refusing one over max bytes (413,
+// before reading when its Content-Length says so) or unreadable (400):
+// every delivery route's bound.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body of %d bytes is over the %d-byte limit", r.ContentLength, max)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, refuse(http.StatusRequestEntityTooLarge, RefusalBodyTooLarge, "body is over the %d-byte limit", max)
+		}
+		return nil, refuse(http.StatusBadRequest, RefusalBodyUnreadable, "reading body: %v", err)
+	}
+	return body, nil
 }
 
 // mismatchHint says what to check after a signature mismatch: the URL the

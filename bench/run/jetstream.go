@@ -125,21 +125,7 @@ func (h *harness) jetstream(ctx context.Context, c int) (lagResult, error) {
 	var out lagResult
 	res, _, err := h.serviceWith(ctx, bench.Load{Mix: bench.AllNew, Concurrency: c, Duration: h.cfg.duration}, nil, addDestination,
 		func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error {
-			loadEnd := time.Now()
-			out.byEnd = count()
-			deadline := loadEnd.Add(2 * time.Minute)
-			for count() < len(res.SIDs) {
-				if time.Now().After(deadline) {
-					return fmt.Errorf("jetstream at %d: %d of %d published 2 min after the load", c, count(), len(res.SIDs))
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			out.drain = time.Since(loadEnd)
-			var err error
-			if out.serviceCPU, out.serverCPU, err = run.sinceStart(ctx); err != nil {
-				return err
-			}
-			if out.stmts, err = h.stmts.read(ctx, run.db); err != nil {
+			if err := h.drain(ctx, &out, run, fmt.Sprintf("jetstream at %d", c), count, len(res.SIDs)); err != nil {
 				return err
 			}
 			lags, err := lagsSince(ctx, pool, func(sid string) time.Time { mu.Lock(); defer mu.Unlock(); return arrived[sid] })

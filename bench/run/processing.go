@@ -112,22 +112,7 @@ func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, erro
 	}
 	res, _, err := h.serviceWith(ctx, bench.Load{Mix: bench.AllNew, Concurrency: c, Duration: h.cfg.duration}, env, addDestinations,
 		func(ctx context.Context, pool *pgxpool.Pool, res bench.Result, run runCost) error {
-			loadEnd := time.Now()
-			want := len(res.SIDs) * (1 + healthy)
-			out.byEnd = app.count()
-			deadline := loadEnd.Add(2 * time.Minute)
-			for app.count() < want {
-				if time.Now().After(deadline) {
-					return fmt.Errorf("processing at %d: %d of %d deliveries made 2 min after the load", c, app.count(), want)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			out.drain = time.Since(loadEnd)
-			var err error
-			if out.serviceCPU, out.serverCPU, err = run.sinceStart(ctx); err != nil {
-				return err
-			}
-			if out.stmts, err = h.stmts.read(ctx, run.db); err != nil {
+			if err := h.drain(ctx, &out, run, fmt.Sprintf("processing at %d", c), app.count, len(res.SIDs)*(1+healthy)); err != nil {
 				return err
 			}
 			app.mu.Lock()
@@ -145,4 +130,26 @@ func (h *harness) processing(ctx context.Context, c, extra int) (lagResult, erro
 			c, 1+extra, res.RPS(), out.lagP50, out.lagP99, out.byEnd, len(res.SIDs)*(1+extra))
 	}
 	return out, err
+}
+
+// drain waits, up to 2 minutes after the load, for count to reach want
+// (the deliveries made), then records in out what the run cost from the
+// load's start: how long the drain took, the CPU, each statement.
+func (h *harness) drain(ctx context.Context, out *lagResult, run runCost, what string, count func() int, want int) error {
+	loadEnd := time.Now()
+	out.byEnd = count()
+	deadline := loadEnd.Add(2 * time.Minute)
+	for count() < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %d of %d deliveries made 2 min after the load", what, count(), want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the stand-in's count, in a benchmark
+	}
+	out.drain = time.Since(loadEnd)
+	var err error
+	if out.serviceCPU, out.serverCPU, err = run.sinceStart(ctx); err != nil {
+		return err
+	}
+	out.stmts, err = h.stmts.read(ctx, run.db)
+	return err
 }

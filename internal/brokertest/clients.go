@@ -23,16 +23,8 @@ func (n *NATS) CreateStream(name string, subjects ...string) {
 // Messages returns every message the stream holds, by sequence.
 func (n *NATS) Messages(stream string) []*jetstream.RawStreamMsg {
 	n.t.Helper()
-	nc, js := n.connect()
+	nc, s, info := n.stream(stream)
 	defer nc.Close()
-	s, err := js.Stream(n.t.Context(), stream)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	info, err := s.Info(n.t.Context())
-	if err != nil {
-		n.t.Fatal(err)
-	}
 	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(n.t.Context(), seq)
@@ -113,15 +105,25 @@ func (r *RabbitMQ) channel() (*amqp.Connection, *amqp.Channel) {
 // Count returns how many messages the stream holds.
 func (n *NATS) Count(stream string) uint64 {
 	n.t.Helper()
+	nc, _, info := n.stream(stream)
+	nc.Close()
+	return info.State.Msgs
+}
+
+// stream returns a connection (the caller closes it), the stream and what
+// it holds now.
+func (n *NATS) stream(name string) (*nats.Conn, jetstream.Stream, *jetstream.StreamInfo) {
+	n.t.Helper()
 	nc, js := n.connect()
-	defer nc.Close()
-	s, err := js.Stream(n.t.Context(), stream)
+	s, err := js.Stream(n.t.Context(), name)
 	if err != nil {
+		nc.Close()
 		n.t.Fatal(err)
 	}
 	info, err := s.Info(n.t.Context())
 	if err != nil {
+		nc.Close()
 		n.t.Fatal(err)
 	}
-	return info.State.Msgs
+	return nc, s, info
 }
