@@ -85,6 +85,14 @@ type Config struct {
 	NoReindex bool
 	// StopTimeout: see DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Prepare, when set, runs before the workers start (each time Run
+	// tries to start them): what must hold in the database first, such
+	// as a pause recorded while no worker had its queue.
+	Prepare func(ctx context.Context) error
+	// RetryStart is the first wait before Run tries again to start the
+	// workers when the database was not ready; it doubles up to 30 s.
+	// Zero: 1 s.
+	RetryStart time.Duration
 }
 
 // Periodic is a job River's leader inserts every Every (and when the
@@ -105,12 +113,15 @@ type Queue struct {
 	logger  *slog.Logger
 	works   bool
 	stopFor time.Duration
+	prepare func(ctx context.Context) error
+	retry   time.Duration
 }
 
 // New returns the process's queue over pool. It runs nothing until Run.
 func New(pool *pgxpool.Pool, cfg Config) (*Queue, error) {
 	q := &Queue{pool: pool, q: jobdb.New(pool), store: cfg.Store, logger: cfg.Logger,
-		works: cfg.Register != nil, stopFor: cmp.Or(cfg.StopTimeout, DefaultStopTimeout)}
+		works: cfg.Register != nil, stopFor: cmp.Or(cfg.StopTimeout, DefaultStopTimeout),
+		prepare: cfg.Prepare, retry: cmp.Or(cfg.RetryStart, time.Second)}
 	p := &policy{backoff: cfg.Backoff}
 	rc := &river.Config{
 		Logger: cfg.Logger, RetryPolicy: p,
@@ -149,22 +160,24 @@ func New(pool *pgxpool.Pool, cfg Config) (*Queue, error) {
 	return q, nil
 }
 
-// Run runs the workers, if any, until ctx ends, then stops fetching jobs
+// Run runs the workers, if any (Prepare all the same), until ctx ends, then stops fetching jobs
 // and lets running ones finish for the StopTimeout, then cancels those
 // still running; River retries them later, here or in another process.
+//
+// A database that is down or not yet migrated does not stop the process:
+// Run is ready at once and starts the workers once the database lets it
+// (Prepare, then River's start), trying again with a growing wait and
+// saying so each time, so a server started before its database serves
+// webhooks (its /readyz says why not yet) and delivers once it can.
 func (q *Queue) Run(ctx context.Context, ready func()) error {
+	ready()
+	if !q.startWhenReady(ctx) {
+		return nil // stopped before the workers started
+	}
+	<-ctx.Done()
 	if !q.works {
-		ready()
-		<-ctx.Done()
 		return nil
 	}
-	// Not ctx: River takes the end of Start's context for a hard stop that
-	// cancels running jobs; the soft stop below comes first.
-	if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start workers: %w", err)
-	}
-	ready()
-	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.stopFor)
 	defer cancel()
 	err := q.client.Stop(stopCtx)
@@ -175,6 +188,50 @@ func (q *Queue) Run(ctx context.Context, ready func()) error {
 	}
 	if err != nil {
 		return fmt.Errorf("stop workers: %w", err)
+	}
+	return nil
+}
+
+// startWhenReady starts the workers, trying until it can or ctx ends
+// (false).
+func (q *Queue) startWhenReady(ctx context.Context) bool {
+	wait := q.retry
+	for failures := 0; ; failures++ {
+		err := q.start(ctx)
+		if err == nil {
+			if failures > 0 {
+				q.logger.Info("workers started", "after_failures", failures)
+			}
+			return true
+		}
+		q.logger.Error("workers not started: the database is not ready; trying again", "in", wait.String(), "err", err,
+			"hint", "/readyz says what the database lacks (down, or not migrated: run inbox migrate up)")
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// start runs Prepare, then starts River's client if this process works.
+func (q *Queue) start(ctx context.Context) error {
+	if q.prepare != nil {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := q.prepare(pctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	if !q.works {
+		return nil
+	}
+	// Not ctx: River takes the end of Start's context for a hard stop that
+	// cancels running jobs; the soft stop in Run comes first.
+	if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start workers: %w", err)
 	}
 	return nil
 }

@@ -73,8 +73,10 @@ func (s jobSettings) open(ctx context.Context, pool *pgxpool.Pool, st *store.Sto
 	switch ds, err := st.Destinations(ctx); {
 	case err != nil:
 		// Down or not migrated at start: the service still starts and
-		// serves (/readyz says why); workers would not start.
-		logger.Warn("destinations not read at start: not delivering to them until restarted", "err", err)
+		// serves (/readyz says why), and its workers deliver to the
+		// destinations there may be once the database is ready.
+		logger.Warn("destinations not read at start: the workers start once the database is ready", "err", err)
+		s.processing.routing = true
 	case len(ds) > 0:
 		s.processing.routing = true
 	}
@@ -113,6 +115,9 @@ func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c process
 		}
 		qc.NoReindex = noReindex
 	}
+	// What must hold before workers start, retried with their start while
+	// the database is down or not migrated (queue.Run).
+	qc.Prepare = func(ctx context.Context) error { return j.prepare(ctx, c) }
 	q, err := queue.New(pool, qc)
 	if err != nil {
 		return nil, err
@@ -128,18 +133,24 @@ func newJobs(ctx context.Context, pool *pgxpool.Pool, st *store.Store, c process
 	if j.controls == nil { // not built by a worker's registration
 		j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
 	}
+	c.logStart(logger, sw != nil, every)
+	return j, nil
+}
+
+// prepare writes FORWARD_RATE, when set, and keeps a recorded pause of
+// the forwards before the workers start.
+func (j *jobs) prepare(ctx context.Context, c processingConfig) error {
 	if c.forwardURL != "" {
 		if err := c.applyRate(ctx, j.controls); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if j.forwarding {
-		if err := j.controls.EnsurePaused(ctx, q); err != nil {
-			return nil, fmt.Errorf("keep forwarding paused: %w", err)
+		if err := j.controls.EnsurePaused(ctx, j.queue); err != nil {
+			return fmt.Errorf("keep forwarding paused: %w", err)
 		}
 	}
-	c.logStart(logger, sw != nil, every)
-	return j, nil
+	return nil
 }
 
 // register sets in qc the queues and the workers this process runs; the
