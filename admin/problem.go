@@ -74,7 +74,7 @@ func statusOf(r *http.Request, logger *slog.Logger, err error) *apiError {
 	case errors.Is(err, routing.ErrExists), errors.Is(err, store.ErrTooMany), errors.Is(err, routing.ErrPlaintextRefused),
 		errors.Is(err, routing.ErrPending), errors.Is(err, routing.ErrBackfillOff):
 		ae = &apiError{status: http.StatusConflict, detail: err.Error()}
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrSchemaBehind):
+	case store.Unavailable(err): // River's statements too, which the store never saw
 		ae = &apiError{status: http.StatusServiceUnavailable, detail: "database unavailable: try again", err: err}
 	default:
 		ae = &apiError{status: http.StatusInternalServerError, detail: "internal error: the log has the cause", err: err}

@@ -24,8 +24,10 @@ func handleHealthz() http.Handler {
 // quickly instead of hanging the probe.
 const readyTimeout = 2 * time.Second
 
-// readiness is what /readyz checks: the database answers, and its schema is
-// at least the version this binary needs. The schema is read on the first
+// readiness is what /readyz checks: the database answers, its schema is
+// at least the version this binary needs, and the last message or status
+// written was not refused for want of disk, memory or a primary
+// (store.WritesRefused). The schema is read on the first
 // probe and again only after a probe failed, never per webhook: a database
 // that answers pings but was never migrated would otherwise look ready
 // while every webhook got 503.
@@ -51,6 +53,10 @@ func (r *readiness) check(ctx context.Context) error {
 	if err := r.store.Ping(ctx); err != nil {
 		r.schemaOK.Store(false) // it may come back restored from an older backup, or as another server
 		return &httpError{status: http.StatusServiceUnavailable, reason: "database not reachable", err: err}
+	}
+	// A full disk answers pings: what webhooks got says more.
+	if err := r.store.WritesRefused(); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, reason: "database refuses writes: " + err.Error()}
 	}
 	return nil
 }

@@ -42,6 +42,9 @@ func (s *Store) InsertInboundMessage(ctx context.Context, m message.Inbound) (id
 			r = rs[0]
 		}
 	}
+	if s.refused != nil {
+		s.refused.observe(r.err)
+	}
 	if r.err != nil {
 		return 0, false, fmt.Errorf("insert inbound message %s: %w", m.Metadata.MessageSID, r.err)
 	}

@@ -57,6 +57,9 @@ func (s *Store) RecordStatus(ctx context.Context, cb message.StatusCallback) (St
 		}
 		return nil
 	})
+	if s.refused != nil {
+		s.refused.observe(err)
+	}
 	if err != nil {
 		return StatusResult{}, fail(fmt.Sprintf("record status %s of %s", cb.Status, cb.MessageSID), err, ErrNotFound)
 	}

@@ -75,6 +75,9 @@ type Store struct {
 	jobAttempts jobAttempts
 	group       *groupCommit // nil: each insert is sent on its own
 	resetAt     atomic.Int64 // unix nanoseconds of the last pool reset
+	// refused: the last message or status write the server refused
+	// (WritesRefused); nil in a Store made by InTx.
+	refused *refusals
 }
 
 // Options says how a Store writes.
@@ -106,7 +109,7 @@ func New(pool *pgxpool.Pool) *Store { return NewWith(pool, Options{}) }
 
 // NewWith returns a Store that writes as opts says.
 func NewWith(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, conn: pool, q: db.New(pool), jobAttempts: jobAttempts{opts.JobAttempts, opts.RouteAttempts}}
+	s := &Store{pool: pool, conn: pool, q: db.New(pool), jobAttempts: jobAttempts{opts.JobAttempts, opts.RouteAttempts}, refused: &refusals{}}
 	if opts.Writers > 0 {
 		if opts.BatchTimeout <= 0 {
 			opts.BatchTimeout = 5 * time.Second

@@ -3,10 +3,12 @@ package main
 import (
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
 	"inbox/internal/dbtest"
+	"inbox/internal/pgcluster"
 	"inbox/internal/poll"
 	"inbox/internal/teamapp"
 	"inbox/simulate"
@@ -68,11 +70,92 @@ func TestServeStartsInEveryStateOfItsDatabase(t *testing.T) {
 // readyz is the status /readyz answers at addr.
 func readyz(t *testing.T, addr string) int {
 	t.Helper()
+	st, _ := readyzBody(t, addr)
+	return st
+}
+
+// TestReadyzSaysWhatWebhooksGetWhenTheDiskIsFull: a database whose disk is
+// full answers pings but refuses every insert (SQLSTATE 53100, raised here
+// by a trigger, as PostgreSQL raises it when it cannot extend a file).
+// /readyz must then answer 503 saying so, as the webhooks get 503, and 200
+// again once a write succeeds.
+func TestReadyzSaysWhatWebhooksGetWhenTheDiskIsFull(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	s := startServe(t, databaseURL, nil)
+	if st := deliverAt(t, []string{s.addr}, simulate.NewMessageSID(simulate.SMS), 1)[0]; st != http.StatusOK || readyz(t, s.addr) != http.StatusOK {
+		t.Fatalf("before the disk filled: webhook %d, /readyz %d", st, readyz(t, s.addr))
+	}
+	pool := dbtest.Connect(t, databaseURL, 1)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := pool.Exec(t.Context(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'could not extend file "base/16384/16385": No space left on device' USING ERRCODE = '53100'; END $$;
+		CREATE TRIGGER disk_full BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION disk_full()`)
+	for _, st := range deliverAt(t, []string{s.addr}, simulate.NewMessageSID(simulate.SMS), 8) {
+		if st != http.StatusServiceUnavailable {
+			t.Fatalf("a webhook while the disk is full: %d, want 503", st)
+		}
+	}
+	st, body := readyzBody(t, s.addr)
+	if st != http.StatusServiceUnavailable || !strings.Contains(body, "refuses writes") || !strings.Contains(body, "No space left on device") {
+		t.Fatalf("/readyz while webhooks get 503 for a full disk: %d %q, want 503 saying why", st, body)
+	}
+	exec(`DROP TRIGGER disk_full ON messages`)
+	if st := deliverAt(t, []string{s.addr}, simulate.NewMessageSID(simulate.SMS), 1)[0]; st != http.StatusOK {
+		t.Fatalf("a webhook once the disk has room: %d", st)
+	}
+	if st, body := readyzBody(t, s.addr); st != http.StatusOK {
+		t.Fatalf("/readyz once a write succeeded: %d %q", st, body)
+	}
+}
+
+// TestAdminAnswers503WhileTheDatabaseRecovers: a server that is starting
+// up or replaying WAL refuses connections with SQLSTATE 57P03 (here a
+// standby with hot_standby off, a real one). Every admin API read answers
+// 503 then, as the webhook does, never 500; the console's pages likewise.
+func TestAdminAnswers503WhileTheDatabaseRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL servers")
+	}
+	if why := pgcluster.Available(); why != "" {
+		if os.Getenv("INBOX_REQUIRE_CLUSTER") != "" {
+			t.Fatal(why)
+		}
+		t.Skip("\n\n*** NO POSTGRESQL BINARIES for the recovery test: " + why + " ***\n")
+	}
+	t.Parallel()
+	primary := pgcluster.NewPrimary(t)
+	primary.Exec("postgres", `CREATE DATABASE inbox`)
+	mustInbox(t, primary.URL("inbox"), "migrate", "up")
+	recovering := primary.Standby("hot_standby=off")
+	s, base := startAdmin(t, recovering.URL("inbox"), nil)
+	if st := deliverAt(t, []string{s.addr}, simulate.NewMessageSID(simulate.SMS), 1)[0]; st != http.StatusServiceUnavailable {
+		t.Fatalf("a webhook while the database recovers: %d, want 503", st)
+	}
+	for _, path := range []string{"/api/messages", "/api/messages/SM00000000000000000000000000000001", "/api/accounts", "/api/destinations",
+		"/api/forwarding", "/messages", "/forwarding", "/destinations", "/accounts"} {
+		if st, _, body := adminDo(t, http.MethodGet, base+path, "Bearer "+adminToken); st != http.StatusServiceUnavailable {
+			t.Errorf("GET %s while the database recovers: %d %s, want 503", path, st, body)
+		}
+	}
+	if !strings.Contains(s.stderr.String(), "57P03") {
+		t.Fatalf("the log does not show the server's refusal (57P03):\n%s", s.stderr)
+	}
+}
+
+// readyzBody is /readyz's status and body at addr.
+func readyzBody(t *testing.T, addr string) (int, string) {
+	t.Helper()
 	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

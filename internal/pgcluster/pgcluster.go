@@ -37,6 +37,8 @@ type Server struct {
 	name   string
 	bindir string
 	owner  string // the OS user it runs as; "" for the current one
+	// settings are -c settings of its own, after the common ones.
+	settings []string
 }
 
 // Available reports why no cluster can be started here, or "" when one can.
@@ -128,10 +130,14 @@ func NewPrimary(t testing.TB) *Server {
 }
 
 // Standby makes a streaming standby of s with pg_basebackup -R (the
-// connection to s in its configuration) and starts it.
-func (s *Server) Standby() *Server {
+// connection to s in its configuration) and starts it, with settings
+// ("name=value") of its own: hot_standby=off makes one that refuses every
+// connection while it recovers (SQLSTATE 57P03), as a server does while it
+// starts up or replays WAL.
+func (s *Server) Standby(settings ...string) *Server {
 	s.t.Helper()
-	n := &Server{t: s.t, base: s.base, name: "standby", dir: filepath.Join(s.base, "standby"), bindir: s.bindir, owner: s.owner}
+	n := &Server{t: s.t, base: s.base, name: "standby", dir: filepath.Join(s.base, "standby"), bindir: s.bindir, owner: s.owner,
+		settings: settings}
 	s.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", "postgres", "-D", n.dir, "-R", "-X", "stream", "--no-sync",
 		// An immediate checkpoint: the default spreads it over minutes.
 		"--checkpoint=fast")
@@ -159,7 +165,7 @@ func (s *Server) start() {
 			// is of the postmaster, not of the machine, so the OS keeps
 			// what was written.
 			"-c fsync=off", "-c full_page_writes=off",
-		}, " "), "start"}
+		}, " ") + own(s.settings), "start"}
 		cmd := exec.Command(filepath.Join(s.bindir, "pg_ctl"), args...)
 		if s.owner != "" {
 			cmd = exec.Command("runuser", append([]string{"-u", s.owner, "--", filepath.Join(s.bindir, "pg_ctl")}, args...)...)
@@ -175,6 +181,15 @@ func (s *Server) start() {
 		}
 	}
 	s.t.Cleanup(s.stop)
+}
+
+// own is settings as postgres options, each after a space.
+func own(settings []string) string {
+	var b strings.Builder
+	for _, kv := range settings {
+		b.WriteString(" -c " + kv)
+	}
+	return b.String()
 }
 
 func freePort(t testing.TB) int {
