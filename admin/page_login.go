@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -31,10 +32,17 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return nil
 	}
+	if c.guesses.overLimit(r) {
+		c.guesses.refused(r, clientOf(r), "throttled")
+		w.Header().Set("Retry-After", strconv.Itoa(guessRetryAfter))
+		c.render(w, r, http.StatusTooManyRequests, "login", "", "Log in",
+			loginView{Next: next, Error: "Too many wrong tokens from this address: wait a minute, then try again."})
+		return nil
+	}
 	got := sha256.Sum256([]byte(r.PostForm.Get("token")))
 	want := sha256.Sum256([]byte(c.cfg.Token))
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		c.logger.WarnContext(r.Context(), "console login refused: wrong token", "remote", r.RemoteAddr)
+		c.guesses.failed(r, "wrong_token")
 		c.render(w, r, http.StatusUnauthorized, "login", "", "Log in",
 			loginView{Next: next, Error: "That is not this server's admin token (ADMIN_TOKEN)."})
 		return nil
@@ -53,10 +61,20 @@ func (c *console) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 // localPath returns p when it is a path on this listener, else /messages:
-// a login must not send the browser anywhere else.
+// a login must not send the browser anywhere else. A browser removes tabs
+// and newlines anywhere in a URL and control characters and spaces at its
+// ends, reads a backslash as a slash, and takes "//" for another host: so
+// only printable ASCII without backslash or space passes, starting with one
+// slash, and "/login" (which would loop) does not.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") || p == "/login" {
-		return "/messages"
+	const fallback = "/messages"
+	if len(p) < 1 || p[0] != '/' || strings.HasPrefix(p, "//") || p == "/login" || len(p) > 2048 {
+		return fallback
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return fallback
+		}
 	}
 	return p
 }
