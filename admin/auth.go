@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,22 +15,26 @@ import (
 // Both sides of a token are hashed before the constant-time comparison, so
 // neither the token's bytes nor its length leak through timing. A console
 // page asked for without any goes to the login form; anything else is
-// answered 401. An empty token lets every request through.
-func withAuth(token string, ss *sessions, logger *slog.Logger, next http.Handler) http.Handler {
+// answered 401. An empty token lets every request through. Wrong tokens
+// are throttled, counted and logged in aggregate (g).
+func withAuth(token string, ss *sessions, g *guesses, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token == "" {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authedKey{}, true)))
 			return
 		}
-		got, scheme := presented(r)
-		if got != "" {
+		if got := presented(r); got != "" {
+			if g.throttled(w, r) {
+				return
+			}
 			sum := sha256.Sum256([]byte(got))
 			if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authedKey{}, true)))
 				return
 			}
-			refuseAuth(w, r, logger, "wrong "+scheme+" token")
+			g.failed(r, "wrong_token")
+			refuseAuth(w)
 			return
 		}
 		if s, ok := ss.get(r); (ok && s.authed) || publicPath(r.URL.Path) {
@@ -43,28 +46,29 @@ func withAuth(token string, ss *sessions, logger *slog.Logger, next http.Handler
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
-		refuseAuth(w, r, logger, "no credentials")
+		g.refused(r, clientOf(r), "no_credentials")
+		refuseAuth(w)
 	})
 }
 
-func refuseAuth(w http.ResponseWriter, r *http.Request, logger *slog.Logger, reason string) {
-	logger.WarnContext(r.Context(), "admin request refused", "reason", reason, "path", r.URL.Path, "remote", r.RemoteAddr)
+// refuseAuth answers 401, saying which credentials would do.
+func refuseAuth(w http.ResponseWriter) {
 	w.Header().Add("WWW-Authenticate", `Bearer realm="inbox admin"`)
 	w.Header().Add("WWW-Authenticate", `Basic realm="inbox admin", charset="UTF-8"`)
 	writeProblem(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer, Basic with the token as password, or the console's login at /login)", "")
 }
 
-// presented returns the token a request carries and how: a bearer token,
-// or Basic auth's password.
-func presented(r *http.Request) (token, scheme string) {
+// presented returns the token a request carries: a bearer token, or Basic
+// auth's password.
+func presented(r *http.Request) string {
 	if _, pass, ok := r.BasicAuth(); ok {
-		return pass, "basic"
+		return pass
 	}
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:]), "bearer"
+		return strings.TrimSpace(h[7:])
 	}
-	return "", ""
+	return ""
 }
 
 // consolePath reports whether path is one of the console's pages or

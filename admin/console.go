@@ -35,6 +35,7 @@ const maxFormBody = 64 << 10
 type console struct {
 	cfg      Config
 	sessions *sessions
+	guesses  *guesses // the login form's wrong tokens
 	pages    map[string]*template.Template
 	logger   *slog.Logger
 }
@@ -72,13 +73,13 @@ func templateFuncs() template.FuncMap {
 	}
 }
 
-func newConsole(cfg Config, ss *sessions) *console {
+func newConsole(cfg Config, ss *sessions, g *guesses) *console {
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"login", "messages", "message", "forwarding", "retry", "accounts", "destinations", "destination", "problem"} {
 		pages[name] = template.Must(template.New(name).Funcs(templateFuncs()).ParseFS(templateFiles,
 			"templates/base.html", "templates/partials.html", "templates/"+name+".html"))
 	}
-	return &console{cfg: cfg, sessions: ss, pages: pages, logger: cfg.Logger}
+	return &console{cfg: cfg, sessions: ss, guesses: g, pages: pages, logger: cfg.Logger}
 }
 
 // withPageHeaders keeps the console's pages out of frames (a hidden

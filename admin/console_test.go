@@ -4,17 +4,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"inbox/admin"
 	"inbox/internal/fixture"
+	"inbox/internal/logtest"
 	"inbox/message"
+	"inbox/metrics"
 )
 
 const consoleToken = "console-test-token-0123456789"
@@ -451,4 +456,153 @@ func TestAMessageAnEventStoredShowsItsOptOut(t *testing.T) {
 	if !strings.Contains(body, sid) || strings.Contains(body, other) || !strings.Contains(body, "opt-out STOP") {
 		t.Fatalf("?source=event-stream: want %s only, with its opt-out:\n%s", sid, body)
 	}
+}
+
+// TestLoginNeverSendsTheBrowserElsewhere: the classic open-redirect
+// bypasses as next=, both where a login redirects (POST /login) and where
+// a logged-in browser is sent at once (GET /login): the Location, read as
+// a browser reads it (tabs and newlines dropped, control characters and
+// spaces trimmed at the ends, backslashes as slashes), stays on the
+// listener; a path on it is kept.
+func TestLoginNeverSendsTheBrowserElsewhere(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, withToken)
+	b := newBrowser(t, f.url)
+	b.login(consoleToken)
+	base, _ := url.Parse(f.url)
+	asBrowser := func(loc string) *url.URL {
+		loc = strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(loc)
+		loc = strings.TrimFunc(loc, func(r rune) bool { return r <= ' ' })
+		u, err := base.Parse(strings.ReplaceAll(loc, "\\", "/"))
+		if err != nil {
+			return &url.URL{Host: "unparsable"}
+		}
+		return u
+	}
+	bypasses := []string{"//evil.example/", "///evil.example/", "/\t/evil.example/", "/\n/evil.example/", "/\r\n/evil.example/",
+		"/\\evil.example/", "\\/evil.example/", "/\\/evil.example/", " //evil.example/", "\x00//evil.example/", "/\x00/evil.example/",
+		"/\x0b/evil.example/", "/\x1f/evil.example/", "https://evil.example/", "http:evil.example", "//evil.example@local/",
+		"/ /evil.example/", "/\u3000/evil.example/", "/\uff0f/evil.example/", "javascript:alert(1)", "/.//evil.example/", "/..//evil.example/",
+		"%2F%2Fevil.example/", "/%2F/evil.example/", "", "login"}
+	for _, next := range bypasses {
+		for _, how := range []string{"GET", "POST"} {
+			var resp *http.Response
+			if how == "GET" {
+				resp, _ = b.get("/login?next=" + url.QueryEscape(next))
+			} else {
+				resp, _ = newBrowser(t, f.url).post("/login", url.Values{"csrf": {""}, "token": {consoleToken}, "next": {next}})
+				if resp.StatusCode == http.StatusForbidden { // no CSRF token: log in properly
+					nb := newBrowser(t, f.url)
+					resp, _ = nb.post("/login", url.Values{"csrf": {nb.csrf("/login")}, "token": {consoleToken}, "next": {next}})
+				}
+			}
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusSeeOther || asBrowser(loc).Host != base.Host {
+				t.Errorf("%s /login with next=%q: %d to %q, which a browser takes to host %q", how, next, resp.StatusCode, loc, asBrowser(loc).Host)
+			}
+		}
+	}
+	if resp, _ := b.get("/login?next=" + url.QueryEscape("/messages/SM123?account=AC1")); resp.Header.Get("Location") != "/messages/SM123?account=AC1" {
+		t.Fatalf("a path on the listener is not kept: %q", resp.Header.Get("Location"))
+	}
+}
+
+// TestWrongTokensAreThrottledCountedAndLoggedInAggregate: 200 wrong bearer
+// tokens and 20 wrong logins at once from one address: after the first
+// ten, each is answered 429 with Retry-After before its token is compared;
+// all are counted by reason in inbox_admin_auth_refused_total; the log has
+// one line for them all, not one each. Meanwhile an operator at another
+// address is let in with the right token, by bearer and by the login form.
+func TestWrongTokensAreThrottledCountedAndLoggedInAggregate(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	log := &logtest.Buffer{}
+	f := setupWith(t, func(c *admin.Config) {
+		withToken(c)
+		c.AuthMetrics, c.Metrics, c.Logger = m, m.Handler(), slog.New(slog.NewJSONHandler(log, nil))
+	})
+	// The operator's browser, at 127.0.0.2.
+	operator := newBrowser(t, f.url)
+	operator.c.Transport = fromAddress(t, "127.0.0.2")
+	var statuses sync.Map
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			st, _, _ := bearer(t, f.url+"/api/messages", fmt.Sprintf("wrong-token-%03d-0123456789", i), nil)
+			n, _ := statuses.LoadOrStore(st, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		})
+	}
+	wg.Wait()
+	got := map[int]int64{}
+	statuses.Range(func(k, v any) bool { got[k.(int)] = v.(*atomic.Int64).Load(); return true })
+	if got[http.StatusUnauthorized] < 1 || got[http.StatusUnauthorized] > 12 || got[http.StatusTooManyRequests] < 188 {
+		t.Fatalf("200 wrong tokens at once from one address: %v, want about 10 compared (401) and the rest 429", got)
+	}
+	if st, h, _ := bearer(t, f.url+"/api/messages", "another-wrong-token-0123", nil); st != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Fatalf("a guess while throttled: %d Retry-After %q, want 429 with Retry-After", st, h.Get("Retry-After"))
+	}
+	// The right token from the throttled address is not compared either;
+	// from another address it is, at once.
+	if st, _, _ := bearer(t, f.url+"/api/messages", consoleToken, nil); st != http.StatusTooManyRequests {
+		t.Fatalf("the right token from the throttled address: %d, want 429", st)
+	}
+	if st, _, body := bearer(t, f.url+"/api/messages", consoleToken, fromAddress(t, "127.0.0.2")); st != http.StatusOK {
+		t.Fatalf("the right token from another address: %d %s, want 200", st, body)
+	}
+	operator.login(consoleToken)
+	if resp, _ := operator.get("/forwarding"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the operator's console while another address guesses: %d", resp.StatusCode)
+	}
+	b := newBrowser(t, f.url)
+	if resp, body := b.post("/login", url.Values{"csrf": {b.csrf("/login")}, "token": {"wrong-wrong-wrong-wrong"}}); resp.StatusCode != http.StatusTooManyRequests ||
+		!strings.Contains(body, "Too many wrong tokens") {
+		t.Fatalf("a wrong login from the throttled address: %d", resp.StatusCode)
+	}
+	if lines := strings.Count(log.String(), `"msg":"admin credentials refused"`); lines != 1 {
+		t.Fatalf("%d log lines for 202 refusals, want 1:\n%s", lines, log)
+	}
+	counts := map[string]float64{}
+	mfs, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "inbox_admin_auth_refused_total" {
+			for _, mt := range mf.GetMetric() {
+				counts[mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if counts["wrong_token"]+counts["throttled"] != 203 || counts["throttled"] < 190 {
+		t.Fatalf("inbox_admin_auth_refused_total: %v, want 203 wrong_token and throttled, most throttled", counts)
+	}
+}
+
+// fromAddress is a transport whose connections come from the loopback
+// address ip, another client to the listener.
+func fromAddress(t *testing.T, ip string) *http.Transport {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+// bearer GETs url with token as a bearer token, through tr (nil: the
+// default's), and returns the answer.
+func bearer(t *testing.T, url, token string, tr http.RoundTripper) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body)
 }

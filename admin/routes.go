@@ -10,7 +10,7 @@ import (
 
 // addRoutes lists every route of the admin listener: the API's, the
 // console's, and the others'.
-func addRoutes(cfg Config, ss *sessions) *mux.Router {
+func addRoutes(cfg Config, ss *sessions, g *guesses) *mux.Router {
 	r := mux.NewRouter()
 	r.Handle("/metrics", cfg.Metrics).Methods(http.MethodGet)
 	addAPIRoutes(r, cfg)
@@ -26,7 +26,7 @@ func addRoutes(cfg Config, ss *sessions) *mux.Router {
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 
-	addConsoleRoutes(r, cfg, ss)
+	addConsoleRoutes(r, cfg, ss, g)
 	r.NotFoundHandler = handleProblem(http.StatusNotFound, "no such route")
 	r.MethodNotAllowedHandler = handleProblem(http.StatusMethodNotAllowed, "method not allowed on this route")
 	return r
@@ -57,8 +57,8 @@ func addAPIRoutes(r *mux.Router, cfg Config) {
 
 // addConsoleRoutes adds the console's pages (page_*.go): a page per file,
 // behind its session.
-func addConsoleRoutes(r *mux.Router, cfg Config, ss *sessions) {
-	c := newConsole(cfg, ss)
+func addConsoleRoutes(r *mux.Router, cfg Config, ss *sessions, g *guesses) {
+	c := newConsole(cfg, ss, g)
 	static, _ := fs.Sub(staticFiles, "static")
 	r.PathPrefix("/static/").Handler(withCache(http.StripPrefix("/static/", http.FileServerFS(static)))).Methods(http.MethodGet)
 	s := r.NewRoute().Subrouter()

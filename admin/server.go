@@ -63,6 +63,8 @@ type Config struct {
 	Controls     Controls
 	Accounts     Accounts
 	Destinations Destinations
+	// AuthMetrics, when set, counts refused credentials.
+	AuthMetrics AuthMetrics
 	// RiverUI, when set, is mounted at /riverui/.
 	RiverUI http.Handler
 	// Hosts are the names, beyond IP addresses and localhost, that this
@@ -80,9 +82,10 @@ type Config struct {
 // (withContentType).
 func NewServer(cfg Config) http.Handler {
 	ss := newSessions(cfg.Token)
+	g := newGuesses(cfg.Logger, cfg.AuthMetrics)
 	return withLog(cfg.Logger,
 		withHost(cfg.Hosts, cfg.Logger,
 			withSameOrigin(cfg.Hosts, cfg.Logger,
-				withAuth(cfg.Token, ss, cfg.Logger,
-					withContentType(cfg.Logger, addRoutes(cfg, ss))))))
+				withAuth(cfg.Token, ss, g,
+					withContentType(cfg.Logger, addRoutes(cfg, ss, g))))))
 }

@@ -37,7 +37,6 @@ const DefaultMaxEventsBodyBytes = 16 * DefaultMaxBodyBytes
 type eventsSink struct {
 	forms   *formReader // the public URL and the accounts' tokens
 	store   *store.Store
-	timeout time.Duration
 	maxBody int64
 	metrics *metrics.Metrics
 	// basicAuth is the SHA-256 of EVENTS_BASIC_AUTH ("user:password"),
@@ -76,8 +75,7 @@ func (s *eventsSink) handleEvents() http.Handler {
 			return err
 		}
 		ctx := r.Context()
-		dbCtx, cancel := context.WithTimeout(ctx, s.timeout)
-		defer cancel()
+		dbCtx := ctx // its deadline (withDeadline) bounds the lookup and every write together
 		// Before its messages are stored: a webhook repeat that sees one
 		// of them then knows to complete it.
 		if err := s.use.marked(dbCtx); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"inbox/message"
 	"inbox/metrics"
@@ -22,8 +21,9 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 // delivery is stored once, however often it arrives; the first and every
 // repeat get 200 with empty TwiML, so Twilio neither retries nor replies.
 // The message's processing job, when the store enqueues, commits with it.
-// Its database work is bounded by timeout.
-func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse, timeout time.Duration) http.Handler {
+// Its deadline (withDeadline) bounds the account's lookup and the insert
+// together.
+func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		setDelivery(r.Context(), metrics.KindMessage)
 		form, err := forms.read(w, r)
@@ -43,9 +43,7 @@ func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse, tim
 			logger.DebugContext(ctx, "idempotency token ignored: not 1 to 128 printable ASCII characters", "sid", sid)
 		}
 
-		dbCtx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		id, inserted, err := st.InsertInboundMessage(dbCtx, msg)
+		id, inserted, err := st.InsertInboundMessage(ctx, msg)
 		switch {
 		case err != nil:
 			return storeError(err)
@@ -58,7 +56,7 @@ func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse, tim
 			setResult(ctx, metrics.ResultDuplicate)
 			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
 			if sink.inUse(ctx) {
-				enrichEventStored(dbCtx, st, msg)
+				enrichEventStored(ctx, st, msg)
 			}
 		}
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")

@@ -169,3 +169,16 @@ func record(m *metrics.Metrics, info *requestInfo, status int, d time.Duration) 
 		m.EventsUnverified(info.unverified)
 	}
 }
+
+// withDeadline gives a delivery one deadline, timeout from its start, for
+// all its database work: the lookup of an account not in memory and the
+// write share it, so a delivery is answered within REQUEST_TIMEOUT even
+// when every pool connection is taken (each step with a timeout of its
+// own answered after twice it). Reading the body counts against it too.
+func withDeadline(timeout time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

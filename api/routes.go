@@ -24,13 +24,13 @@ func addRoutes(cfg Config) *mux.Router {
 	forms := &formReader{publicBaseURL: cfg.PublicBaseURL, validator: cfg.Validator, accounts: cfg.Accounts, maxBody: cfg.MaxBodyBytes}
 	r := mux.NewRouter()
 	sink := &sinkUse{store: cfg.Store}
-	r.Handle(PathMessages, handleInboundMessage(forms, cfg.Store, sink, cfg.RequestTimeout)).Methods(http.MethodPost)
-	r.Handle(PathStatus, handleStatusCallback(forms, cfg.Store, cfg.RequestTimeout)).Methods(http.MethodPost)
+	r.Handle(PathMessages, withDeadline(cfg.RequestTimeout, handleInboundMessage(forms, cfg.Store, sink))).Methods(http.MethodPost)
+	r.Handle(PathStatus, withDeadline(cfg.RequestTimeout, handleStatusCallback(forms, cfg.Store))).Methods(http.MethodPost)
+	events := &eventsSink{forms: forms, store: cfg.Store, maxBody: cfg.MaxEventsBodyBytes,
+		metrics: cfg.Metrics, basicAuth: basicAuthHash(cfg.EventsBasicAuth), use: sink}
 	// Twilio waits five seconds for a sink's answer: its database work
 	// ends before, whatever REQUEST_TIMEOUT says.
-	events := &eventsSink{forms: forms, store: cfg.Store, timeout: min(cfg.RequestTimeout, maxEventsWork), maxBody: cfg.MaxEventsBodyBytes,
-		metrics: cfg.Metrics, basicAuth: basicAuthHash(cfg.EventsBasicAuth), use: sink}
-	r.Handle(PathEvents, events.handleEvents()).Methods(http.MethodPost)
+	r.Handle(PathEvents, withDeadline(min(cfg.RequestTimeout, maxEventsWork), events.handleEvents())).Methods(http.MethodPost)
 	r.Handle(PathHealthz, handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReadyz, handleReadyz(&readiness{store: cfg.Store, need: cfg.SchemaVersion})).Methods(http.MethodGet, http.MethodHead)
 	r.Use(withRoute)

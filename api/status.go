@@ -1,9 +1,7 @@
 package api
 
 import (
-	"context"
 	"net/http"
-	"time"
 
 	"inbox/internal/clip"
 	"inbox/message"
@@ -17,9 +15,9 @@ import (
 // and arrive out of order, so each distinct (sid, status) is stored once as
 // an event, and the message's current status only moves forward. A new
 // status, a repeat and a regression all get 200 with an empty body: Twilio
-// needs nothing more, and a retry would change nothing. Its database work
-// is bounded by timeout.
-func handleStatusCallback(forms *formReader, st *store.Store, timeout time.Duration) http.Handler {
+// needs nothing more, and a retry would change nothing. Its deadline
+// (withDeadline) bounds the account's lookup and the write together.
+func handleStatusCallback(forms *formReader, st *store.Store) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		setDelivery(r.Context(), metrics.KindStatus)
 		form, err := forms.read(w, r)
@@ -32,9 +30,7 @@ func handleStatusCallback(forms *formReader, st *store.Store, timeout time.Durat
 		}
 		ctx := r.Context()
 		setSID(ctx, cb.MessageSID)
-		dbCtx, cancel := context.WithTimeout(ctx, timeout)
-		res, err := st.RecordStatus(dbCtx, cb)
-		cancel()
+		res, err := st.RecordStatus(ctx, cb)
 		if err != nil {
 			return storeError(err)
 		}

@@ -87,6 +87,14 @@ func New(st Store, q Queue, attempts, routeAttempts int16, logger *slog.Logger, 
 	return &Service{store: st, queue: q, logger: logger, metrics: m, attempts: attempts, routeAttempts: routeAttempts}
 }
 
+// On returns the same controls over st and q: the admin edge's, on
+// connections of its own.
+func (s *Service) On(st Store, q Queue) *Service {
+	c := *s
+	c.store, c.queue = st, q
+	return &c
+}
+
 // Processing reports whether forwarding is on in this process.
 func (s *Service) Processing() bool { return s.attempts > 0 }
 

@@ -67,6 +67,8 @@ type Metrics struct {
 
 	events           *prometheus.CounterVec
 	eventsUnverified *prometheus.CounterVec
+
+	adminAuthRefused *prometheus.CounterVec
 }
 
 // The labels of inbox_events_total: an Event Streams event's kind, and
@@ -110,7 +112,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{
 		m.forwardsHeld, m.breakerTrips, m.retriesQueued, m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
 		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
-		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows, m.events, m.eventsUnverified,
+		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows, m.events, m.eventsUnverified, m.adminAuthRefused,
 	} {
 		f(c)
 	}
@@ -140,6 +142,7 @@ func (m *Metrics) ingest() {
 	})
 	m.batchesRetried = counter("inbox_write_batches_retried_total", "Group-commit batches that failed and were retried one delivery at a time.")
 	m.events = counterVec("inbox_events_total", "Twilio Event Streams events, by kind (inbound, status, other) and result: new (stored), duplicate (already stored), ignored (another product's), malformed (skipped; logged).", "kind", "result")
+	m.adminAuthRefused = counterVec("inbox_admin_auth_refused_total", "Admin requests and console logins refused for their credentials, by reason: wrong_token, no_credentials, throttled (too many wrong tokens from the address, answered 429 before comparing).", "reason")
 	m.eventsUnverified = counterVec("inbox_events_unverified_total", "Event Streams batches answered 503 so that Twilio retries them, because they did not verify for a reason an operator can fix, by reason: signature_mismatch, body_hash_absent, body_hash_mismatch, account_unknown, account_unreadable, basic_auth.", "reason")
 }
 
@@ -210,6 +213,9 @@ func (m *Metrics) zero() {
 	for _, reason := range []string{"signature_mismatch", "body_hash_absent", "body_hash_mismatch", "account_unknown", "account_unreadable", "basic_auth"} {
 		m.eventsUnverified.WithLabelValues(reason)
 	}
+	for _, reason := range []string{"wrong_token", "no_credentials", "throttled"} {
+		m.adminAuthRefused.WithLabelValues(reason)
+	}
 }
 
 // DefaultDestination is the destination label of FORWARD_URL's forwards.
@@ -276,6 +282,15 @@ func (m *Metrics) Event(kind, result string) {
 		return
 	}
 	m.events.WithLabelValues(kind, result).Inc()
+}
+
+// AdminAuthRefused records an admin request or login refused for its
+// credentials, for reason.
+func (m *Metrics) AdminAuthRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.adminAuthRefused.WithLabelValues(reason).Inc()
 }
 
 // EventsUnverified records an event batch answered 503 for reason.

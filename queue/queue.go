@@ -170,8 +170,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Queue, error) {
 // saying so each time, so a server started before its database serves
 // webhooks (its /readyz says why not yet) and delivers once it can.
 func (q *Queue) Run(ctx context.Context, ready func()) error {
-	ready()
-	if !q.startWhenReady(ctx) {
+	if !q.startWhenReady(ctx, ready) {
 		return nil // stopped before the workers started
 	}
 	<-ctx.Done()
@@ -193,8 +192,10 @@ func (q *Queue) Run(ctx context.Context, ready func()) error {
 }
 
 // startWhenReady starts the workers, trying until it can or ctx ends
-// (false).
-func (q *Queue) startWhenReady(ctx context.Context) bool {
+// (false). It calls ready once they started, as the parts after the queue
+// expect (a queue River knows of, to pause), or after the first attempt
+// failed, so that the process serves meanwhile.
+func (q *Queue) startWhenReady(ctx context.Context, ready func()) bool {
 	wait := q.retry
 	for failures := 0; ; failures++ {
 		err := q.start(ctx)
@@ -202,8 +203,10 @@ func (q *Queue) startWhenReady(ctx context.Context) bool {
 			if failures > 0 {
 				q.logger.Info("workers started", "after_failures", failures)
 			}
+			ready()
 			return true
 		}
+		ready()
 		q.logger.Error("workers not started: the database is not ready; trying again", "in", wait.String(), "err", err,
 			"hint", "/readyz says what the database lacks (down, or not migrated: run inbox migrate up)")
 		select {
@@ -259,6 +262,18 @@ func (q *Queue) UI(prefix string) (http.Handler, func(ctx context.Context, ready
 		return nil
 	}
 	return h, run, nil
+}
+
+// On returns a queue over the same job table that runs nothing and whose
+// statements, units of work (Transact) and River UI use pool: the admin
+// edge's, so that what an operator reads or does waits on its own bounded
+// connections, under their statement timeout, never on the workers'.
+func (q *Queue) On(pool *pgxpool.Pool) (*Queue, error) {
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: q.logger})
+	if err != nil {
+		return nil, fmt.Errorf("create river client: %w", err)
+	}
+	return &Queue{client: c, pool: pool, q: jobdb.New(pool), store: q.store, logger: q.logger, stopFor: q.stopFor}, nil
 }
 
 // AddQueue has this process fetch from the queue name too, running at

@@ -10,14 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"inbox/account"
 	"inbox/admin"
+	"inbox/control"
 	"inbox/destination/kinds"
 	"inbox/internal/lifecycle"
 	"inbox/keyring"
 	"inbox/metrics"
+	"inbox/queue"
 	"inbox/routing"
 	"inbox/store"
 	"inbox/story"
@@ -28,7 +28,20 @@ type adminConfig struct {
 	addr  string
 	token string
 	hosts string
+	// conns and statementTimeout bound the admin edge's own pool: a
+	// console page or an API call waits for one of its connections, never
+	// the webhook's or the workers'.
+	conns            int
+	statementTimeout time.Duration
 }
+
+// The admin edge's pool: four connections serve an operator or two and a
+// scrape; a page that needs more than ten seconds of the database is a
+// query to fix, not to wait for (its answer is 503, the log says which).
+const (
+	defaultAdminConns            = 4
+	defaultAdminStatementTimeout = 10 * time.Second
+)
 
 // minAdminToken is the shortest admin token accepted: the API shows
 // message bodies and can make the service forward again, so the token must
@@ -49,6 +62,10 @@ func (c *adminConfig) bind(b *binder, def string) {
 	b.Secret(&c.token, "ADMIN_TOKEN", "required on every admin request (Bearer, or Basic's password): at least 16 characters")
 	b.String(&c.hosts, "admin-hosts", "ADMIN_HOSTS", "",
 		"comma-separated names the admin listener is reached by, beyond IP addresses and localhost (e.g. a proxy's); other Host headers are refused")
+	b.Int(&c.conns, "admin-db-conns", "ADMIN_DB_CONNS", defaultAdminConns,
+		"database connections of the admin listener's own pool (console, API, metrics), apart from the webhook's and the workers'")
+	b.Duration(&c.statementTimeout, "admin-statement-timeout", "ADMIN_STATEMENT_TIMEOUT", defaultAdminStatementTimeout,
+		"bound on one database statement of the admin listener; past it, 503")
 }
 
 // hostList returns ADMIN_HOSTS as lower-case names without ports.
@@ -72,6 +89,12 @@ func (c *adminConfig) hostList() ([]string, error) {
 func (c *adminConfig) validate() error {
 	if c.addr == "off" {
 		c.addr = ""
+	}
+	if c.conns == 0 {
+		c.conns = defaultAdminConns
+	}
+	if c.conns < 1 || c.conns > 100 {
+		return fmt.Errorf("invalid ADMIN_DB_CONNS %d: want 1 to 100 (0: %d)", c.conns, defaultAdminConns)
 	}
 	if _, err := c.hostList(); err != nil {
 		return err
@@ -109,7 +132,8 @@ func loopback(addr string) bool {
 
 // adminParts is what the admin listener shows and does.
 type adminParts struct {
-	pool    *pgxpool.Pool
+	// db opens the admin edge's own pool (commonConfig.pool).
+	db      *commonConfig
 	store   *store.Store
 	jobs    *jobs
 	keys    *keyring.Keyring
@@ -129,27 +153,39 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 		p.logger.Info("admin listener off")
 		return nil
 	}
-	m := p.metrics
-	destinations := &routing.Manager{Store: p.store, Deliveries: p.jobs.queue, Keys: p.keys, Attempts: p.attempts, Check: kinds.Check}
-	if err := m.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(p.jobs.queue.CountByState, 2*time.Second),
-		metrics.NewForwardingCollector(p.jobs.controls.Control, 2*time.Second),
-		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second),
-		metrics.NewUnroutedCollector(func(ctx context.Context) (int64, error) {
-			return p.store.CountUnrouted(ctx, time.Now().Add(-time.Hour), unroutedCap)
-		}, 2*time.Second)); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
+	pool, err := p.db.pool(context.Background(), int32(c.conns), c.statementTimeout)
+	if err != nil {
+		return err
 	}
-	ui, runUI, err := p.jobs.queue.UI("/riverui")
+	// Closed last of the admin edge's parts: started first.
+	g.Add("admin database pool", func(ctx context.Context, ready func()) error {
+		ready()
+		<-ctx.Done()
+		pool.Close()
+		return nil
+	})
+	// Everything the admin edge reads and does runs on its own pool.
+	st := store.New(pool)
+	q, err := p.jobs.queue.On(pool)
+	if err != nil {
+		return err
+	}
+	controls := p.jobs.controls.On(st, q)
+	destinations := &routing.Manager{Store: st, Deliveries: q, Keys: p.keys, Attempts: p.attempts, Check: kinds.Check}
+	if err := p.registerMetrics(st, q, controls, destinations); err != nil {
+		return err
+	}
+	ui, runUI, err := q.UI("/riverui")
 	if err != nil {
 		return err
 	}
 	hosts, _ := c.hostList() // validated
 	srv := &http.Server{
 		Handler: admin.NewServer(admin.Config{
-			Logger: p.logger, Token: c.token, Metrics: m.Handler(), RiverUI: ui, Hosts: hosts,
-			Stories:  story.New(p.store, p.jobs.queue),
-			Controls: p.jobs.controls,
-			Accounts: &account.Manager{Store: p.store, Keys: p.keys},
+			Logger: p.logger, Token: c.token, Metrics: p.metrics.Handler(), AuthMetrics: p.metrics, RiverUI: ui, Hosts: hosts,
+			Stories:  story.New(st, q),
+			Controls: controls,
+			Accounts: &account.Manager{Store: st, Keys: p.keys},
 			// Sealed with ENCRYPTION_KEY; without one, the API refuses to
 			// store a destination's secret in the clear (409).
 			Destinations: destinations,
@@ -168,6 +204,21 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 		ready()
 		return serveHTTP(ctx, srv, ln, 5*time.Second)
 	})
+	return nil
+}
+
+// registerMetrics registers the pool's (the webhook's, p.store's), the job
+// table's, the controls' and the destinations' collectors, which read
+// through the admin edge's st and q at a scrape.
+func (p adminParts) registerMetrics(st *store.Store, q *queue.Queue, controls *control.Service, destinations *routing.Manager) error {
+	if err := p.metrics.Register(metrics.NewPoolCollector(p.store.PoolStat), metrics.NewJobCollector(q.CountByState, 2*time.Second),
+		metrics.NewForwardingCollector(controls.Control, 2*time.Second),
+		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second),
+		metrics.NewUnroutedCollector(func(ctx context.Context) (int64, error) {
+			return st.CountUnrouted(ctx, time.Now().Add(-time.Hour), unroutedCap)
+		}, 2*time.Second)); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
 	return nil
 }
 

@@ -258,6 +258,28 @@ func (c *commonConfig) setup(stderr io.Writer, maxConns int32) (*slog.Logger, *p
 	return logger, poolCfg, nil
 }
 
+// pool opens a pool of its own on DATABASE_URL for one part of a process,
+// of exactly maxConns connections whatever the URL's pool_max_conns says
+// (that is the webhook's), each with statementTimeout (0: the server's):
+// a part that cannot take another's connections, nor hold its own for
+// longer than the timeout. The caller closes it.
+func (c *commonConfig) pool(ctx context.Context, maxConns int32, statementTimeout time.Duration) (*pgxpool.Pool, error) {
+	cfg, err := dbconfig.Pool(c.databaseURL.s, c.getenv, maxConns)
+	if err != nil {
+		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.MinConns = min(cfg.MinConns, maxConns)
+	if statementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statementTimeout.Milliseconds(), 10)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create database pool: %w", err)
+	}
+	return pool, nil
+}
+
 // open is setup, then the pool (which connects when first used); the
 // caller closes it.
 func (c *commonConfig) open(ctx context.Context, stderr io.Writer, maxConns int32) (*slog.Logger, *pgxpool.Pool, error) {

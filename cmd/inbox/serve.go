@@ -35,6 +35,7 @@ type serveConfig struct {
 	requestTimeout     time.Duration
 	shutdownTimeout    time.Duration
 	maxConnections     int
+	workerConns        int
 	writers            int
 	maxBatch           int
 	admin              adminConfig
@@ -59,6 +60,11 @@ const defaultMaxConnections = 1024
 // tail latency (scripts/bench -db-params pool_max_conns=N).
 const defaultPoolMaxConns = 16
 
+// defaultWorkerConns is the workers' own pool in serve: job fetches and
+// completions, payload reads and sweeps wait for these, never for the
+// webhook's connections.
+const defaultWorkerConns = 8
+
 // Group commit: see store.Options. Measured with scripts/bench, see
 // docs/benchmarks.md.
 const (
@@ -81,6 +87,8 @@ func (c *serveConfig) bind(b *binder) {
 		"how long in-flight requests may take to finish on SIGTERM")
 	b.Int(&c.maxConnections, "max-connections", "MAX_CONNECTIONS", defaultMaxConnections,
 		"most client connections open at once; more wait in the kernel's queue (0: no cap)")
+	b.Int(&c.workerConns, "worker-db-conns", "WORKER_DB_CONNS", defaultWorkerConns,
+		"database connections of the workers' own pool (jobs, reconciliation, retention), apart from the webhook's (DATABASE_URL's pool_max_conns, default 16)")
 	b.Int(&c.writers, "writers", "WRITERS", defaultWriters,
 		"connections that write messages, each committing the deliveries waiting for it together (0: one statement per delivery)")
 	b.Int(&c.maxBatch, "write-batch-max", "WRITE_BATCH_MAX", defaultMaxBatch, "most deliveries committed together")
@@ -103,6 +111,9 @@ func (c *serveConfig) validate() error {
 	c.publicBaseURL = base
 	if user, _, ok := strings.Cut(c.eventsBasicAuth, ":"); c.eventsBasicAuth != "" && (!ok || user == "") {
 		return errors.New("EVENTS_BASIC_AUTH: want user:password, as the sink's URL carries them (https://user:password@host/twilio/events)")
+	}
+	if c.workerConns < 1 || c.workerConns > 1000 {
+		return fmt.Errorf("invalid WORKER_DB_CONNS %d: want 1 to 1000", c.workerConns)
 	}
 	if c.requestTimeout >= 15*time.Second {
 		return fmt.Errorf("REQUEST_TIMEOUT %s: must be under Twilio's 15 s, or Twilio gives up first", c.requestTimeout)
@@ -132,7 +143,9 @@ func (c *serveConfig) validate() error {
 // the accounts and the admin listener as configured, then stops them in
 // reverse order: stop accepting and let in-flight requests finish, stop
 // the admin listener, the accounts and the workers, close the store's
-// writers, and the pool last.
+// writers, and the pools last. The webhook, the workers and the admin
+// listener each have a pool of their own, so none waits for another's
+// connections.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg serveConfig
 	if err := parseCommand("serve", &cfg, args, getenv, stdout, stderr); err != nil {
@@ -145,10 +158,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer pool.Close() // after every part has stopped
 	m := metrics.New()
 	logBuild(logger, m, "serve")
-	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts),
-		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout, Metrics: m})
+	opts := store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts), Metrics: m}
+	// The webhook's pool is the workers' no more: a backlog of forwards or
+	// a sweep waits for connections of its own.
+	workPool, err := cfg.pool(ctx, int32(cfg.workerConns), 0)
+	if err != nil {
+		return err
+	}
+	defer workPool.Close()
+	st := store.NewWith(pool, store.Options{JobAttempts: opts.JobAttempts, RouteAttempts: opts.RouteAttempts, Metrics: m,
+		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout})
 	defer st.Close() // on a failed start; once started, its part closes it in order
-	need, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, pool, st, cfg.databaseURL.s, logger, m)
+	need, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, workPool, store.NewWith(workPool, opts),
+		cfg.databaseURL.s, logger, m)
 	if err != nil {
 		return err
 	}
@@ -161,7 +183,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var g lifecycle.Group
 	j.addParts(&g, st)
 	g.Add("accounts", accounts.Run)
-	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
+	if err := cfg.admin.add(&g, adminParts{db: &cfg.commonConfig, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
 		attempts: int16(cfg.processing.maxAttempts)}); err != nil {
 		return err
 	}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"inbox/internal/dbtest"
 	"inbox/internal/pgcluster"
@@ -158,4 +163,69 @@ func readyzBody(t *testing.T, addr string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestWebhooksNeverWaitForTheAdminEdge: 32 console API requests at once,
+// each stuck behind a lock (as a slow query is), while webhooks arrive.
+// The admin edge has a pool of its own with a statement timeout, so every
+// webhook is answered 200 (before, the stuck requests held every pool
+// connection and webhooks got 503), and the stuck requests end in 503 at
+// ADMIN_STATEMENT_TIMEOUT rather than wait for ever.
+func TestWebhooksNeverWaitForTheAdminEdge(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	s, base := startAdmin(t, databaseURL, map[string]string{"REQUEST_TIMEOUT": "2s", "ADMIN_STATEMENT_TIMEOUT": "3s"})
+	sid := simulate.NewMessageSID(simulate.SMS)
+	if st := deliverAt(t, []string{s.addr}, sid, 1)[0]; st != http.StatusOK {
+		t.Fatalf("first delivery: %d", st)
+	}
+	// A message's story reads its status events: no webhook of a message
+	// touches that table, every story request waits for the lock.
+	lock, err := dbtest.Connect(t, databaseURL, 1).Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(context.Background())
+	if _, err := lock.Exec(t.Context(), `LOCK TABLE message_status_events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var answered503 atomic.Int64
+	stop := make(chan struct{})
+	var admins sync.WaitGroup
+	for range 32 {
+		admins.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if st, _, _ := adminDo(t, http.MethodGet, base+"/api/messages/"+sid, "Bearer "+adminToken); st == http.StatusServiceUnavailable {
+					answered503.Add(1)
+				}
+			}
+		})
+	}
+	pool := dbtest.Connect(t, databaseURL, 1)
+	poll.Until(t, "admin requests waiting for the lock", func() bool {
+		var n int
+		err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%message_status_events%'`).Scan(&n)
+		return err == nil && n > 0
+	})
+	var latencies []time.Duration
+	for range 10 {
+		start := time.Now()
+		for i, st := range deliverAt(t, []string{s.addr}, simulate.NewMessageSID(simulate.SMS), 16) {
+			if st != http.StatusOK {
+				t.Fatalf("webhook %d while the admin edge is saturated: %d, want 200", i, st)
+			}
+		}
+		latencies = append(latencies, time.Since(start))
+	}
+	poll.Until(t, "a stuck admin request ended by ADMIN_STATEMENT_TIMEOUT", func() bool { return answered503.Load() > 0 })
+	close(stop)
+	lock.Rollback(t.Context())
+	admins.Wait()
+	slices.Sort(latencies)
+	t.Logf("16 webhooks at once while 32 admin requests wait: median round %s, slowest %s", latencies[len(latencies)/2], latencies[len(latencies)-1])
 }

@@ -175,7 +175,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	var g lifecycle.Group
 	j.addParts(&g, st)
-	if err := cfg.admin.add(&g, adminParts{pool: pool, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
+	if err := cfg.admin.add(&g, adminParts{db: &cfg.commonConfig, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
 		attempts: int16(cfg.processing.maxAttempts)}); err != nil {
 		return err
 	}
