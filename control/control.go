@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"inbox/internal/text"
@@ -26,8 +25,6 @@ import (
 
 // The bounds of the operator's controls.
 const (
-	// MaxRate is the highest delivery rate accepted, forwards a second.
-	MaxRate = 100_000
 	// finishedCap bounds each count of the last hour's outcomes.
 	finishedCap = 100_000
 )
@@ -65,6 +62,7 @@ type Queue interface {
 	Transact(ctx context.Context, fn func(*queue.Tx) error) error
 	Replay(ctx context.Context, sid, dest string, maxAttempts int16) (job.Info, bool, error)
 	RetryDeliveries(ctx context.Context, r queue.Retry) (int64, error)
+	ReleaseHeld(ctx context.Context, queue string) (int64, error)
 	ForwardStats(ctx context.Context, queueName string, since time.Time, capAt int32) (queue.ForwardStats, error)
 }
 
@@ -153,8 +151,11 @@ func (s *Service) Resume(ctx context.Context) (changed bool, err error) {
 // ValidRate returns ErrBadControl, naming the range, unless perSecond is
 // nil (unlimited) or a rate this service keeps to.
 func ValidRate(perSecond *float64) error {
-	if perSecond != nil && (math.IsNaN(*perSecond) || *perSecond <= 0 || *perSecond > MaxRate) {
-		return fmt.Errorf("%w: a rate must be above 0 and at most %d forwards a second", ErrBadControl, MaxRate)
+	if perSecond == nil {
+		return nil
+	}
+	if err := store.CheckRate(*perSecond); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadControl, err)
 	}
 	return nil
 }
@@ -168,10 +169,15 @@ func (s *Service) SetRate(ctx context.Context, perSecond *float64) error {
 	if err := s.store.SetForwardRate(ctx, perSecond); err != nil {
 		return err
 	}
+	// What the old rate held waits no longer than the new one says.
+	released, err := s.queue.ReleaseHeld(ctx, queue.Default)
+	if err != nil {
+		return err
+	}
 	if perSecond == nil {
-		s.logger.InfoContext(ctx, "forwarding rate lifted: forwards go as fast as the workers take them")
+		s.logger.InfoContext(ctx, "forwarding rate lifted: forwards go as fast as the workers take them", "released", released)
 	} else {
-		s.logger.InfoContext(ctx, "forwarding rate set", "per_second", *perSecond)
+		s.logger.InfoContext(ctx, "forwarding rate set", "per_second", *perSecond, "released", released)
 	}
 	return nil
 }

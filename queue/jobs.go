@@ -282,3 +282,14 @@ func (q *Queue) Backlog(ctx context.Context, queue string) (waiting int64, oldes
 	}
 	return waiting, oldestDue, nil
 }
+
+// ReleaseHeld makes the processing jobs of queue that a rate or a pause
+// snoozed due now, and returns how many: a rate lifted or changed
+// releases what the old one held.
+func (q *Queue) ReleaseHeld(ctx context.Context, queue string) (int64, error) {
+	n, err := q.q.ReleaseHeldJobs(ctx, jobdb.ReleaseHeldJobsParams{Queue: queue, Kinds: job.ProcessingKinds()})
+	if err != nil {
+		return 0, store.Translate("release the held jobs of "+queue, err)
+	}
+	return n, nil
+}

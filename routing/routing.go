@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"time"
 
@@ -70,6 +69,7 @@ type Deliveries interface {
 	Backlog(ctx context.Context, queue string) (waiting int64, oldestDue time.Time, err error)
 	Waiting(ctx context.Context, queue string) (int64, error)
 	CancelWaiting(ctx context.Context, queue string) (int64, error)
+	ReleaseHeld(ctx context.Context, queue string) (int64, error)
 	Transact(ctx context.Context, fn func(*queue.Tx) error) error
 	Backfill(ctx context.Context, p queue.BackfillPage) (queue.BackfilledPage, error)
 }
@@ -171,8 +171,8 @@ func CheckSecret(secret string) error {
 
 // CheckRate refuses a rate that is not a positive, finite number.
 func CheckRate(rate float64) error {
-	if !(rate > 0) || math.IsInf(rate, 0) {
-		return fmt.Errorf("-rate: %v is not a positive number of deliveries a second", rate)
+	if err := store.CheckRate(rate); err != nil {
+		return fmt.Errorf("-rate: %w", err)
 	}
 	return nil
 }
@@ -315,7 +315,16 @@ func (m *Manager) Set(ctx context.Context, name string, c Change) error {
 	}
 	sc.Accounts, sc.ToNumbers = keep(c.Accounts, n.Accounts), keep(c.ToNumbers, n.ToNumbers)
 	sc.Services, sc.Events = keep(c.Services, n.Services), keep(c.Events, n.Events)
-	return m.Store.UpdateDestination(ctx, name, sc)
+	if err := m.Store.UpdateDestination(ctx, name, sc); err != nil {
+		return err
+	}
+	if c.Rate != nil && m.Deliveries != nil {
+		// What the old rate held waits no longer than the new one says.
+		if _, err := m.Deliveries.ReleaseHeld(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // MaxNote is the longest note a pause may carry, in bytes.

@@ -89,6 +89,23 @@ func (s *Store) SetForwardRate(ctx context.Context, perSecond *float64) error {
 	return nil
 }
 
+// The delivery rates FORWARD_URL's forwards or a destination may have,
+// deliveries a second. Below one every 100 s, a backlog of a few thousand
+// would be held for months (and 1e-300 overflowed PostgreSQL's
+// timestamps); above 100 000, no rate is meant.
+const (
+	MinRate = 0.01
+	MaxRate = 100_000
+)
+
+// CheckRate refuses a rate outside MinRate to MaxRate, naming the range.
+func CheckRate(perSecond float64) error {
+	if !(perSecond >= MinRate && perSecond <= MaxRate) {
+		return fmt.Errorf("a rate of %g: want %g to %d deliveries a second (or none: unlimited)", perSecond, MinRate, MaxRate)
+	}
+	return nil
+}
+
 // ReserveForwardSlot takes the next slot of the delivery rate when it is
 // at most maxAhead away: reserved, and the forward may go in wait. When the
 // next free slot is further, nothing is taken: reserved is false and wait

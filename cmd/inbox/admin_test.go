@@ -98,6 +98,12 @@ func TestAdminRoutesNeedTheToken(t *testing.T) {
 	for _, r := range routes {
 		for _, auth := range []string{"", "Bearer wrong-token", "Bearer " + adminToken + "x", basic("wrong"), "Token " + adminToken} {
 			st, h, body := adminDo(t, r.method, base+r.path, auth)
+			// After ten wrong tokens from this address, the rest are
+			// refused before they are compared (admin/throttle.go).
+			presents := strings.HasPrefix(auth, "Bearer ") || strings.HasPrefix(auth, "Basic ")
+			if presents && st == http.StatusTooManyRequests && h.Get("Retry-After") != "" {
+				continue
+			}
 			if st != http.StatusUnauthorized || h.Get("Content-Type") != "application/problem+json" || len(h.Values("WWW-Authenticate")) != 2 {
 				t.Fatalf("%s %s with %q: %d %s %v, want 401 problem+json with two challenges", r.method, r.path, auth, st, h.Get("Content-Type"), h.Values("WWW-Authenticate"))
 			}

@@ -93,8 +93,11 @@ func (c *processingConfig) parseRate() (rate *float64, set bool, err error) {
 		return nil, true, nil
 	}
 	r, err := strconv.ParseFloat(c.rate, 64)
-	if err != nil || math.IsNaN(r) || r <= 0 || r > control.MaxRate {
-		return nil, false, fmt.Errorf("invalid FORWARD_RATE %q: want forwards a second, above 0 and at most %d, or unlimited", c.rate, control.MaxRate)
+	if err == nil {
+		err = store.CheckRate(r)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("invalid FORWARD_RATE %q: want forwards a second, %g to %d, or unlimited", c.rate, store.MinRate, store.MaxRate)
 	}
 	return &r, true, nil
 }

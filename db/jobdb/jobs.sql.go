@@ -584,6 +584,36 @@ func (q *Queries) OwnsJobTable(ctx context.Context) (bool, error) {
 	return owns, err
 }
 
+const releaseHeldJobs = `-- name: ReleaseHeldJobs :one
+WITH released AS (
+    UPDATE river_job
+    SET scheduled_at = now()
+    WHERE state = 'scheduled'
+      AND queue = $1::text
+      AND kind = ANY($2::text[])
+      AND scheduled_at > now()
+    RETURNING 1
+)
+SELECT count(*)::bigint FROM released
+`
+
+type ReleaseHeldJobsParams struct {
+	Queue string
+	Kinds []string
+}
+
+// Makes the jobs of kinds in queue that wait for a later time (River's
+// 'scheduled': snoozed by a rate or a pause) due now, through River's fetch
+// index (state, queue, ...): a lifted or changed rate releases what the
+// old one held, rather than leave it waiting as long as the old rate said.
+// A job still held is snoozed again when taken. Returns how many.
+func (q *Queries) ReleaseHeldJobs(ctx context.Context, arg ReleaseHeldJobsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, releaseHeldJobs, arg.Queue, arg.Kinds)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const retryDeliveries = `-- name: RetryDeliveries :one
 WITH due AS (
     SELECT d.message_id, d.destination, m.metadata->>'message_sid' AS sid

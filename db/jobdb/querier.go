@@ -87,6 +87,12 @@ type Querier interface {
 	// Whether the current role owns river_job (or is a member of its owner, as
 	// a superuser is): River's reindexer needs that.
 	OwnsJobTable(ctx context.Context) (bool, error)
+	// Makes the jobs of kinds in queue that wait for a later time (River's
+	// 'scheduled': snoozed by a rate or a pause) due now, through River's fetch
+	// index (state, queue, ...): a lifted or changed rate releases what the
+	// old one held, rather than leave it waiting as long as the old rate said.
+	// A job still held is snoozed again when taken. Returns how many.
+	ReleaseHeldJobs(ctx context.Context, arg ReleaseHeldJobsParams) (int64, error)
 	// A page of a bulk retry: every delivery of these messages in one of
 	// states (of destination, when named) gets a new forward job, as a replay
 	// (InsertMessageJob) makes it, in one statement, and is pending again.

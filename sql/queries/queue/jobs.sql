@@ -289,3 +289,20 @@ SELECT (SELECT count(*) FROM page)::bigint AS read,
        (SELECT count(*) FROM owed)::bigint AS queued,
        coalesce((SELECT max(received_at) FROM page), @after_at::timestamptz)::timestamptz AS last_at,
        coalesce((SELECT id FROM page ORDER BY received_at DESC, id DESC LIMIT 1), @after_id::bigint)::bigint AS last_id;
+
+-- name: ReleaseHeldJobs :one
+-- Makes the jobs of kinds in queue that wait for a later time (River's
+-- 'scheduled': snoozed by a rate or a pause) due now, through River's fetch
+-- index (state, queue, ...): a lifted or changed rate releases what the
+-- old one held, rather than leave it waiting as long as the old rate said.
+-- A job still held is snoozed again when taken. Returns how many.
+WITH released AS (
+    UPDATE river_job
+    SET scheduled_at = now()
+    WHERE state = 'scheduled'
+      AND queue = @queue::text
+      AND kind = ANY(@kinds::text[])
+      AND scheduled_at > now()
+    RETURNING 1
+)
+SELECT count(*)::bigint FROM released;
