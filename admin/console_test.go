@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -15,11 +16,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"inbox/account"
 	"inbox/admin"
 	"inbox/internal/fixture"
 	"inbox/internal/logtest"
+	"inbox/internal/poll"
 	"inbox/message"
 	"inbox/metrics"
+	"inbox/store"
 )
 
 const consoleToken = "console-test-token-0123456789"
@@ -605,4 +609,63 @@ func bearer(t *testing.T, url, token string, tr http.RoundTripper) (int, http.He
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(body)
+}
+
+// TestLogoutEndsEveryCopyOfTheSessionOnEveryReplica: a copy of a
+// logged-in browser's cookie (taken by an extension, a shared machine, a
+// log) stops working when the operator logs out, on this replica at once
+// and on another sharing the database within its freshness; logging in
+// again works; a new ADMIN_TOKEN ends every session.
+func TestLogoutEndsEveryCopyOfTheSessionOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	var st *store.Store
+	f := setupWith(t, func(c *admin.Config) { withToken(c); st = c.Accounts.(*account.Manager).Store; c.Revocations = st })
+	other := httptest.NewServer(admin.NewServer(admin.Config{Logger: slog.New(slog.DiscardHandler), Token: consoleToken, Revocations: st,
+		Metrics: metrics.New().Handler()}))
+	t.Cleanup(other.Close)
+	otherToken := httptest.NewServer(admin.NewServer(admin.Config{Logger: slog.New(slog.DiscardHandler), Token: consoleToken + "-rotated",
+		Revocations: st, Metrics: metrics.New().Handler()}))
+	t.Cleanup(otherToken.Close)
+
+	b := newBrowser(t, f.url)
+	b.login(consoleToken)
+	cookie := b.c.Jar.Cookies(mustURL(t, f.url))
+	withCookie := func(base string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/metrics", nil)
+		for _, c := range cookie {
+			req.AddCookie(c)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if a, o := withCookie(f.url), withCookie(other.URL); a != http.StatusOK || o != http.StatusOK {
+		t.Fatalf("the copied cookie before the logout: %d here, %d on the other replica; want 200", a, o)
+	}
+	if st := withCookie(otherToken.URL); st != http.StatusUnauthorized {
+		t.Fatalf("the cookie on a replica with a new ADMIN_TOKEN: %d, want 401", st)
+	}
+	if resp, _ := b.post("/logout", url.Values{"csrf": {b.csrf("/forwarding")}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if st := withCookie(f.url); st != http.StatusUnauthorized {
+		t.Fatalf("the copied cookie after the logout: %d, want 401", st)
+	}
+	poll.Until(t, "the other replica to refuse the copied cookie", func() bool { return withCookie(other.URL) == http.StatusUnauthorized })
+	b.login(consoleToken)
+	if resp, _ := b.get("/forwarding"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logging in again after the logout: %d", resp.StatusCode)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -53,8 +53,12 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// logout answers POST /logout.
+// logout answers POST /logout: it ends every session issued before it,
+// this one and any copy of its cookie, on every replica.
 func (c *console) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := c.sessions.revoke(r.Context()); err != nil {
+		return err
+	}
 	c.sessions.clear(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil

@@ -63,6 +63,10 @@ type Config struct {
 	Controls     Controls
 	Accounts     Accounts
 	Destinations Destinations
+	// Revocations, when set, records logouts so that every replica ends
+	// the sessions issued before one; nil: a logout clears only the
+	// browser's cookie.
+	Revocations Revocations
 	// AuthMetrics, when set, counts refused credentials.
 	AuthMetrics AuthMetrics
 	// RiverUI, when set, is mounted at /riverui/.
@@ -81,7 +85,7 @@ type Config struct {
 // POST must have a content type no cross-site form can send
 // (withContentType).
 func NewServer(cfg Config) http.Handler {
-	ss := newSessions(cfg.Token)
+	ss := newSessions(cfg.Token, cfg.Revocations)
 	g := newGuesses(cfg.Logger, cfg.AuthMetrics)
 	return withLog(cfg.Logger,
 		withHost(cfg.Hosts, cfg.Logger,

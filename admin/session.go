@@ -9,16 +9,23 @@ import (
 	"encoding/binary"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // The console's session: a cookie the server signs and keeps nothing of,
-// so a session works on every replica and survives a restart.
+// so a session works on every replica and survives a restart. A logout
+// records its time in the database (Revocations), and every replica
+// refuses the sessions issued before it: a copied cookie stops working.
 const (
 	sessionCookie = "inbox_session"
 	// sessionLifetime bounds a session: a stolen cookie works at most this
-	// long (logging out clears it from the browser, not from a thief).
+	// long, unless someone logs out or ADMIN_TOKEN changes first.
 	sessionLifetime = 12 * time.Hour
+	// revocationsFresh is how long a replica trusts the revocation time it
+	// read: a logout on another replica ends a copied session here within
+	// it.
+	revocationsFresh = 2 * time.Second
 	// csrfField is the name of the CSRF token in every console form.
 	csrfField = "csrf"
 )
@@ -31,10 +38,24 @@ type sessions struct {
 	// ends every session; random per process when there is no token.
 	key []byte
 	now func() time.Time
+	// revocations records logouts for every replica; nil: a logout only
+	// clears the browser's cookie.
+	revocations Revocations
+	revoked     atomic.Pointer[revokedRead] // the last read of it
 }
 
+// Revocations is where a logout is recorded, so every replica ends the
+// sessions issued before it (store.Store).
+type Revocations interface {
+	SessionsRevokedBefore(ctx context.Context) (time.Time, error)
+	RevokeSessionsBefore(ctx context.Context, t time.Time) error
+}
+
+// revokedRead is the revocation time as read at readAt.
+type revokedRead struct{ before, readAt time.Time }
+
 // newSessions derives the key from token, or draws one when token is empty.
-func newSessions(token string) *sessions {
+func newSessions(token string, r Revocations) *sessions {
 	var key []byte
 	if token != "" {
 		m := hmac.New(sha256.New, []byte(token))
@@ -44,21 +65,62 @@ func newSessions(token string) *sessions {
 		key = make([]byte, 32)
 		rand.Read(key) // never fails (crypto/rand)
 	}
-	return &sessions{key: key, now: time.Now}
+	return &sessions{key: key, now: time.Now, revocations: r}
+}
+
+// revokedBefore is the time before which sessions are refused, read again
+// once what was read is older than revocationsFresh. When it cannot be
+// read, the last time read stands (it only ever moves forward).
+func (ss *sessions) revokedBefore(ctx context.Context) time.Time {
+	last := ss.revoked.Load()
+	if ss.revocations == nil || (last != nil && ss.now().Sub(last.readAt) < revocationsFresh) {
+		if last == nil {
+			return time.Time{}
+		}
+		return last.before
+	}
+	before, err := ss.revocations.SessionsRevokedBefore(ctx)
+	if err != nil {
+		if last == nil {
+			return time.Time{}
+		}
+		return last.before
+	}
+	ss.revoked.Store(&revokedRead{before: before, readAt: ss.now()})
+	return before
+}
+
+// revoke ends every session issued until now, on every replica.
+func (ss *sessions) revoke(ctx context.Context) error {
+	if ss.revocations == nil {
+		return nil
+	}
+	now := ss.now()
+	if err := ss.revocations.RevokeSessionsBefore(ctx, now); err != nil {
+		return err
+	}
+	ss.revoked.Store(&revokedRead{before: now, readAt: now})
+	return nil
 }
 
 // session is one browser's: authed once it logged in (or when the
 // listener needs no token).
 type session struct {
 	id      [16]byte
+	issued  time.Time // to the millisecond
 	expires time.Time
 	authed  bool
 }
 
+// payloadLen is a cookie's payload's length: id, issued (Unix ms),
+// expires (Unix s), authed.
+const payloadLen = 16 + 8 + 8 + 1
+
 // payload is what the cookie carries and its signature covers.
 func (s session) payload() []byte {
-	b := make([]byte, 0, 25)
+	b := make([]byte, 0, payloadLen)
 	b = append(b, s.id[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.issued.UnixMilli()))
 	b = binary.BigEndian.AppendUint64(b, uint64(s.expires.Unix()))
 	if s.authed {
 		return append(b, 1)
@@ -74,7 +136,7 @@ func (ss *sessions) mac(purpose string, b []byte) []byte {
 }
 
 // get returns the request's session when its cookie is one this server
-// signed and has not expired.
+// signed, has not expired, and was issued after the last logout.
 func (ss *sessions) get(r *http.Request) (session, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
@@ -86,14 +148,15 @@ func (ss *sessions) get(r *http.Request) (session, bool) {
 	}
 	b, err1 := base64.RawURLEncoding.DecodeString(p)
 	got, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if err1 != nil || err2 != nil || len(b) != 25 || !hmac.Equal(got, ss.mac("session|", b)) {
+	if err1 != nil || err2 != nil || len(b) != payloadLen || !hmac.Equal(got, ss.mac("session|", b)) {
 		return session{}, false
 	}
 	var s session
 	copy(s.id[:], b[:16])
-	s.expires = time.Unix(int64(binary.BigEndian.Uint64(b[16:24])), 0)
-	s.authed = b[24] == 1
-	if !ss.now().Before(s.expires) {
+	s.issued = time.UnixMilli(int64(binary.BigEndian.Uint64(b[16:24])))
+	s.expires = time.Unix(int64(binary.BigEndian.Uint64(b[24:32])), 0)
+	s.authed = b[32] == 1
+	if !ss.now().Before(s.expires) || (s.authed && s.issued.Before(ss.revokedBefore(r.Context()))) {
 		return session{}, false
 	}
 	return s, true
@@ -105,7 +168,8 @@ func (ss *sessions) get(r *http.Request) (session, bool) {
 // console is reached over https (directly, or through a proxy that says
 // so).
 func (ss *sessions) issue(w http.ResponseWriter, r *http.Request, authed bool) session {
-	s := session{expires: ss.now().Add(sessionLifetime).Truncate(time.Second), authed: authed}
+	now := ss.now()
+	s := session{issued: now.Truncate(time.Millisecond), expires: now.Add(sessionLifetime).Truncate(time.Second), authed: authed}
 	rand.Read(s.id[:])
 	b := s.payload()
 	http.SetCookie(w, &http.Cookie{

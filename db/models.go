@@ -61,6 +61,11 @@ func (ns NullRiverJobState) Value() (driver.Value, error) {
 	return string(ns.RiverJobState), nil
 }
 
+type AdminSessionRevocation struct {
+	ID            bool
+	RevokedBefore *time.Time
+}
+
 type Backfill struct {
 	ID          int64
 	Destination string

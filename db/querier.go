@@ -85,6 +85,9 @@ type Querier interface {
 	// table holds one row per migration, so a scan of it is a few rows.
 	// @sqlc-vet-disable no-seq-scan
 	GetSchemaVersion(ctx context.Context) (int64, error)
+	// The time before which a console session is no longer accepted (NULL:
+	// none revoked).
+	GetSessionsRevokedBefore(ctx context.Context) (*time.Time, error)
 	// The forward of a status change: {id, type, message, status}, as JSON
 	// text; status is the callback that first reported the status.
 	GetStatusChangedPayload(ctx context.Context, arg GetStatusChangedPayloadParams) (string, error)
@@ -260,6 +263,9 @@ type Querier interface {
 	// Resumes a paused destination; changed says whether it was paused. No
 	// row: no such destination. Rechecked on the row, as PauseDestination.
 	ResumeDestination(ctx context.Context, name string) (bool, error)
+	// Ends every console session issued before @before; never moves the
+	// time back (a late logout from a slow replica does not revive sessions).
+	RevokeSessionsBefore(ctx context.Context, before time.Time) error
 	// Records why forwarding is paused, in the transaction that pauses River's
 	// queue. A pause while paused keeps the first reason, so the breaker
 	// tripping during an operator's pause does not make it the breaker's (and
