@@ -1,10 +1,14 @@
 package simulate
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"inbox/internal/clip"
 	"io"
 	"maps"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -22,7 +26,7 @@ func ReportMessages(w io.Writer, opts Options, res Result, rows int64) error {
 	}
 	fmt.Fprintf(w, "sent %d deliveries of %d messages (%s, %d at once) to %s in %s\n",
 		deliveries, opts.Messages, each, opts.Concurrency, opts.BaseURL, res.Elapsed.Round(time.Millisecond))
-	printAnswers(w, res)
+	printAnswers(w, opts, res)
 	verdict := "exactly once each"
 	if rows != int64(opts.Messages) {
 		verdict = fmt.Sprintf("want %d", opts.Messages)
@@ -44,7 +48,7 @@ func ReportStatuses(w io.Writer, opts Options, res Result, final, stored map[str
 	}
 	fmt.Fprintf(w, "sent %d status callbacks for %d outbound messages (each %d times, shuffled, %d at once) in %s\n",
 		sent+res.Failures, opts.Messages, opts.Repeats, opts.Concurrency, res.Elapsed.Round(time.Millisecond))
-	printAnswers(w, res)
+	printAnswers(w, opts, res)
 	wrong := 0
 	for _, sid := range slices.Sorted(maps.Keys(final)) {
 		if stored[sid] != final[sid] {
@@ -61,20 +65,19 @@ func ReportStatuses(w io.Writer, opts Options, res Result, final, stored map[str
 	return nil
 }
 
-// ReportForwards waits until rcv has received every id (a sid, or
-// sid.status), then writes how that went and says whether it passed: each
-// arrived within wait, with a valid signature.
-func ReportForwards(w io.Writer, rcv *Receiver, ids []string, what string, wait time.Duration) error {
-	waitErr := rcv.Wait(ids, time.Now().Add(wait))
-	forwarded, again := rcv.Forwarded(ids)
+// ReportForwards waits until every id (a sid, or sid.status) has arrived
+// where a reports, then writes how that went and says whether it passed:
+// each arrived within wait, with a valid signature.
+func ReportForwards(ctx context.Context, w io.Writer, a Arrivals, ids []string, what string, wait time.Duration) error {
+	t, waitErr := waitArrivals(ctx, a, ids, time.Now().Add(wait))
 	verdict := "each once"
-	if forwarded != len(ids) {
-		verdict = fmt.Sprintf("%d never within %s", len(ids)-forwarded, wait)
+	if t.Forwarded != len(ids) {
+		verdict = fmt.Sprintf("%d never within %s", len(ids)-t.Forwarded, wait)
 	}
-	fmt.Fprintf(w, "forwarded: %d %s, %s (%d redeliveries, dropped by webhook-id)\n", forwarded, what, verdict, again)
-	if bad, first := rcv.BadSignatures(); bad > 0 {
-		fmt.Fprintf(w, "  signatures that failed: %d (first: %v)\n", bad, first)
-		return fmt.Errorf("simulate: %d forwards failed signature verification", bad)
+	fmt.Fprintf(w, "forwarded: %d %s, %s (%d redeliveries, dropped by webhook-id)\n", t.Forwarded, what, verdict, t.Redeliveries)
+	if t.BadSignatures > 0 {
+		fmt.Fprintf(w, "  signatures that failed: %d (first: %s)\n", t.BadSignatures, t.FirstBad)
+		return fmt.Errorf("simulate: %d forwards failed signature verification", t.BadSignatures)
 	}
 	if waitErr != nil {
 		return fmt.Errorf("simulate: %w", waitErr)
@@ -82,12 +85,19 @@ func ReportForwards(w io.Writer, rcv *Receiver, ids []string, what string, wait 
 	return nil
 }
 
-func printAnswers(w io.Writer, res Result) {
+func printAnswers(w io.Writer, opts Options, res Result) {
 	for _, c := range slices.Sorted(maps.Keys(res.Statuses)) {
-		fmt.Fprintf(w, "  answered %d: %d\n", c, res.Statuses[c])
+		if reason := res.Reasons[c]; reason != "" {
+			fmt.Fprintf(w, "  answered %d: %d (the first said: %s)\n", c, res.Statuses[c], clip.To(reason, 300))
+		} else {
+			fmt.Fprintf(w, "  answered %d: %d\n", c, res.Statuses[c])
+		}
 	}
 	if res.Failures > 0 {
 		fmt.Fprintf(w, "  no answer: %d (first: %v)\n", res.Failures, res.Errors[0])
+		if errors.Is(res.Errors[0], syscall.ECONNREFUSED) {
+			fmt.Fprintf(w, "  nothing listens at %s (-url, SIMULATE_URL): is the service running? (./scripts/run starts it)\n", opts.BaseURL)
+		}
 	}
 	if res.Retries > 0 {
 		fmt.Fprintf(w, "  sent again under the connection overrides: %d (the answers above are each delivery's last)\n", res.Retries)

@@ -205,8 +205,11 @@ func (o *Options) retry(status int) bool {
 type Result struct {
 	// SIDs are the distinct message sids sent.
 	SIDs []string
-	// Statuses counts the answers by HTTP status.
+	// Statuses counts the answers by HTTP status; Reasons holds, by
+	// status of 400 and above, the first answer's reason (its body's first
+	// line: the service says why it refused).
 	Statuses map[int]int
+	Reasons  map[int]string
 	// Failures counts deliveries that got no answer, and Errors holds up to
 	// ten of their errors.
 	Failures int
@@ -370,7 +373,7 @@ func (o *Options) forAccount(i int, d delivery) delivery {
 
 // deliverAll sends every delivery, opts.Concurrency at a time.
 func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
-	res := Result{Statuses: map[int]int{}}
+	res := Result{Statuses: map[int]int{}, Reasons: map[int]string{}}
 	jobs := make(chan delivery)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -386,10 +389,10 @@ func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
 					signed += "#" + strings.TrimPrefix(opts.Overrides, "#")
 				}
 				token := cmp.Or(d.token, opts.Token)
-				status, err := deliver(ctx, opts.Client, target, signed, token, d)
+				status, reason, err := deliver(ctx, opts.Client, target, signed, token, d)
 				retried := 0
 				for ; retried < opts.retries && opts.retry(status) && ctx.Err() == nil; retried++ {
-					status, err = deliver(ctx, opts.Client, target, signed, token, d)
+					status, reason, err = deliver(ctx, opts.Client, target, signed, token, d)
 				}
 				mu.Lock()
 				res.Retries += retried
@@ -400,6 +403,9 @@ func deliverAll(ctx context.Context, opts Options, ds []delivery) Result {
 					}
 				} else {
 					res.Statuses[status]++
+					if _, ok := res.Reasons[status]; !ok && reason != "" {
+						res.Reasons[status] = reason
+					}
 				}
 				mu.Unlock()
 			}
@@ -419,9 +425,8 @@ send:
 	return res
 }
 
-func deliver(ctx context.Context, client *http.Client, target, signed, token string, d delivery) (int, error) {
+func deliver(ctx context.Context, client *http.Client, target, signed, token string, d delivery) (status int, reason string, err error) {
 	var req *http.Request
-	var err error
 	if d.events != nil {
 		signed, _, _ = strings.Cut(signed, "#") // no connection overrides for Event Streams
 		req, err = NewEventsRequest(ctx, target, signed, token, d.events)
@@ -429,15 +434,19 @@ func deliver(ctx context.Context, client *http.Client, target, signed, token str
 		req, err = NewRequest(ctx, target, signed, token, d.form)
 	}
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		reason, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	}
 	io.Copy(io.Discard, resp.Body) // let the connection be reused
-	return resp.StatusCode, nil
+	return resp.StatusCode, reason, nil
 }
 
 // StatusForm returns the form of Twilio's status callback reporting status

@@ -281,7 +281,7 @@ func TestSimulateAgainstServe(t *testing.T) {
 	vars["TWILIO_AUTH_TOKEN"] = "wrong"
 	stdout.Reset()
 	err = run(t.Context(), []string{"simulate", "-n", "2"}, env(vars), nil, &stdout, io.Discard)
-	if err == nil || !strings.Contains(stdout.String(), "answered 403: 6") {
+	if err == nil || !strings.Contains(stdout.String(), "answered 403: 6 (the first said: X-Twilio-Signature does not match") {
 		t.Fatalf("simulate with a wrong token: %v\n%s", err, stdout.String())
 	}
 }

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"syscall"
 	"time"
 
 	"inbox/account"
+	"inbox/internal/clip"
 	"inbox/keyring"
 	"inbox/simulate"
 	"inbox/store"
@@ -22,6 +25,8 @@ type simulateConfig struct {
 	kind                   string
 	statuses, events       bool
 	receive, forwardSecret string
+	app                    string
+	account                string
 	receiveWait            time.Duration
 	accounts               int
 	allowPlaintext         bool
@@ -44,6 +49,10 @@ func (c *simulateConfig) bind(b *binder) {
 	b.Secret(&o.Token, "TWILIO_AUTH_TOKEN", "the token the service verifies with; simulate signs with it")
 	b.String(&c.receive, "receive", "", "",
 		"also play the team's app on this address (the service's FORWARD_URL): verify every forward's signature with FORWARD_SECRET and check each message arrives")
+	b.String(&c.app, "app", "", "",
+		"play only the team's app on this address until interrupted, verifying each forward with FORWARD_SECRET and printing a line for each: what scripts/run keeps running, so forwards and the console's Forward again always have an app to reach; -receive on the same address asks it what arrived")
+	b.String(&c.account, "account", "", "",
+		"sign as this Twilio account (AC…, one added with inbox accounts add), with its token as TWILIO_AUTH_TOKEN; default: the development account AC000…")
 	b.Duration(&c.receiveWait, "receive-wait", "", 30*time.Second, "with -receive: how long to wait for the forwards")
 	b.Secret(&c.forwardSecret, "FORWARD_SECRET", "with -receive: the service's forward secret, to verify what arrives")
 	b.Int(&c.accounts, "accounts", "", 0,
@@ -53,8 +62,23 @@ func (c *simulateConfig) bind(b *binder) {
 }
 
 func (c *simulateConfig) validate() error {
+	if c.app != "" {
+		if c.forwardSecret == "" {
+			return errors.New("-app: FORWARD_SECRET is not set: the app verifies every forward with the service's secret")
+		}
+		return nil
+	}
 	if c.opts.Token == "" && c.accounts == 0 {
-		return errors.New("TWILIO_AUTH_TOKEN is not set: simulate signs with the service's token (or give -accounts)")
+		return errors.New("TWILIO_AUTH_TOKEN is not set: simulate signs with the service's token, or -account's (or give -accounts)")
+	}
+	if c.account != "" {
+		if !validAccountSID(c.account) {
+			return fmt.Errorf("-account %q: want AC and 32 hexadecimal digits, as inbox accounts list shows", clip.Clip(c.account))
+		}
+		if c.accounts > 0 {
+			return errors.New("-account and -accounts: choose one")
+		}
+		c.opts.Accounts = []simulate.Account{{SID: c.account, Token: c.opts.Token}}
 	}
 	if c.events && c.statuses {
 		return errors.New("-events and -status: choose one")
@@ -78,6 +102,9 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseCommand("simulate", &cfg, args, getenv, stdout, stderr); err != nil {
 		return err
 	}
+	if cfg.app != "" {
+		return playApp(ctx, cfg.app, cfg.forwardSecret, stdout)
+	}
 	_, pool, err := cfg.open(ctx, stderr, 4)
 	if err != nil {
 		return err
@@ -91,13 +118,11 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		}
 		defer remove()
 	}
-	var rcv *simulate.Receiver
-	if cfg.receive != "" {
-		if rcv, err = simulate.NewReceiver(cfg.receive, cfg.forwardSecret); err != nil {
-			return fmt.Errorf("simulate -receive (FORWARD_SECRET must be the service's): %w", err)
-		}
-		defer rcv.Close()
+	rcv, closeRcv, err := cfg.arrivals(ctx)
+	if err != nil {
+		return err
 	}
+	defer closeRcv()
 	if cfg.statuses {
 		return simulateStatuses(ctx, cfg.opts, st, stdout, rcv, cfg.receiveWait)
 	}
@@ -140,7 +165,7 @@ func (c *simulateConfig) addAccounts(ctx context.Context, st *store.Store, stdou
 // simulateMessages plays inbound messages and checks each is stored once,
 // and, with a receiver, forwarded.
 func simulateMessages(ctx context.Context, run func(context.Context, simulate.Options) (simulate.Result, error), opts simulate.Options, st *store.Store,
-	stdout io.Writer, rcv *simulate.Receiver, wait time.Duration) error {
+	stdout io.Writer, rcv simulate.Arrivals, wait time.Duration) error {
 	res, err := run(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
@@ -155,7 +180,7 @@ func simulateMessages(ctx context.Context, run func(context.Context, simulate.Op
 		return err
 	}
 	if rcv != nil {
-		return simulate.ReportForwards(stdout, rcv, res.SIDs, "messages", wait)
+		return simulate.ReportForwards(ctx, stdout, rcv, res.SIDs, "messages", wait)
 	}
 	return nil
 }
@@ -165,7 +190,7 @@ func simulateMessages(ctx context.Context, run func(context.Context, simulate.Op
 // receiver, it also checks that each message's final status was forwarded:
 // the final status is the highest, so one callback of it moved the message
 // and enqueued its forward.
-func simulateStatuses(ctx context.Context, opts simulate.Options, st *store.Store, stdout io.Writer, rcv *simulate.Receiver, wait time.Duration) error {
+func simulateStatuses(ctx context.Context, opts simulate.Options, st *store.Store, stdout io.Writer, rcv simulate.Arrivals, wait time.Duration) error {
 	res, final, err := simulate.RunStatuses(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
@@ -186,7 +211,50 @@ func simulateStatuses(ctx context.Context, opts simulate.Options, st *store.Stor
 		for sid, status := range final {
 			ids = append(ids, sid+"."+status)
 		}
-		return simulate.ReportForwards(stdout, rcv, ids, "final statuses", wait)
+		return simulate.ReportForwards(ctx, stdout, rcv, ids, "final statuses", wait)
 	}
 	return nil
+}
+
+// validAccountSID reports whether s has the shape of an account sid.
+func validAccountSID(s string) bool {
+	if len(s) != 34 || !strings.HasPrefix(s, "AC") {
+		return false
+	}
+	_, err := hex.DecodeString(s[2:])
+	return err == nil
+}
+
+// arrivals is where a run checks what was forwarded (-receive): a receiver
+// of its own on the address, or, when the address is taken by the app
+// scripts/run keeps running (simulate -app), that app's tally.
+func (c *simulateConfig) arrivals(ctx context.Context) (simulate.Arrivals, func(), error) {
+	if c.receive == "" {
+		return nil, func() {}, nil
+	}
+	rcv, err := simulate.NewReceiver(c.receive, c.forwardSecret)
+	if err == nil {
+		return rcv, func() { rcv.Close() }, nil
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, nil, fmt.Errorf("simulate -receive (FORWARD_SECRET must be the service's): %w", err)
+	}
+	remote, rerr := simulate.NewRemoteArrivals(ctx, c.receive)
+	if rerr != nil {
+		return nil, nil, fmt.Errorf("simulate -receive: %w", rerr)
+	}
+	return remote, func() {}, nil
+}
+
+// playApp plays the team's app on addr until ctx ends: every forward is
+// verified with secret, answered, and printed.
+func playApp(ctx context.Context, addr, secret string, stdout io.Writer) error {
+	rcv, err := simulate.NewReceiver(addr, secret)
+	if err != nil {
+		return fmt.Errorf("simulate -app (FORWARD_SECRET must be the service's): %w", err)
+	}
+	rcv.LogTo(stdout)
+	fmt.Fprintf(stdout, "app: the stand-in app listens on http://%s until interrupted; each forward is verified and printed\n", rcv.Addr())
+	<-ctx.Done()
+	return rcv.Close()
 }

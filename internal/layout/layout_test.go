@@ -28,7 +28,7 @@ func below() map[string][]string {
 		"internal/dbconfig":    {"internal/pgdial"},
 		"internal/dbtest":      {"sql/schema"},
 		"store":                {"db", "destination", "internal/clip", "job", "message", "metrics"},
-		"simulate":             {"message", "twilio", "webhook"},
+		"simulate":             {"message", "twilio", "webhook", "internal/clip"},
 		"internal/fixture":     {"message", "simulate"},
 		"internal/teamapp":     {"message"},
 		"account":              {"internal/clip", "internal/text", "keyring", "metrics", "store", "twilio", "twilioapi"},

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"inbox/internal/dbtest"
+	"inbox/internal/logtest"
+	"inbox/internal/poll"
+	"inbox/internal/teamapp"
+	"inbox/simulate"
+)
+
+// TestStandInAppOutlivesEachSimulateRun: the quick start's stand-in app
+// (`inbox simulate -app`, which scripts/run keeps running) takes the
+// forwards of several simulate runs, each checking what arrived by asking
+// it (-receive on its address); after the runs, the console's "Forward
+// again" reaches it too (before, the app lived only as long as one
+// simulate run, and the replay met a closed port 25 times).
+func TestStandInAppOutlivesEachSimulateRun(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appAddr := ln.Addr().String()
+	ln.Close()
+	appOut := &logtest.Buffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	appDone := make(chan error, 1)
+	go func() {
+		appDone <- run(ctx, []string{"simulate", "-app", appAddr}, env(map[string]string{"FORWARD_SECRET": teamapp.Secret}), nil, appOut, io.Discard)
+	}()
+	t.Cleanup(func() { stop(); <-appDone })
+	poll.Until(t, "the stand-in app listening", func() bool { return strings.Contains(appOut.String(), "listens on http://"+appAddr) })
+
+	databaseURL := dbtest.URL(t)
+	s, base := startAdmin(t, databaseURL, map[string]string{"FORWARD_URL": "http://" + appAddr + "/inbox", "FORWARD_SECRET": teamapp.Secret})
+	vars := s.simulateEnv()
+	vars["FORWARD_SECRET"] = teamapp.Secret
+	var sid string
+	for i := range 2 {
+		var stdout bytes.Buffer
+		if err := run(t.Context(), []string{"simulate", "-n", "3", "-receive", appAddr}, env(vars), nil, &stdout, io.Discard); err != nil ||
+			!strings.Contains(stdout.String(), "forwarded: 3 messages, each once") {
+			t.Fatalf("simulate run %d against the stand-in app: %v\n%s", i, err, stdout.String())
+		}
+		sid = strings.Fields(strings.SplitAfter(appOut.String(), "webhook-id ")[1])[0]
+		sid = strings.TrimSuffix(sid, ",")
+	}
+	arrivals, err := simulate.NewRemoteArrivals(t.Context(), appAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _, body := adminDo(t, http.MethodPost, base+"/api/messages/"+sid+"/forward", "Bearer "+adminToken); st != http.StatusAccepted && st != http.StatusOK {
+		t.Fatalf("forward again: %d %s", st, body)
+	}
+	poll.Until(t, "the replay at the stand-in app", func() bool {
+		tally, err := arrivals.Arrived(t.Context(), []string{sid})
+		return err == nil && tally.Forwarded == 1 && tally.Redeliveries == 1
+	})
+	if strings.Contains(appOut.String(), "NOT verified") {
+		t.Fatalf("a forward did not verify at the stand-in app:\n%s", appOut)
+	}
+}
+
+// TestSimulateSignsAsAnAddedAccount: -account signs as an account added
+// with `inbox accounts add`, with its token; with another token, the
+// report says why the service refused.
+func TestSimulateSignsAsAnAddedAccount(t *testing.T) {
+	t.Parallel()
+	databaseURL := dbtest.URL(t)
+	key := newKeyB64()
+	sid, token := newAccount()
+	mustAccounts(t, databaseURL, key, token, "add", sid)
+	s := startServe(t, databaseURL, map[string]string{"ENCRYPTION_KEY": key})
+	vars := s.simulateEnv()
+	var stdout bytes.Buffer
+	vars["TWILIO_AUTH_TOKEN"] = testToken // the fallback's: refused for this account
+	if err := run(t.Context(), []string{"simulate", "-n", "2", "-account", sid}, env(vars), nil, &stdout, io.Discard); err == nil ||
+		!strings.Contains(stdout.String(), "answered 403: 6 (the first said: X-Twilio-Signature does not match") {
+		t.Fatalf("simulate -account with another token: %v\n%s", err, stdout.String())
+	}
+	stdout.Reset()
+	withToken := maps.Clone(vars)
+	withToken["TWILIO_AUTH_TOKEN"] = token
+	if err := run(t.Context(), []string{"simulate", "-n", "2", "-account", sid}, env(withToken), nil, &stdout, io.Discard); err != nil ||
+		!strings.Contains(stdout.String(), "answered 200: 6") {
+		t.Fatalf("simulate -account with its token: %v\n%s", err, stdout.String())
+	}
+	if err := run(t.Context(), []string{"simulate", "-account", "AC123"}, env(withToken), nil, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "AC and 32 hexadecimal digits") {
+		t.Fatalf("simulate -account AC123: %v", err)
+	}
+	// Nothing listening: the report says where it looked and what to run.
+	stdout.Reset()
+	withToken["SIMULATE_URL"] = "http://127.0.0.1:1"
+	if err := run(t.Context(), []string{"simulate", "-n", "1", "-account", sid}, env(withToken), nil, &stdout, io.Discard); err == nil ||
+		!strings.Contains(stdout.String(), "nothing listens at http://127.0.0.1:1") || !strings.Contains(stdout.String(), "./scripts/run") {
+		t.Fatalf("simulate with nothing listening: %v\n%s", err, stdout.String())
+	}
+}
