@@ -87,7 +87,7 @@ func consolePath(path string) bool {
 }
 
 // publicPath reports whether path is served without a token: the login
-// form and the console's stylesheet.
+// form, the console's stylesheet, and the icon every browser asks for.
 func publicPath(path string) bool {
-	return path == "/login" || strings.HasPrefix(path, "/static/")
+	return path == "/login" || path == "/favicon.ico" || strings.HasPrefix(path, "/static/")
 }

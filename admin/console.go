@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -124,7 +123,7 @@ type view struct {
 func (c *console) render(w http.ResponseWriter, r *http.Request, status int, page, section, title string, data any) {
 	s := sessionOf(r)
 	v := view{Title: title, Section: section, CSRF: c.sessions.csrf(s), LoggedIn: c.cfg.Token != "" && s.authed,
-		Auth: c.cfg.Token != "", RiverUI: c.cfg.RiverUI != nil, Notice: notices[r.URL.Query().Get("done")], Data: data}
+		Auth: c.cfg.Token != "", RiverUI: c.cfg.RiverUI != nil, Notice: takeNotice(w, r), Data: data}
 	var buf bytes.Buffer
 	if err := c.pages[page].ExecuteTemplate(&buf, "base", v); err != nil {
 		c.logger.ErrorContext(r.Context(), "console page failed to render", "page", page, "err", err)
@@ -136,8 +135,9 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, pag
 	buf.WriteTo(w)
 }
 
-// notices are the lines a redirect after an action shows, by its done=
-// value: fixed text, so no URL can make the console say anything else.
+// notices are the lines a redirect after an action shows, by the key its
+// form left (back): fixed text, so nothing can make the console say
+// anything else.
 var notices = map[string]string{
 	"forwarded":           "A new forward of this message is queued.",
 	"pending":             "A replay of this message is already queued; no other was added.",
@@ -184,14 +184,27 @@ func (c *console) form(fn func(w http.ResponseWriter, r *http.Request) error) ht
 	})
 }
 
-// back redirects, after a form, to path with done= the notice to show.
+// noticeCookie carries, from a form to the page it redirects to, the key
+// of the notice that page shows once: in the URL, the notice came back on
+// every reload.
+const noticeCookie = "inbox_notice"
+
+// back redirects, after a form, to path, which shows the notice done once.
 func back(w http.ResponseWriter, r *http.Request, path, done string) error {
-	sep := "?"
-	if strings.Contains(path, "?") {
-		sep = "&"
-	}
-	http.Redirect(w, r, path+sep+"done="+done, http.StatusSeeOther)
+	http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: done, Path: "/", MaxAge: 60, HttpOnly: true, Secure: overHTTPS(r),
+		SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, path, http.StatusSeeOther)
 	return nil
+}
+
+// takeNotice returns the notice a form left for this page, and clears it.
+func takeNotice(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(noticeCookie)
+	if err != nil {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: noticeCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: overHTTPS(r), SameSite: http.SameSiteStrictMode})
+	return notices[c.Value]
 }
 
 // doneIf is done when a control changed something, else otherwise.

@@ -297,8 +297,9 @@ func TestBulkRetryTwiceAtOnceMakesOneJob(t *testing.T) {
 			}
 			resp, _ := b.post("/forwarding/retry-failed", url.Values{"csrf": {token}})
 			loc := resp.Header.Get("Location")
-			id, done, ok := strings.Cut(strings.TrimPrefix(loc, "/forwarding/retries/"), "?done=")
-			if resp.StatusCode != http.StatusSeeOther || !ok {
+			id, ok := strings.CutPrefix(loc, "/forwarding/retries/")
+			done := noticeOf(resp)
+			if resp.StatusCode != http.StatusSeeOther || !ok || done == "" {
 				t.Errorf("console: %d %s", resp.StatusCode, loc)
 				return
 			}
@@ -406,7 +407,7 @@ func TestConsolePagesFindAMessage(t *testing.T) {
 	token := csrfInput.FindStringSubmatch(body)[1]
 	for i, want := range []string{"forwarded", "pending"} {
 		resp, _ := b.post("/messages/"+sid+"/forward", url.Values{"csrf": {token}})
-		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+sid+"?done="+want {
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+sid || noticeOf(resp) != want {
 			t.Fatalf("Forward again #%d: %d %s", i+1, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
@@ -668,4 +669,46 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// noticeOf is the notice a form's redirect leaves for the next page.
+func noticeOf(resp *http.Response) string {
+	for _, c := range resp.Cookies() {
+		if c.Name == "inbox_notice" && c.MaxAge > 0 {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// TestANoticeIsShownOnce: the line a form's redirect shows ("Forwarding
+// paused") is on the page it lands on, and not again when it is reloaded.
+func TestANoticeIsShownOnce(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, withToken)
+	b := newBrowser(t, f.url)
+	b.login(consoleToken)
+	resp, _ := b.post("/forwarding/pause", url.Values{"csrf": {b.csrf("/forwarding")}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("pause: %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	_, first := b.get(loc)
+	_, reload := b.get(loc)
+	if !strings.Contains(first, `class="notice"`) || strings.Contains(reload, `class="notice"`) {
+		t.Fatalf("the notice after a pause: on the page %v, on its reload %v; want once", strings.Contains(first, `class="notice"`), strings.Contains(reload, `class="notice"`))
+	}
+}
+
+// TestTheBrowsersIconRequestIsQuiet: every page view makes a browser ask
+// for /favicon.ico, with or without a session; it is answered 204 and
+// logs no refusal.
+func TestTheBrowsersIconRequestIsQuiet(t *testing.T) {
+	t.Parallel()
+	log := &logtest.Buffer{}
+	f := setupWith(t, func(c *admin.Config) { withToken(c); c.Logger = slog.New(slog.NewJSONHandler(log, nil)) })
+	resp, _ := newBrowser(t, f.url).get("/favicon.ico")
+	if resp.StatusCode != http.StatusNoContent || strings.Contains(log.String(), "refused") {
+		t.Fatalf("/favicon.ico: %d, log:\n%s", resp.StatusCode, log)
+	}
 }

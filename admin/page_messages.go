@@ -38,7 +38,6 @@ func consoleQuery(r *http.Request) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	delete(q, "done")
 	for k, v := range q {
 		v = strings.TrimSpace(v)
 		if v == "" {

@@ -59,6 +59,11 @@ func addAPIRoutes(r *mux.Router, cfg Config) {
 // behind its session.
 func addConsoleRoutes(r *mux.Router, cfg Config, ss *sessions, g *guesses) {
 	c := newConsole(cfg, ss, g)
+	// Every page view makes the browser ask for an icon: none, quietly,
+	// rather than a refusal logged each time.
+	r.Handle("/favicon.ico", withCache(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))).Methods(http.MethodGet)
 	static, _ := fs.Sub(staticFiles, "static")
 	r.PathPrefix("/static/").Handler(withCache(http.StripPrefix("/static/", http.FileServerFS(static)))).Methods(http.MethodGet)
 	s := r.NewRoute().Subrouter()

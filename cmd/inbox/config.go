@@ -49,7 +49,7 @@ func newBinder(name string, getenv func(string) string, stdout, stderr io.Writer
 		} else {
 			fmt.Fprintf(out, "Usage: inbox %s [flags]\n\n", name)
 		}
-		fmt.Fprintln(out, "Flags (each defaults to the environment variable it names):")
+		fmt.Fprintln(out, "Flags (one that names an environment variable defaults to it, then to the default shown):")
 		fs.PrintDefaults()
 		b.printSecrets(out)
 	}

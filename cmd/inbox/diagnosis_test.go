@@ -305,3 +305,52 @@ func TestErrorsNameTheSettingToFix(t *testing.T) {
 		t.Fatalf("a delivery signed for another URL: %d; want 403 and a hint naming PUBLIC_BASE_URL:\n%s", resp.StatusCode, s.stderr)
 	}
 }
+
+// TestHelpAndMessagesSayWhatTheyDo: the small mismatches a new user met.
+// `inbox help serve` is serve's help; `inbox version extra` is refused;
+// reconcile's help lists only the flags it uses; simulate's shows one
+// default per flag; serve's -public-base-url says what the docs say;
+// FORWARD_URL without FORWARD_SECRET says how to make one.
+func TestHelpAndMessagesSayWhatTheyDo(t *testing.T) {
+	t.Parallel()
+	cli := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(t.Context(), args, env(map[string]string{}), nil, &out, &out)
+		return out.String(), err
+	}
+	helpServe, err1 := cli("help", "serve")
+	serveH, err2 := cli("serve", "-h")
+	if err1 != nil || err2 != nil || helpServe != serveH || !strings.HasPrefix(helpServe, "Usage: inbox serve") {
+		t.Fatalf("inbox help serve is not serve -h: %v %v\n%s", err1, err2, helpServe)
+	}
+	if _, err := cli("version", "extra"); err == nil {
+		t.Fatal("inbox version extra: accepted")
+	}
+	reconcileH, _ := cli("reconcile", "-h")
+	for _, unused := range []string{"-workers", "-retention", "-forward-rate", "-forward-break-after", "-forward-timeout", "-reconcile-lookback", "-reconcile-overlap"} {
+		if strings.Contains(reconcileH, "  "+unused+" ") {
+			t.Errorf("reconcile -h lists %s, which it does not use", unused)
+		}
+	}
+	simulateH, _ := cli("simulate", "-h")
+	for line := range strings.Lines(simulateH) {
+		if strings.Count(line, "(default") > 1 || (strings.Contains(line, "(default") && strings.Contains(line, "default:")) {
+			t.Errorf("simulate -h shows two defaults: %s", line)
+		}
+	}
+	if strings.Contains(simulateH, "(default -url)") {
+		t.Errorf("simulate -h: -public-base-url shows -url and PUBLIC_BASE_URL both as its default")
+	}
+	config, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(serveH, "scheme, host, port and optional path prefix Twilio calls") ||
+		!strings.Contains(string(config), "scheme, host, port and optional path prefix Twilio calls") {
+		t.Error("serve -h and docs/configuration.md describe -public-base-url differently")
+	}
+	_, err = cli("serve", "-public-base-url", "http://x", "-forward-url", "http://127.0.0.1:9/x")
+	if err == nil || !strings.Contains(err.Error(), "whsec_$(head -c 32 /dev/urandom | base64)") {
+		t.Errorf("FORWARD_URL without FORWARD_SECRET: %v; want an example of a secret", err)
+	}
+}

@@ -267,7 +267,7 @@ func notJobTableOwner(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logg
 		return true, nil
 	}
 	if !owns {
-		logger.Info("River's nightly reindex of the job table is off: this role does not own it; the owner can run REINDEX INDEX CONCURRENTLY (docs/deploy.md)")
+		logger.Info("River's nightly reindex of the job table is off: this role does not own it; the owner can run REINDEX TABLE CONCURRENTLY river_job (docs/deploy.md)")
 	}
 	return !owns, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -68,9 +71,26 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	defer p.Close() // closes db
 
 	if err := migrate(ctx, p, command, stdout); err != nil {
-		return fmt.Errorf("migrate %s: %w", command, err)
+		return fmt.Errorf("migrate %s: %w%s", command, err, notOwnerHint(ctx, db, err))
 	}
 	return nil
+}
+
+// notOwnerHint names, after a migration refused for want of privilege
+// (SQLSTATE 42501), the role connected and the one that owns the schema,
+// which migrations must run as (docs/deploy.md); "" otherwise.
+func notOwnerHint(ctx context.Context, db *sql.DB, err error) string {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "42501" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var user, owner string
+	if db.QueryRowContext(ctx, `SELECT current_user, coalesce((SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass('messages')), '')`).
+		Scan(&user, &owner) != nil || owner == "" || owner == user {
+		return ""
+	}
+	return fmt.Sprintf(": the role %q may not change the schema; run migrations as its owner, %q (docs/deploy.md)", user, owner)
 }
 
 func migrate(ctx context.Context, p *goose.Provider, command string, stdout io.Writer) error {

@@ -44,12 +44,14 @@ func (c *reconcileConfig) bind(b *binder, periodic bool) {
 	b.String(&c.apiURL, "twilio-api-url", "TWILIO_API_URL", twilioapi.DefaultBaseURL, "Twilio's REST API, which reconciliation lists messages on")
 	b.String(&c.accountSID, "twilio-account-sid", "TWILIO_ACCOUNT_SID", "",
 		"the account TWILIO_AUTH_TOKEN belongs to, so reconciliation can sweep it (accounts in twilio_accounts are swept anyway)")
+	// A one-off sweep (inbox reconcile) starts at -since: the periodic
+	// sweeps' window settings mean nothing to it.
 	if periodic {
 		b.DurationOrOff(&c.interval, "reconcile-interval", "RECONCILE_INTERVAL", defaultReconcileInterval,
 			"how often each account is swept on Twilio's API for messages no webhook delivered; off: never")
+		b.Duration(&c.overlap, "reconcile-overlap", "RECONCILE_OVERLAP", reconcile.DefaultOverlap, "how far before an account's watermark a sweep starts again")
+		b.Duration(&c.lookback, "reconcile-lookback", "RECONCILE_LOOKBACK", reconcile.DefaultLookback, "how far back an account's first sweep looks")
 	}
-	b.Duration(&c.overlap, "reconcile-overlap", "RECONCILE_OVERLAP", reconcile.DefaultOverlap, "how far before an account's watermark a sweep starts again")
-	b.Duration(&c.lookback, "reconcile-lookback", "RECONCILE_LOOKBACK", reconcile.DefaultLookback, "how far back an account's first sweep looks")
 	b.Duration(&c.statusAfter, "reconcile-status-after", "RECONCILE_STATUS_AFTER", reconcile.DefaultStatusAfter,
 		"how long an outbound message's status must not have moved before a sweep asks Twilio for it")
 }
@@ -97,7 +99,9 @@ type reconcileCommand struct {
 func (c *reconcileCommand) bind(b *binder) {
 	c.commonConfig.bind(b)
 	c.reconcile.bind(b, false)
-	c.processing.bind(b)
+	// Only what decides the jobs a found message gets: the sweep forwards
+	// nothing itself.
+	c.processing.bindJobs(b)
 	b.Secret(&c.reconcile.authToken, "TWILIO_AUTH_TOKEN", "the auth token of TWILIO_ACCOUNT_SID's account")
 	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY", "keys that open twilio_accounts' tokens: 32 bytes as base64 or hex, comma-separated")
 	b.String(&c.since, "since", "", "", "sweep messages sent since this: a duration back from now (72h) or an RFC 3339 time (required)")
@@ -136,7 +140,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	if err := cfg.processing.validate(); err != nil {
+	if err := cfg.processing.validateAttempts(); err != nil {
 		return err
 	}
 	keys, err := keyring.Parse(cfg.encryptionKey)

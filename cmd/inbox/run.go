@@ -25,7 +25,7 @@ Usage:
   inbox destinations add|list|set|pause|resume|remove [NAME] [flags]
   inbox reconcile -since 72h [-account AC…]   list messages on Twilio's API and store those no webhook delivered
   inbox version                        print the build: version, VCS revision, Go version
-  inbox help
+  inbox help [SUBCOMMAND]               this, or a subcommand's flags and settings
 
 Every subcommand reads its settings from the environment (DATABASE_URL, PG*,
 LOG_LEVEL, LOG_FORMAT, ...); flags override them. Run a subcommand with -h
@@ -58,9 +58,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "reconcile":
 		err = runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
+		if len(rest) > 0 {
+			return fmt.Errorf("version takes no arguments, got %q", clip.Clip(rest[0]))
+		}
 		fmt.Fprintln(stdout, buildinfo.Read())
 		return nil
 	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && rest[0] != "help" && !helpFlag(rest[0]) {
+			// inbox help serve: serve's own help, as inbox serve -h.
+			return run(ctx, []string{rest[0], "-h"}, getenv, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
@@ -79,4 +86,13 @@ func logBuild(logger *slog.Logger, m *metrics.Metrics, command string) {
 	b := buildinfo.Read()
 	m.BuildInfo(b.Version, b.Revision, b.GoVersion)
 	logger.Info("starting", "command", command, "version", b.Version, "revision", b.Revision, "go", b.GoVersion)
+}
+
+// helpFlag reports whether arg asks for help.
+func helpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help":
+		return true
+	}
+	return false
 }

@@ -76,7 +76,7 @@ func (c *serveConfig) bind(b *binder) {
 	c.commonConfig.bind(b)
 	b.String(&c.listenAddr, "listen-addr", "LISTEN_ADDR", ":8080", "address to listen on")
 	b.String(&c.publicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "",
-		"scheme, host and port Twilio calls, e.g. https://hooks.example.com; the request path is appended (required)")
+		"scheme, host, port and optional path prefix Twilio calls, e.g. https://hooks.example.com; the request path is appended to it (required)")
 	b.Secret(&c.authToken, "TWILIO_AUTH_TOKEN", "the auth token of deliveries whose AccountSid is not in twilio_accounts")
 	b.Secret(&c.authTokenSecondary, "TWILIO_AUTH_TOKEN_SECONDARY", "a second accepted token, while rotating")
 	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY", "keys that open twilio_accounts' tokens: 32 bytes as base64 or hex, comma-separated")

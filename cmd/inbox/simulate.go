@@ -37,7 +37,7 @@ func (c *simulateConfig) bind(b *binder) {
 	c.commonConfig.bind(b)
 	o := &c.opts
 	b.String(&o.BaseURL, "url", "SIMULATE_URL", "http://127.0.0.1:8080", "where the service listens")
-	b.String(&o.PublicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "", "the URL signatures cover, as the service is configured (default -url)")
+	b.String(&o.PublicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "", "the URL signatures cover, as the service is configured; unset: -url's")
 	b.String(&o.Overrides, "overrides", "", "",
 		"Twilio's connection overrides, as in the webhook URL's fragment (e.g. rc=3&rp=5xx): retry as Twilio would")
 	b.Int(&o.Messages, "n", "", 10, "how many distinct messages")

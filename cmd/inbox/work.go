@@ -42,11 +42,9 @@ type processingConfig struct {
 const defaultWorkers = 100
 
 func (c *processingConfig) bind(b *binder) {
-	b.String(&c.forwardURL, "forward-url", "FORWARD_URL", "",
-		"POST each new message and status change here, signed as Standard Webhooks; unset: store only")
+	c.bindJobs(b)
 	b.Secret(&c.forwardSecret, "FORWARD_SECRET", "whsec_ and the base64 of the key forwards are signed with (Standard Webhooks)")
 	b.Duration(&c.forwardTimeout, "forward-timeout", "FORWARD_TIMEOUT", httpdest.DefaultForwardTimeout, "bound on one forward attempt")
-	b.Int(&c.maxAttempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts before a job is discarded")
 	b.Int(&c.workers, "workers", "WORKERS", defaultWorkers, "jobs run at once in this process (0: none here; inbox work runs them)")
 	b.String(&c.rate, "forward-rate", "FORWARD_RATE", "",
 		"forwards a second across every worker of every process, or unlimited; set at start (the console changes it at run time); unset: as last set, unlimited at first")
@@ -54,6 +52,22 @@ func (c *processingConfig) bind(b *binder) {
 		"consecutive failed forward attempts in a process that pause forwarding until an operator resumes it (0: never)")
 	b.Retention(&c.retention, "retention", "RETENTION",
 		"delete messages, status events and finished jobs older than this, e.g. 90d (at least 1d; unset: keep everything)")
+}
+
+// bindJobs binds what decides the jobs a stored message gets: whether it
+// is forwarded (FORWARD_URL) and how often a job is tried.
+func (c *processingConfig) bindJobs(b *binder) {
+	b.String(&c.forwardURL, "forward-url", "FORWARD_URL", "",
+		"POST each new message and status change here, signed as Standard Webhooks; unset: store only")
+	b.Int(&c.maxAttempts, "forward-max-attempts", "FORWARD_MAX_ATTEMPTS", 25, "attempts before a job is discarded")
+}
+
+// validateAttempts checks FORWARD_MAX_ATTEMPTS.
+func (c *processingConfig) validateAttempts() error {
+	if c.maxAttempts < 1 || c.maxAttempts > math.MaxInt16 {
+		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 to %d", c.maxAttempts, math.MaxInt16)
+	}
+	return nil
 }
 
 // attempts is the attempts of a processing job, 0 when processing is off.
@@ -67,14 +81,14 @@ func (c *processingConfig) attempts() int16 {
 // validate refuses to start a forwarder that cannot sign.
 func (c *processingConfig) validate() error {
 	// The destinations' deliveries take as many attempts as FORWARD_URL's.
-	if c.maxAttempts < 1 || c.maxAttempts > math.MaxInt16 {
-		return fmt.Errorf("invalid FORWARD_MAX_ATTEMPTS %d: want 1 to %d", c.maxAttempts, math.MaxInt16)
+	if err := c.validateAttempts(); err != nil {
+		return err
 	}
 	if c.forwardURL == "" {
 		return nil
 	}
 	if c.forwardSecret == "" {
-		return errors.New("FORWARD_URL is set but FORWARD_SECRET is not: forwarded messages must be signed")
+		return errors.New("FORWARD_URL is set but FORWARD_SECRET is not: forwarded messages must be signed; make a secret with: echo whsec_$(head -c 32 /dev/urandom | base64), and give your app the same")
 	}
 	if _, _, err := c.parseRate(); err != nil {
 		return err
