@@ -170,6 +170,11 @@ func simulateMessages(ctx context.Context, run func(context.Context, simulate.Op
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
+	if len(res.Statuses) == 0 {
+		// Nothing answered: say so (and where it looked) before anything
+		// else fails for the same reason.
+		return simulate.ReportMessages(stdout, opts, res, 0)
+	}
 	countCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	rows, err := st.CountMessagesBySIDs(countCtx, res.SIDs)

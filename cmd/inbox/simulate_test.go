@@ -7,6 +7,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -104,5 +107,47 @@ func TestSimulateSignsAsAnAddedAccount(t *testing.T) {
 	if err := run(t.Context(), []string{"simulate", "-n", "1", "-account", sid}, env(withToken), nil, &stdout, io.Discard); err == nil ||
 		!strings.Contains(stdout.String(), "nothing listens at http://127.0.0.1:1") || !strings.Contains(stdout.String(), "./scripts/run") {
 		t.Fatalf("simulate with nothing listening: %v\n%s", err, stdout.String())
+	}
+}
+
+// TestScriptsSimulateHonoursTheCallerAndSaysWhatIsMissing: scripts/simulate,
+// with a .bin/env an earlier scripts/run left behind, uses the SIMULATE_URL
+// its caller sets (it ignored it), and without one says that the server
+// scripts/run started is not running rather than fail obscurely.
+func TestScriptsSimulateHonoursTheCallerAndSaysWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for _, dir := range []string{"scripts", ".bin"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script, err := os.ReadFile("../../scripts/simulate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "scripts", "simulate"), script, 0o755))
+	must(os.Symlink(buildInbox(t), filepath.Join(root, ".bin", "inbox")))
+	// What a scripts/run long gone left: its server's pid no longer runs.
+	must(os.WriteFile(filepath.Join(root, ".bin", "env"), []byte("export DATABASE_URL=postgres://postgres@127.0.0.1:1/inbox TWILIO_AUTH_TOKEN=t "+
+		"PUBLIC_BASE_URL=http://127.0.0.1:8080 SIMULATE_URL=http://127.0.0.1:8080 FORWARD_SECRET= SIMULATE_RECEIVE= ADMIN_TOKEN=x ADMIN_URL=x\n"), 0o600))
+	must(os.WriteFile(filepath.Join(root, ".bin", "run.pid"), []byte("999999999\n"), 0o600))
+	simulateScript := func(extra ...string) string {
+		cmd := exec.CommandContext(t.Context(), "bash", filepath.Join(root, "scripts", "simulate"), "-n", "1")
+		cmd.Env = append(os.Environ(), extra...)
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	if out := simulateScript(); !strings.Contains(out, "the server ./scripts/run started is not running") {
+		t.Fatalf("scripts/simulate with a stale .bin/env:\n%s", out)
+	}
+	if out := simulateScript("SIMULATE_URL=http://127.0.0.1:1"); !strings.Contains(out, "nothing listens at http://127.0.0.1:1") {
+		t.Fatalf("scripts/simulate with SIMULATE_URL set over a stale .bin/env:\n%s", out)
 	}
 }
