@@ -354,6 +354,37 @@ func Credentials(ctx context.Context, st *store.Store, keys *keyring.Keyring, fa
 	return out, nil
 }
 
+// ErrNoCredentials: no token of the account is known here.
+var ErrNoCredentials = errors.New("no token of the account is known: add it (inbox accounts add) or set TWILIO_AUTH_TOKEN")
+
+// CredentialsOf returns the account sid's credentials: its token in the
+// table when it is there, enabled and opens with keys; else, when the table
+// does not have it, fallbackToken (TWILIO_AUTH_TOKEN, which verifies the
+// deliveries of accounts the table does not have); else ErrNoCredentials.
+func CredentialsOf(ctx context.Context, st *store.Store, keys *keyring.Keyring, fallbackToken, sid string) (twilioapi.Credentials, error) {
+	all, err := st.AllAccounts(ctx)
+	if err != nil {
+		return twilioapi.Credentials{}, err
+	}
+	for _, a := range all {
+		if a.SID != sid {
+			continue
+		}
+		if a.Disabled {
+			return twilioapi.Credentials{}, fmt.Errorf("account %s is disabled: %w", sid, ErrNoCredentials)
+		}
+		p, _, err := open(keys, a)
+		if err != nil {
+			return twilioapi.Credentials{}, fmt.Errorf("account %s's token does not open with ENCRYPTION_KEY: %w", sid, ErrNoCredentials)
+		}
+		return twilioapi.Credentials{AccountSID: sid, Token: p}, nil
+	}
+	if fallbackToken == "" {
+		return twilioapi.Credentials{}, fmt.Errorf("account %s: %w", sid, ErrNoCredentials)
+	}
+	return twilioapi.Credentials{AccountSID: sid, Token: fallbackToken}, nil
+}
+
 // Readable reports, by sid, whether each account in the table opens with
 // keys: one that does not has its deliveries refused (the console shows it
 // unreadable). Nothing opened is kept.

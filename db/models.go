@@ -143,6 +143,29 @@ type GooseDbVersion struct {
 	Tstamp    pgtype.Timestamp
 }
 
+type MediaChunk struct {
+	MediaID int64
+	N       int32
+	Data    []byte
+}
+
+type Medium struct {
+	ID              int64
+	MessageID       int64
+	Position        int16
+	Url             string
+	AnnouncedType   string
+	State           string
+	Reason          *string
+	Attempts        int32
+	ContentType     *string
+	Size            *int64
+	Sha256          []byte
+	KeptAt          *time.Time
+	DeletedAtTwilio *time.Time
+	CreatedAt       time.Time
+}
+
 type Message struct {
 	ID                  int64
 	Direction           message.Direction

@@ -34,6 +34,9 @@ type Querier interface {
 	// primary key.
 	CountUnroutedSince(ctx context.Context, arg CountUnroutedSinceParams) (int64, error)
 	DeleteDestination(ctx context.Context, name string) (int64, error)
+	// What an attempt that did not commit cannot have left; kept for a retry
+	// after a failure within the transaction.
+	DeleteMediumChunks(ctx context.Context, mediaID int64) error
 	// Retention: up to max_rows of the oldest messages received before the
 	// cutoff, through messages_received_at_id_idx, with their deliveries.
 	// Bounded so that each run is a short transaction holding few row locks.
@@ -140,6 +143,7 @@ type Querier interface {
 	// transaction with one commit. A group commit's batch with processing on
 	// passes max_attempts 0 and ends with InsertBatchJob instead.
 	InsertInboundMessage(ctx context.Context, arg []InsertInboundMessageParams) *InsertInboundMessageBatchResults
+	InsertMediumChunk(ctx context.Context, arg InsertMediumChunkParams) error
 	// An inbound message's opt-out (STOP, START, HELP) that only a later Event
 	// Streams event carried: its webhook did not, so its forward went without
 	// it (docs/event-streams.md). Recorded once, as a status event named
@@ -222,14 +226,29 @@ type Querier interface {
 	// both see room under the cap; reads go on meanwhile. An advisory lock,
 	// released at commit or rollback.
 	LockDestinations(ctx context.Context) error
+	// A medium's state, its row locked until the transaction ends: a fetch
+	// holds it while it writes the bytes, so a second run of the job (a
+	// rescue) waits, then finds it kept.
+	LockMedium(ctx context.Context, id int64) (string, error)
 	// Records that an Event Streams batch arrived now (event_streams_seen).
 	MarkEventStreamsSeen(ctx context.Context) error
+	MarkMediumDeletedAtTwilio(ctx context.Context, id int64) error
+	// Counts a failed fetch; the give_up_after-th gives the medium up.
+	MarkMediumFailed(ctx context.Context, arg MarkMediumFailedParams) (MarkMediumFailedRow, error)
+	MarkMediumKept(ctx context.Context, arg MarkMediumKeptParams) error
+	MarkMediumRefused(ctx context.Context, arg MarkMediumRefusedParams) error
 	// When a sweep last asked Twilio for these outbound messages' status.
 	MarkStatusChecked(ctx context.Context, sids []string) error
 	// The names of the destinations a message with these fields gets, by
 	// destination_matches: what the fan-out inserts deliveries for, and what
 	// the console shows a message would go to.
 	MatchingDestinations(ctx context.Context, arg MatchingDestinationsParams) ([]string, error)
+	// A message's media, with what fetching them needs: its account and sid.
+	// A message carries at most 10 through a webhook, 100 through a sweep
+	// (twilioapi.MaxMedia); the limit is that bound.
+	MediaOfMessage(ctx context.Context, messageID int64) ([]MediaOfMessageRow, error)
+	// A medium's pieces from the n-th, at most max_chunks of them, in order.
+	MediumChunks(ctx context.Context, arg MediumChunksParams) ([]MediumChunksRow, error)
 	// Which of a listed page's sids no row has: one round trip per page, each
 	// sid looked up through the unique index. In the same statement, when
 	// persist is set, the sweep's progress: it resumes at this page

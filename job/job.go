@@ -21,7 +21,18 @@ const (
 	KindReconcile         = "inbox_reconcile"
 	KindRetryFailed       = "inbox_retry_failed"
 	KindBackfill          = "inbox_backfill"
+	KindMedia             = "inbox_media"
 )
+
+// Media keeps the media of a newly stored inbound message: inserted by
+// the trigger that makes its rows (sql/schema/00022_media.sql), in the
+// statement that stores the message or gives it its media.
+type Media struct {
+	MessageID int64 `json:"message_id"`
+}
+
+// Kind is River's name for the job.
+func (Media) Kind() string { return KindMedia }
 
 // Message processes a newly stored inbound message: the forward, by default.
 type Message struct {

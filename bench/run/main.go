@@ -363,7 +363,10 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, b
 	}
 	cmd := exec.Command(h.cfg.inbox, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+serveURL, "TWILIO_AUTH_TOKEN="+token,
-		"PUBLIC_BASE_URL=http://"+addr, "LISTEN_ADDR="+addr, "LOG_FORMAT=json", "ADMIN_ADDR="+cmp.Or(h.cfg.pprofAddr, "off"))
+		"PUBLIC_BASE_URL=http://"+addr, "LISTEN_ADDR="+addr, "LOG_FORMAT=json", "ADMIN_ADDR="+cmp.Or(h.cfg.pprofAddr, "off"),
+		// The load's MMS name media on api.twilio.com: never fetched from
+		// another API host (media/), so the run stays on this machine.
+		"TWILIO_API_URL=http://127.0.0.1:1")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

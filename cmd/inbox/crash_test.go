@@ -50,7 +50,8 @@ func startServeProcess(t *testing.T, bin, databaseURL string, extra map[string]s
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+databaseURL, "TWILIO_AUTH_TOKEN="+testToken, "PUBLIC_BASE_URL="+publicURL,
-		"LISTEN_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "ADMIN_ADDR=off", "RECONCILE_INTERVAL=off")
+		"LISTEN_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "ADMIN_ADDR=off", "RECONCILE_INTERVAL=off",
+		"TWILIO_API_URL=http://127.0.0.1:1") // as startServe's
 	for k, v := range extra {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

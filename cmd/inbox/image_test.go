@@ -93,7 +93,8 @@ func TestImageRunsAsUsersRunIt(t *testing.T) {
 	}
 
 	env = append(env, "TWILIO_AUTH_TOKEN="+testToken, "PUBLIC_BASE_URL="+publicURL, "LISTEN_ADDR=127.0.0.1:0",
-		"ADMIN_ADDR=off", "RECONCILE_INTERVAL=off", "FORWARD_URL="+app.URL, "FORWARD_SECRET="+teamapp.Secret)
+		"ADMIN_ADDR=off", "RECONCILE_INTERVAL=off", "FORWARD_URL="+app.URL, "FORWARD_SECRET="+teamapp.Secret,
+		"TWILIO_API_URL=http://127.0.0.1:1") // as startServe's
 	serve := runIn("/inbox", "serve")
 	logs := &logtest.Buffer{}
 	serve.Stderr = logs

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"inbox/internal/lifecycle"
 	"inbox/keyring"
+	"inbox/media"
 	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"inbox/account"
 	"inbox/control"
 	"inbox/destination/httpdest"
 	"inbox/destination/kinds"
@@ -20,6 +22,7 @@ import (
 	"inbox/retention"
 	"inbox/routing"
 	"inbox/store"
+	"inbox/twilioapi"
 )
 
 // jobs is what a process builds of the job queue: the queue, with the
@@ -63,6 +66,7 @@ func (s jobSettings) open(ctx context.Context, pool *pgxpool.Pool, st *store.Sto
 	if err != nil {
 		return 0, nil, err
 	}
+	s.processing.twilioAPI, s.processing.fallbackToken = s.reconcile.apiURL, s.reconcile.authToken
 	sw, err := s.reconcile.periodicSweeper(st, s.keys, logger, m)
 	if err != nil {
 		return 0, nil, err
@@ -159,35 +163,20 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 	st, logger := qc.Store, qc.Logger
 	var parts []func(q *queue.Queue, ws *queue.Workers) []queue.Periodic
 	if c.workers > 0 && (j.forwarding || c.routing) {
-		var fwd *httpdest.Forwarder
-		if j.forwarding {
-			var err error
-			if fwd, err = httpdest.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout); err != nil {
-				return err
-			}
+		part, err := c.deliveries(qc, j, keys, m)
+		if err != nil {
+			return err
 		}
-		// The bulk retries and the backfills of every destination's
-		// deliveries.
-		qc.Queues[control.RetryQueue] = 1
-		qc.Queues[routing.BackfillQueue] = 1
-		// The default queue even without FORWARD_URL: River runs workers
-		// only with a queue, and the destinations' are added as they come.
-		qc.Queues[queue.Default] = c.workers
-		parts = append(parts, func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
-			j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
-			j.controls.Register(ws)
-			payloads := dispatch.SharePayloads(st) // a batch's forwards, built once for every destination
-			var def *dispatch.Dispatcher
-			if fwd != nil {
-				def = dispatch.New(dispatch.Config{Store: payloads, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
-					Workers: c.workers, BreakAfter: c.breakAfter})
-			}
-			manager := &routing.Manager{Store: st, Deliveries: q, Keys: keys, Attempts: int16(c.maxAttempts)}
-			manager.Register(ws)
-			j.router = dispatch.NewRouter(dispatch.RouterConfig{Logger: logger, Default: def, List: st.Destinations,
-				Build:    c.destinationDispatcher(payloads, st, q, manager, logger, m),
-				AddQueue: func(name string) error { return q.AddQueue(name, c.workers) }})
-			j.router.Register(ws)
+		parts = append(parts, part)
+	}
+	if c.workers > 0 {
+		keeper, err := c.mediaKeeper(st, keys, logger, m)
+		if err != nil {
+			return err
+		}
+		qc.Queues[media.Queue] = media.Workers
+		parts = append(parts, func(_ *queue.Queue, ws *queue.Workers) []queue.Periodic {
+			keeper.Register(ws)
 			return nil
 		})
 	}
@@ -214,6 +203,57 @@ func (c processingConfig) register(qc *queue.Config, j *jobs, keys *keyring.Keyr
 		return periodic
 	}
 	return nil
+}
+
+// deliveries sets in qc the queues of the forwards and the destinations'
+// deliveries, and returns their registration, which builds j's controls
+// (their breaker trips them) and router.
+func (c processingConfig) deliveries(qc *queue.Config, j *jobs, keys *keyring.Keyring, m *metrics.Metrics) (func(q *queue.Queue, ws *queue.Workers) []queue.Periodic, error) {
+	st, logger := qc.Store, qc.Logger
+	var fwd *httpdest.Forwarder
+	if j.forwarding {
+		var err error
+		if fwd, err = httpdest.NewForwarder(c.forwardURL, c.forwardSecret, c.forwardTimeout); err != nil {
+			return nil, err
+		}
+	}
+	// The bulk retries and the backfills of every destination's
+	// deliveries.
+	qc.Queues[control.RetryQueue] = 1
+	qc.Queues[routing.BackfillQueue] = 1
+	// The default queue even without FORWARD_URL: River runs workers
+	// only with a queue, and the destinations' are added as they come.
+	qc.Queues[queue.Default] = c.workers
+	return func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
+		j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
+		j.controls.Register(ws)
+		payloads := dispatch.SharePayloads(st) // a batch's forwards, built once for every destination
+		var def *dispatch.Dispatcher
+		if fwd != nil {
+			def = dispatch.New(dispatch.Config{Store: payloads, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
+				Workers: c.workers, BreakAfter: c.breakAfter})
+		}
+		manager := &routing.Manager{Store: st, Deliveries: q, Keys: keys, Attempts: int16(c.maxAttempts)}
+		manager.Register(ws)
+		j.router = dispatch.NewRouter(dispatch.RouterConfig{Logger: logger, Default: def, List: st.Destinations,
+			Build:    c.destinationDispatcher(payloads, st, q, manager, logger, m),
+			AddQueue: func(name string) error { return q.AddQueue(name, c.workers) }})
+		j.router.Register(ws)
+		return nil
+	}, nil
+}
+
+// mediaKeeper builds what keeps every medium of the messages stored: every
+// process that runs workers runs the media's.
+func (c processingConfig) mediaKeeper(st *store.Store, keys *keyring.Keyring, logger *slog.Logger, m *metrics.Metrics) (*media.Keeper, error) {
+	api, err := twilioapi.New(c.twilioAPI, twilioapi.Options{Observe: m.TwilioAPI})
+	if err != nil {
+		return nil, err
+	}
+	return media.New(media.Config{Store: st, API: api, MaxBytes: int64(c.mediaMaxBytes), Logger: logger,
+		Credentials: func(ctx context.Context, accountSID string) (twilioapi.Credentials, error) {
+			return account.CredentialsOf(ctx, st, keys, c.fallbackToken, accountSID)
+		}}), nil
 }
 
 // destinationDispatcher returns what builds the dispatcher of a destination

@@ -15,6 +15,7 @@ import (
 	"inbox/dispatch"
 	"inbox/internal/lifecycle"
 	"inbox/keyring"
+	"inbox/media"
 	"inbox/metrics"
 	"inbox/reconcile"
 	"inbox/store"
@@ -34,6 +35,12 @@ type processingConfig struct {
 	// routing: destinations were defined at start: this process runs the workers that deliver to them. Set by
 	// jobSettings.open, not a setting.
 	routing bool
+	// mediaMaxBytes bounds a medium kept (MEDIA_MAX_BYTES).
+	mediaMaxBytes int
+	// twilioAPI and fallbackToken are where media are fetched from and
+	// the token of accounts not in the table (TWILIO_API_URL,
+	// TWILIO_AUTH_TOKEN). Set by jobSettings.open, not settings here.
+	twilioAPI, fallbackToken string
 }
 
 // defaultWorkers: a worker is a goroutine that mostly waits on the network,
@@ -50,6 +57,8 @@ func (c *processingConfig) bind(b *binder) {
 		"forwards a second across every worker of every process, or unlimited; set at start (the console changes it at run time); unset: as last set, unlimited at first")
 	b.Int(&c.breakAfter, "forward-break-after", "FORWARD_BREAK_AFTER", dispatch.DefaultBreakAfter,
 		"consecutive failed forward attempts in a process that pause forwarding until an operator resumes it (0: never)")
+	b.Int(&c.mediaMaxBytes, "media-max-bytes", "MEDIA_MAX_BYTES", media.DefaultMaxBytes,
+		"the largest medium kept, in bytes (WhatsApp's documents reach 16 MB); a larger one is given up")
 	b.Retention(&c.retention, "retention", "RETENTION",
 		"delete messages, status events and finished jobs older than this, e.g. 90d (at least 1d; unset: keep everything)")
 }
@@ -83,6 +92,9 @@ func (c *processingConfig) validate() error {
 	// The destinations' deliveries take as many attempts as FORWARD_URL's.
 	if err := c.validateAttempts(); err != nil {
 		return err
+	}
+	if c.mediaMaxBytes < 1<<10 || c.mediaMaxBytes > 1<<30 {
+		return fmt.Errorf("invalid MEDIA_MAX_BYTES %d: want 1024 to %d", c.mediaMaxBytes, 1<<30)
 	}
 	if c.forwardURL == "" {
 		return nil

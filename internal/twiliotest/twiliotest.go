@@ -10,9 +10,11 @@
 package twiliotest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -41,6 +43,8 @@ type Message struct {
 type Medium struct {
 	SID         string
 	ContentType string
+	// Body is what fetching it gives (through the CDN), when not nil.
+	Body []byte
 }
 
 // Server is a running stand-in.
@@ -61,23 +65,43 @@ type Server struct {
 	listings      map[string]int // successful listings, by page (its PageToken; "" the first)
 	mediaLists    int
 	fetches       int
+	// The media's: fetches at the API by medium sid, the requests the CDN
+	// got with credentials (there must be none), deletions by medium sid,
+	// and, when set, an answer of the API's own to the n-th fetch of a
+	// medium (0: the redirect).
+	mediaFetches map[string]int
+	cdnWithAuth  int
+	cdnGets      int
+	mediaDeleted map[string]int
+	mediumAnswer func(mediumSID string, n int) int
+	cdn          *httptest.Server
+	mediaBySID   map[string]Medium
 }
 
 // New starts a stand-in, closed when the test ends (Close, for the
 // benchmark).
 func New() *Server {
-	s := &Server{tokens: map[string]string{}, bySID: map[string]int{}, listings: map[string]int{}}
+	s := &Server{tokens: map[string]string{}, bySID: map[string]int{}, listings: map[string]int{},
+		mediaFetches: map[string]int{}, mediaDeleted: map[string]int{}, mediaBySID: map[string]Medium{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/Messages.json", s.list)
 	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/Messages/{file}", s.message)
 	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/Messages/{sid}/Media.json", s.media)
+	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/Messages/{sid}/Media/{medium}", s.medium)
+	mux.HandleFunc("DELETE /2010-04-01/Accounts/{account}/Messages/{sid}/Media/{medium}", s.deleteMedium)
 	s.srv = httptest.NewServer(s.guard(mux))
 	s.URL = s.srv.URL
+	// The CDN a medium's URL redirects to: another host (localhost, where
+	// the API is 127.0.0.1), serving whoever has the URL.
+	s.cdn = httptest.NewServer(http.HandlerFunc(s.serveCDN))
 	return s
 }
 
 // Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	s.srv.Close()
+	s.cdn.Close()
+}
 
 // AddAccount makes sid an account whose requests authenticate with token.
 func (s *Server) AddAccount(sid, token string) {
@@ -91,6 +115,11 @@ func (s *Server) Add(ms ...Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages = append(s.messages, ms...)
+	for _, m := range ms {
+		for _, md := range m.Media {
+			s.mediaBySID[md.SID] = md
+		}
+	}
 	slices.SortStableFunc(s.messages, func(a, b Message) int {
 		if c := b.Sent.Compare(a.Sent); c != 0 {
 			return c
@@ -126,9 +155,27 @@ func (s *Server) Fault(f func(r *http.Request) (status int, body string, ok bool
 	s.fault = f
 }
 
+// MediumAnswers, when set, answers the n-th fetch of a medium (from 1)
+// with the status it returns, or the redirect when it returns 0.
+func (s *Server) MediumAnswers(f func(mediumSID string, n int) int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mediumAnswer = f
+}
+
+// MediumURL is where a webhook says a medium of message sid is.
+func (s *Server) MediumURL(account, sid, mediumSID string) string {
+	return s.URL + "/2010-04-01/Accounts/" + account + "/Messages/" + sid + "/Media/" + mediumSID
+}
+
 // Counts is what the stand-in was asked.
 type Counts struct {
 	Requests, Throttled, MediaLists, Fetches int
+	// MediaFetches counts the fetches of each medium at the API, and
+	// MediaDeleted its deletions; CDNGets the CDN's requests, and
+	// CDNWithAuth those that carried credentials (there must be none).
+	MediaFetches, MediaDeleted map[string]int
+	CDNGets, CDNWithAuth       int
 	// Listings counts the pages answered 200, by PageToken ("" the
 	// first page of a list).
 	Listings map[string]int
@@ -142,7 +189,59 @@ func (s *Server) Counts() Counts {
 	for k, v := range s.listings {
 		l[k] = v
 	}
-	return Counts{Requests: s.requests, Throttled: s.throttled, MediaLists: s.mediaLists, Fetches: s.fetches, Listings: l}
+	return Counts{Requests: s.requests, Throttled: s.throttled, MediaLists: s.mediaLists, Fetches: s.fetches, Listings: l,
+		MediaFetches: maps.Clone(s.mediaFetches), MediaDeleted: maps.Clone(s.mediaDeleted), CDNGets: s.cdnGets, CDNWithAuth: s.cdnWithAuth}
+}
+
+// medium answers a medium's URL, as Twilio does: a redirect to a
+// pre-signed URL on the CDN.
+func (s *Server) medium(w http.ResponseWriter, r *http.Request) {
+	sid := r.PathValue("medium")
+	s.mu.Lock()
+	md, known := s.mediaBySID[sid]
+	s.mediaFetches[sid]++
+	n, answer := s.mediaFetches[sid], s.mediumAnswer
+	_, deleted := s.mediaDeleted[sid]
+	s.mu.Unlock()
+	if answer != nil {
+		if st := answer(sid, n); st != 0 {
+			writeError(w, st, 20000+st, "an answer of the test's")
+			return
+		}
+	}
+	if !known || md.Body == nil || deleted {
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		return
+	}
+	cdn := strings.Replace(s.cdn.URL, "127.0.0.1", "localhost", 1)
+	http.Redirect(w, r, cdn+"/v1/"+sid+"?Expires=1&Signature=x", http.StatusTemporaryRedirect)
+}
+
+// serveCDN serves a medium's bytes to whoever has its URL.
+func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
+	sid := strings.TrimPrefix(r.URL.Path, "/v1/")
+	s.mu.Lock()
+	s.cdnGets++
+	if r.Header.Get("Authorization") != "" {
+		s.cdnWithAuth++
+	}
+	md, known := s.mediaBySID[sid]
+	s.mu.Unlock()
+	if !known || md.Body == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", md.ContentType)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(md.Body))
+}
+
+// deleteMedium deletes a medium: its URL answers 404 after.
+func (s *Server) deleteMedium(w http.ResponseWriter, r *http.Request) {
+	sid := strings.TrimSuffix(r.PathValue("medium"), ".json")
+	s.mu.Lock()
+	s.mediaDeleted[sid]++
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // guard counts, throttles, plays faults and checks Basic auth against the
