@@ -13,6 +13,8 @@ const (
 	PathEvents   = "/twilio/events" // the Event Streams sink
 	PathHealthz  = "/healthz"
 	PathReadyz   = "/readyz"
+	// PathMedia is where media's download links point (media.PathPrefix).
+	PathMedia = "/media/"
 )
 
 // Paths returns every path the service answers, which PUBLIC_BASE_URL must
@@ -31,6 +33,9 @@ func addRoutes(cfg Config) *mux.Router {
 	// Twilio waits five seconds for a sink's answer: its database work
 	// ends before, whatever REQUEST_TIMEOUT says.
 	r.Handle(PathEvents, withDeadline(min(cfg.RequestTimeout, maxEventsWork), events.handleEvents())).Methods(http.MethodPost)
+	if cfg.Media != nil {
+		r.PathPrefix(PathMedia).Handler(cfg.Media).Methods(http.MethodGet, http.MethodHead)
+	}
 	r.Handle(PathHealthz, handleHealthz()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReadyz, handleReadyz(&readiness{store: cfg.Store, need: cfg.SchemaVersion})).Methods(http.MethodGet, http.MethodHead)
 	r.Use(withRoute)

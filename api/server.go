@@ -68,6 +68,9 @@ type Config struct {
 	// Streams sink's requests must carry as HTTP Basic credentials
 	// (EVENTS_BASIC_AUTH), beside Twilio's signature.
 	EventsBasicAuth string
+	// Media, when set, serves media's download links under PathMedia
+	// (media.Server): to apps, which hold no Twilio credentials.
+	Media http.Handler
 	// Metrics, when set, records every request and delivery.
 	Metrics *metrics.Metrics
 	// SchemaVersion, when set, is the migration the database must be at

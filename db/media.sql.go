@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 const deleteMediumChunks = `-- name: DeleteMediumChunks :exec
@@ -18,6 +19,60 @@ DELETE FROM media_chunks WHERE media_id = $1
 func (q *Queries) DeleteMediumChunks(ctx context.Context, mediaID int64) error {
 	_, err := q.db.Exec(ctx, deleteMediumChunks, mediaID)
 	return err
+}
+
+const getMediaLinkKey = `-- name: GetMediaLinkKey :one
+SELECT key FROM media_link_key WHERE id
+`
+
+func (q *Queries) GetMediaLinkKey(ctx context.Context) ([]byte, error) {
+	row := q.db.QueryRow(ctx, getMediaLinkKey)
+	var key []byte
+	err := row.Scan(&key)
+	return key, err
+}
+
+const getMediumToServe = `-- name: GetMediumToServe :one
+SELECT md.id, md.position, md.url, md.state, md.attempts, coalesce(md.content_type, '')::text AS content_type, coalesce(md.size, 0)::bigint AS size,
+       coalesce(md.sha256, ''::bytea)::bytea AS sha256, md.kept_at, m.account_sid, (m.metadata->>'message_sid')::text AS message_sid
+FROM media md
+JOIN messages m ON m.id = md.message_id
+WHERE md.id = $1
+`
+
+type GetMediumToServeRow struct {
+	ID          int64
+	Position    int16
+	Url         string
+	State       string
+	Attempts    int32
+	ContentType string
+	Size        int64
+	Sha256      []byte
+	KeptAt      *time.Time
+	AccountSID  string
+	MessageSID  string
+}
+
+// What serving a medium needs: its state and, once kept, its type, size
+// and hash; and what fetching it first needs otherwise.
+func (q *Queries) GetMediumToServe(ctx context.Context, id int64) (GetMediumToServeRow, error) {
+	row := q.db.QueryRow(ctx, getMediumToServe, id)
+	var i GetMediumToServeRow
+	err := row.Scan(
+		&i.ID,
+		&i.Position,
+		&i.Url,
+		&i.State,
+		&i.Attempts,
+		&i.ContentType,
+		&i.Size,
+		&i.Sha256,
+		&i.KeptAt,
+		&i.AccountSID,
+		&i.MessageSID,
+	)
+	return i, err
 }
 
 const insertMediumChunk = `-- name: InsertMediumChunk :exec
@@ -162,6 +217,44 @@ func (q *Queries) MediaOfMessage(ctx context.Context, messageID int64) ([]MediaO
 			&i.AccountSID,
 			&i.MessageSID,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const mediaOfSIDs = `-- name: MediaOfSIDs :many
+SELECT (m.metadata->>'message_sid')::text AS message_sid, md.position, md.id
+FROM messages m
+JOIN media md ON md.message_id = m.id
+WHERE (m.metadata->>'message_sid') = ANY($1::text[]) AND md.state IN ('fetching', 'kept')
+ORDER BY 1, 2
+LIMIT 100000
+`
+
+type MediaOfSIDsRow struct {
+	MessageSID string
+	Position   int16
+	ID         int64
+}
+
+// The media of the messages sids that are or will be kept, by position:
+// what a forward's download links name. A batch is at most a few
+// thousand messages of at most 100 media each.
+func (q *Queries) MediaOfSIDs(ctx context.Context, sids []string) ([]MediaOfSIDsRow, error) {
+	rows, err := q.db.Query(ctx, mediaOfSIDs, sids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MediaOfSIDsRow
+	for rows.Next() {
+		var i MediaOfSIDsRow
+		if err := rows.Scan(&i.MessageSID, &i.Position, &i.ID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -149,6 +149,11 @@ type MediaChunk struct {
 	Data    []byte
 }
 
+type MediaLinkKey struct {
+	ID  bool
+	Key []byte
+}
+
 type Medium struct {
 	ID              int64
 	MessageID       int64

@@ -73,6 +73,10 @@ type Querier interface {
 	// (Every query of the table names its one row, WHERE id, by its key.)
 	// Every worker process reads it about once a second (process's gate).
 	GetForwardingControl(ctx context.Context) (GetForwardingControlRow, error)
+	GetMediaLinkKey(ctx context.Context) ([]byte, error)
+	// What serving a medium needs: its state and, once kept, its type, size
+	// and hash; and what fetching it first needs otherwise.
+	GetMediumToServe(ctx context.Context, id int64) (GetMediumToServeRow, error)
 	// The message with this Twilio sid, through the unique index.
 	GetMessageBySID(ctx context.Context, sid string) (Message, error)
 	// The forward of a newly stored message: {id, type, message}, as JSON text.
@@ -247,6 +251,10 @@ type Querier interface {
 	// A message carries at most 10 through a webhook, 100 through a sweep
 	// (twilioapi.MaxMedia); the limit is that bound.
 	MediaOfMessage(ctx context.Context, messageID int64) ([]MediaOfMessageRow, error)
+	// The media of the messages sids that are or will be kept, by position:
+	// what a forward's download links name. A batch is at most a few
+	// thousand messages of at most 100 media each.
+	MediaOfSIDs(ctx context.Context, sids []string) ([]MediaOfSIDsRow, error)
 	// A medium's pieces from the n-th, at most max_chunks of them, in order.
 	MediumChunks(ctx context.Context, arg MediumChunksParams) ([]MediumChunksRow, error)
 	// Which of a listed page's sids no row has: one round trip per page, each

@@ -38,12 +38,16 @@ const (
 // harness is a store, a Twilio stand-in holding media, and a process
 // running the media's workers against both, with a short backoff.
 type harness struct {
-	pool *pgxpool.Pool
-	st   *store.Store
-	tw   *twiliotest.Server
+	pool   *pgxpool.Pool
+	st     *store.Store
+	tw     *twiliotest.Server
+	keeper *media.Keeper
 }
 
-func setup(t *testing.T, maxBytes int64) *harness {
+func setup(t *testing.T, maxBytes int64) *harness { return setupWith(t, maxBytes, true) }
+
+// setupWith is setup, without the media's workers unless workers.
+func setupWith(t *testing.T, maxBytes int64, workers bool) *harness {
 	t.Helper()
 	pool := dbtest.Pool(t, 8)
 	st := store.New(pool)
@@ -58,6 +62,10 @@ func setup(t *testing.T, maxBytes int64) *harness {
 		Credentials: func(_ context.Context, sid string) (twilioapi.Credentials, error) {
 			return twilioapi.Credentials{AccountSID: sid, Token: token}, nil
 		}})
+	h := &harness{pool: pool, st: st, tw: tw, keeper: keeper}
+	if !workers {
+		return h
+	}
 	q, err := queue.New(pool, queue.Config{Logger: slog.New(slog.DiscardHandler), Store: st,
 		Queues:            map[string]int{media.Queue: media.Workers},
 		Backoff:           func(int) time.Duration { return 20 * time.Millisecond },
@@ -68,7 +76,7 @@ func setup(t *testing.T, maxBytes int64) *harness {
 		t.Fatal(err)
 	}
 	workertest.Run(t, q.Run)
-	return &harness{pool: pool, st: st, tw: tw}
+	return h
 }
 
 func randomBytes(n int) []byte {
@@ -81,11 +89,17 @@ func randomBytes(n int) []byte {
 // and returns it as its webhook stores it.
 func (h *harness) message(t *testing.T, sizes ...int) (message.Inbound, []twiliotest.Medium) {
 	t.Helper()
+	return h.messageOf(t, "image/jpeg", sizes...)
+}
+
+// messageOf is message, with media of type ct.
+func (h *harness) messageOf(t *testing.T, ct string, sizes ...int) (message.Inbound, []twiliotest.Medium) {
+	t.Helper()
 	sid := fixture.SID()
 	m := fixture.Between(sid, "+15550000001", "+15550000002", account)
 	var ms []twiliotest.Medium
 	for i, n := range sizes {
-		md := twiliotest.Medium{SID: fmt.Sprintf("ME%030x%02d", time.Now().UnixNano()&0xffffffffffff, i), ContentType: "image/jpeg", Body: randomBytes(n)}
+		md := twiliotest.Medium{SID: fmt.Sprintf("ME%030x%02d", time.Now().UnixNano()&0xffffffffffff, i), ContentType: ct, Body: randomBytes(n)}
 		ms = append(ms, md)
 		m.Media = append(m.Media, message.Media{URL: h.tw.MediumURL(account, sid, md.SID), ContentType: md.ContentType})
 	}

@@ -27,6 +27,10 @@ func (l MediaList) MarshalJSON() ([]byte, error) {
 		b = appendString(b, m.URL)
 		b = append(b, `,"content_type":`...)
 		b = appendString(b, m.ContentType)
+		if m.DownloadURL != "" {
+			b = append(b, `,"download_url":`...)
+			b = appendString(b, m.DownloadURL)
+		}
 		b = append(b, '}')
 	}
 	return append(b, ']'), nil

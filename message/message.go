@@ -66,6 +66,10 @@ type MediaList []Media
 type Media struct {
 	URL         string `json:"url"`
 	ContentType string `json:"content_type"`
+	// DownloadURL is, in a forward only, where the app reads the medium
+	// kept here without Twilio's credentials: signed and expiring
+	// (docs/media.md). Never stored.
+	DownloadURL string `json:"download_url,omitempty"`
 }
 
 // Storable reports whether s can be stored exactly in a text column and a

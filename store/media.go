@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -191,4 +192,108 @@ func (s *Store) MediumBytes(ctx context.Context, id int64, w io.Writer) (int64, 
 			return total, nil
 		}
 	}
+}
+
+// MediaLinkKey returns the key download links are signed with.
+func (s *Store) MediaLinkKey(ctx context.Context) ([]byte, error) {
+	k, err := s.q.GetMediaLinkKey(ctx)
+	if err != nil {
+		return nil, fail("read the media link key", err, ErrSchemaBehind)
+	}
+	return k, nil
+}
+
+// MediumToServe is a medium as serving it needs it.
+type MediumToServe struct {
+	MediumToKeep
+	ContentType string
+	Size        int64
+	SHA256      []byte
+	KeptAt      time.Time
+}
+
+// MediumToServe returns the medium id; ErrNotFound when there is none.
+func (s *Store) MediumToServe(ctx context.Context, id int64) (MediumToServe, error) {
+	r, err := s.q.GetMediumToServe(ctx, id)
+	if err != nil {
+		return MediumToServe{}, fail(fmt.Sprintf("read medium %d", id), err, ErrNotFound)
+	}
+	m := MediumToServe{MediumToKeep: MediumToKeep{ID: r.ID, Position: r.Position, URL: r.Url, State: r.State, Attempts: r.Attempts,
+		AccountSID: r.AccountSID, MessageSID: r.MessageSID}, ContentType: r.ContentType, Size: r.Size, SHA256: r.Sha256}
+	if r.KeptAt != nil {
+		m.KeptAt = *r.KeptAt
+	}
+	return m, nil
+}
+
+// MediaOfSIDs returns, by message sid, the ids of its media that are or
+// will be kept, by position (-1 where a medium will not be: refused or
+// given up).
+func (s *Store) MediaOfSIDs(ctx context.Context, sids []string) (map[string]map[int16]int64, error) {
+	rows, err := s.q.MediaOfSIDs(ctx, sids)
+	if err != nil {
+		return nil, fail("list the media of messages", err, ErrNotFound)
+	}
+	out := map[string]map[int16]int64{}
+	for _, r := range rows {
+		if out[r.MessageSID] == nil {
+			out[r.MessageSID] = map[int16]int64{}
+		}
+		out[r.MessageSID][r.Position] = r.ID
+	}
+	return out, nil
+}
+
+// MediumReader reads the kept medium id, of size bytes, a piece at a
+// time as it is read, seeking to any offset: what serving a range needs,
+// with one piece in memory.
+func (s *Store) MediumReader(ctx context.Context, id, size int64) io.ReadSeeker {
+	return &mediumReader{ctx: ctx, s: s, id: id, size: size, piece: -1}
+}
+
+type mediumReader struct {
+	ctx   context.Context
+	s     *Store
+	id    int64
+	size  int64
+	off   int64
+	piece int32 // the piece held in data; -1: none
+	data  []byte
+}
+
+func (r *mediumReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	want := int32(r.off / MediumChunkSize)
+	if want != r.piece {
+		rows, err := r.s.q.MediumChunks(r.ctx, db.MediumChunksParams{MediaID: r.id, FromN: want, MaxChunks: 1})
+		if err != nil {
+			return 0, fail(fmt.Sprintf("read piece %d of medium %d", want, r.id), err, ErrNotFound)
+		}
+		if len(rows) != 1 || rows[0].N != want {
+			return 0, fmt.Errorf("medium %d lacks piece %d", r.id, want)
+		}
+		r.piece, r.data = want, rows[0].Data
+	}
+	n := copy(p, r.data[r.off-int64(r.piece)*MediumChunkSize:])
+	r.off += int64(n)
+	return n, nil
+}
+
+func (r *mediumReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, errors.New("seek: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("seek: before the start")
+	}
+	r.off = offset
+	return offset, nil
 }

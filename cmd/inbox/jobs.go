@@ -66,7 +66,6 @@ func (s jobSettings) open(ctx context.Context, pool *pgxpool.Pool, st *store.Sto
 	if err != nil {
 		return 0, nil, err
 	}
-	s.processing.twilioAPI, s.processing.fallbackToken = s.reconcile.apiURL, s.reconcile.authToken
 	sw, err := s.reconcile.periodicSweeper(st, s.keys, logger, m)
 	if err != nil {
 		return 0, nil, err
@@ -227,7 +226,7 @@ func (c processingConfig) deliveries(qc *queue.Config, j *jobs, keys *keyring.Ke
 	return func(q *queue.Queue, ws *queue.Workers) []queue.Periodic {
 		j.controls = control.New(st, q, c.attempts(), int16(c.maxAttempts), logger, m)
 		j.controls.Register(ws)
-		payloads := dispatch.SharePayloads(st) // a batch's forwards, built once for every destination
+		payloads := dispatch.SharePayloads(c.withLinks(st)) // a batch's forwards, built once for every destination
 		var def *dispatch.Dispatcher
 		if fwd != nil {
 			def = dispatch.New(dispatch.Config{Store: payloads, Queue: q, Sender: fwd, Pauser: j.controls, Logger: logger, Metrics: m,
@@ -241,6 +240,56 @@ func (c processingConfig) deliveries(qc *queue.Config, j *jobs, keys *keyring.Ke
 		j.router.Register(ws)
 		return nil
 	}, nil
+}
+
+// withLinks is st, whose payloads of received messages carry their media's
+// download links when media are served (mediaBase set).
+func (c processingConfig) withLinks(st *store.Store) dispatch.Store {
+	if c.mediaBase == "" {
+		return st
+	}
+	api, err := twilioapi.New(c.twilioAPI, twilioapi.Options{})
+	if err != nil { // validated: TWILIO_API_URL
+		return st
+	}
+	return linkedPayloads{Store: st, links: media.NewLinks(st, c.mediaBase, 0).Fetchable(api.ParseMedium)}
+}
+
+// linkedPayloads adds download links to the payloads of received
+// messages.
+type linkedPayloads struct {
+	dispatch.Store
+	links *media.Links
+}
+
+func (s linkedPayloads) MessageReceivedPayloads(ctx context.Context, sids []string) (map[string][]byte, error) {
+	p, err := s.Store.MessageReceivedPayloads(ctx, sids)
+	if err != nil {
+		return nil, err
+	}
+	return p, s.links.Decorate(ctx, p)
+}
+
+func (s linkedPayloads) MessageReceivedPayload(ctx context.Context, id, sid string) ([]byte, error) {
+	b, err := s.Store.MessageReceivedPayload(ctx, id, sid)
+	if err != nil {
+		return nil, err
+	}
+	p := map[string][]byte{sid: b}
+	if err := s.links.Decorate(ctx, p); err != nil {
+		return nil, err
+	}
+	return p[sid], nil
+}
+
+// mediaServer is what serves media's download links on the public
+// listener, reading (and fetching what is not kept yet) through st.
+func (c processingConfig) mediaServer(st *store.Store, keys *keyring.Keyring, logger *slog.Logger, m *metrics.Metrics) (*media.Server, error) {
+	keeper, err := c.mediaKeeper(st, keys, logger, m)
+	if err != nil {
+		return nil, err
+	}
+	return media.NewServer(media.NewLinks(st, c.mediaBase, 0), st, keeper), nil // checks links only: no Fetchable needed
 }
 
 // mediaKeeper builds what keeps every medium of the messages stored: every

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,4 +95,25 @@ func TestMediaAreKeptFromWebhooksAndSweeps(t *testing.T) {
 	poll.Until(t, "the three messages forwarded", func() bool {
 		return app.Deliveries(webhookSID) == 1 && app.Deliveries(sweptSID) == 1 && app.Deliveries(elsewhereSID) == 1
 	})
+	// Each kept medium's forward names its download link, which gives the
+	// bytes on the public listener to a client with no credentials; the
+	// refused one has none.
+	for sid, want := range map[string][]byte{webhookSID: webhookMedium.Body, sweptSID: sweptMedium.Body} {
+		item := app.Payloads(sid)[0].Message.Media[0]
+		if !strings.HasPrefix(item.DownloadURL, publicURL+api.PathMedia) || !strings.HasPrefix(item.URL, tw.URL) {
+			t.Fatalf("%s's medium as forwarded: %+v\n%s", sid, item, app.Raw(sid))
+		}
+		resp, err := http.Get(strings.Replace(item.DownloadURL, publicURL, "http://"+s.addr, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(got, want) {
+			t.Errorf("%s's download link: %d, %d bytes; want the %d kept", sid, resp.StatusCode, len(got), len(want))
+		}
+	}
+	if item := app.Payloads(elsewhereSID)[0].Message.Media[0]; item.DownloadURL != "" {
+		t.Errorf("the refused medium has a download link: %+v", item)
+	}
 }

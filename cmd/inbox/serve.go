@@ -125,6 +125,7 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	c.reconcile.authToken = c.authToken
+	c.processing.twilioAPI, c.processing.fallbackToken, c.processing.mediaBase = c.reconcile.apiURL, c.authToken, c.publicBaseURL
 	if err := c.reconcile.validate(c.processing.retention); err != nil {
 		return err
 	}
@@ -169,8 +170,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	st := store.NewWith(pool, store.Options{JobAttempts: opts.JobAttempts, RouteAttempts: opts.RouteAttempts, Metrics: m,
 		Writers: cfg.writers, MaxBatch: cfg.maxBatch, BatchTimeout: cfg.requestTimeout})
 	defer st.Close() // on a failed start; once started, its part closes it in order
-	need, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, workPool, store.NewWith(workPool, opts),
-		cfg.databaseURL.s, logger, m)
+	workSt := store.NewWith(workPool, opts)
+	need, j, err := jobSettings{cfg.processing, cfg.reconcile, cfg.shutdownTimeout, cfg.keys}.open(ctx, workPool, workSt, cfg.databaseURL.s, logger, m)
+	if err != nil {
+		return err
+	}
+	mediaServer, err := cfg.processing.mediaServer(workSt, cfg.keys, logger, m) // the workers' pool: downloads never take the webhook's
 	if err != nil {
 		return err
 	}
@@ -188,7 +193,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	g.Add("webhook listener", cfg.webhook(api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,
-		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need, EventsBasicAuth: cfg.eventsBasicAuth}, accounts.Len()))
+		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need, EventsBasicAuth: cfg.eventsBasicAuth, Media: mediaServer}, accounts.Len()))
 	return runParts(ctx, &g, logger, "refusing new connections, finishing in-flight requests", cfg.shutdownTimeout)
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"inbox/api"
 	"inbox/control"
 	"inbox/destination/httpdest"
 	"inbox/dispatch"
@@ -39,8 +40,10 @@ type processingConfig struct {
 	mediaMaxBytes int
 	// twilioAPI and fallbackToken are where media are fetched from and
 	// the token of accounts not in the table (TWILIO_API_URL,
-	// TWILIO_AUTH_TOKEN). Set by jobSettings.open, not settings here.
-	twilioAPI, fallbackToken string
+	// TWILIO_AUTH_TOKEN); mediaBase is where media are served
+	// (PUBLIC_BASE_URL; "": forwards carry no download links). Set by
+	// the command's validate, not settings here.
+	twilioAPI, fallbackToken, mediaBase string
 }
 
 // defaultWorkers: a worker is a goroutine that mostly waits on the network,
@@ -148,6 +151,7 @@ type workConfig struct {
 	admin           adminConfig
 	encryptionKey   string
 	shutdownTimeout time.Duration
+	publicBaseURL   string
 	keys            *keyring.Keyring // set by validate
 }
 
@@ -159,6 +163,8 @@ func (c *workConfig) bind(b *binder) {
 	b.Secret(&c.reconcile.authToken, "TWILIO_AUTH_TOKEN", "the auth token of TWILIO_ACCOUNT_SID's account, for reconciliation")
 	b.Secret(&c.encryptionKey, "ENCRYPTION_KEY", "keys that open twilio_accounts' tokens, for reconciliation")
 	b.Duration(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long running jobs may take to finish on SIGTERM")
+	b.String(&c.publicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "",
+		"serve's PUBLIC_BASE_URL: where the forwards' media download links point; unset: forwards from here carry none")
 }
 
 func (c *workConfig) validate() (err error) {
@@ -177,6 +183,12 @@ func (c *workConfig) validate() (err error) {
 	if c.keys, err = keyring.Parse(c.encryptionKey); err != nil {
 		return fmt.Errorf("invalid ENCRYPTION_KEY: %w", err)
 	}
+	if c.publicBaseURL != "" {
+		if c.publicBaseURL, err = api.ParsePublicBaseURL(c.publicBaseURL); err != nil {
+			return err
+		}
+	}
+	c.processing.twilioAPI, c.processing.fallbackToken, c.processing.mediaBase = c.reconcile.apiURL, c.reconcile.authToken, c.publicBaseURL
 	return c.admin.validate()
 }
 

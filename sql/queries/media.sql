@@ -45,3 +45,26 @@ UPDATE media SET deleted_at_twilio = now() WHERE id = @id AND state = 'kept' AND
 -- name: MediumChunks :many
 -- A medium's pieces from the n-th, at most max_chunks of them, in order.
 SELECT n, data FROM media_chunks WHERE media_id = @media_id AND n >= @from_n ORDER BY n LIMIT @max_chunks;
+
+-- name: GetMediaLinkKey :one
+SELECT key FROM media_link_key WHERE id;
+
+-- name: GetMediumToServe :one
+-- What serving a medium needs: its state and, once kept, its type, size
+-- and hash; and what fetching it first needs otherwise.
+SELECT md.id, md.position, md.url, md.state, md.attempts, coalesce(md.content_type, '')::text AS content_type, coalesce(md.size, 0)::bigint AS size,
+       coalesce(md.sha256, ''::bytea)::bytea AS sha256, md.kept_at, m.account_sid, (m.metadata->>'message_sid')::text AS message_sid
+FROM media md
+JOIN messages m ON m.id = md.message_id
+WHERE md.id = @id;
+
+-- name: MediaOfSIDs :many
+-- The media of the messages sids that are or will be kept, by position:
+-- what a forward's download links name. A batch is at most a few
+-- thousand messages of at most 100 media each.
+SELECT (m.metadata->>'message_sid')::text AS message_sid, md.position, md.id
+FROM messages m
+JOIN media md ON md.message_id = m.id
+WHERE (m.metadata->>'message_sid') = ANY(@sids::text[]) AND md.state IN ('fetching', 'kept')
+ORDER BY 1, 2
+LIMIT 100000;
