@@ -178,7 +178,8 @@ func (q *Queries) MarkMediumRefused(ctx context.Context, arg MarkMediumRefusedPa
 }
 
 const mediaOfMessage = `-- name: MediaOfMessage :many
-SELECT m.id, m.position, m.url, m.state, m.attempts, msg.account_sid, (msg.metadata->>'message_sid')::text AS message_sid
+SELECT m.id, m.position, m.url, m.state, m.attempts, msg.account_sid, (msg.metadata->>'message_sid')::text AS message_sid,
+       (m.deleted_at_twilio IS NOT NULL)::boolean AS deleted_at_twilio, coalesce(m.size, 0)::bigint AS size, coalesce(m.sha256, ''::bytea)::bytea AS sha256
 FROM media m
 JOIN messages msg ON msg.id = m.message_id
 WHERE m.message_id = $1
@@ -187,13 +188,16 @@ LIMIT 100
 `
 
 type MediaOfMessageRow struct {
-	ID         int64
-	Position   int16
-	Url        string
-	State      string
-	Attempts   int32
-	AccountSID string
-	MessageSID string
+	ID              int64
+	Position        int16
+	Url             string
+	State           string
+	Attempts        int32
+	AccountSID      string
+	MessageSID      string
+	DeletedAtTwilio bool
+	Size            int64
+	Sha256          []byte
 }
 
 // A message's media, with what fetching them needs: its account and sid.
@@ -216,6 +220,9 @@ func (q *Queries) MediaOfMessage(ctx context.Context, messageID int64) ([]MediaO
 			&i.Attempts,
 			&i.AccountSID,
 			&i.MessageSID,
+			&i.DeletedAtTwilio,
+			&i.Size,
+			&i.Sha256,
 		); err != nil {
 			return nil, err
 		}
@@ -263,6 +270,25 @@ func (q *Queries) MediaOfSIDs(ctx context.Context, sids []string) ([]MediaOfSIDs
 		return nil, err
 	}
 	return items, nil
+}
+
+const mediaWaiting = `-- name: MediaWaiting :one
+SELECT count(*)::bigint AS waiting, coalesce(min(created_at), now())::timestamptz AS oldest
+FROM (SELECT created_at FROM media WHERE state = 'fetching' ORDER BY created_at LIMIT 100000) owed
+`
+
+type MediaWaitingRow struct {
+	Waiting int64
+	Oldest  time.Time
+}
+
+// How many media are owed (at most 100 000 counted) and since when the
+// oldest: through media_fetching_idx.
+func (q *Queries) MediaWaiting(ctx context.Context) (MediaWaitingRow, error) {
+	row := q.db.QueryRow(ctx, mediaWaiting)
+	var i MediaWaitingRow
+	err := row.Scan(&i.Waiting, &i.Oldest)
+	return i, err
 }
 
 const mediumChunks = `-- name: MediumChunks :many

@@ -255,6 +255,9 @@ type Querier interface {
 	// what a forward's download links name. A batch is at most a few
 	// thousand messages of at most 100 media each.
 	MediaOfSIDs(ctx context.Context, sids []string) ([]MediaOfSIDsRow, error)
+	// How many media are owed (at most 100 000 counted) and since when the
+	// oldest: through media_fetching_idx.
+	MediaWaiting(ctx context.Context) (MediaWaitingRow, error)
 	// A medium's pieces from the n-th, at most max_chunks of them, in order.
 	MediumChunks(ctx context.Context, arg MediumChunksParams) ([]MediumChunksRow, error)
 	// Which of a listed page's sids no row has: one round trip per page, each

@@ -10,8 +10,10 @@
 package media
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +21,10 @@ import (
 	"net/http"
 	"time"
 
+	"inbox/account"
 	"inbox/internal/clip"
 	"inbox/job"
+	"inbox/metrics"
 	"inbox/queue"
 	"inbox/store"
 	"inbox/twilioapi"
@@ -48,6 +52,8 @@ type Store interface {
 	KeepMedium(ctx context.Context, id int64, fetch func(w io.Writer) (store.KeptMedium, error)) error
 	MediumFailed(ctx context.Context, id int64, reason string, giveUpAfter int32) (string, error)
 	MediumRefused(ctx context.Context, id int64, reason string) error
+	MediumBytes(ctx context.Context, id int64, w io.Writer) (int64, error)
+	MediumDeletedAtTwilio(ctx context.Context, id int64) error
 }
 
 // Config is what New needs.
@@ -59,7 +65,12 @@ type Config struct {
 	Credentials func(ctx context.Context, accountSID string) (twilioapi.Credentials, error)
 	// MaxBytes bounds a medium (MEDIA_MAX_BYTES); 0: DefaultMaxBytes.
 	MaxBytes int64
-	Logger   *slog.Logger
+	// DeleteAtTwilio (MEDIA_DELETE_AT_TWILIO): once a medium is kept, and
+	// its bytes read back from the store match the size and SHA-256
+	// recorded, delete it at Twilio.
+	DeleteAtTwilio bool
+	Logger         *slog.Logger
+	Metrics        *metrics.Metrics
 }
 
 // Keeper runs the media jobs.
@@ -88,6 +99,13 @@ func (k *Keeper) keep(ctx context.Context, j *queue.Job[job.Media]) error {
 	var owed []error
 	var soon time.Duration // a snooze that a medium not yet ready asks for
 	for _, m := range ms {
+		if m.State == store.MediumKept && k.cfg.DeleteAtTwilio && !m.DeletedAtTwilio {
+			// Kept by an earlier run that stopped before the delete.
+			if err := k.deleteAtTwilio(ctx, m); err != nil {
+				return err
+			}
+			continue
+		}
 		if m.State != store.MediumFetching {
 			continue
 		}
@@ -95,7 +113,7 @@ func (k *Keeper) keep(ctx context.Context, j *queue.Job[job.Media]) error {
 		if err == nil || errors.Is(err, store.ErrNotOwed) {
 			continue
 		}
-		if ctx.Err() != nil || errors.Is(err, store.ErrUnavailable) {
+		if ctx.Err() != nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, errNotDeleted) {
 			return err // the attempt failed, not the medium: retried whole
 		}
 		limit := int32(GiveUpAfter)
@@ -103,6 +121,7 @@ func (k *Keeper) keep(ctx context.Context, j *queue.Job[job.Media]) error {
 			limit = 1 // it will be as large next time
 		}
 		state, ferr := k.cfg.Store.MediumFailed(ctx, m.ID, clip.To(err.Error(), 500), limit)
+		k.cfg.Metrics.MediumFailed(failure(err), state == store.MediumFailed)
 		switch {
 		case ferr != nil && !errors.Is(ferr, store.ErrNotOwed):
 			return ferr
@@ -131,6 +150,7 @@ func (k *Keeper) keepOne(ctx context.Context, m store.MediumToKeep) error {
 	medium, err := k.cfg.API.ParseMedium(m.URL, m.AccountSID)
 	if err != nil {
 		k.cfg.Logger.WarnContext(ctx, "medium refused: never fetched", "sid", m.MessageSID, "position", m.Position, "reason", err)
+		k.cfg.Metrics.MediumRefused()
 		return k.cfg.Store.MediumRefused(ctx, m.ID, clip.To(err.Error(), 500))
 	}
 	cred, err := k.cfg.Credentials(ctx, m.AccountSID)
@@ -147,7 +167,73 @@ func (k *Keeper) keepOne(ctx context.Context, m store.MediumToKeep) error {
 	if err != nil {
 		return err
 	}
+	k.cfg.Metrics.MediumKept(kept.Size)
 	k.cfg.Logger.InfoContext(ctx, "medium kept", "sid", m.MessageSID, "position", m.Position, "media_sid", medium.SID,
 		"content_type", kept.ContentType, "bytes", kept.Size, "took", time.Since(start).Round(time.Millisecond).String())
+	if k.cfg.DeleteAtTwilio {
+		m.State, m.Size, m.SHA256 = store.MediumKept, kept.Size, kept.SHA256[:]
+		if err := k.deleteAtTwilio(ctx, m); err != nil {
+			return fmt.Errorf("%w: %w", errNotDeleted, err)
+		}
+	}
 	return nil
+}
+
+// errNotDeleted: a medium kept but not deleted at Twilio yet; its job
+// tries again.
+var errNotDeleted = errors.New("kept, not yet deleted at Twilio")
+
+// deleteAtTwilio deletes the kept medium m at Twilio, once its bytes read
+// back from the store have the size and SHA-256 recorded when they were
+// fetched, and records the deletion.
+func (k *Keeper) deleteAtTwilio(ctx context.Context, m store.MediumToKeep) error {
+	h := sha256.New()
+	n, err := k.cfg.Store.MediumBytes(ctx, m.ID, h)
+	if err != nil {
+		return err
+	}
+	if n != m.Size || !bytes.Equal(h.Sum(nil), m.SHA256) {
+		return fmt.Errorf("medium %d of %s: %d bytes read back, %d recorded, or another SHA-256: not deleted at Twilio", m.ID, m.MessageSID, n, m.Size)
+	}
+	medium, err := k.cfg.API.ParseMedium(m.URL, m.AccountSID)
+	if err != nil {
+		return err // kept, so it parsed when fetched
+	}
+	cred, err := k.cfg.Credentials(ctx, m.AccountSID)
+	if err != nil {
+		return err
+	}
+	if err := k.cfg.API.DeleteMedium(ctx, cred, medium); err != nil {
+		return err
+	}
+	if err := k.cfg.Store.MediumDeletedAtTwilio(ctx, m.ID); err != nil {
+		return err
+	}
+	k.cfg.Metrics.MediumDeletedAtTwilio()
+	k.cfg.Logger.InfoContext(ctx, "medium deleted at Twilio, kept here", "sid", m.MessageSID, "position", m.Position, "media_sid", medium.SID)
+	return nil
+}
+
+// failure is the reason label of a failed fetch.
+func failure(err error) string {
+	if errors.Is(err, twilioapi.ErrMediumTooLarge) {
+		return metrics.MediaTooLarge
+	}
+	if errors.Is(err, account.ErrNoCredentials) {
+		return metrics.MediaNoCredentials
+	}
+	me, ok := errors.AsType[*twilioapi.MediumError](err)
+	switch {
+	case !ok || !me.AtAPI:
+		return metrics.MediaOther
+	case me.Status == http.StatusNotFound:
+		return metrics.MediaNotReady
+	case me.Status == http.StatusTooManyRequests:
+		return metrics.MediaThrottled
+	case me.Status == http.StatusUnauthorized || me.Status == http.StatusForbidden:
+		return metrics.MediaUnauthorized
+	case me.Status >= 500:
+		return metrics.MediaTwilioError
+	}
+	return metrics.MediaOther
 }

@@ -23,6 +23,7 @@ import (
 	"inbox/internal/workertest"
 	"inbox/media"
 	"inbox/message"
+	"inbox/metrics"
 	"inbox/queue"
 	"inbox/store"
 	"inbox/twilioapi"
@@ -46,8 +47,9 @@ type harness struct {
 
 func setup(t *testing.T, maxBytes int64) *harness { return setupWith(t, maxBytes, true) }
 
-// setupWith is setup, without the media's workers unless workers.
-func setupWith(t *testing.T, maxBytes int64, workers bool) *harness {
+// setupWith is setup, without the media's workers unless workers, after
+// edits to the keeper's configuration.
+func setupWith(t *testing.T, maxBytes int64, workers bool, edits ...func(*media.Config)) *harness {
 	t.Helper()
 	pool := dbtest.Pool(t, 8)
 	st := store.New(pool)
@@ -58,10 +60,14 @@ func setupWith(t *testing.T, maxBytes int64, workers bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keeper := media.New(media.Config{Store: st, API: api, MaxBytes: maxBytes, Logger: slog.New(slog.DiscardHandler),
+	cfg := media.Config{Store: st, API: api, MaxBytes: maxBytes, Logger: slog.New(slog.DiscardHandler),
 		Credentials: func(_ context.Context, sid string) (twilioapi.Credentials, error) {
 			return twilioapi.Credentials{AccountSID: sid, Token: token}, nil
-		}})
+		}}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	keeper := media.New(cfg)
 	h := &harness{pool: pool, st: st, tw: tw, keeper: keeper}
 	if !workers {
 		return h
@@ -233,22 +239,24 @@ func TestAMediumNotReadyIsKeptAfterARetry(t *testing.T) {
 
 // TestAMediumFailingTenTimesIsGivenUp: Twilio answers 500 every time: the
 // tenth failure gives the medium up, with the last reason, and its job
-// ends; a medium over MEDIA_MAX_BYTES is given up at once.
+// ends; a medium over MEDIA_MAX_BYTES is given up at once. The metrics
+// count each failure by reason and each medium given up.
 func TestAMediumFailingTenTimesIsGivenUp(t *testing.T) {
 	t.Parallel()
-	h := setup(t, 64<<10)
+	m := metrics.New()
+	h := setupWith(t, 64<<10, true, func(c *media.Config) { c.Metrics = m })
 	h.tw.MediumAnswers(func(sid string, _ int) int {
 		if sid[len(sid)-2:] == "00" {
 			return http.StatusInternalServerError
 		}
 		return 0
 	})
-	m, want := h.message(t, 100, 100<<10)
-	if _, _, err := h.st.InsertInboundMessage(t.Context(), m); err != nil {
+	msg, want := h.message(t, 100, 100<<10)
+	if _, _, err := h.st.InsertInboundMessage(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, "both media given up", func() bool { return h.settled(t, m.Metadata.MessageSID) })
-	got := h.media(t, m.Metadata.MessageSID)
+	poll.Until(t, "both media given up", func() bool { return h.settled(t, msg.Metadata.MessageSID) })
+	got := h.media(t, msg.Metadata.MessageSID)
 	if got[0].state != store.MediumFailed || got[0].attempts != media.GiveUpAfter || h.tw.Counts().MediaFetches[want[0].SID] != media.GiveUpAfter ||
 		got[0].reason != "twilio answered 500" {
 		t.Errorf("the medium answered 500: %s (%q) after %d attempts, %d fetches", got[0].state, got[0].reason, got[0].attempts,
@@ -256,6 +264,22 @@ func TestAMediumFailingTenTimesIsGivenUp(t *testing.T) {
 	}
 	if got[1].state != store.MediumFailed || got[1].attempts != 1 || len(got[1].bytes) != 0 {
 		t.Errorf("the medium over the bound: %s (%q) after %d attempts, %d bytes kept", got[1].state, got[1].reason, got[1].attempts, len(got[1].bytes))
+	}
+	counts := map[string]float64{}
+	mfs, _ := m.Gatherer().Gather()
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range mt.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			counts[name] = mt.GetCounter().GetValue()
+		}
+	}
+	if counts["inbox_media_failures_total/twilio_error"] != media.GiveUpAfter || counts["inbox_media_failures_total/too_large"] != 1 ||
+		counts["inbox_media_given_up_total"] != 2 {
+		t.Errorf("metrics: %v failures to Twilio's 500, %v too large, %v given up; want %d, 1, 2", counts["inbox_media_failures_total/twilio_error"],
+			counts["inbox_media_failures_total/too_large"], counts["inbox_media_given_up_total"], media.GiveUpAfter)
 	}
 	poll.Until(t, "the media job finished", func() bool {
 		var state string
@@ -288,5 +312,36 @@ func TestAMediumElsewhereIsNeverFetched(t *testing.T) {
 	}
 	if requests.Load() != 0 || len(h.tw.Counts().MediaFetches) != 0 {
 		t.Fatalf("requests: %d to the other host, %v to the API", requests.Load(), h.tw.Counts().MediaFetches)
+	}
+}
+
+// TestAMediumIsDeletedAtTwilioOnlyOnceKept: with DeleteAtTwilio, each
+// medium kept (its bytes read back and checked) is deleted at Twilio once
+// and recorded so; one given up is never deleted.
+func TestAMediumIsDeletedAtTwilioOnlyOnceKept(t *testing.T) {
+	t.Parallel()
+	h := setupWith(t, 0, true, func(c *media.Config) { c.DeleteAtTwilio = true })
+	h.tw.MediumAnswers(func(sid string, _ int) int {
+		if sid[len(sid)-2:] == "01" {
+			return http.StatusForbidden
+		}
+		return 0
+	})
+	m, want := h.message(t, 300<<10, 10)
+	if _, _, err := h.st.InsertInboundMessage(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the kept medium deleted at Twilio, the other given up", func() bool {
+		var deleted int
+		h.pool.QueryRow(t.Context(), `SELECT count(*) FROM media WHERE deleted_at_twilio IS NOT NULL`).Scan(&deleted)
+		return deleted == 1 && h.settled(t, m.Metadata.MessageSID)
+	})
+	got := h.media(t, m.Metadata.MessageSID)
+	c := h.tw.Counts()
+	if got[0].state != store.MediumKept || !bytes.Equal(got[0].bytes, want[0].Body) || c.MediaDeleted[want[0].SID] != 1 {
+		t.Errorf("the kept medium: %s, %d bytes, deleted at Twilio %d times; want kept whole and deleted once", got[0].state, len(got[0].bytes), c.MediaDeleted[want[0].SID])
+	}
+	if got[1].state != store.MediumFailed || c.MediaDeleted[want[1].SID] != 0 {
+		t.Errorf("the medium given up: %s, deleted at Twilio %d times; want never", got[1].state, c.MediaDeleted[want[1].SID])
 	}
 }

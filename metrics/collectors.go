@@ -268,3 +268,41 @@ func (c *unroutedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.unrouted, prometheus.GaugeValue, float64(n))
 }
+
+// mediaCollector reports the media still owed, read at each scrape.
+type mediaCollector struct {
+	waiting func(ctx context.Context) (n int64, oldest time.Time, err error)
+	timeout time.Duration
+	count   *prometheus.Desc
+	oldest  *prometheus.Desc
+}
+
+// NewMediaCollector returns a collector of inbox_media_waiting and
+// inbox_media_oldest_waiting_seconds, read with waiting at each scrape
+// (bounded by timeout); when the read fails, they are not reported.
+func NewMediaCollector(waiting func(ctx context.Context) (int64, time.Time, error), timeout time.Duration) prometheus.Collector {
+	return &mediaCollector{waiting: waiting, timeout: timeout,
+		count: prometheus.NewDesc("inbox_media_waiting", "Media of stored messages not yet kept nor given up (fetching), at most 100 000 counted.", nil, nil),
+		oldest: prometheus.NewDesc("inbox_media_oldest_waiting_seconds",
+			"How long the oldest medium not yet kept nor given up has waited since its message was stored; 0 when none waits.", nil, nil)}
+}
+
+func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.count
+	ch <- c.oldest
+}
+
+func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	n, oldest, err := c.waiting(ctx)
+	if err != nil {
+		return
+	}
+	age := 0.0
+	if n > 0 {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
+}

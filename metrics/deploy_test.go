@@ -26,7 +26,8 @@ func exported(t *testing.T) map[string]bool {
 		metrics.NewDestinationCollector(func(context.Context) ([]metrics.DestinationState, error) {
 			return []metrics.DestinationState{{Name: "orders"}}, nil
 		}, time.Second),
-		metrics.NewUnroutedCollector(func(context.Context) (int64, error) { return 0, nil }, time.Second)); err != nil {
+		metrics.NewUnroutedCollector(func(context.Context) (int64, error) { return 0, nil }, time.Second),
+		metrics.NewMediaCollector(func(context.Context) (int64, time.Time, error) { return 0, time.Now(), nil }, time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	m.HTTPRequest("/twilio/messages", 200, time.Millisecond)

@@ -69,7 +69,25 @@ type Metrics struct {
 	eventsUnverified *prometheus.CounterVec
 
 	adminAuthRefused *prometheus.CounterVec
+
+	mediaKept     prometheus.Counter
+	mediaBytes    prometheus.Counter
+	mediaFailures *prometheus.CounterVec
+	mediaGivenUp  prometheus.Counter
+	mediaRefused  prometheus.Counter
+	mediaDeleted  prometheus.Counter
 }
+
+// The reasons of inbox_media_failures_total.
+const (
+	MediaNotReady      = "not_ready"      // 404 at Twilio's API
+	MediaThrottled     = "throttled"      // 429
+	MediaTwilioError   = "twilio_error"   // 5xx
+	MediaUnauthorized  = "unauthorized"   // 401, 403
+	MediaTooLarge      = "too_large"      // over MEDIA_MAX_BYTES
+	MediaNoCredentials = "no_credentials" // no token of the account
+	MediaOther         = "other"          // the network, the CDN, anything else
+)
 
 // The labels of inbox_events_total: an Event Streams event's kind, and
 // what became of it beyond ResultNew and ResultDuplicate.
@@ -113,6 +131,7 @@ func New() *Metrics {
 		m.forwardsHeld, m.breakerTrips, m.retriesQueued, m.reconcileFound, m.reconcileSweeps, m.reconcileListed, m.reconcileInvalid, m.reconcileSucceeded, m.twilioRequests, m.twilioThrottled,
 		m.accountLookups, m.httpRequests, m.httpDuration, m.deliveries, m.refusals, m.batchSize, m.batchDuration,
 		m.batchesRetried, m.attempts, m.attemptSeconds, m.lag, m.retentionRows, m.events, m.eventsUnverified, m.adminAuthRefused,
+		m.mediaKept, m.mediaBytes, m.mediaFailures, m.mediaGivenUp, m.mediaRefused, m.mediaDeleted,
 	} {
 		f(c)
 	}
@@ -142,6 +161,12 @@ func (m *Metrics) ingest() {
 	})
 	m.batchesRetried = counter("inbox_write_batches_retried_total", "Group-commit batches that failed and were retried one delivery at a time.")
 	m.events = counterVec("inbox_events_total", "Twilio Event Streams events, by kind (inbound, status, other) and result: new (stored), duplicate (already stored), ignored (another product's), malformed (skipped; logged).", "kind", "result")
+	m.mediaKept = counter("inbox_media_kept_total", "Media fetched from Twilio and kept (docs/media.md).")
+	m.mediaBytes = counter("inbox_media_bytes_total", "Bytes of media kept.")
+	m.mediaFailures = counterVec("inbox_media_failures_total", "Failed fetches of media, by reason: not_ready (404), throttled (429), twilio_error (5xx), unauthorized (401, 403), too_large (over MEDIA_MAX_BYTES), no_credentials, other (the network, the CDN).", "reason")
+	m.mediaGivenUp = counter("inbox_media_given_up_total", "Media given up after repeated failures (or at once when too large).")
+	m.mediaRefused = counter("inbox_media_refused_total", "Media never fetched: their URL is not a medium of the message's account on TWILIO_API_URL's host.")
+	m.mediaDeleted = counter("inbox_media_deleted_at_twilio_total", "Media deleted at Twilio once kept here (MEDIA_DELETE_AT_TWILIO).")
 	m.adminAuthRefused = counterVec("inbox_admin_auth_refused_total", "Admin requests and console logins refused for their credentials, by reason: wrong_token, no_credentials, throttled (too many wrong tokens from the address, answered 429 before comparing).", "reason")
 	m.eventsUnverified = counterVec("inbox_events_unverified_total", "Event Streams batches answered 503 so that Twilio retries them, because they did not verify for a reason an operator can fix, by reason: signature_mismatch, body_hash_absent, body_hash_mismatch, account_unknown, account_unreadable, basic_auth.", "reason")
 }
@@ -216,6 +241,9 @@ func (m *Metrics) zero() {
 	for _, reason := range []string{"wrong_token", "no_credentials", "throttled"} {
 		m.adminAuthRefused.WithLabelValues(reason)
 	}
+	for _, reason := range []string{MediaNotReady, MediaThrottled, MediaTwilioError, MediaUnauthorized, MediaTooLarge, MediaNoCredentials, MediaOther} {
+		m.mediaFailures.WithLabelValues(reason)
+	}
 }
 
 // DefaultDestination is the destination label of FORWARD_URL's forwards.
@@ -282,6 +310,41 @@ func (m *Metrics) Event(kind, result string) {
 		return
 	}
 	m.events.WithLabelValues(kind, result).Inc()
+}
+
+// MediumKept records a medium kept, of n bytes.
+func (m *Metrics) MediumKept(n int64) {
+	if m == nil {
+		return
+	}
+	m.mediaKept.Inc()
+	m.mediaBytes.Add(float64(n))
+}
+
+// MediumFailed records a failed fetch of a medium, for reason (the
+// Media… constants), and whether it gave the medium up.
+func (m *Metrics) MediumFailed(reason string, givenUp bool) {
+	if m == nil {
+		return
+	}
+	m.mediaFailures.WithLabelValues(reason).Inc()
+	if givenUp {
+		m.mediaGivenUp.Inc()
+	}
+}
+
+// MediumRefused records a medium never fetched.
+func (m *Metrics) MediumRefused() {
+	if m != nil {
+		m.mediaRefused.Inc()
+	}
+}
+
+// MediumDeletedAtTwilio records a medium deleted at Twilio.
+func (m *Metrics) MediumDeletedAtTwilio() {
+	if m != nil {
+		m.mediaDeleted.Inc()
+	}
 }
 
 // AdminAuthRefused records an admin request or login refused for its

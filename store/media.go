@@ -33,6 +33,11 @@ type MediumToKeep struct {
 	Attempts   int32
 	AccountSID string
 	MessageSID string
+	// Kept media's: deleted at Twilio already, and the size and SHA-256
+	// recorded.
+	DeletedAtTwilio bool
+	Size            int64
+	SHA256          []byte
 }
 
 // MediaToKeep returns the media of the message id (media.id), in
@@ -44,7 +49,8 @@ func (s *Store) MediaToKeep(ctx context.Context, messageID int64) ([]MediumToKee
 	}
 	ms := make([]MediumToKeep, len(rows))
 	for i, r := range rows {
-		ms[i] = MediumToKeep{ID: r.ID, Position: r.Position, URL: r.Url, State: r.State, Attempts: r.Attempts, AccountSID: r.AccountSID, MessageSID: r.MessageSID}
+		ms[i] = MediumToKeep{ID: r.ID, Position: r.Position, URL: r.Url, State: r.State, Attempts: r.Attempts, AccountSID: r.AccountSID,
+			MessageSID: r.MessageSID, DeletedAtTwilio: r.DeletedAtTwilio, Size: r.Size, SHA256: r.Sha256}
 	}
 	return ms, nil
 }
@@ -296,4 +302,14 @@ func (r *mediumReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	r.off = offset
 	return offset, nil
+}
+
+// MediaWaiting returns how many media are owed (at most 100 000) and
+// when the oldest of them was owed from.
+func (s *Store) MediaWaiting(ctx context.Context) (int64, time.Time, error) {
+	r, err := s.q.MediaWaiting(ctx)
+	if err != nil {
+		return 0, time.Time{}, fail("count the media owed", err, ErrSchemaBehind)
+	}
+	return r.Waiting, r.Oldest, nil
 }

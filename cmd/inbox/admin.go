@@ -216,7 +216,8 @@ func (p adminParts) registerMetrics(st *store.Store, q *queue.Queue, controls *c
 		metrics.NewDestinationCollector(destinationStates(destinations), 2*time.Second),
 		metrics.NewUnroutedCollector(func(ctx context.Context) (int64, error) {
 			return st.CountUnrouted(ctx, time.Now().Add(-time.Hour), unroutedCap)
-		}, 2*time.Second)); err != nil {
+		}, 2*time.Second),
+		metrics.NewMediaCollector(st.MediaWaiting, 2*time.Second)); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	return nil

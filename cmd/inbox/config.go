@@ -187,6 +187,19 @@ func (b *binder) Int(p *int, name, env string, def int, text string) {
 	b.fs.IntVar(p, name, def, withEnv(text, env))
 }
 
+// Bool binds a switch: the environment says true or false (1, 0).
+func (b *binder) Bool(p *bool, name, env string, def bool, text string) {
+	if v := b.env(env, ""); v != "" {
+		t, err := strconv.ParseBool(v)
+		if err != nil {
+			b.fail(fmt.Errorf("invalid %s %q: want true or false", env, v))
+		} else {
+			def = t
+		}
+	}
+	b.fs.BoolVar(p, name, def, withEnv(text, env))
+}
+
 // Secret binds a setting that has no flag, because a flag would show it in
 // ps: only the environment sets it. -h lists it with text.
 func (b *binder) Secret(p *string, env, text string) {

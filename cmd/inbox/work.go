@@ -37,7 +37,8 @@ type processingConfig struct {
 	// jobSettings.open, not a setting.
 	routing bool
 	// mediaMaxBytes bounds a medium kept (MEDIA_MAX_BYTES).
-	mediaMaxBytes int
+	mediaMaxBytes       int
+	mediaDeleteAtTwilio bool
 	// twilioAPI and fallbackToken are where media are fetched from and
 	// the token of accounts not in the table (TWILIO_API_URL,
 	// TWILIO_AUTH_TOKEN); mediaBase is where media are served
@@ -60,6 +61,8 @@ func (c *processingConfig) bind(b *binder) {
 		"forwards a second across every worker of every process, or unlimited; set at start (the console changes it at run time); unset: as last set, unlimited at first")
 	b.Int(&c.breakAfter, "forward-break-after", "FORWARD_BREAK_AFTER", dispatch.DefaultBreakAfter,
 		"consecutive failed forward attempts in a process that pause forwarding until an operator resumes it (0: never)")
+	b.Bool(&c.mediaDeleteAtTwilio, "media-delete-at-twilio", "MEDIA_DELETE_AT_TWILIO", false,
+		"once a medium is kept here (its bytes read back and checked), delete it at Twilio")
 	b.Int(&c.mediaMaxBytes, "media-max-bytes", "MEDIA_MAX_BYTES", media.DefaultMaxBytes,
 		"the largest medium kept, in bytes (WhatsApp's documents reach 16 MB); a larger one is given up")
 	b.Retention(&c.retention, "retention", "RETENTION",

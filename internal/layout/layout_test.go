@@ -47,7 +47,7 @@ func below() map[string][]string {
 		"story":                {"destination", "job", "message", "store"},
 		"retention":            {"job", "metrics", "queue"},
 		"reconcile":            {"internal/clip", "job", "message", "metrics", "queue", "store", "twilio", "twilioapi"},
-		"media":                {"internal/clip", "job", "message", "queue", "store", "twilioapi"},
+		"media":                {"account", "internal/clip", "job", "message", "metrics", "queue", "store", "twilioapi"},
 		"api":                  {"account", "internal/clip", "internal/statuswriter", "message", "metrics", "store", "twilio"},
 		"admin": {"account", "control", "destination", "internal/clip", "internal/statuswriter", "job", "message", "metrics",
 			"routing", "store", "story", "twilio"},

@@ -2,7 +2,8 @@
 -- A message's media, with what fetching them needs: its account and sid.
 -- A message carries at most 10 through a webhook, 100 through a sweep
 -- (twilioapi.MaxMedia); the limit is that bound.
-SELECT m.id, m.position, m.url, m.state, m.attempts, msg.account_sid, (msg.metadata->>'message_sid')::text AS message_sid
+SELECT m.id, m.position, m.url, m.state, m.attempts, msg.account_sid, (msg.metadata->>'message_sid')::text AS message_sid,
+       (m.deleted_at_twilio IS NOT NULL)::boolean AS deleted_at_twilio, coalesce(m.size, 0)::bigint AS size, coalesce(m.sha256, ''::bytea)::bytea AS sha256
 FROM media m
 JOIN messages msg ON msg.id = m.message_id
 WHERE m.message_id = @message_id
@@ -68,3 +69,9 @@ JOIN media md ON md.message_id = m.id
 WHERE (m.metadata->>'message_sid') = ANY(@sids::text[]) AND md.state IN ('fetching', 'kept')
 ORDER BY 1, 2
 LIMIT 100000;
+
+-- name: MediaWaiting :one
+-- How many media are owed (at most 100 000 counted) and since when the
+-- oldest: through media_fetching_idx.
+SELECT count(*)::bigint AS waiting, coalesce(min(created_at), now())::timestamptz AS oldest
+FROM (SELECT created_at FROM media WHERE state = 'fetching' ORDER BY created_at LIMIT 100000) owed;
