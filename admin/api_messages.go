@@ -9,6 +9,7 @@ import (
 
 	"inbox/job"
 	"inbox/message"
+	"inbox/store"
 	"inbox/twilio"
 )
 
@@ -108,7 +109,8 @@ func handleGetMessage(stories Stories, logger *slog.Logger) http.Handler {
 			Deliveries   []deliveryJSON          `json:"deliveries"`
 			StatusEvents []message.PayloadStatus `json:"status_events"`
 			Jobs         []jobJSON               `json:"jobs"`
-		}{Message: s.Message.Payload(), Forward: s.Forward, Deliveries: make([]deliveryJSON, len(s.Deliveries)),
+			Media        []store.Medium          `json:"media_kept"`
+		}{Media: s.Media, Message: s.Message.Payload(), Forward: s.Forward, Deliveries: make([]deliveryJSON, len(s.Deliveries)),
 			StatusEvents: make([]message.PayloadStatus, len(s.Events)), Jobs: make([]jobJSON, len(s.Jobs))}
 		for i, d := range s.Deliveries {
 			out.Deliveries[i] = deliveryJSON{Destination: d.Destination, State: d.State, Attempts: d.Attempts, Error: d.Error, UpdatedAt: d.UpdatedAt}

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"inbox/destination"
 	"inbox/internal/clip"
+	"inbox/media"
 )
 
 // The console: server-rendered pages over the same services as the API,
@@ -61,6 +63,10 @@ func templateFuncs() template.FuncMap {
 			return strconv.FormatFloat(*r, 'f', -1, 64)
 		},
 		"forwardStates": destination.ForwardStates,
+		// inlineImage: a medium the story shows in place; its bytes come
+		// from the console (the session), never from Twilio.
+		"inlineImage": func(ct string) bool { return strings.HasPrefix(ct, "image/") && media.Inline(ct) },
+		"bytes":       formatBytes,
 		"safeHref": func(s string) template.URL {
 			// Only web links: a stored media URL is Twilio's, but it came
 			// over the wire.
@@ -260,4 +266,15 @@ func derefOr(s *string, or string) string {
 		return or
 	}
 	return *s
+}
+
+// formatBytes is n bytes in the unit that reads best.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

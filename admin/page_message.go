@@ -1,10 +1,18 @@
 package admin
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 
+	"github.com/gorilla/mux"
+
+	"inbox/media"
+	"inbox/store"
 	"inbox/story"
 )
 
@@ -48,4 +56,45 @@ func (c *console) forwardAgain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return back(w, r, "/messages/"+sid, doneIf(created, "forwarded", "pending"))
+}
+
+// Media reads the media kept (store.Store), for the console.
+type Media interface {
+	MediaOf(ctx context.Context, sid string) ([]store.Medium, error)
+	MediumToServe(ctx context.Context, id int64) (store.MediumToServe, error)
+	MediumReader(ctx context.Context, id, size int64) io.ReadSeeker
+}
+
+// mediumPage answers GET /messages/{sid}/media/{position}: a kept
+// medium's bytes, through the session, as the public listener serves
+// them to apps (media.ServeKept): the console never sends the browser to
+// Twilio, nor needs its credentials.
+func (c *console) mediumPage(w http.ResponseWriter, r *http.Request) error {
+	sid, err := sidParam(r)
+	if err != nil {
+		return err
+	}
+	pos, err := strconv.ParseInt(mux.Vars(r)["position"], 10, 16)
+	if err != nil || c.cfg.Media == nil {
+		return &apiError{status: http.StatusNotFound, detail: "no such medium"}
+	}
+	ms, err := c.cfg.Media.MediaOf(r.Context(), sid)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if int64(m.Position) != pos {
+			continue
+		}
+		if m.State != store.MediumKept {
+			return &apiError{status: http.StatusNotFound, detail: fmt.Sprintf("medium %d of %s is not kept (%s)", pos, sid, m.State)}
+		}
+		kept, err := c.cfg.Media.MediumToServe(r.Context(), m.ID)
+		if err != nil {
+			return err
+		}
+		media.ServeKept(w, r, kept, c.cfg.Media.MediumReader(r.Context(), m.ID, kept.Size))
+		return nil
+	}
+	return &apiError{status: http.StatusNotFound, detail: fmt.Sprintf("%s has no medium %d", sid, pos)}
 }

@@ -75,6 +75,7 @@ func addConsoleRoutes(r *mux.Router, cfg Config, ss *sessions, g *guesses) {
 	s.Handle("/messages", c.page(c.messagesPage)).Methods(http.MethodGet)
 	s.Handle("/messages/{sid}", c.page(c.messagePage)).Methods(http.MethodGet)
 	s.Handle("/messages/{sid}/forward", c.form(c.forwardAgain)).Methods(http.MethodPost)
+	s.Handle("/messages/{sid}/media/{position}", c.page(c.mediumPage)).Methods(http.MethodGet, http.MethodHead)
 	s.Handle("/accounts", c.page(c.accountsPage)).Methods(http.MethodGet)
 	s.Handle("/destinations", c.page(c.destinationsPage)).Methods(http.MethodGet)
 	s.Handle("/destinations/{name}", c.page(c.destinationPage)).Methods(http.MethodGet)

@@ -67,6 +67,8 @@ type Config struct {
 	// the sessions issued before one; nil: a logout clears only the
 	// browser's cookie.
 	Revocations Revocations
+	// Media reads the media kept, for the message story's.
+	Media Media
 	// AuthMetrics, when set, counts refused credentials.
 	AuthMetrics AuthMetrics
 	// RiverUI, when set, is mounted at /riverui/.

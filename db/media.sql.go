@@ -234,6 +234,63 @@ func (q *Queries) MediaOfMessage(ctx context.Context, messageID int64) ([]MediaO
 	return items, nil
 }
 
+const mediaOfSID = `-- name: MediaOfSID :many
+SELECT md.id, md.position, md.url, md.announced_type, md.state, coalesce(md.reason, '')::text AS reason, md.attempts,
+       coalesce(md.content_type, '')::text AS content_type, coalesce(md.size, 0)::bigint AS size, md.kept_at, md.deleted_at_twilio
+FROM media md
+JOIN messages m ON m.id = md.message_id
+WHERE (m.metadata->>'message_sid') = $1::text
+ORDER BY md.position
+LIMIT 100
+`
+
+type MediaOfSIDRow struct {
+	ID              int64
+	Position        int16
+	Url             string
+	AnnouncedType   string
+	State           string
+	Reason          string
+	Attempts        int32
+	ContentType     string
+	Size            int64
+	KeptAt          *time.Time
+	DeletedAtTwilio *time.Time
+}
+
+// A message's media as its story shows them, by position.
+func (q *Queries) MediaOfSID(ctx context.Context, sid string) ([]MediaOfSIDRow, error) {
+	rows, err := q.db.Query(ctx, mediaOfSID, sid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MediaOfSIDRow
+	for rows.Next() {
+		var i MediaOfSIDRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Position,
+			&i.Url,
+			&i.AnnouncedType,
+			&i.State,
+			&i.Reason,
+			&i.Attempts,
+			&i.ContentType,
+			&i.Size,
+			&i.KeptAt,
+			&i.DeletedAtTwilio,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const mediaOfSIDs = `-- name: MediaOfSIDs :many
 SELECT (m.metadata->>'message_sid')::text AS message_sid, md.position, md.id
 FROM messages m

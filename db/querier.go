@@ -251,6 +251,8 @@ type Querier interface {
 	// A message carries at most 10 through a webhook, 100 through a sweep
 	// (twilioapi.MaxMedia); the limit is that bound.
 	MediaOfMessage(ctx context.Context, messageID int64) ([]MediaOfMessageRow, error)
+	// A message's media as its story shows them, by position.
+	MediaOfSID(ctx context.Context, sid string) ([]MediaOfSIDRow, error)
 	// The media of the messages sids that are or will be kept, by position:
 	// what a forward's download links name. A batch is at most a few
 	// thousand messages of at most 100 media each.

@@ -40,6 +40,12 @@ const (
 // DefaultMaxBytes bounds a medium: WhatsApp's documents reach 16 MB.
 const DefaultMaxBytes = 20 << 20
 
+// DefaultFetchTimeout bounds fetching one message's media (up to ten, of
+// up to 16 MB each, at a slow link); a fetch cut off by a crash waits as
+// long before it is taken up again, and the first request of its link
+// fetches it meanwhile.
+const DefaultFetchTimeout = 5 * time.Minute
+
 // GiveUpAfter is how many failed fetches give a medium up. The job's
 // retries wait River's backoff (about attempt⁴ seconds), so ten failures
 // span about seven hours; a 404 in the first three, which a medium not yet
@@ -65,6 +71,10 @@ type Config struct {
 	Credentials func(ctx context.Context, accountSID string) (twilioapi.Credentials, error)
 	// MaxBytes bounds a medium (MEDIA_MAX_BYTES); 0: DefaultMaxBytes.
 	MaxBytes int64
+	// FetchTimeout bounds one run of a message's media job
+	// (MEDIA_FETCH_TIMEOUT); 0: DefaultFetchTimeout. River takes up the run
+	// of a process that died only once it has passed.
+	FetchTimeout time.Duration
 	// DeleteAtTwilio (MEDIA_DELETE_AT_TWILIO): once a medium is kept, and
 	// its bytes read back from the store match the size and SHA-256
 	// recorded, delete it at Twilio.
@@ -79,13 +89,14 @@ type Keeper struct{ cfg Config }
 // New returns the keeper of cfg.
 func New(cfg Config) *Keeper {
 	cfg.MaxBytes = cmp.Or(cfg.MaxBytes, DefaultMaxBytes)
+	cfg.FetchTimeout = cmp.Or(cfg.FetchTimeout, DefaultFetchTimeout)
 	return &Keeper{cfg: cfg}
 }
 
-// Register registers the media jobs' worker with ws. A job may take as
-// long as its message's media at a slow link: ten minutes.
+// Register registers the media jobs' worker with ws, each run bounded by
+// FetchTimeout.
 func (k *Keeper) Register(ws *queue.Workers) {
-	queue.Handle(ws, k.keep, queue.WithTimeout(10*time.Minute))
+	queue.Handle(ws, k.keep, queue.WithTimeout(k.cfg.FetchTimeout))
 }
 
 // keep keeps every medium of the job's message still owed. It fails (and

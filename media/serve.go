@@ -80,6 +80,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("this medium was not kept (%s)", m.State), http.StatusNotFound)
 		return
 	}
+	ServeKept(w, r, m, s.store.MediumReader(r.Context(), id, m.Size))
+}
+
+// ServeKept serves the kept medium m, read from body: with its stored
+// type, nosniff, a CSP that runs nothing, as an attachment unless a
+// browser only decodes it (Inline), and ranges. The one way a medium is
+// served, on the public listener and the console's.
+func ServeKept(w http.ResponseWriter, r *http.Request, m store.MediumToServe, body io.ReadSeeker) {
 	h := w.Header()
 	h.Set("Content-Type", m.ContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -87,11 +95,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "private, max-age=3600")
 	h.Set("ETag", `"`+hex.EncodeToString(m.SHA256)+`"`)
 	disposition := "attachment"
-	if inline(m.ContentType) {
+	if Inline(m.ContentType) {
 		disposition = "inline"
 	}
-	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": fmt.Sprintf("medium-%d", id)}))
-	http.ServeContent(w, r, "", m.KeptAt, s.store.MediumReader(r.Context(), id, m.Size))
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": fmt.Sprintf("medium-%d", m.ID)}))
+	http.ServeContent(w, r, "", m.KeptAt, body)
 }
 
 // kept returns the medium id, fetching it first when its job has not
@@ -113,10 +121,10 @@ func (s *Server) kept(ctx context.Context, id int64) (store.MediumToServe, error
 	return m, err
 }
 
-// inline reports whether a browser may show a medium of type ct in
+// Inline reports whether a browser may show a medium of type ct in
 // place: images, audio and video it only decodes. Anything it could run,
 // or render as a document (HTML, SVG, XML, PDF, text), is an attachment.
-func inline(ct string) bool {
+func Inline(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

@@ -313,3 +313,32 @@ func (s *Store) MediaWaiting(ctx context.Context) (int64, time.Time, error) {
 	}
 	return r.Waiting, r.Oldest, nil
 }
+
+// Medium is a medium as a message's story shows it.
+type Medium struct {
+	ID              int64      `json:"-"`
+	Position        int16      `json:"position"`
+	URL             string     `json:"url"`
+	AnnouncedType   string     `json:"announced_type"`
+	State           string     `json:"state"`
+	Reason          string     `json:"reason,omitempty"`
+	Attempts        int32      `json:"attempts"`
+	ContentType     string     `json:"content_type,omitempty"`
+	Size            int64      `json:"size,omitempty"`
+	KeptAt          *time.Time `json:"kept_at,omitempty"`
+	DeletedAtTwilio *time.Time `json:"deleted_at_twilio,omitempty"`
+}
+
+// MediaOf returns the media of the message sid, by position.
+func (s *Store) MediaOf(ctx context.Context, sid string) ([]Medium, error) {
+	rows, err := s.q.MediaOfSID(ctx, sid)
+	if err != nil {
+		return nil, fail("list the media of "+sid, err, ErrNotFound)
+	}
+	ms := make([]Medium, len(rows))
+	for i, r := range rows {
+		ms[i] = Medium{ID: r.ID, Position: r.Position, URL: r.Url, AnnouncedType: r.AnnouncedType, State: r.State, Reason: r.Reason,
+			Attempts: r.Attempts, ContentType: r.ContentType, Size: r.Size, KeptAt: r.KeptAt, DeletedAtTwilio: r.DeletedAtTwilio}
+	}
+	return ms, nil
+}

@@ -27,6 +27,7 @@ type Store interface {
 	ListStatusEvents(ctx context.Context, sid string, limit int32) ([]message.StatusEvent, error)
 	ForwardStatesOf(ctx context.Context, sids []string) (map[string]string, error)
 	DeliveriesOf(ctx context.Context, sid string) ([]store.Delivery, error)
+	MediaOf(ctx context.Context, sid string) ([]store.Medium, error)
 	ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error)
 }
 
@@ -53,6 +54,8 @@ type Story struct {
 	Deliveries []store.Delivery
 	Events     []message.StatusEvent
 	Jobs       []job.Info
+	// Media are its media as kept here (docs/media.md), by position.
+	Media []store.Medium
 }
 
 // Tell returns the story of the message sid; ErrNotFound when none has it.
@@ -71,6 +74,9 @@ func (t *Teller) Tell(ctx context.Context, sid string) (Story, error) {
 		return Story{}, err
 	}
 	if s.Deliveries, err = t.store.DeliveriesOf(ctx, sid); err != nil {
+		return Story{}, err
+	}
+	if s.Media, err = t.store.MediaOf(ctx, sid); err != nil {
 		return Story{}, err
 	}
 	states, err := t.store.ForwardStatesOf(ctx, []string{sid})

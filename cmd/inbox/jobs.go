@@ -299,7 +299,7 @@ func (c processingConfig) mediaKeeper(st *store.Store, keys *keyring.Keyring, lo
 	if err != nil {
 		return nil, err
 	}
-	return media.New(media.Config{Store: st, API: api, MaxBytes: int64(c.mediaMaxBytes), DeleteAtTwilio: c.mediaDeleteAtTwilio, Logger: logger, Metrics: m,
+	return media.New(media.Config{Store: st, API: api, MaxBytes: int64(c.mediaMaxBytes), FetchTimeout: c.mediaFetchTimeout, DeleteAtTwilio: c.mediaDeleteAtTwilio, Logger: logger, Metrics: m,
 		Credentials: func(ctx context.Context, accountSID string) (twilioapi.Credentials, error) {
 			return account.CredentialsOf(ctx, st, keys, c.fallbackToken, accountSID)
 		}}), nil

@@ -39,6 +39,10 @@ type processingConfig struct {
 	// mediaMaxBytes bounds a medium kept (MEDIA_MAX_BYTES).
 	mediaMaxBytes       int
 	mediaDeleteAtTwilio bool
+	// mediaFetchTimeout bounds one run of a message's media job
+	// (MEDIA_FETCH_TIMEOUT): a run cut off by a crash is taken up again
+	// only after it.
+	mediaFetchTimeout time.Duration
 	// twilioAPI and fallbackToken are where media are fetched from and
 	// the token of accounts not in the table (TWILIO_API_URL,
 	// TWILIO_AUTH_TOKEN); mediaBase is where media are served
@@ -65,6 +69,8 @@ func (c *processingConfig) bind(b *binder) {
 		"once a medium is kept here (its bytes read back and checked), delete it at Twilio")
 	b.Int(&c.mediaMaxBytes, "media-max-bytes", "MEDIA_MAX_BYTES", media.DefaultMaxBytes,
 		"the largest medium kept, in bytes (WhatsApp's documents reach 16 MB); a larger one is given up")
+	b.Duration(&c.mediaFetchTimeout, "media-fetch-timeout", "MEDIA_FETCH_TIMEOUT", media.DefaultFetchTimeout,
+		"bound on fetching one message's media; the fetch of a process that died is taken up again after it")
 	b.Retention(&c.retention, "retention", "RETENTION",
 		"delete messages, status events and finished jobs older than this, e.g. 90d (at least 1d; unset: keep everything)")
 }
@@ -101,6 +107,9 @@ func (c *processingConfig) validate() error {
 	}
 	if c.mediaMaxBytes < 1<<10 || c.mediaMaxBytes > 1<<30 {
 		return fmt.Errorf("invalid MEDIA_MAX_BYTES %d: want 1024 to %d", c.mediaMaxBytes, 1<<30)
+	}
+	if c.mediaFetchTimeout < time.Second || c.mediaFetchTimeout > time.Hour {
+		return fmt.Errorf("invalid MEDIA_FETCH_TIMEOUT %s: want 1s to 1h", c.mediaFetchTimeout)
 	}
 	if c.forwardURL == "" {
 		return nil

@@ -49,7 +49,7 @@ func below() map[string][]string {
 		"reconcile":            {"internal/clip", "job", "message", "metrics", "queue", "store", "twilio", "twilioapi"},
 		"media":                {"account", "internal/clip", "job", "message", "metrics", "queue", "store", "twilioapi"},
 		"api":                  {"account", "internal/clip", "internal/statuswriter", "message", "metrics", "store", "twilio"},
-		"admin": {"account", "control", "destination", "internal/clip", "internal/statuswriter", "job", "message", "metrics",
+		"admin": {"account", "control", "destination", "internal/clip", "internal/statuswriter", "job", "media", "message", "metrics",
 			"routing", "store", "story", "twilio"},
 		"internal/workertest": {"control", "destination", "destination/httpdest", "dispatch", "internal/fixture", "internal/logtest",
 			"internal/teamapp", "message", "queue", "store"},

@@ -76,6 +76,23 @@ type Server struct {
 	mediumAnswer func(mediumSID string, n int) int
 	cdn          *httptest.Server
 	mediaBySID   map[string]Medium
+	// holdAfter, when > 0, makes the CDN stop after that many bytes of a
+	// medium until release is closed (a fetch cut mid-way); holding says
+	// that a request reached the hold.
+	holdAfter int
+	release   chan struct{}
+	holding   chan struct{}
+}
+
+// HoldCDN makes the CDN send the first after bytes of each medium, then
+// wait until release is called (or its client goes): a fetch that stops
+// mid-medium. held receives when a request waits there.
+func (s *Server) HoldCDN(after int) (held <-chan struct{}, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdAfter, s.release, s.holding = after, make(chan struct{}), make(chan struct{}, 64)
+	rel := s.release
+	return s.holding, sync.OnceFunc(func() { close(rel) })
 }
 
 // New starts a stand-in, closed when the test ends (Close, for the
@@ -226,12 +243,26 @@ func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
 		s.cdnWithAuth++
 	}
 	md, known := s.mediaBySID[sid]
+	after, release, holding := s.holdAfter, s.release, s.holding
 	s.mu.Unlock()
 	if !known || md.Body == nil {
 		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", md.ContentType)
+	if after > 0 && after < len(md.Body) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(md.Body)))
+		w.Write(md.Body[:after])
+		w.(http.Flusher).Flush()
+		holding <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(md.Body[after:])
+		return
+	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(md.Body))
 }
 

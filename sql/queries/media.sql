@@ -75,3 +75,13 @@ LIMIT 100000;
 -- oldest: through media_fetching_idx.
 SELECT count(*)::bigint AS waiting, coalesce(min(created_at), now())::timestamptz AS oldest
 FROM (SELECT created_at FROM media WHERE state = 'fetching' ORDER BY created_at LIMIT 100000) owed;
+
+-- name: MediaOfSID :many
+-- A message's media as its story shows them, by position.
+SELECT md.id, md.position, md.url, md.announced_type, md.state, coalesce(md.reason, '')::text AS reason, md.attempts,
+       coalesce(md.content_type, '')::text AS content_type, coalesce(md.size, 0)::bigint AS size, md.kept_at, md.deleted_at_twilio
+FROM media md
+JOIN messages m ON m.id = md.message_id
+WHERE (m.metadata->>'message_sid') = @sid::text
+ORDER BY md.position
+LIMIT 100;
