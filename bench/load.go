@@ -55,6 +55,11 @@ type Load struct {
 	Concurrency int
 	Duration    time.Duration // how long to send for (storms: at least one)
 	Storms      int           // Storm: how many storms at most; 0 means until Duration
+	// Kinds are the kinds of message sent, in turn (nil: simulate.Kinds).
+	Kinds []simulate.Kind
+	// MediaURL, when set, gives each message one medium, at MediaURL(sid),
+	// instead of the simulated MMS's two on api.twilio.com.
+	MediaURL func(sid string) string
 }
 
 // Result is what a load run saw.
@@ -87,7 +92,18 @@ type request struct {
 // starts: the load generator shares the CPU with the service and
 // PostgreSQL, so it should spend it sending, not signing or formatting.
 func prepare(l Load, sid string, n int) request {
-	form := simulate.InboundForm(simulate.Kinds[n%len(simulate.Kinds)], sid, n)
+	kinds := l.Kinds
+	if len(kinds) == 0 {
+		kinds = simulate.Kinds
+	}
+	form := simulate.InboundForm(kinds[n%len(kinds)], sid, n)
+	if l.MediaURL != nil {
+		form.Del("MediaUrl1")
+		form.Del("MediaContentType1")
+		form.Set("NumMedia", "1")
+		form.Set("MediaUrl0", l.MediaURL(sid))
+		form.Set("MediaContentType0", "image/jpeg")
+	}
 	body := form.Encode()
 	u, _ := url.Parse(l.BaseURL)
 	raw := fmt.Sprintf("POST /twilio/messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"inbox/message"
 	"inbox/webhook"
 )
 
@@ -26,6 +27,9 @@ type Receiver struct {
 	ln  net.Listener
 	// log, when set, gets a line per request that arrives.
 	log io.Writer
+	// media, when set, plays Twilio's media host on the same address, and
+	// each forwarded medium is read back from its download_url.
+	media *MediaHost
 
 	mu       sync.Mutex
 	byID     map[string]int
@@ -57,6 +61,15 @@ func (r *Receiver) LogTo(w io.Writer) {
 	r.log = w
 }
 
+// PlayMediaHost has the receiver also play Twilio's media host for the
+// simulated messages (MediaHost, for token), and read every forwarded
+// medium from its download_url, as an app would, printing a line for each.
+func (r *Receiver) PlayMediaHost(token string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.media = NewMediaHost(token)
+}
+
 // Addr is where the receiver listens.
 func (r *Receiver) Addr() string { return r.ln.Addr().String() }
 
@@ -66,6 +79,13 @@ func (r *Receiver) Close() error { return r.srv.Close() }
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path == ArrivalsPath && req.Method == http.MethodPost {
 		r.serveArrivals(w, req)
+		return
+	}
+	r.mu.Lock()
+	media := r.media
+	r.mu.Unlock()
+	if media != nil && media.Serves(req.URL.Path) {
+		media.ServeHTTP(w, req)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
@@ -91,7 +111,38 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.byID[req.Header.Get("webhook-id")]++
+	if r.media != nil && r.log != nil {
+		go r.readMedia(body, r.log)
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// readMedia reads each medium of a forward from its download_url, with no
+// credentials, and says what came.
+func (r *Receiver) readMedia(body []byte, log io.Writer) {
+	var p message.Payload
+	if json.Unmarshal(body, &p) != nil {
+		return
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for i, m := range p.Message.Media { // at most ten, as Twilio's
+		if m.DownloadURL == "" {
+			continue
+		}
+		line := "app: medium %d of %s read from its download_url, without Twilio's credentials: %s\n"
+		what := ""
+		resp, err := client.Get(m.DownloadURL)
+		if err == nil {
+			n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+			what = fmt.Sprintf("%d, %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), n)
+		} else {
+			line, what = "app: medium %d of %s NOT read from its download_url: %s\n", err.Error()
+		}
+		r.mu.Lock()
+		fmt.Fprintf(log, line, i, p.Message.SID, what)
+		r.mu.Unlock()
+	}
 }
 
 // Tally is what arrived for some ids.

@@ -133,6 +133,9 @@ type Options struct {
 	// (its AccountSid) and is signed with that account's token, as Twilio
 	// signs for subaccounts; Token is then not used.
 	Accounts []Account
+	// MediaBase, when set, is where the MMS's media are (a MediaHost, as
+	// the service's TWILIO_API_URL): unset, on Twilio's API host.
+	MediaBase string
 	// Overrides are Twilio's connection overrides, the fragment of the
 	// webhook URL configured at Twilio ("rc=3&rp=5xx"): the signed URL
 	// carries the fragment, as Twilio's does (the signature leaves it out),
@@ -235,7 +238,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		kind := opts.Kinds[i%len(opts.Kinds)]
 		sid := NewMessageSID(kind)
 		sids = append(sids, sid)
-		d := opts.forAccount(i, delivery{path: "/twilio/messages", form: InboundForm(kind, sid, i)})
+		d := opts.forAccount(i, delivery{path: "/twilio/messages", form: opts.inboundForm(kind, sid, i)})
 		for range opts.Repeats {
 			ds = append(ds, d)
 		}
@@ -243,6 +246,15 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	res := deliverAll(ctx, opts, ds)
 	res.SIDs = sids
 	return res, ctx.Err()
+}
+
+// inboundForm is InboundForm, its media at MediaBase when set.
+func (o *Options) inboundForm(kind Kind, sid string, n int) url.Values {
+	f := InboundForm(kind, sid, n)
+	if o.MediaBase != "" {
+		MediaAt(f, o.MediaBase)
+	}
+	return f
 }
 
 // EventBatch is how many events RunEvents puts in one batch.
@@ -281,7 +293,7 @@ func RunEvents(ctx context.Context, opts Options) (Result, error) {
 		kind := opts.Kinds[i%len(opts.Kinds)]
 		sid := NewMessageSID(kind)
 		sids = append(sids, sid)
-		d := opts.forAccount(i, delivery{path: "/twilio/messages", form: InboundForm(kind, sid, i)})
+		d := opts.forAccount(i, delivery{path: "/twilio/messages", form: opts.inboundForm(kind, sid, i)})
 		for range opts.Repeats {
 			ds = append(ds, d)
 		}

@@ -124,7 +124,7 @@ func (c *Client) FetchMedium(ctx context.Context, cred Credentials, m Medium, w 
 				next, err = next.Parse(resp.Header.Get("Location"))
 			}
 			if err != nil || (next.Scheme != "https" && next.Scheme != "http") {
-				return Fetched{}, fmt.Errorf("medium %s: a redirect to %q", m.SID, clip.Clip(resp.Header.Get("Location")))
+				return Fetched{}, fmt.Errorf("medium %s: a redirect to a location that is not an http(s) URL", m.SID) // not the location: it may be pre-signed
 			}
 			target = next.String()
 			continue
@@ -167,6 +167,12 @@ func (c *Client) mediumRequest(ctx context.Context, target string, cred Credenti
 		host := "twilio"
 		if !atAPI {
 			host = "the host Twilio redirected to"
+		}
+		// Not the URL: the CDN's is pre-signed, a credential for its life,
+		// and the error goes to the log.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
 		return nil, fmt.Errorf("GET a medium from %s: %w", host, err)
 	}

@@ -215,6 +215,20 @@ func TestAMediumsFailuresSayWhatHappened(t *testing.T) {
 	if _, err := api.FetchMedium(t.Context(), cred, m, &bytes.Buffer{}, 1<<20); err == nil || !strings.Contains(err.Error(), "redirects") {
 		t.Errorf("a redirect loop: %v", err)
 	}
+	// The CDN's URL is pre-signed: an error, which goes to the log, never
+	// carries it, whether the CDN is down or the location is not a URL.
+	for _, location := range []string{"http://127.0.0.1:1/cdn/ME1?X-Amz-Signature=presigned-secret", "ftp://cdn/ME1?X-Amz-Signature=presigned-secret"} {
+		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", location)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		}))
+		api = client(t, down.URL, twilioapi.Options{})
+		m, _ = api.ParseMedium(mediumURL(down.URL, mmsSID, meSID), account)
+		if _, err := api.FetchMedium(t.Context(), cred, m, &bytes.Buffer{}, 1<<20); err == nil || strings.Contains(err.Error(), "presigned-secret") {
+			t.Errorf("a redirect to %s: %v; want an error without the pre-signed URL", location, err)
+		}
+		down.Close()
+	}
 }
 
 // TestAMediumIsDeletedAtTwilioOnce: DELETE …/Media/ME….json with the

@@ -68,6 +68,8 @@ type config struct {
 	// failing makes the first of those destinations fail every delivery.
 	failing   bool
 	reconcile int
+	// mediaLevel is the concurrency of the media runs (0: none).
+	mediaLevel int
 }
 
 func main() {
@@ -98,11 +100,15 @@ func run() error {
 	flag.BoolVar(&cfg.jetstream, "jetstream", false, "at the processing levels, also run with one JetStream destination instead of FORWARD_URL (starts a private nats-server)")
 	flag.BoolVar(&cfg.failing, "failing", false, "with -destinations, the first extra destination answers 500 to everything (its breaker off): FORWARD_URL's lag is then measured beside a failing neighbour")
 	flag.StringVar(&procLevels, "processing", "8,32", "levels at which the all-new mix also runs with processing on (forwarding to an app that answers at once); empty for none")
+	flag.IntVar(&cfg.mediaLevel, "media", 32, "concurrency at which SMS-only and MMS runs (one 200 KB medium each, fetched from a stand-in for Twilio) alternate, then the peak RSS of ten 16 MB media fetched and served at once; 0: none")
 	flag.Parse()
 	if cfg.adminURL == "" {
 		return errors.New("-admin-url is required")
 	}
 	for _, s := range strings.Split(levels, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue // -concurrency "": only the other runs
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
 			return fmt.Errorf("bad concurrency %q", s)
@@ -231,7 +237,15 @@ func run() error {
 		}
 		recon = &r
 	}
-	report := render(cfg, rows, procRows, row{res: storm}, row{res: rss}, rssStats.rssMB, recon)
+	var mediaRep *mediaReport
+	if cfg.mediaLevel > 0 {
+		r, err := h.mediaRuns(ctx, cfg.mediaLevel)
+		if err != nil {
+			return err
+		}
+		mediaRep = &r
+	}
+	report := render(cfg, rows, procRows, row{res: storm}, row{res: rss}, rssStats.rssMB, recon) + mediaRep.render()
 	fmt.Print(report)
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		return err
@@ -328,6 +342,8 @@ func (h *harness) service(ctx context.Context, l bench.Load) (bench.Result, stat
 // began.
 type runCost struct {
 	db         string
+	pid        int    // the service's
+	base       string // where it listens (PUBLIC_BASE_URL)
 	sinceStart func(ctx context.Context) (service, server time.Duration, err error)
 }
 
@@ -423,7 +439,7 @@ func (h *harness) serviceWith(ctx context.Context, l bench.Load, env []string, b
 		return res, st, fmt.Errorf("%s at %d: not every request answered 200: %v, %d failures (%v)", l.Mix, l.Concurrency, res.Statuses, res.Failures, res.FirstError)
 	}
 	if after != nil {
-		return res, st, after(ctx, pool, res, runCost{db: strings.TrimPrefix(u.Path, "/"),
+		return res, st, after(ctx, pool, res, runCost{db: strings.TrimPrefix(u.Path, "/"), pid: cmd.Process.Pid, base: "http://" + addr,
 			sinceStart: func(ctx context.Context) (time.Duration, time.Duration, error) {
 				pg, err := h.postgresCPU(ctx)
 				return procCPU(cmd.Process.Pid) - serveBefore, pg - pgBefore, err

@@ -16,6 +16,7 @@ import (
 	"inbox/keyring"
 	"inbox/simulate"
 	"inbox/store"
+	"inbox/twilioapi"
 )
 
 // simulateConfig is the configuration of `inbox simulate`.
@@ -38,6 +39,8 @@ func (c *simulateConfig) bind(b *binder) {
 	o := &c.opts
 	b.String(&o.BaseURL, "url", "SIMULATE_URL", "http://127.0.0.1:8080", "where the service listens")
 	b.String(&o.PublicBaseURL, "public-base-url", "PUBLIC_BASE_URL", "", "the URL signatures cover, as the service is configured; unset: -url's")
+	b.String(&o.MediaBase, "twilio-api-url", "TWILIO_API_URL", twilioapi.DefaultBaseURL,
+		"the service's: the simulated MMS's media are there; -app plays Twilio's media host when it is not Twilio's (scripts/run's stand-in)")
 	b.String(&o.Overrides, "overrides", "", "",
 		"Twilio's connection overrides, as in the webhook URL's fragment (e.g. rc=3&rp=5xx): retry as Twilio would")
 	b.Int(&o.Messages, "n", "", 10, "how many distinct messages")
@@ -103,7 +106,11 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	if cfg.app != "" {
-		return playApp(ctx, cfg.app, cfg.forwardSecret, stdout)
+		mediaToken := ""
+		if cfg.opts.MediaBase != twilioapi.DefaultBaseURL {
+			mediaToken = cfg.opts.Token
+		}
+		return playApp(ctx, cfg.app, cfg.forwardSecret, mediaToken, stdout)
 	}
 	_, pool, err := cfg.open(ctx, stderr, 4)
 	if err != nil {
@@ -252,14 +259,19 @@ func (c *simulateConfig) arrivals(ctx context.Context) (simulate.Arrivals, func(
 }
 
 // playApp plays the team's app on addr until ctx ends: every forward is
-// verified with secret, answered, and printed.
-func playApp(ctx context.Context, addr, secret string, stdout io.Writer) error {
+// verified with secret, answered, and printed; with mediaToken, it also
+// plays Twilio's media host and reads each forwarded medium back.
+func playApp(ctx context.Context, addr, secret, mediaToken string, stdout io.Writer) error {
 	rcv, err := simulate.NewReceiver(addr, secret)
 	if err != nil {
 		return fmt.Errorf("simulate -app (FORWARD_SECRET must be the service's): %w", err)
 	}
 	rcv.LogTo(stdout)
 	fmt.Fprintf(stdout, "app: the stand-in app listens on http://%s until interrupted; each forward is verified and printed\n", rcv.Addr())
+	if mediaToken != "" {
+		rcv.PlayMediaHost(mediaToken)
+		fmt.Fprintf(stdout, "app: it also plays Twilio's media host for the simulated MMS (TWILIO_API_URL), and reads each forwarded medium from its download_url\n")
+	}
 	<-ctx.Done()
 	return rcv.Close()
 }

@@ -151,3 +151,63 @@ func TestScriptsSimulateHonoursTheCallerAndSaysWhatIsMissing(t *testing.T) {
 		t.Fatalf("scripts/simulate with SIMULATE_URL set over a stale .bin/env:\n%s", out)
 	}
 }
+
+// TestQuickStartKeepsSimulatedMedia: as scripts/run sets it up with the
+// development token, the stand-in app also plays Twilio's media host
+// (TWILIO_API_URL), so simulated MMS have their picture and PDF fetched
+// with Basic auth, kept, and read back by the app from each forward's
+// download_url without any Twilio credentials.
+func TestQuickStartKeepsSimulatedMedia(t *testing.T) {
+	t.Parallel()
+	var addrs [2]string // the app's; the service's, which its download links name
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = ln.Addr().String()
+		ln.Close()
+	}
+	appAddr, apiURL := addrs[0], "http://"+addrs[0]
+	appOut := &logtest.Buffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	appDone := make(chan error, 1)
+	go func() {
+		appDone <- run(ctx, []string{"simulate", "-app", appAddr},
+			env(map[string]string{"FORWARD_SECRET": teamapp.Secret, "TWILIO_AUTH_TOKEN": testToken, "TWILIO_API_URL": apiURL}), nil, appOut, io.Discard)
+	}()
+	t.Cleanup(func() { stop(); <-appDone })
+	poll.Until(t, "the stand-in app playing the media host", func() bool { return strings.Contains(appOut.String(), "plays Twilio's media host") })
+
+	databaseURL := dbtest.URL(t)
+	s := startServe(t, databaseURL, map[string]string{"FORWARD_URL": apiURL + "/inbox", "FORWARD_SECRET": teamapp.Secret, "TWILIO_API_URL": apiURL,
+		"LISTEN_ADDR": addrs[1], "PUBLIC_BASE_URL": "http://" + addrs[1]})
+	vars := s.simulateEnv()
+	vars["FORWARD_SECRET"], vars["TWILIO_API_URL"], vars["PUBLIC_BASE_URL"] = teamapp.Secret, apiURL, "http://"+addrs[1]
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"simulate", "-n", "3", "-kind", "mms", "-receive", appAddr}, env(vars), nil, &stdout, io.Discard); err != nil ||
+		!strings.Contains(stdout.String(), "forwarded: 3 messages, each once") {
+		t.Fatalf("simulate: %v\n%s", err, stdout.String())
+	}
+	pool := dbtest.Connect(t, databaseURL, 2)
+	poll.Until(t, "the six media kept", func() bool {
+		var kept int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM media WHERE state = 'kept'`).Scan(&kept); err != nil {
+			t.Fatal(err)
+		}
+		return kept == 6
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the stand-in app:\n%s", appOut)
+		}
+	})
+	poll.Until(t, "the app reading each medium from its download_url", func() bool {
+		out := appOut.String()
+		return strings.Count(out, "without Twilio's credentials: 200, image/png") == 3 &&
+			strings.Count(out, "without Twilio's credentials: 200, application/pdf") == 3
+	})
+	if strings.Contains(appOut.String(), "NOT") {
+		t.Fatalf("the stand-in app:\n%s", appOut)
+	}
+}
