@@ -110,8 +110,12 @@ func handleGetMessage(stories Stories, logger *slog.Logger) http.Handler {
 			StatusEvents []message.PayloadStatus `json:"status_events"`
 			Jobs         []jobJSON               `json:"jobs"`
 			Media        []store.Medium          `json:"media_kept"`
-		}{Media: s.Media, Message: s.Message.Payload(), Forward: s.Forward, Deliveries: make([]deliveryJSON, len(s.Deliveries)),
+			Duplicates   map[string]int64        `json:"duplicates_dropped"`
+		}{Media: s.Media, Duplicates: map[string]int64{}, Message: s.Message.Payload(), Forward: s.Forward, Deliveries: make([]deliveryJSON, len(s.Deliveries)),
 			StatusEvents: make([]message.PayloadStatus, len(s.Events)), Jobs: make([]jobJSON, len(s.Jobs))}
+		for _, d := range s.Duplicates {
+			out.Duplicates[d.Source] = d.N
+		}
 		for i, d := range s.Deliveries {
 			out.Deliveries[i] = deliveryJSON{Destination: d.Destination, State: d.State, Attempts: d.Attempts, Error: d.Error, UpdatedAt: d.UpdatedAt}
 		}

@@ -67,6 +67,9 @@ func templateFuncs() template.FuncMap {
 		// from the console (the session), never from Twilio.
 		"inlineImage": func(ct string) bool { return strings.HasPrefix(ct, "image/") && media.Inline(ct) },
 		"bytes":       formatBytes,
+		"num":         func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"lower":       strings.ToLower,
+		"millis":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 		"safeHref": func(s string) template.URL {
 			// Only web links: a stored media URL is Twilio's, but it came
 			// over the wire.
@@ -80,7 +83,7 @@ func templateFuncs() template.FuncMap {
 
 func newConsole(cfg Config, ss *sessions, g *guesses) *console {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "messages", "message", "forwarding", "retry", "accounts", "destinations", "destination", "problem"} {
+	for _, name := range []string{"login", "overview", "messages", "message", "forwarding", "retry", "accounts", "destinations", "destination", "problem"} {
 		pages[name] = template.Must(template.New(name).Funcs(templateFuncs()).ParseFS(templateFiles,
 			"templates/base.html", "templates/partials.html", "templates/"+name+".html"))
 	}

@@ -395,6 +395,14 @@ func TestConsolePagesFindAMessage(t *testing.T) {
 	f := setup(t)
 	sid := f.insert(t, "+15550000001", "+15550000100", accountA)
 	b := newBrowser(t, f.url)
+	// Words are not a number: the box says what it takes instead of
+	// filtering by a number that matches nothing.
+	if resp, body := b.get("/messages?q=hello+world"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Message bodies are not searched") {
+		t.Errorf("search words: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, body := b.get("/messages?q=%2B15550000001"); resp.StatusCode != http.StatusOK || !strings.Contains(body, sid) {
+		t.Errorf("search a number: %d", resp.StatusCode)
+	}
 	resp, _ := b.get("/messages?q=" + sid)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+sid {
 		t.Fatalf("search a sid: %d %s", resp.StatusCode, resp.Header.Get("Location"))

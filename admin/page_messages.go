@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"inbox/destination"
+	"inbox/internal/clip"
 	"inbox/story"
 	"inbox/twilio"
 )
@@ -74,8 +76,14 @@ func (c *console) messagesPage(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case twilio.IsAccountSID(s):
 			q["account_sid"] = s
-		default:
+		case looksLikeNumber(s):
 			q["number"] = s
+		default:
+			// Not a number filter that silently matches nothing.
+			v.Error = fmt.Sprintf("The search box takes a message sid (SM…, MM…), an account sid (AC…) or a phone number as Twilio writes it "+
+				"(+15551234567, whatsapp:+15551234567); %q is none of them. Message bodies are not searched.", clip.Clip(s))
+			c.render(w, r, http.StatusBadRequest, "messages", "messages", "Messages", v)
+			return nil
 		}
 	}
 	filter := maps.Clone(q)
@@ -117,4 +125,24 @@ func encode(q map[string]string, key, value string) string {
 		vs.Set(key, value)
 	}
 	return vs.Encode()
+}
+
+// looksLikeNumber reports whether s could be an address Twilio writes: a
+// phone number or short code, maybe with a channel prefix (whatsapp:,
+// messenger:…), or an alphanumeric sender id of up to 11 characters.
+func looksLikeNumber(s string) bool {
+	if _, rest, ok := strings.Cut(s, ":"); ok {
+		s = rest
+	}
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '+' || r == ' ' || r == '-' || r == '(' || r == ')':
+		default:
+			return len(s) <= 11 && !strings.ContainsAny(s, " \t") && s != ""
+		}
+	}
+	return digits >= 3
 }

@@ -68,7 +68,7 @@ func addConsoleRoutes(r *mux.Router, cfg Config, ss *sessions, g *guesses) {
 	r.PathPrefix("/static/").Handler(withCache(http.StripPrefix("/static/", http.FileServerFS(static)))).Methods(http.MethodGet)
 	s := r.NewRoute().Subrouter()
 	s.Use(ss.withSession, withPageHeaders)
-	s.Handle("/", http.RedirectHandler("/messages", http.StatusSeeOther)).Methods(http.MethodGet)
+	s.Handle("/", c.page(c.overviewPage)).Methods(http.MethodGet)
 	s.Handle("/login", c.page(c.loginPage)).Methods(http.MethodGet)
 	s.Handle("/login", c.form(c.login)).Methods(http.MethodPost)
 	s.Handle("/logout", c.form(c.logout)).Methods(http.MethodPost)

@@ -69,6 +69,8 @@ type Config struct {
 	Revocations Revocations
 	// Media reads the media kept, for the message story's.
 	Media Media
+	// Counts are what the overview charts.
+	Counts Counts
 	// AuthMetrics, when set, counts refused credentials.
 	AuthMetrics AuthMetrics
 	// RiverUI, when set, is mounted at /riverui/.

@@ -39,6 +39,8 @@ type eventsSink struct {
 	store   *store.Store
 	maxBody int64
 	metrics *metrics.Metrics
+	// duplicates, when set, counts each event of a message stored already.
+	duplicates Duplicates
 	// basicAuth is the SHA-256 of EVENTS_BASIC_AUTH ("user:password"),
 	// nil when the sink has no credentials.
 	basicAuth []byte
@@ -256,6 +258,9 @@ func (s *eventsSink) storeInbound(ctx context.Context, msg message.Inbound, t *t
 	}
 	s.counted(metrics.EventInbound, metrics.ResultDuplicate, t, &t.duplicate)
 	sid := msg.Metadata.MessageSID
+	if s.duplicates != nil {
+		s.duplicates.Duplicate(sid, message.SourceEventStream)
+	}
 	if optOut := msg.Metadata.Params["OptOutType"]; optOut != "" {
 		// Before the row gains it, which is what says the apps were not
 		// told: a batch retried after a failure between the two still

@@ -23,7 +23,7 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 // The message's processing job, when the store enqueues, commits with it.
 // Its deadline (withDeadline) bounds the account's lookup and the insert
 // together.
-func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse) http.Handler {
+func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse, dups Duplicates) http.Handler {
 	return handle(func(w http.ResponseWriter, r *http.Request) error {
 		setDelivery(r.Context(), metrics.KindMessage)
 		form, err := forms.read(w, r)
@@ -54,6 +54,9 @@ func handleInboundMessage(forms *formReader, st *store.Store, sink *sinkUse) htt
 			logger.InfoContext(ctx, "stored new message", "id", id, "sid", sid)
 		} else {
 			setResult(ctx, metrics.ResultDuplicate)
+			if dups != nil {
+				dups.Duplicate(sid, message.SourceWebhook)
+			}
 			logger.InfoContext(ctx, "duplicate delivery ignored", "sid", sid)
 			if sink.inUse(ctx) {
 				enrichEventStored(ctx, st, msg)

@@ -26,9 +26,9 @@ func addRoutes(cfg Config) *mux.Router {
 	forms := &formReader{publicBaseURL: cfg.PublicBaseURL, validator: cfg.Validator, accounts: cfg.Accounts, maxBody: cfg.MaxBodyBytes}
 	r := mux.NewRouter()
 	sink := &sinkUse{store: cfg.Store}
-	r.Handle(PathMessages, withDeadline(cfg.RequestTimeout, handleInboundMessage(forms, cfg.Store, sink))).Methods(http.MethodPost)
+	r.Handle(PathMessages, withDeadline(cfg.RequestTimeout, handleInboundMessage(forms, cfg.Store, sink, cfg.Duplicates))).Methods(http.MethodPost)
 	r.Handle(PathStatus, withDeadline(cfg.RequestTimeout, handleStatusCallback(forms, cfg.Store))).Methods(http.MethodPost)
-	events := &eventsSink{forms: forms, store: cfg.Store, maxBody: cfg.MaxEventsBodyBytes,
+	events := &eventsSink{forms: forms, store: cfg.Store, duplicates: cfg.Duplicates, maxBody: cfg.MaxEventsBodyBytes,
 		metrics: cfg.Metrics, basicAuth: basicAuthHash(cfg.EventsBasicAuth), use: sink}
 	// Twilio waits five seconds for a sink's answer: its database work
 	// ends before, whatever REQUEST_TIMEOUT says.

@@ -37,6 +37,12 @@ const (
 	MaxParams = 1000
 )
 
+// Duplicates counts the duplicate deliveries dropped, per message and
+// source (message.Source…).
+type Duplicates interface {
+	Duplicate(sid, source string)
+}
+
 // Config is everything NewServer needs.
 type Config struct {
 	// Logger receives one line per request and the reason for every refusal.
@@ -73,6 +79,9 @@ type Config struct {
 	Media http.Handler
 	// Metrics, when set, records every request and delivery.
 	Metrics *metrics.Metrics
+	// Duplicates, when set, counts each duplicate delivery dropped for its
+	// message (tally.Tally): the story shows them.
+	Duplicates Duplicates
 	// SchemaVersion, when set, is the migration the database must be at
 	// for /readyz to answer 200 (schema.Version).
 	SchemaVersion int64

@@ -112,6 +112,13 @@ type Destination struct {
 	CredsSealed  []byte
 }
 
+type DuplicateDelivery struct {
+	MessageID int64
+	Source    string
+	N         int64
+	LastAt    time.Time
+}
+
 type EventStreamsSeen struct {
 	ID          bool
 	LastBatchAt time.Time
@@ -246,6 +253,13 @@ type RiverJob struct {
 	FinalizedAt  *time.Time
 	UniqueKey    []byte
 	UniqueStates pgtype.Bits
+}
+
+type Tally struct {
+	Minute time.Time
+	Series string
+	Label  string
+	N      int64
 }
 
 type TwilioAccount struct {

@@ -11,9 +11,16 @@ import (
 
 type Querier interface {
 	AddBackfillProgress(ctx context.Context, arg AddBackfillProgressParams) error
+	// Adds duplicate deliveries dropped to their messages' counts; a sid no
+	// longer stored (retention) is skipped. The arrays hold each (sid,
+	// source) once.
+	AddDuplicateDeliveries(ctx context.Context, arg AddDuplicateDeliveriesParams) error
 	// A page of a bulk retry done: matched failed forwards, retried of them
 	// (the rest were already being replayed).
 	AddForwardRetryProgress(ctx context.Context, arg AddForwardRetryProgressParams) error
+	// Adds a process's counts of the last seconds to each minute's; the
+	// arrays hold each (minute, series, label) once.
+	AddTallies(ctx context.Context, arg AddTalliesParams) error
 	// Resume, in the transaction that resumes River's queue: was_paused is true
 	// when it was paused.
 	ClearForwardingPaused(ctx context.Context) (bool, error)
@@ -44,7 +51,10 @@ type Querier interface {
 	// Retention: up to max_rows of the oldest status events received before
 	// the cutoff, through message_status_events_received_at_idx.
 	DeleteStatusEventsBefore(ctx context.Context, arg DeleteStatusEventsBeforeParams) (int64, error)
+	DeleteTalliesBefore(ctx context.Context, before time.Time) (int64, error)
 	DeleteTwilioAccount(ctx context.Context, accountSid string) (bool, error)
+	// The duplicate deliveries dropped for a message, by source.
+	DuplicateDeliveries(ctx context.Context, messageID int64) ([]DuplicateDeliveriesRow, error)
 	// Adds to a stored message what another way in carried and the way that
 	// stored it did not (docs/event-streams.md): the params it lacks of
 	// @extra (an event's OptOutType and Recipients; a webhook's media URLs,
@@ -167,6 +177,9 @@ type Querier interface {
 	// Each account's latest delivered (webhook) message, through
 	// messages_account_sid_received_at_idx.
 	LastMessageForAccounts(ctx context.Context, accountSids []string) ([]LastMessageForAccountsRow, error)
+	// The last minute, within @since, in which any of @series was counted with
+	// a label among @labels: when Twilio last reached the service.
+	LastTallied(ctx context.Context, arg LastTalliedParams) (time.Time, error)
 	// A destination's latest backfills, newest first.
 	LatestBackfills(ctx context.Context, arg LatestBackfillsParams) ([]LatestBackfillsRow, error)
 	// A message's deliveries, by destination, each in its state
@@ -321,6 +334,10 @@ type Querier interface {
 	SettleDeliveries(ctx context.Context, arg SettleDeliveriesParams) error
 	// A new sweep of [sweep_from, sweep_to], from its first page.
 	StartReconcileSweep(ctx context.Context, arg StartReconcileSweepParams) error
+	// Each series' and label's counts since @since, summed per @bucket (which
+	// divides an hour or a day): the overview's charts. At most 10 080 minutes
+	// of a dozen series.
+	TalliesSince(ctx context.Context, arg TalliesSinceParams) ([]TalliesSinceRow, error)
 	// One sweep per account at a time, across every process: a session
 	// advisory lock, which PostgreSQL releases when the session ends, so a
 	// process that dies mid-sweep holds it no longer than its connection.

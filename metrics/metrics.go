@@ -1,8 +1,9 @@
 // Package metrics is what the service tells Prometheus: one registry per
 // process (never the global one), the inbox_ metrics the packages above it
 // record, and collectors that read the pool and the job table at scrape
-// time. It depends on nothing of the service's own, so every package can
-// record into it.
+// time. It depends on nothing of the service's own but the names of
+// package tally's series (which it tells what the console's overview
+// charts), so every package can record into it.
 //
 // Every method of *Metrics does nothing on a nil receiver: a package built
 // without metrics (a test, a tool) records nothing and needs no checks.
@@ -16,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"inbox/tally"
 )
 
 // Label values. Each label takes a fixed, small set of values, so the
@@ -76,6 +79,29 @@ type Metrics struct {
 	mediaGivenUp  prometheus.Counter
 	mediaRefused  prometheus.Counter
 	mediaDeleted  prometheus.Counter
+
+	// tally, when set, is told what the console's overview charts.
+	tally Tally
+}
+
+// Tally is told the counts the console's overview charts, per minute, in
+// PostgreSQL (tally.Tally): the same events these metrics count, kept
+// where they survive restarts and sum across replicas.
+type Tally interface {
+	Add(series, label string, n int64)
+}
+
+// Option configures New.
+type Option func(*Metrics)
+
+// WithTally has every event the overview charts also told to t.
+func WithTally(t Tally) Option { return func(m *Metrics) { m.tally = t } }
+
+// count tells the tally, if any.
+func (m *Metrics) count(series, label string, n int64) {
+	if m.tally != nil {
+		m.tally.Add(series, label, n)
+	}
 }
 
 // The reasons of inbox_media_failures_total.
@@ -115,7 +141,7 @@ const (
 // New returns a registry with the Go runtime and process collectors and
 // every inbox_ metric, the labelled ones at zero for each known label value
 // so that a rate() over them starts from the first scrape.
-func New() *Metrics {
+func New(opts ...Option) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -123,6 +149,9 @@ func New() *Metrics {
 	)
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{registry: reg}
+	for _, o := range opts {
+		o(m)
+	}
 
 	m.ingest()
 	m.processing()
@@ -301,6 +330,16 @@ func (m *Metrics) Delivery(kind, result, reason string) {
 	m.deliveries.WithLabelValues(kind, result).Inc()
 	if result == ResultRefused {
 		m.refusals.WithLabelValues(reason).Inc()
+		m.count(tally.Refused, reason, 1)
+		return
+	}
+	switch {
+	case kind == KindMessage && result == ResultNew:
+		m.count(tally.Received, tally.FromWebhook, 1)
+	case kind == KindMessage && result == ResultDuplicate:
+		m.count(tally.Duplicate, tally.FromWebhook, 1)
+	case kind == KindStatus && (result == ResultNew || result == ResultDuplicate):
+		m.count(tally.Status, result, 1)
 	}
 }
 
@@ -310,6 +349,16 @@ func (m *Metrics) Event(kind, result string) {
 		return
 	}
 	m.events.WithLabelValues(kind, result).Inc()
+	switch {
+	case kind == EventInbound && result == ResultNew:
+		m.count(tally.Received, tally.FromEventStream, 1)
+	case kind == EventInbound && result == ResultDuplicate:
+		m.count(tally.Duplicate, tally.FromEventStream, 1)
+	case kind == EventStatus && (result == ResultNew || result == ResultDuplicate):
+		m.count(tally.Status, result, 1)
+	case result == EventMalformed:
+		m.count(tally.Refused, "malformed_event", 1)
+	}
 }
 
 // MediumKept records a medium kept, of n bytes.
@@ -319,6 +368,7 @@ func (m *Metrics) MediumKept(n int64) {
 	}
 	m.mediaKept.Inc()
 	m.mediaBytes.Add(float64(n))
+	m.count(tally.MediaKept, "", 1)
 }
 
 // MediumFailed records a failed fetch of a medium, for reason (the
@@ -328,6 +378,7 @@ func (m *Metrics) MediumFailed(reason string, givenUp bool) {
 		return
 	}
 	m.mediaFailures.WithLabelValues(reason).Inc()
+	m.count(tally.MediaFailed, reason, 1)
 	if givenUp {
 		m.mediaGivenUp.Inc()
 	}
@@ -390,8 +441,15 @@ func (m *Metrics) Attempt(destination, event, outcome string, d, lag time.Durati
 	}
 	m.attempts.WithLabelValues(destination, event, outcome).Inc()
 	m.attemptSeconds.WithLabelValues(event).Observe(d.Seconds())
-	if outcome == OutcomeSuccess {
+	switch outcome {
+	case OutcomeSuccess:
 		m.lag.WithLabelValues(destination).Observe(lag.Seconds())
+		m.count(tally.Delivered, destination, 1)
+		m.count(tally.LagMS, destination, lag.Milliseconds())
+	case OutcomeRetry:
+		m.count(tally.Retrying, destination, 1)
+	case OutcomeCancelled, OutcomeDiscarded:
+		m.count(tally.Failed, destination, 1)
 	}
 }
 
@@ -441,6 +499,11 @@ func (m *Metrics) ReconcileFound(kind string) {
 		return
 	}
 	m.reconcileFound.WithLabelValues(kind).Inc()
+	if kind == KindMessage {
+		m.count(tally.Received, tally.FromReconcile, 1)
+	} else {
+		m.count(tally.Status, tally.FromReconcile, 1)
+	}
 }
 
 // ReconcileSweep records a sweep's end: listed whole, or stopped short.

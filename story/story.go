@@ -28,6 +28,7 @@ type Store interface {
 	ForwardStatesOf(ctx context.Context, sids []string) (map[string]string, error)
 	DeliveriesOf(ctx context.Context, sid string) ([]store.Delivery, error)
 	MediaOf(ctx context.Context, sid string) ([]store.Medium, error)
+	DuplicateDeliveries(ctx context.Context, id int64) ([]store.DuplicateDelivery, error)
 	ListMessages(ctx context.Context, f message.Filter) ([]message.Message, error)
 }
 
@@ -56,6 +57,18 @@ type Story struct {
 	Jobs       []job.Info
 	// Media are its media as kept here (docs/media.md), by position.
 	Media []store.Medium
+	// Duplicates are the duplicate deliveries of it dropped, by source
+	// (counted every few seconds: the last ones may not show yet).
+	Duplicates []store.DuplicateDelivery
+}
+
+// DuplicatesDropped is how many duplicate deliveries of it were dropped.
+func (s Story) DuplicatesDropped() int64 {
+	var n int64
+	for _, d := range s.Duplicates {
+		n += d.N
+	}
+	return n
 }
 
 // Tell returns the story of the message sid; ErrNotFound when none has it.
@@ -77,6 +90,9 @@ func (t *Teller) Tell(ctx context.Context, sid string) (Story, error) {
 		return Story{}, err
 	}
 	if s.Media, err = t.store.MediaOf(ctx, sid); err != nil {
+		return Story{}, err
+	}
+	if s.Duplicates, err = t.store.DuplicateDeliveries(ctx, m.ID); err != nil {
 		return Story{}, err
 	}
 	states, err := t.store.ForwardStatesOf(ctx, []string{sid})

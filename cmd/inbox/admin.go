@@ -182,7 +182,7 @@ func (c *adminConfig) add(g *lifecycle.Group, p adminParts) error {
 	hosts, _ := c.hostList() // validated
 	srv := &http.Server{
 		Handler: admin.NewServer(admin.Config{
-			Logger: p.logger, Token: c.token, Metrics: p.metrics.Handler(), AuthMetrics: p.metrics, Revocations: st, Media: st, RiverUI: ui, Hosts: hosts,
+			Logger: p.logger, Token: c.token, Metrics: p.metrics.Handler(), AuthMetrics: p.metrics, Revocations: st, Media: st, Counts: st, RiverUI: ui, Hosts: hosts,
 			Stories:  story.New(st, q),
 			Controls: controls,
 			Accounts: &account.Manager{Store: st, Keys: p.keys},

@@ -171,7 +171,7 @@ func (p *page) shows(want ...string) {
 // consoleScreenshots are the pages the browser test photographs: each is
 // committed in docs/console/ and shown in docs/console.md
 // (./scripts/screenshots writes them there).
-var consoleScreenshots = []string{"login", "messages", "message", "message-phone", "message-media", "forwarding",
+var consoleScreenshots = []string{"login", "overview", "messages", "message", "message-phone", "message-media", "forwarding",
 	"forwarding-paused", "forwarding-breaker", "retry", "accounts", "destinations", "destination"}
 
 // screenshot saves the whole page as name.png.

@@ -11,7 +11,7 @@ import (
 )
 
 // latest is the number of migrations in sql/schema.
-const latest = 23
+const latest = 24
 
 // env returns a getenv that knows only vars.
 func env(vars map[string]string) func(string) string {

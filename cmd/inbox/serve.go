@@ -20,6 +20,7 @@ import (
 	"inbox/metrics"
 	"inbox/sql/schema"
 	"inbox/store"
+	"inbox/tally"
 	"inbox/twilio"
 )
 
@@ -157,7 +158,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer pool.Close() // after every part has stopped
-	m := metrics.New()
+	counts := tally.New(logger)
+	m := metrics.New(metrics.WithTally(counts))
 	logBuild(logger, m, "serve")
 	opts := store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts), Metrics: m}
 	// The webhook's pool is the workers' no more: a backlog of forwards or
@@ -186,6 +188,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	var g lifecycle.Group
+	// First, so stopped last: it keeps the counts of everything after it.
+	g.Add("overview counts", counts.Run(workSt))
 	j.addParts(&g, st)
 	g.Add("accounts", accounts.Run)
 	if err := cfg.admin.add(&g, adminParts{db: &cfg.commonConfig, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
@@ -193,7 +197,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	g.Add("webhook listener", cfg.webhook(api.Config{Logger: logger, Store: st, Accounts: accounts, PublicBaseURL: cfg.publicBaseURL,
-		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need, EventsBasicAuth: cfg.eventsBasicAuth, Media: mediaServer}, accounts.Len()))
+		RequestTimeout: cfg.requestTimeout, Metrics: m, SchemaVersion: need, EventsBasicAuth: cfg.eventsBasicAuth, Media: mediaServer, Duplicates: counts}, accounts.Len()))
 	return runParts(ctx, &g, logger, "refusing new connections, finishing in-flight requests", cfg.shutdownTimeout)
 }
 

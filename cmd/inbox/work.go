@@ -20,6 +20,7 @@ import (
 	"inbox/metrics"
 	"inbox/reconcile"
 	"inbox/store"
+	"inbox/tally"
 )
 
 // processingConfig is what `serve` and `work` need to process messages.
@@ -217,7 +218,8 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer pool.Close() // after every part has stopped
-	m := metrics.New()
+	counts := tally.New(logger)
+	m := metrics.New(metrics.WithTally(counts))
 	logBuild(logger, m, "work")
 	// Only found messages are written here, with their jobs.
 	st := store.NewWith(pool, store.Options{JobAttempts: cfg.processing.attempts(), RouteAttempts: int16(cfg.processing.maxAttempts)})
@@ -227,6 +229,7 @@ func runWork(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	var g lifecycle.Group
+	g.Add("overview counts", counts.Run(st)) // first, so stopped last
 	j.addParts(&g, st)
 	if err := cfg.admin.add(&g, adminParts{db: &cfg.commonConfig, store: st, jobs: j, keys: cfg.keys, metrics: m, logger: logger,
 		attempts: int16(cfg.processing.maxAttempts)}); err != nil {

@@ -19,7 +19,7 @@ import (
 func below() map[string][]string {
 	leaf := []string{}
 	return map[string][]string{
-		"message": leaf, "twilio": leaf, "webhook": leaf, "job": leaf, "keyring": leaf, "metrics": leaf, "destination": leaf,
+		"message": leaf, "twilio": leaf, "webhook": leaf, "job": leaf, "keyring": leaf, "metrics": {"tally"}, "tally": leaf, "destination": leaf,
 		"internal/buildinfo": leaf, "internal/statuswriter": leaf, "internal/poll": leaf, "internal/logtest": leaf,
 		"internal/pgdial": leaf, "internal/layout": leaf, "internal/clip": leaf, "internal/lifecycle": leaf, "internal/text": leaf,
 		"db":                   {"message"},
@@ -27,7 +27,8 @@ func below() map[string][]string {
 		"sql/schema":           leaf,
 		"internal/dbconfig":    {"internal/pgdial"},
 		"internal/dbtest":      {"sql/schema"},
-		"store":                {"db", "destination", "internal/clip", "job", "message", "metrics"},
+		"store":                {"db", "destination", "internal/clip", "job", "message", "metrics", "tally"},
+		"overview":             {"tally"},
 		"simulate":             {"message", "twilio", "webhook", "internal/clip"},
 		"internal/fixture":     {"message", "simulate"},
 		"internal/teamapp":     {"message"},
@@ -50,7 +51,7 @@ func below() map[string][]string {
 		"media":                {"account", "internal/clip", "job", "message", "metrics", "queue", "store", "twilioapi"},
 		"api":                  {"account", "internal/clip", "internal/statuswriter", "message", "metrics", "store", "twilio"},
 		"admin": {"account", "control", "destination", "internal/clip", "internal/statuswriter", "job", "media", "message", "metrics",
-			"routing", "store", "story", "twilio"},
+			"overview", "routing", "store", "story", "tally", "twilio"},
 		"internal/workertest": {"control", "destination", "destination/httpdest", "dispatch", "internal/fixture", "internal/logtest",
 			"internal/teamapp", "message", "queue", "store"},
 	}
