@@ -3,6 +3,7 @@ package admin_test
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -403,11 +404,22 @@ func TestConsolePagesFindAMessage(t *testing.T) {
 	if resp, body := b.get("/messages?q=%2B15550000001"); resp.StatusCode != http.StatusOK || !strings.Contains(body, sid) {
 		t.Errorf("search a number: %d", resp.StatusCode)
 	}
+	// The time presets are links with since set, and the message just
+	// stored is among the last hour's.
+	_, body := b.get("/messages")
+	i := strings.Index(body, `<a href="/messages?since=`)
+	if i < 0 || !strings.Contains(body, "Today (UTC)") {
+		t.Fatalf("no time presets on the Messages page:\n%s", body)
+	}
+	link := html.UnescapeString(strings.SplitN(body[i+len(`<a href="`):], `"`, 2)[0])
+	if resp, body := b.get(link); resp.StatusCode != http.StatusOK || !strings.Contains(body, sid) {
+		t.Errorf("the last hour's preset %s: %d", link, resp.StatusCode)
+	}
 	resp, _ := b.get("/messages?q=" + sid)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+sid {
 		t.Fatalf("search a sid: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, body := b.get("/messages/" + sid)
+	resp, body = b.get("/messages/" + sid)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, ">Forward again</button>") || !strings.Contains(body, "&#43;15550000001") ||
 		resp.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 		t.Fatalf("the message's page: %d %v\n%s", resp.StatusCode, resp.Header, body)

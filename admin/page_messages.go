@@ -30,6 +30,21 @@ type messagesView struct {
 	Next string
 	// RetryURL is the Forwarding page with the same filter.
 	RetryURL string
+	// Presets are the page with since set for common spans.
+	Presets []preset
+}
+
+// preset is a link to the page received since a common time.
+type preset struct{ Label, URL string }
+
+// presets are the Messages page with since set to an hour ago, the start
+// of today (UTC) and a week ago, the rest of its filter kept.
+func presets(q map[string]string, now time.Time) []preset {
+	q = maps.Clone(q)
+	delete(q, "cursor")
+	delete(q, "q")
+	at := func(t time.Time) string { return "/messages?" + encode(q, "since", t.UTC().Format(time.RFC3339)) }
+	return []preset{{"Last hour", at(now.Add(-time.Hour))}, {"Today (UTC)", at(now.UTC().Truncate(24 * time.Hour))}, {"Last 7 days", at(now.Add(-7 * 24 * time.Hour))}}
 }
 
 // consoleQuery reads a console page's query: each parameter at most once,
@@ -66,7 +81,7 @@ func (c *console) messagesPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := messagesView{Q: q}
+	v := messagesView{Q: q, Presets: presets(q, time.Now())}
 	// The search field: a message sid opens its story, an account sid
 	// filters by account, anything else is a phone number.
 	if s, ok := q["q"]; ok {
