@@ -6,6 +6,7 @@
 package story
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,4 +135,33 @@ func (t *Teller) List(ctx context.Context, f message.Filter) ([]Row, error) {
 		rows[i] = Row{Message: m, Forward: states[m.SID()]}
 	}
 	return rows, nil
+}
+
+// StateCount is how many of something are in a state.
+type StateCount struct {
+	State string
+	N     int
+}
+
+// StatusForwards says what became of the forwards of an outbound message's
+// status callbacks (its inbox_status jobs, at most MaxDetailRows), in a
+// delivery's words: forwarded, retrying, pending, failed, cancelled. An
+// outbound message has no deliveries of its own: this is its forward
+// state.
+func (s Story) StatusForwards() []StateCount {
+	words := map[string]string{"completed": "forwarded", "retryable": "retrying", "available": "pending", "scheduled": "pending",
+		"running": "pending", "pending": "pending", "discarded": "failed", "cancelled": "cancelled"}
+	by := map[string]int{}
+	for _, j := range s.Jobs {
+		if j.Kind == job.KindStatus {
+			by[cmp.Or(words[j.State], j.State)]++
+		}
+	}
+	var out []StateCount
+	for _, st := range []string{"failed", "cancelled", "retrying", "pending", "forwarded"} {
+		if by[st] > 0 {
+			out = append(out, StateCount{st, by[st]})
+		}
+	}
+	return out
 }

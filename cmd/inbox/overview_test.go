@@ -21,7 +21,8 @@ import (
 func TestOverviewCountsWhatArrived(t *testing.T) {
 	t.Parallel()
 	databaseURL := dbtest.URL(t)
-	s, base := startAdmin(t, databaseURL, nil)
+	app := teamapp.New(t, teamapp.Options{})
+	s, base := startAdmin(t, databaseURL, app.Env())
 	sid := simulate.NewMessageSID(simulate.SMS)
 	for _, st := range deliverAll(t, []string{s.addr}, api.PathMessages, simulate.InboundForm(simulate.SMS, sid, 1), 20) {
 		if st != http.StatusOK {
@@ -36,6 +37,18 @@ func TestOverviewCountsWhatArrived(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a delivery signed with another token: %d", resp.StatusCode)
 	}
+	// An outbound message's story says what became of its statuses'
+	// forwards, its own forward state.
+	out := simulate.NewMessageSID(simulate.SMS)
+	for _, status := range []string{"queued", "sent", "delivered"} {
+		if st := deliverAll(t, []string{s.addr}, api.PathStatus, simulate.StatusForm(out, status, ""), 1)[0]; st != http.StatusOK {
+			t.Fatalf("status callback: %d", st)
+		}
+	}
+	poll.Until(t, "the three statuses forwarded", func() bool {
+		_, _, page := adminDo(t, http.MethodGet, base+"/messages/"+out, "Bearer "+adminToken)
+		return strings.Contains(string(page), `Status forwards: <span class="state state-forwarded">forwarded</span> 3`)
+	})
 	pool := dbtest.Connect(t, databaseURL, 2)
 	counted := func(series, label string) int64 {
 		var n int64
@@ -45,7 +58,11 @@ func TestOverviewCountsWhatArrived(t *testing.T) {
 		return n
 	}
 	poll.Until(t, "the counts in PostgreSQL", func() bool {
-		return counted("received", "webhook") == 1 && counted("duplicate", "webhook") == 19 && counted("refused", "signature_mismatch") == 1
+		var dropped int64
+		if err := pool.QueryRow(t.Context(), `SELECT coalesce(sum(n), 0) FROM duplicate_deliveries`).Scan(&dropped); err != nil {
+			t.Fatal(err)
+		}
+		return counted("received", "webhook") == 1 && counted("duplicate", "webhook") == 19 && counted("refused", "signature_mismatch") == 1 && dropped == 19
 	})
 	auth := "Bearer " + adminToken
 	_, _, body := adminDo(t, http.MethodGet, base+"/api/messages/"+sid, auth)
