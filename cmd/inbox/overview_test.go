@@ -132,6 +132,37 @@ func TestOverviewInABrowser(t *testing.T) {
 	p.shows("Overview", "1 signature refused since", "The destination orders is paused by an operator",
 		"Messages received, by source", "webhook: 12", "Duplicate deliveries dropped", "Deliveries to orders", "delivered: 12")
 	p.screenshot("overview")
-	p.navigate("/?window=7d")
-	p.shows("Traffic, last 7 days", "webhook: 12")
+	for _, w := range []string{"24h", "7d"} {
+		p.navigate("/?window=" + w)
+		p.shows("Traffic, last "+map[string]string{"24h": "24 hours", "7d": "7 days"}[w], "webhook: 12", "delivered: 12")
+	}
+
+	// Each other line appears with its condition seeded, and goes with it.
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := pool.Exec(t.Context(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`INSERT INTO tallies (minute, series, label, n) VALUES (date_trunc('minute', now()), 'received', 'reconcile', 14),
+		(date_trunc('minute', now()), 'media_failed', 'unauthorized', 3), (date_trunc('minute', now()), 'failed', 'orders', 2),
+		(date_trunc('minute', now()), 'refused', 'account_unknown', 5)`)
+	exec(`UPDATE destinations SET paused_reason = 'breaker', paused_detail = 'its app answered 503 ten times in a row' WHERE name = 'orders'`)
+	p.navigate("/")
+	p.shows("Reconciliation found 14 messages whose webhooks never arrived", "3 fetches of media failed in the last hour (unauthorized)",
+		"2 deliveries to the destination orders failed for good", "5 deliveries for an account this service does not take",
+		"The destination orders is paused by its breaker since", "its app answered 503 ten times in a row")
+	// Twilio, heard from every hour of the day before, not for 30 minutes.
+	exec(`DELETE FROM tallies WHERE minute > now() - interval '30 minutes'`)
+	exec(`INSERT INTO tallies (minute, series, label, n) SELECT date_trunc('minute', now()) - make_interval(mins => 40 + 60 * h), 'received', 'webhook', 1
+		FROM generate_series(0, 5) h`)
+	exec(`UPDATE destinations SET paused_reason = NULL, paused_detail = NULL, paused_at = NULL WHERE name = 'orders'`)
+	p.navigate("/")
+	p.shows("Twilio has not reached the service for ", " minutes; it did in 6 of the last 24 hours")
+	if text := p.text(); strings.Contains(text, "Reconciliation found") || strings.Contains(text, "refused since") || strings.Contains(text, "paused") {
+		t.Fatalf("lines whose condition is gone are still said:\n%s", text)
+	}
+	exec(`INSERT INTO tallies (minute, series, label, n) VALUES (date_trunc('minute', now()), 'received', 'webhook', 1)`)
+	p.navigate("/")
+	p.shows("All is well")
 }
