@@ -66,8 +66,9 @@ func health(now time.Time, day []tally.Count, lastReached time.Time, dests []Des
 	for _, d := range dests {
 		ls = append(ls, destinationLines(now, day, d)...)
 	}
-	if n := total(sums(day, tally.MediaFailed, hourAgo, now, nil)); n > 0 {
-		reasons := labels(sums(day, tally.MediaFailed, hourAgo, now, nil))
+	failed := sums(day, tally.MediaFailed, hourAgo, now, nil)
+	if n := total(failed); n > 0 {
+		reasons := labels(failed)
 		ls = append(ls, Line{Text: fmt.Sprintf("%s of media failed in the last hour (%s).", plural(n, "fetch", "fetches"), strings.Join(reasons, ", ")),
 			Do: "unauthorized: the account's token is wrong; not_ready: Twilio had not made the medium yet (retried); the others are retried and given up after ten."})
 	}

@@ -178,19 +178,24 @@ func Build(in Input) Page {
 			"failed": merged(values(in.Counts, w, now, tally.MediaFailed, nil)),
 		}),
 	}
+	outcomes := []string{tally.Delivered, tally.Retrying, tally.Failed}
+	byOutcome := map[string]map[string][]int64{} // by destination, once for all of them
+	for _, s := range outcomes {
+		byOutcome[s] = values(in.Counts, w, now, s, nil)
+	}
+	lags := sums(in.Counts, tally.LagMS, w.Since(now), now.Add(w.Bucket), nil)
 	for i, d := range in.Destinations {
 		if i == maxDestinationCharts {
 			break
 		}
 		vals := map[string][]int64{}
-		for _, s := range []string{tally.Delivered, tally.Retrying, tally.Failed} {
-			vals[s] = values(in.Counts, w, now, s, nil)[d.Name]
+		for _, s := range outcomes {
+			vals[s] = byOutcome[s][d.Name]
 		}
-		dc := DestinationChart{Destination: d, Chart: newChart("deliveries-"+d.Name, "Deliveries to "+d.Name, w, now,
-			[]string{tally.Delivered, tally.Retrying, tally.Failed}, vals)}
+		dc := DestinationChart{Destination: d, Chart: newChart("deliveries-"+d.Name, "Deliveries to "+d.Name, w, now, outcomes, vals)}
 		dc.Received = dc.Chart.Series[0].Total
-		if lag := sums(in.Counts, tally.LagMS, w.Since(now), now.Add(w.Bucket), nil)[d.Name]; dc.Received > 0 {
-			dc.MeanLag = time.Duration(lag/dc.Received) * time.Millisecond
+		if dc.Received > 0 {
+			dc.MeanLag = time.Duration(lags[d.Name]/dc.Received) * time.Millisecond
 		}
 		p.Deliveries = append(p.Deliveries, dc)
 	}
